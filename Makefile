@@ -1,0 +1,30 @@
+# Two commands for a fresh machine: `make run` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export TF_CPP_MIN_LOG_LEVEL := 3
+export MPLBACKEND := Agg
+
+.PHONY: run test test-all bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## the default experiment on the embedded S&P 500 data; writes runs/default-<time>/
+	$(BIN)/lstm-trader run configs/default.toml
+
+test: $(STAMP)  ## the fast test suite (slow tests: make test-all)
+	$(BIN)/python -m pytest -q || [ $$? -eq 5 ]  # exit 5 = no tests collected
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/walk_forward_speed.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

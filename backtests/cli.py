@@ -1,0 +1,171 @@
+"""The `lstm-trader` command line. Every user error is one line plus a hint and exit code 2."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from forecasting.errors import ForecastingError
+from forecasting.walkforward import Progress as WalkForwardProgress
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Walk-forward stacked-LSTM forecasts, traded in Backtrader, reported with QuantStats.")
+data_app = typer.Typer(no_args_is_help=True, help="Data sources: fill the Yahoo cache.")
+app.add_typer(data_app, name="data")
+
+# Rich falls back to 80 columns when piped; tables of metrics need more.
+console = Console(width=None if sys.stdout.isatty() else 130)
+errors = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+ConfigArg = Annotated[Path | None, typer.Argument(help="TOML experiment; default: configs/default.toml")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="override a key: section.key=value (repeatable)")]
+
+
+def user_errors(command):
+    """Print ForecastingError (and its subclasses) as one line with its hint; exit 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except ForecastingError as exc:
+            line = f"error: {exc.message}" + (f" (hint: {exc.hint})" if exc.hint else "")
+            errors.print(line, markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            errors.print("interrupted; files already written in the run dir are complete", markup=False)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+class RichProgress(WalkForwardProgress):
+    """Two bars: folds of the current ticker and epochs of the current fit."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.folds = progress.add_task("folds", total=None)
+        self.epochs = progress.add_task("epochs", total=None)
+
+    def fold(self, ticker: str, done: int, total: int) -> None:
+        self.progress.update(self.folds, completed=done, total=total, description=f"{ticker} folds")
+
+    def epoch(self, done: int, total: int) -> None:
+        self.progress.update(self.epochs, completed=done, total=total, description="epochs")
+
+
+def progress_bars() -> Progress:
+    return Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=False, disable=not console.is_terminal and not _force_progress())
+
+
+def _force_progress() -> bool:
+    import os
+
+    return os.environ.get("LSTM_TRADER_PROGRESS") == "1"
+
+
+def _fmt(value: float, digits: int = 4) -> str:
+    if value is None or value != value:
+        return "—"
+    return f"{value:.{digits}g}" if abs(value) < 1e5 else f"{value:,.0f}"
+
+
+def metrics_table(metrics) -> Table:
+    table = Table(title="Forecast errors (out of sample; naive = tomorrow's close is today's)")
+    for col in ("ticker", "model", "n", "RMSE (price)", "MAE (price)", "MAPE", "RMSE (return)", "dir. acc.",
+                "Theil U", "DM p"):
+        table.add_column(col, justify="left" if col in ("ticker", "model") else "right")
+    for row in metrics.itertuples():
+        table.add_row(row.ticker, row.model, str(row.n), _fmt(row.price_rmse), _fmt(row.price_mae),
+                      f"{row.mape:.3%}", _fmt(row.rmse), "—" if row.directional_accuracy != row.directional_accuracy
+                      else f"{row.directional_accuracy:.1%}", _fmt(row.theil_u, 3), _fmt(row.dm_pvalue, 3))
+    return table
+
+
+@app.command()
+@user_errors
+def run(config: ConfigArg = None, set_: SetOpt = None,
+        runs_dir: Annotated[Path, typer.Option(help="where run dirs are created")] = Path("runs")) -> None:
+    """Run an experiment: walk-forward LSTM predictions, forecast metrics and plots, saved in runs/<name>-<time>/."""
+    from backtests.config import load_config
+    from backtests.experiment import run_experiment
+
+    started = time.perf_counter()
+    cfg = load_config(config, set_)
+    console.print(f"[bold]{cfg.name}[/]: {cfg.data.source}, {cfg.model.n_layers}x LSTM({cfg.model.units}), "
+                  f"lookback {cfg.model.lookback}, retrain every {cfg.walk_forward.retrain_every} bars"
+                  f" ({'warm start' if cfg.walk_forward.warm_start else 'from scratch'})")
+    with progress_bars() as bars:
+        result = run_experiment(cfg, runs_dir, RichProgress(bars))
+    console.print(metrics_table(result.metrics))
+    console.print(f"run dir: {result.path}")
+    console.print(f"elapsed: {time.perf_counter() - started:.1f} s")
+
+
+@app.command("forecast")
+@user_errors
+def forecast_cmd(
+    data: Annotated[str | None, typer.Option(help="data URI; default: the config's data.source")] = None,
+    days: Annotated[int, typer.Option(min=1, max=260, help="business days to forecast")] = 10,
+    config: Annotated[Path | None, typer.Option(help="TOML experiment for the network settings")] = None,
+    set_: SetOpt = None,
+    out: Annotated[Path, typer.Option(help="folder for the forecast CSV and plot")] = Path("runs/forecasts"),
+) -> None:
+    """Train on every bar to the last close and forecast the next N business days (recursive)."""
+    from backtests.config import load_config
+    from backtests.rundir import write_csv
+    from forecasting import forecast, load_prices
+    from reports.plots import plot_forecast
+
+    cfg = load_config(config, (set_ or []) + ([f"data.source={_quote(data)}"] if data else []))
+    prices = load_prices(cfg.data.source, cfg.data.start, cfg.data.end, cfg.data.cache_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for ticker, frame in prices.items():
+        with console.status(f"training on {len(frame)} bars of {ticker} to {frame.index[-1].date()}"):
+            table = forecast(frame, cfg.model, days, seed=cfg.seed, ticker=ticker)
+        view = Table(title=f"{ticker}: forecast from the close of {frame.index[-1].date()} "
+                           f"({frame['close'].iloc[-1]:,.2f})")
+        for col in ("date", "step", "predicted close", "log return"):
+            view.add_column(col, justify="right")
+        for row in table.itertuples():
+            view.add_row(str(row.date.date()), str(row.step), f"{row.price_pred:,.2f}", f"{row.y_pred:+.4%}")
+        console.print(view)
+        csv = write_csv(out / f"forecast_{ticker}.csv", table)
+        png = plot_forecast(frame, table, out / f"forecast_{ticker}.png", ticker)
+        console.print(f"saved {csv} and {png}")
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@data_app.command("fetch")
+@user_errors
+def data_fetch(
+    tickers: Annotated[list[str], typer.Argument(help="Yahoo tickers, e.g. AAPL MSFT")],
+    cache_dir: Annotated[Path | None, typer.Option(help="cache folder; default ~/.cache/lstm-trader/yahoo")] = None,
+    refresh: Annotated[bool, typer.Option(help="download again even when cached")] = False,
+) -> None:
+    """Download daily bars from Yahoo Finance into the on-disk cache used by yahoo:TICKER."""
+    from forecasting.data import load_yahoo
+
+    for ticker in tickers:
+        frame = load_yahoo(ticker.upper(), cache_dir=cache_dir, refresh=refresh)
+        console.print(f"{ticker.upper()}: {len(frame)} bars, {frame.index[0].date()} to {frame.index[-1].date()}")
+
+
+def main() -> None:  # pragma: no cover - console entry point for `python -m backtests.cli`
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""The experiment config: TOML -> `--set` overrides -> pydantic validation, with 'did you mean' errors."""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from pydantic import BaseModel, Field, ValidationError
+
+from backtests.errors import ConfigError
+from forecasting.spec import DataSpec, ModelSpec, Strict, WalkForwardSpec
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
+
+
+class ExperimentConfig(Strict):
+    name: str = Field("experiment", pattern=r"^[A-Za-z0-9_.-]+$", description="run dir prefix")
+    seed: int = Field(42, description="one seed for Python, NumPy and Keras")
+    data: DataSpec = Field(default_factory=DataSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    walk_forward: WalkForwardSpec = Field(default_factory=WalkForwardSpec)
+
+
+def parse_value(text: str) -> Any:
+    """A `--set` value as TOML (numbers, booleans, arrays, quoted strings); bare words stay strings."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(raw: dict, assignment: str) -> None:
+    key, sep, value = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set '{assignment}' is not of the form section.key=value", "e.g. --set model.units=64")
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set '{assignment}': '{part}' is a value, not a section", "e.g. --set model.units=64")
+    node[parts[-1]] = parse_value(value.strip())
+
+
+def _check_keys(raw: dict, model: type[BaseModel], prefix: str = "") -> None:
+    fields = model.model_fields
+    for key, value in raw.items():
+        path = f"{prefix}{key}"
+        if key not in fields:
+            names = [f"{prefix}{name}" for name in fields]
+            close = difflib.get_close_matches(path, names, n=1, cutoff=0.6)
+            hint = f"did you mean '{close[0]}'?" if close else "known keys here: " + ", ".join(names)
+            raise ConfigError(f"unknown config key '{path}'", hint)
+        annotation = fields[key].annotation
+        if isinstance(value, dict) and isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            _check_keys(value, annotation, f"{path}.")
+
+
+def validate_config(raw: dict, source: str = "config") -> ExperimentConfig:
+    _check_keys(raw, ExperimentConfig)
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        got = f" (got {error['input']!r})" if "input" in error and not isinstance(error["input"], dict) else ""
+        raise ConfigError(f"{source}: config key '{where}': {error['msg']}{got}",
+                          "fix the value in the TOML file or the --set override") from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a TOML experiment (the default one when `path` is None) and apply `--set` overrides."""
+    path = Path(path) if path else DEFAULT_CONFIG
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}", "pass a TOML file, e.g. configs/default.toml")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})", "check quotes and brackets on that line") from None
+    for assignment in overrides or []:
+        apply_override(raw, assignment)
+    return validate_config(raw, str(path))
+
+
+def dump_config(config: ExperimentConfig) -> str:
+    return tomli_w.dumps(config.model_dump(mode="json", exclude_none=True))

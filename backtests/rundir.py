@@ -1,0 +1,76 @@
+"""Run directories: a resolved config plus its artifacts, written atomically so nothing is left half-done."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from backtests.errors import BacktestError
+
+
+def new_run_dir(root: str | Path, name: str, now: datetime | None = None) -> Path:
+    """Create `root/<name>-<YYYYmmdd-HHMMSS>` (with a numeric suffix if that exists already)."""
+    root = Path(root)
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    root.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1000):
+        path = root / (f"{name}-{stamp}" + (f"-{attempt}" if attempt else ""))
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise BacktestError(f"could not create a run dir under {root}", "clean up old runs")
+
+
+def _atomic(path: Path, write) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def write_text(path: Path, text: str) -> Path:
+    return _atomic(Path(path), lambda tmp: tmp.write_text(text))
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item"):  # numpy scalars
+        return _clean(value.item())
+    if isinstance(value, (pd.Timestamp, datetime)):
+        return value.isoformat()
+    return value
+
+
+def write_json(path: Path, data: Any) -> Path:
+    return write_text(path, json.dumps(_clean(data), indent=2) + "\n")
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> Path:
+    return _atomic(Path(path), lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def write_csv(path: Path, frame: pd.DataFrame, index: bool = False) -> Path:
+    return _atomic(Path(path), lambda tmp: frame.to_csv(tmp, index=index))
+
+
+def require_run_dir(path: str | Path, needs: tuple[str, ...] = ("config.toml", "predictions.parquet")) -> Path:
+    path = Path(path)
+    if not path.is_dir():
+        raise BacktestError(f"run dir not found: {path}", "pass a folder under runs/ written by `lstm-trader run`")
+    for name in needs:
+        if not (path / name).is_file():
+            raise BacktestError(f"{path} has no {name}", "pass a run dir written by `lstm-trader run`")
+    return path

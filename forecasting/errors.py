@@ -1,0 +1,39 @@
+"""User-facing errors of the forecasting package: one message plus a hint, never a traceback."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class ForecastingError(Exception):
+    """An error caused by the user's input; the CLI prints it as one line with its hint."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} (hint: {self.hint})" if self.hint else self.message
+
+
+class DataError(ForecastingError):
+    """Price data that cannot be loaded or fails validation."""
+
+
+class FeatureError(ForecastingError):
+    """An unknown or malformed feature name."""
+
+
+class NotFittedError(ForecastingError):
+    """A model used before `fit`."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """A 'did you mean ...?' hint for a misspelt name, or the list of valid names."""
+    choices = sorted(choices)
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    return "valid names: " + ", ".join(choices)

@@ -1,0 +1,56 @@
+"""Typed settings of the forecasting half; the experiment config in `backtests` composes them."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from forecasting.features import validate_features
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+DEFAULT_FEATURES = ["log_return", "sma_10", "ema_20", "rsi_14", "macd_diff", "bb_pctb_20", "atr_14", "volume_change"]
+
+
+class DataSpec(Strict):
+    source: str = Field("builtin:sp500", description="builtin:sp500 | builtin:nasdaq | csv:PATH | yahoo:T1,T2")
+    start: date | None = Field(date(2009, 1, 1), description="first date loaded (ISO); omit for all")
+    end: date | None = Field(None, description="last date loaded (ISO); omit for all")
+    cache_dir: str | None = Field(None, description="yfinance cache folder; default ~/.cache/lstm-trader/yahoo")
+
+
+class ModelSpec(Strict):
+    features: list[str] = Field(default_factory=lambda: list(DEFAULT_FEATURES))
+    target: Literal["log_return", "close"] = "log_return"
+    horizon: int = Field(1, ge=1, description="bars ahead; the target is known at close t+horizon")
+    lookback: int = Field(30, ge=1, description="bars in each input window")
+    n_layers: int = Field(2, ge=1, le=8)
+    units: int = Field(32, ge=1)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    learning_rate: float = Field(1e-3, gt=0.0)
+    epochs: int = Field(20, ge=1, description="epochs of a from-scratch fit (early stopping may end sooner)")
+    batch_size: int = Field(64, ge=1)
+    patience: int = Field(3, ge=1, description="early-stopping patience on the validation tail")
+    val_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="tail of each training span used for early stopping")
+
+    @field_validator("features")
+    @classmethod
+    def _known_features(cls, names: list[str]) -> list[str]:
+        validate_features(names)
+        return names
+
+
+class WalkForwardSpec(Strict):
+    min_train: int = Field(1000, ge=10, description="training samples of the first fold")
+    retrain_every: int = Field(21, ge=1, description="bars per test block; a model is (re)trained before each")
+    gap: int = Field(0, ge=0, description="extra bars between the last training target and the first test bar")
+    train_window: int | None = Field(None, ge=10, description="rolling window in samples; omit for expanding")
+    warm_start: bool = Field(True, description="later folds fine-tune the previous fold's weights")
+    finetune_epochs: int = Field(2, ge=1)
+    finetune_window: int | None = Field(250, ge=10, description="most recent samples used for fine-tuning; omit for all")
+    finetune_learning_rate: float | None = Field(None, gt=0.0, description="omit to reuse model.learning_rate")

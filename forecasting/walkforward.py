@@ -1,0 +1,191 @@
+"""Walk-forward splits and predictions: every prediction is made by a model trained on its past.
+
+Samples are indexed by the bar at whose close they are made (sample i <-> bar i in the sample
+frame). Sample i's target is known at the close of bar i + horizon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from forecasting.data import require_rows
+from forecasting.errors import ForecastingError
+from forecasting.features import build_features
+from forecasting.model import LSTMForecaster
+from forecasting.spec import ModelSpec, WalkForwardSpec
+
+PREDICTION_COLUMNS = ["date", "ticker", "model", "y_pred", "y_true", "price_pred", "price_true",
+                      "horizon", "fold", "train_end"]
+BASELINES = ("naive", "drift", "momentum")
+
+
+@dataclass(frozen=True)
+class WalkForwardSplit:
+    """Expanding (or rolling, with `train_window`) walk-forward folds over sample indices.
+
+    Fold k tests samples [s_k, s_k + retrain_every) with s_0 = min_train - 1 + horizon + gap and
+    trains on samples up to s_k - horizon - gap, so `train[-1] + horizon + gap <= test[0]`.
+    """
+
+    min_train: int
+    retrain_every: int
+    horizon: int = 1
+    gap: int = 0
+    train_window: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.min_train < 1 or self.retrain_every < 1 or self.horizon < 1 or self.gap < 0:
+            raise ForecastingError("walk-forward needs min_train, retrain_every, horizon >= 1 and gap >= 0")
+        if self.train_window is not None and self.train_window < 1:
+            raise ForecastingError("train_window must be at least 1 (or omitted for an expanding window)")
+
+    def first_test(self) -> int:
+        return self.min_train - 1 + self.horizon + self.gap
+
+    def n_splits(self, n_samples: int) -> int:
+        span = n_samples - self.first_test()
+        return max(0, -(-span // self.retrain_every))
+
+    def split(self, n_samples: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for fold in range(self.n_splits(n_samples)):
+            test_start = self.first_test() + fold * self.retrain_every
+            train_stop = test_start - self.horizon - self.gap + 1
+            train_start = 0 if self.train_window is None else max(0, train_stop - self.train_window)
+            yield (np.arange(train_start, train_stop),
+                   np.arange(test_start, min(test_start + self.retrain_every, n_samples)))
+
+
+@dataclass
+class Samples:
+    """Windows and targets of one ticker. Row i of X is the window ending at bar `dates[i]`."""
+
+    X: np.ndarray          # (n, lookback, features), every window, including those with unknown targets
+    target: np.ndarray     # what the network learns (log return or future close); NaN where unknown
+    log_return: np.ndarray  # log(close[t+h] / close[t]); NaN where unknown
+    close: np.ndarray      # close at the window's last bar
+    future_close: np.ndarray
+    past_return: np.ndarray  # log(close[t] / close[t-h]), the momentum forecast
+    dates: pd.DatetimeIndex
+
+    @property
+    def n_known(self) -> int:
+        """Samples whose target is known by the last bar (they come first)."""
+        return int(np.isfinite(self.log_return).sum())
+
+
+def make_samples(frame: pd.DataFrame, model: ModelSpec, source: str = "data") -> Samples:
+    """Features -> sliding windows and horizon-h targets for one ticker's bars."""
+    feats = build_features(frame, model.features)
+    require_rows(feats, model.lookback + model.horizon + 1, source, "model.lookback plus horizon after warm-up")
+    close_all = frame["close"].to_numpy(dtype="float64")
+    offset = len(frame) - len(feats)  # feature rows are the last rows of the frame
+    close = close_all[offset:]
+    h = model.horizon
+    future = np.full_like(close, np.nan)
+    future[:-h] = close[h:]
+    past_all = np.full(len(close_all), np.nan)
+    past_all[h:] = np.log(close_all[h:] / close_all[:-h])
+    past = past_all[offset:]
+    values = feats.to_numpy(dtype="float64")
+    lb = model.lookback
+    X = np.lib.stride_tricks.sliding_window_view(values, (lb, values.shape[1]))[:, 0]
+    rows = slice(lb - 1, None)
+    log_ret = np.log(future / close)
+    target = log_ret if model.target == "log_return" else future
+    return Samples(X=X, target=target[rows], log_return=log_ret[rows], close=close[rows],
+                   future_close=future[rows], past_return=past[rows], dates=feats.index[rows])
+
+
+class Progress:
+    """Receives walk-forward progress; the CLI draws bars from it. Methods do nothing by default."""
+
+    def fold(self, ticker: str, done: int, total: int) -> None:
+        """Called after fold `done` of `total` for `ticker`."""
+
+    def epoch(self, done: int, total: int) -> None:
+        """Called after each training epoch of the current fold."""
+
+
+def walk_forward_predict(
+    prices: dict[str, pd.DataFrame] | pd.DataFrame,
+    model: ModelSpec,
+    walk_forward: WalkForwardSpec,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """The predictions table (DESIGN.md): LSTM rows plus naive, drift and momentum baselines.
+
+    `y_pred`/`y_true` are always log returns over the horizon; `price_pred` is the predicted
+    close at t + horizon. `progress` hears about every fold and epoch.
+    """
+    if isinstance(prices, pd.DataFrame):
+        prices = {"asset": prices}
+    tables = [
+        _predict_ticker(ticker, frame, model, walk_forward, seed, progress)
+        for ticker, frame in prices.items()
+    ]
+    return pd.concat(tables, ignore_index=True)[PREDICTION_COLUMNS]
+
+
+def make_split(model: ModelSpec, walk_forward: WalkForwardSpec) -> WalkForwardSplit:
+    return WalkForwardSplit(walk_forward.min_train, walk_forward.retrain_every, model.horizon,
+                            walk_forward.gap, walk_forward.train_window)
+
+
+def make_forecaster(model: ModelSpec, seed: int) -> LSTMForecaster:
+    return LSTMForecaster(n_layers=model.n_layers, units=model.units, dropout=model.dropout,
+                          learning_rate=model.learning_rate, epochs=model.epochs, batch_size=model.batch_size,
+                          patience=model.patience, val_fraction=model.val_fraction, seed=seed)
+
+
+def _predict_ticker(ticker: str, frame: pd.DataFrame, model: ModelSpec, wf: WalkForwardSpec, seed: int,
+                    progress: Progress | None) -> pd.DataFrame:
+    samples = make_samples(frame, model, ticker)
+    split = make_split(model, wf)
+    n = samples.n_known
+    n_folds = split.n_splits(n)
+    if n_folds == 0:
+        raise ForecastingError(
+            f"{ticker}: {n} samples leave nothing to test after min_train={wf.min_train} (+ horizon and gap)",
+            "load a longer history (data.start) or lower walk_forward.min_train")
+    progress = progress or Progress()
+    forecaster: LSTMForecaster | None = None
+    tables = []
+    for fold, (train, test) in enumerate(split.split(n)):
+        X_train, y_train = samples.X[train], samples.target[train]
+        if forecaster is None or not wf.warm_start:
+            forecaster = make_forecaster(model, seed).fit(X_train, y_train, on_epoch=progress.epoch)
+        else:
+            recent = slice(-wf.finetune_window, None) if wf.finetune_window else slice(None)
+            forecaster.finetune(X_train[recent], y_train[recent], wf.finetune_epochs, wf.finetune_learning_rate,
+                                on_epoch=progress.epoch)
+        raw = forecaster.predict(samples.X[test])
+        close = samples.close[test]
+        if model.target == "log_return":
+            lstm_ret = raw
+        else:
+            lstm_ret = np.log(np.where(raw > 0, raw, np.nan) / close)
+        drift = float(np.mean(samples.log_return[train]))
+        train_end = samples.dates[train[-1] + model.horizon]
+        forecasts = {
+            "lstm": lstm_ret,
+            "naive": np.zeros(len(test)),
+            "drift": np.full(len(test), drift),
+            "momentum": samples.past_return[test],
+        }
+        for name, y_pred in forecasts.items():
+            tables.append(pd.DataFrame({
+                "date": samples.dates[test], "ticker": ticker, "model": name,
+                "y_pred": y_pred, "y_true": samples.log_return[test],
+                "price_pred": close * np.exp(y_pred), "price_true": samples.future_close[test],
+                "horizon": model.horizon, "fold": fold, "train_end": train_end,
+            }))
+        progress.fold(ticker, fold + 1, n_folds)
+    table = pd.concat(tables, ignore_index=True)
+    order = {name: i for i, name in enumerate(("lstm",) + BASELINES)}
+    table = table.sort_values(["model", "date"], key=lambda s: s.map(order) if s.name == "model" else s)
+    return table.reset_index(drop=True)

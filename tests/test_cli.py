@@ -1,0 +1,88 @@
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from backtests.cli import app
+from tests.conftest import make_bars, write_yahoo_csv
+
+runner = CliRunner()
+
+TINY = ["--set", 'model.features=["log_return", "rsi_14"]', "--set", "model.lookback=5", "--set", "model.units=4",
+        "--set", "model.n_layers=1", "--set", "model.epochs=2", "--set", "walk_forward.min_train=150",
+        "--set", "walk_forward.retrain_every=50", "--set", "walk_forward.finetune_window=50"]
+
+
+@pytest.fixture
+def csv_data(tmp_path):
+    path = tmp_path / "ACME.csv"
+    write_yahoo_csv(make_bars(320, seed=9), path)
+    return path
+
+
+def test_run_writes_a_complete_run_dir(tmp_path, csv_data):
+    result = runner.invoke(app, ["run", *TINY, "--set", f"data.source=csv:{csv_data}", "--set", "name=tiny",
+                                 "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    (run,) = list((tmp_path / "runs").iterdir())
+    assert run.name.startswith("tiny-")
+    for name in ("config.toml", "predictions.parquet", "metrics.json", "predicted_vs_actual_ACME.png"):
+        assert (run / name).is_file(), name
+    pred = pd.read_parquet(run / "predictions.parquet")
+    metrics = json.loads((run / "metrics.json").read_text())
+    lstm = [m for m in metrics["forecast"] if m["model"] == "lstm"][0]
+    assert lstm["n"] == (pred["model"] == "lstm").sum()
+    assert "Forecast errors" in result.output and "naive" in result.output and "elapsed" in result.output
+    assert "units = 4" in (run / "config.toml").read_text()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["run", "--set", "model.unit=4"], "did you mean 'model.units'?"),
+    (["run", "--set", "data.source=csv:/no/such.csv"], "csv file not found"),
+    (["run", "/no/such/config.toml"], "config file not found"),
+    (["run", "--set", "data.source=builtin:sp500", "--set", "data.start=2018-06-01"], "rows"),
+    (["forecast", "--data", "csv:/no/such.csv"], "csv file not found"),
+])
+def test_bad_input_is_one_line_and_exit_code_two(tmp_path, args, fragment):
+    result = runner.invoke(app, [*args, "--runs-dir", str(tmp_path)] if args[0] == "run" else args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "hint:" in lines[0], result.output
+    assert "Traceback" not in result.output
+    assert fragment in lines[0]
+    assert not list(tmp_path.glob("*/predictions.parquet"))
+
+
+def test_bad_run_leaves_existing_run_dirs_untouched(tmp_path, csv_data):
+    runs = tmp_path / "runs"
+    old = runs / "old-20200101-000000"
+    old.mkdir(parents=True)
+    (old / "config.toml").write_text("name = 'old'\n")
+    result = runner.invoke(app, ["run", "--set", "model.units=-1", "--runs-dir", str(runs)])
+    assert result.exit_code == 2
+    assert [p.name for p in runs.iterdir()] == ["old-20200101-000000"]
+    assert (old / "config.toml").read_text() == "name = 'old'\n"
+
+
+def test_forecast_command_prints_and_saves(tmp_path, csv_data):
+    out = tmp_path / "fc"
+    result = runner.invoke(app, ["forecast", "--data", f"csv:{csv_data}", "--days", "3", *TINY, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "forecast_ACME.csv", parse_dates=["date"])
+    last = make_bars(320, seed=9).index[-1]
+    assert list(table["date"]) == list(pd.bdate_range(last + pd.offsets.BDay(1), periods=3))
+    assert (out / "forecast_ACME.png").is_file()
+
+
+def test_data_fetch_offline_is_one_clear_line(tmp_path):
+    result = runner.invoke(app, ["data", "fetch", "ZZZNOTATICKER", "--cache-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "builtin:sp500" in result.output and "csv:" in result.output
+
+
+def test_help_lists_the_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("run", "forecast", "data"):
+        assert command in result.output

@@ -1,0 +1,131 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecasting import DataError, load_prices
+from forecasting import data as data_module
+from tests.conftest import make_bars, write_yahoo_csv
+
+
+def test_builtin_sp500_is_the_embedded_history():
+    frame = load_prices("builtin:sp500")["sp500"]
+    assert list(frame.columns) == ["open", "high", "low", "close", "volume"]
+    assert len(frame) == 5031
+    assert frame.index[0] == pd.Timestamp("1999-01-04") and frame.index[-1] == pd.Timestamp("2018-12-31")
+    assert frame.index.is_monotonic_increasing and frame.index.is_unique
+
+
+def test_builtin_date_range_and_nasdaq():
+    frame = load_prices("builtin:nasdaq", start="2018-01-01", end="2018-01-31")["nasdaq"]
+    assert frame.index[0] >= pd.Timestamp("2018-01-01") and frame.index[-1] <= pd.Timestamp("2018-01-31")
+    assert len(frame) == 21  # trading days in January 2018
+
+
+def test_csv_columns_are_case_insensitive_and_adjusted(tmp_path):
+    path = tmp_path / "abc.csv"
+    path.write_text("date,OPEN,High,low,Close,Adj Close,VOLUME\n"
+                    "2020-01-02,10,12,9,11,5.5,100\n"
+                    "2020-01-03,11,13,10,12,6,200\n")
+    frame = load_prices(f"csv:{path}")["abc"]
+    # adj close / close = 0.5 on both days: OHLC halved, volume untouched
+    assert frame["close"].tolist() == [5.5, 6.0]
+    assert frame["open"].tolist() == [5.0, 5.5]
+    assert frame["high"].tolist() == [6.0, 6.5]
+    assert frame["volume"].tolist() == [100.0, 200.0]
+
+
+def test_csv_without_adj_close(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("Date,Open,High,Low,Close,Volume\n2020-01-02,10,12,9,11,100\n")
+    assert load_prices(f"csv:{path}")["x"]["close"].tolist() == [11.0]
+
+
+BAD_CSV = {
+    "nan": ("Date,Open,High,Low,Close,Volume\n2020-01-02,10,12,9,11,100\n2020-01-03,10,12,,11,100\n",
+            ["row 3", "2020-01-03", "'low'", "NaN"]),
+    "unsorted": ("Date,Open,High,Low,Close,Volume\n2020-01-03,10,12,9,11,100\n2020-01-02,10,12,9,11,100\n",
+                 ["row 3", "'date'", "not sorted"]),
+    "duplicate": ("Date,Open,High,Low,Close,Volume\n2020-01-02,10,12,9,11,100\n2020-01-02,10,12,9,11,100\n",
+                  ["row 3", "duplicate date"]),
+    "negative": ("Date,Open,High,Low,Close,Volume\n2020-01-02,10,12,9,11,100\n2020-01-03,10,12,9,-1,100\n",
+                 ["row 3", "'close'", "positive"]),
+    "high": ("Date,Open,High,Low,Close,Volume\n2020-01-02,10,10.5,9,11,100\n", ["row 2", "'high'", "max(open, close)"]),
+    "low": ("Date,Open,High,Low,Close,Volume\n2020-01-02,10,12,10.5,11,100\n", ["row 2", "'low'", "min(open, close)"]),
+    "column": ("Date,Open,High,Low,Closee,Volume\n2020-01-02,10,12,9,11,100\n", ["missing column 'close'", "closee"]),
+    "date": ("Date,Open,High,Low,Close,Volume\nyesterday,10,12,9,11,100\n", ["row 2", "cannot parse date"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CSV))
+def test_bad_csv_names_file_row_and_column(tmp_path, case):
+    text, expected = BAD_CSV[case]
+    path = tmp_path / f"{case}.csv"
+    path.write_text(text)
+    with pytest.raises(DataError) as info:
+        load_prices(f"csv:{path}")
+    message = str(info.value)
+    assert str(path) in message
+    for fragment in expected:
+        assert fragment in message, (fragment, message)
+    assert info.value.hint
+
+
+def test_missing_file_and_unknown_scheme():
+    with pytest.raises(DataError, match="csv file not found"):
+        load_prices("csv:/no/such/file.csv")
+    with pytest.raises(DataError, match="unknown data scheme"):
+        load_prices("ftp:x")
+    with pytest.raises(DataError, match="builtin:sp500"):
+        load_prices("builtin:dow")
+
+
+# --- Yahoo: recorded data, never the network -----------------------------------------------------
+
+
+def recorded_yahoo_frame() -> pd.DataFrame:
+    """What yfinance.download(..., auto_adjust=False, multi_level_index=False) returns: title-case columns."""
+    bars = make_bars(60, seed=3)
+    frame = bars.rename(columns=str.title)
+    frame.insert(3, "Adj Close", frame["Close"] * 0.9)
+    frame.index = pd.DatetimeIndex(frame.index, name="Date")
+    return frame[["Adj Close", "Close", "High", "Low", "Open", "Volume"]]
+
+
+def test_yahoo_downloads_once_then_reads_the_cache(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_download(ticker):
+        calls.append(ticker)
+        return recorded_yahoo_frame()
+
+    monkeypatch.setattr(data_module, "yahoo_download", fake_download)
+    first = load_prices("yahoo:aapl,msft", cache_dir=tmp_path)
+    assert list(first) == ["AAPL", "MSFT"] and calls == ["AAPL", "MSFT"]
+    expected = recorded_yahoo_frame()
+    np.testing.assert_allclose(first["AAPL"]["close"].to_numpy(), expected["Adj Close"].to_numpy())
+    np.testing.assert_allclose(first["AAPL"]["open"].to_numpy(), expected["Open"].to_numpy() * 0.9)
+    assert (tmp_path / "AAPL.parquet").is_file()
+
+    monkeypatch.setattr(data_module, "yahoo_download", lambda t: pytest.fail("cache not used"))
+    again = load_prices("yahoo:AAPL", cache_dir=tmp_path)
+    pd.testing.assert_frame_equal(again["AAPL"], first["AAPL"])
+
+
+def test_yahoo_offline_without_cache_names_the_alternatives(tmp_path, monkeypatch):
+    monkeypatch.setattr(data_module, "yahoo_download", lambda t: pd.DataFrame())
+    with pytest.raises(DataError) as info:
+        load_prices("yahoo:AAPL", cache_dir=tmp_path)
+    assert "could not download" in str(info.value)
+    assert "builtin:sp500" in info.value.hint and "csv:" in info.value.hint
+
+
+def test_real_yfinance_offline_is_a_clear_error(tmp_path):
+    # No network here: the real yfinance call must come back empty and become a DataError.
+    with pytest.raises(DataError, match="yahoo:ZZZNOTATICKER"):
+        load_prices("yahoo:ZZZNOTATICKER", cache_dir=tmp_path)
+
+
+def test_write_yahoo_csv_round_trip(tmp_path):
+    bars = make_bars(30)
+    write_yahoo_csv(bars, tmp_path / "t.csv")
+    pd.testing.assert_frame_equal(load_prices(f"csv:{tmp_path / 't.csv'}")["t"], bars, check_freq=False)

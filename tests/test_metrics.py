@@ -1,0 +1,75 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from forecasting import diebold_mariano, forecast_metrics
+
+
+def four_points() -> pd.DataFrame:
+    close = np.array([100.0, 102.0, 101.0, 103.0])
+    truth = np.array([102.0, 101.0, 103.0, 104.0])
+    lstm = np.array([101.0, 103.0, 102.0, 103.0])
+    rows = []
+    for model, price in (("lstm", lstm), ("naive", close)):
+        rows.append(pd.DataFrame({"date": pd.bdate_range("2020-01-01", periods=4), "ticker": "T", "model": model,
+                                  "y_pred": np.log(price / close), "y_true": np.log(truth / close),
+                                  "price_pred": price, "price_true": truth, "horizon": 1, "fold": [0, 0, 1, 1]}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_metrics_on_four_points_match_hand_computation():
+    m = forecast_metrics(four_points()).set_index("model")
+    lstm = m.loc["lstm"]
+    # price errors -1, 2, -1, -1; naive errors -2, 1, -2, -1
+    assert lstm["price_mse"] == pytest.approx(1.75)
+    assert lstm["price_mae"] == pytest.approx(1.25)
+    assert lstm["price_rmse"] == pytest.approx(math.sqrt(1.75))
+    assert lstm["mape"] == pytest.approx((1 / 102 + 2 / 101 + 1 / 103 + 1 / 104) / 4)
+    assert lstm["theil_u"] == pytest.approx(math.sqrt(1.75 / 2.5))
+    # predicted signs +,+,+,0 against realised +,-,+,+: two of four match
+    assert lstm["directional_accuracy"] == pytest.approx(0.5)
+    ret_err = np.log(np.array([101, 103, 102, 103]) / np.array([102, 101, 103, 104]))
+    assert lstm["mse"] == pytest.approx(np.mean(ret_err ** 2))
+    assert lstm["rmse"] == pytest.approx(math.sqrt(np.mean(ret_err ** 2)))
+    # d = e^2 - naive^2 = -3, 3, -3, 0: mean -0.75, gamma0 = 24.75 / 4
+    dm = -0.75 / math.sqrt(24.75 / 4 / 4) * math.sqrt(3 / 4)
+    assert lstm["dm_stat"] == pytest.approx(dm)
+    assert lstm["dm_pvalue"] == pytest.approx(2 * stats.t.sf(abs(dm), df=3))
+    naive = m.loc["naive"]
+    assert naive["price_mse"] == pytest.approx(2.5)
+    assert naive["theil_u"] == 1.0
+    assert math.isnan(naive["directional_accuracy"]) and math.isnan(naive["dm_pvalue"])
+
+
+def test_per_fold_metrics():
+    m = forecast_metrics(four_points(), per_fold=True)
+    lstm = m[m["model"] == "lstm"].set_index("fold")
+    assert lstm.loc[0, "price_mse"] == pytest.approx((1 + 4) / 2)
+    assert lstm.loc[1, "price_mse"] == pytest.approx((1 + 1) / 2)
+    assert list(lstm["n"]) == [2, 2]
+
+
+def test_diebold_mariano_horizon_two_uses_lag_one_autocovariance():
+    a = np.array([1.0, 1.2, 2.0, 2.1, 0.5, 0.4, 1.5, 1.6])  # positively autocorrelated losses
+    b = np.zeros_like(a) + 0.5
+    d = [x * x - y * y for x, y in zip(a, b)]
+    n, h = len(d), 2
+    mean = sum(d) / n
+    g0 = sum((x - mean) ** 2 for x in d) / n
+    g1 = sum((d[i] - mean) * (d[i - 1] - mean) for i in range(1, n)) / n
+    expected = mean / math.sqrt((g0 + 2 * g1) / n) * math.sqrt((n + 1 - 2 * h + h * (h - 1) / n) / n)
+    stat, p = diebold_mariano(a, b, horizon=2)
+    assert stat == pytest.approx(expected)
+    assert p == pytest.approx(2 * stats.t.sf(abs(expected), df=n - 1))
+
+
+def test_diebold_mariano_detects_a_better_forecast():
+    rng = np.random.default_rng(0)
+    good, bad = rng.normal(0, 1, 500), rng.normal(0, 2, 500)
+    stat, p = diebold_mariano(good, bad)
+    assert stat < 0 and p < 0.001
+    stat, p = diebold_mariano(good, good.copy() * 1.0)
+    assert math.isnan(stat)  # identical losses: no variance, no test

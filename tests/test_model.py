@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from forecasting import LSTMForecaster, NotFittedError, build_stacked_lstm
+
+
+def test_build_stacked_lstm_shapes_and_compile():
+    model = build_stacked_lstm(n_layers=3, units=8, dropout=0.2, lookback=10, n_features=4, learning_rate=0.01)
+    lstm = [layer for layer in model.layers if layer.__class__.__name__ == "LSTM"]
+    assert len(lstm) == 3 and all(layer.units == 8 for layer in lstm)
+    assert [layer.return_sequences for layer in lstm] == [True, True, False]
+    assert model.input_shape == (None, 10, 4) and model.output_shape == (None, 1)
+    assert model.loss == "mse"
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.01)
+
+
+def test_predict_before_fit_is_refused():
+    with pytest.raises(NotFittedError, match="not fitted"):
+        LSTMForecaster().predict(np.zeros((2, 5, 1)))
+
+
+def windows(series: np.ndarray, lookback: int) -> tuple[np.ndarray, np.ndarray]:
+    X = np.lib.stride_tricks.sliding_window_view(series[:-1], lookback)[..., None]
+    return X, series[lookback:]
+
+
+def test_lstm_learns_a_noisy_sine_better_than_naive():
+    rng = np.random.default_rng(0)
+    t = np.arange(700)
+    series = np.sin(2 * np.pi * t / 25) + rng.normal(0, 0.1, len(t))
+    X, y = windows(series, 20)
+    train, test = slice(0, 550), slice(550, None)
+    model = LSTMForecaster(n_layers=1, units=16, dropout=0.0, learning_rate=0.01, epochs=25, batch_size=32,
+                           patience=5, val_fraction=0.1, seed=1).fit(X[train], y[train])
+    pred = model.predict(X[test])
+    rmse = np.sqrt(np.mean((pred - y[test]) ** 2))
+    naive = np.sqrt(np.mean((X[test][:, -1, 0] - y[test]) ** 2))
+    assert rmse < 0.7 * naive, (rmse, naive)
+    assert model.history_["loss"][-1] < model.history_["loss"][0]
+
+
+def test_scalers_are_fitted_on_training_rows_only():
+    rng = np.random.default_rng(2)
+    X = rng.normal(5, 2, (60, 4, 3))
+    y = rng.normal(0, 1, 60)
+    model = LSTMForecaster(n_layers=1, units=2, epochs=1, seed=0).fit(X[:40], y[:40])
+    np.testing.assert_allclose(model.x_scaler_.scaler.mean_, X[:40, -1, :].mean(axis=0))
+    np.testing.assert_allclose(model.x_scaler_.scaler.var_, X[:40, -1, :].var(axis=0))
+    np.testing.assert_allclose(model.y_scaler_.scaler.mean_, [y[:40].mean()])
+    before = model.x_scaler_.scaler.mean_.copy()
+    model.predict(X[40:] * 100)  # predicting never refits
+    model.finetune(X[40:], y[40:], epochs=1)  # fine-tuning keeps the scalers of the fit
+    np.testing.assert_array_equal(model.x_scaler_.scaler.mean_, before)
+
+
+def test_same_seed_same_predictions():
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(80, 5, 2)), rng.normal(size=80)
+    a = LSTMForecaster(n_layers=2, units=4, epochs=2, seed=7).fit(X, y).predict(X[:10])
+    b = LSTMForecaster(n_layers=2, units=4, epochs=2, seed=7).fit(X, y).predict(X[:10])
+    c = LSTMForecaster(n_layers=2, units=4, epochs=2, seed=8).fit(X, y).predict(X[:10])
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
