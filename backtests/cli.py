@@ -15,6 +15,9 @@ from rich.table import Table
 
 from forecasting.errors import ForecastingError
 from forecasting.walkforward import Progress as WalkForwardProgress
+from strategies.errors import StrategyError
+
+USER_ERRORS = (ForecastingError, StrategyError)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Walk-forward stacked-LSTM forecasts, traded in Backtrader, reported with QuantStats.")
@@ -30,13 +33,13 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="override 
 
 
 def user_errors(command):
-    """Print ForecastingError (and its subclasses) as one line with its hint; exit 2."""
+    """Print user errors (bad data, config, strategy, run dir) as one line with a hint; exit 2."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except ForecastingError as exc:
+        except USER_ERRORS as exc:
             line = f"error: {exc.message}" + (f" (hint: {exc.hint})" if exc.hint else "")
             errors.print(line, markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
@@ -91,11 +94,25 @@ def metrics_table(metrics) -> Table:
     return table
 
 
+def comparison_view(comparison, title: str = "Strategies (same out-of-sample dates, after costs)") -> Table:
+    table = Table(title=title)
+    for col in ("ticker", "strategy", "total", "CAGR", "vol", "Sharpe", "Sortino", "max DD", "exposure", "trades",
+                "turnover", "win rate", "costs"):
+        table.add_column(col, justify="left" if col in ("ticker", "strategy") else "right")
+    for row in comparison.itertuples():
+        table.add_row(row.ticker, row.strategy, f"{row.total_return:+.1%}", f"{row.cagr:+.2%}", f"{row.volatility:.1%}",
+                      f"{row.sharpe:.2f}", f"{row.sortino:.2f}", f"{row.max_drawdown:.1%}", f"{row.exposure:.0%}",
+                      str(row.trades), f"{row.turnover:.1f}x", "—" if row.win_rate != row.win_rate
+                      else f"{row.win_rate:.0%}", f"{row.costs:,.0f}")
+    return table
+
+
 @app.command()
 @user_errors
 def run(config: ConfigArg = None, set_: SetOpt = None,
         runs_dir: Annotated[Path, typer.Option(help="where run dirs are created")] = Path("runs")) -> None:
-    """Run an experiment: walk-forward LSTM predictions, forecast metrics and plots, saved in runs/<name>-<time>/."""
+    """Run an experiment: walk-forward LSTM predictions, forecast metrics, backtests of every strategy and
+    buy-and-hold over the same out-of-sample dates, saved in runs/<name>-<time>/."""
     from backtests.config import load_config
     from backtests.experiment import run_experiment
 
@@ -107,8 +124,52 @@ def run(config: ConfigArg = None, set_: SetOpt = None,
     with progress_bars() as bars:
         result = run_experiment(cfg, runs_dir, RichProgress(bars))
     console.print(metrics_table(result.metrics))
+    console.print(comparison_view(result.comparison))
     console.print(f"run dir: {result.path}")
     console.print(f"elapsed: {time.perf_counter() - started:.1f} s")
+
+
+@app.command()
+@user_errors
+def backtest(
+    predictions: Annotated[Path, typer.Argument(help="predictions.parquet (from a run dir, or any table with "
+                                                     "date, ticker, model, y_pred)")],
+    data: Annotated[str | None, typer.Option(help="data URI of the prices; default: the config's data.source")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML experiment for broker and strategies")] = None,
+    set_: SetOpt = None,
+    runs_dir: Annotated[Path, typer.Option(help="where the run dir is created")] = Path("runs"),
+) -> None:
+    """Backtest an existing predictions table with the configured strategies; writes a new run dir."""
+    from backtests.config import load_config
+    from backtests.experiment import run_backtest_only
+
+    cfg = load_config(config, (set_ or []) + ([f"data.source={_quote(data)}"] if data else []))
+    result = run_backtest_only(predictions, cfg, runs_dir)
+    console.print(comparison_view(result.comparison))
+    console.print(f"run dir: {result.path}")
+
+
+@app.command()
+@user_errors
+def compare(runs: Annotated[list[Path], typer.Argument(help="run dirs to put side by side")],
+            out: Annotated[Path | None, typer.Option(help="also write the table to this CSV")] = None) -> None:
+    """Put runs side by side: each strategy's results and the LSTM's forecast error of each run."""
+    import pandas as pd
+
+    from backtests.compare import compare_runs
+    from backtests.rundir import write_csv
+
+    table = compare_runs(runs)
+    view = Table(title="Runs compared")
+    for col in ("run", "ticker", "strategy", "CAGR", "Sharpe", "max DD", "trades", "LSTM RMSE", "Theil U"):
+        view.add_column(col, justify="left" if col in ("run", "ticker", "strategy") else "right")
+    for row in table.itertuples():
+        view.add_row(row.run, row.ticker, row.strategy, f"{row.cagr:+.2%}", f"{row.sharpe:.2f}",
+                     f"{row.max_drawdown:.1%}", str(row.trades), _fmt(row.lstm_price_rmse), _fmt(row.lstm_theil_u, 3))
+    console.print(view)
+    if out is not None:
+        write_csv(out, pd.DataFrame(table))
+        console.print(f"saved {out}")
 
 
 @app.command("forecast")

@@ -8,12 +8,34 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from backtests.engine import BrokerSpec
 from backtests.errors import ConfigError
 from forecasting.spec import DataSpec, ModelSpec, Strict, WalkForwardSpec
+from strategies import resolve
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
+
+
+class StrategySpec(Strict):
+    name: str = Field(description="lstm_signal | naive_signal | buy_and_hold | sma_cross | rsi_reversion | macd_cross")
+    label: str | None = Field(None, description="how it is called in tables; default: the name")
+    params: dict[str, Any] = Field(default_factory=dict, description="strategy parameters")
+
+    @model_validator(mode="after")
+    def _known_strategy(self) -> StrategySpec:
+        resolve(self.name, self.params)  # raises StrategyError with a suggestion
+        return self
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name
+
+
+def default_strategies() -> list[StrategySpec]:
+    return [StrategySpec(name=n) for n in ("lstm_signal", "naive_signal", "sma_cross", "rsi_reversion", "macd_cross",
+                                           "buy_and_hold")]
 
 
 class ExperimentConfig(Strict):
@@ -22,6 +44,8 @@ class ExperimentConfig(Strict):
     data: DataSpec = Field(default_factory=DataSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     walk_forward: WalkForwardSpec = Field(default_factory=WalkForwardSpec)
+    broker: BrokerSpec = Field(default_factory=BrokerSpec)
+    strategies: list[StrategySpec] = Field(default_factory=default_strategies)
 
 
 def parse_value(text: str) -> Any:
@@ -58,6 +82,10 @@ def _check_keys(raw: dict, model: type[BaseModel], prefix: str = "") -> None:
         annotation = fields[key].annotation
         if isinstance(value, dict) and isinstance(annotation, type) and issubclass(annotation, BaseModel):
             _check_keys(value, annotation, f"{path}.")
+        if key == "strategies" and isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, dict):
+                    _check_keys(item, StrategySpec, f"{path}[{i}].")
 
 
 def validate_config(raw: dict, source: str = "config") -> ExperimentConfig:

@@ -1,4 +1,4 @@
-"""One experiment end to end: data -> walk-forward predictions -> metrics -> run dir."""
+"""One experiment end to end: data -> walk-forward predictions -> metrics -> backtests -> run dir."""
 
 from __future__ import annotations
 
@@ -8,12 +8,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from backtests.config import ExperimentConfig, dump_config
-from backtests.rundir import new_run_dir, write_json, write_parquet, write_text
-from forecasting import forecast_metrics, load_prices, walk_forward_predict
+from backtests.config import ExperimentConfig, StrategySpec, dump_config
+from backtests.engine import BacktestResult, run_backtest
+from backtests.errors import BacktestError
+from backtests.rundir import new_run_dir, write_csv, write_json, write_parquet, write_text
+from backtests.stats import comparison_table
+from forecasting import PREDICTION_COLUMNS, forecast_metrics, load_prices, walk_forward_predict
 from forecasting.data import require_rows
 from forecasting.features import warmup_rows
 from forecasting.walkforward import Progress
+
+PORTFOLIO = "portfolio"
 
 
 @dataclass
@@ -21,6 +26,7 @@ class RunResult:
     path: Path
     predictions: pd.DataFrame
     metrics: pd.DataFrame
+    comparison: pd.DataFrame
     elapsed_s: float
 
 
@@ -35,10 +41,72 @@ def load_experiment_prices(config: ExperimentConfig) -> dict[str, pd.DataFrame]:
     return prices
 
 
+def strategies_with_benchmark(config: ExperimentConfig) -> list[StrategySpec]:
+    specs = list(config.strategies)
+    if not any(s.name == "buy_and_hold" and not s.params for s in specs):
+        specs.append(StrategySpec(name="buy_and_hold"))
+    titles = [s.title for s in specs]
+    duplicated = {t for t in titles if titles.count(t) > 1}
+    if duplicated:
+        raise BacktestError(f"two strategies are both called '{sorted(duplicated)[0]}'",
+                            "give one of them a different label = \"...\"")
+    return specs
+
+
+def backtest_all(prices: dict[str, pd.DataFrame], predictions: pd.DataFrame,
+                 config: ExperimentConfig) -> tuple[list[tuple[str, BacktestResult]], pd.DataFrame]:
+    """Every strategy on every ticker, plus an equal-weight LSTM portfolio when there are several tickers."""
+    results = []
+    specs = strategies_with_benchmark(config)
+    for ticker in prices:
+        for spec in specs:
+            results.append((ticker, run_backtest({ticker: prices[ticker]}, predictions, spec.name, config.broker,
+                                                 spec.params, label=spec.title)))
+    if len(prices) > 1:
+        for spec in specs:
+            if spec.name in ("lstm_signal", "buy_and_hold"):
+                results.append((PORTFOLIO, run_backtest(prices, predictions, spec.name, config.broker, spec.params,
+                                                        label=spec.title)))
+    return results, comparison_table(results)
+
+
+def write_backtests(run: Path, results: list[tuple[str, BacktestResult]], comparison: pd.DataFrame) -> None:
+    returns, equity, trades, fills = [], {}, [], []
+    for ticker, result in results:
+        returns.append(pd.DataFrame({"date": result.returns.index, "ticker": ticker, "strategy": result.strategy,
+                                     "return": result.returns.to_numpy()}))
+        equity[f"{ticker}:{result.strategy}"] = result.equity
+        trades.append(result.trades.assign(strategy=result.strategy, book=ticker))
+        fills.append(result.fills.assign(strategy=result.strategy, book=ticker))
+    write_parquet(run / "returns.parquet", pd.concat(returns, ignore_index=True))
+    write_csv(run / "equity.csv", pd.DataFrame(equity).rename_axis("date"), index=True)
+    write_csv(run / "trades.csv", pd.concat(trades, ignore_index=True))
+    write_csv(run / "fills.csv", pd.concat(fills, ignore_index=True))
+    write_csv(run / "comparison.csv", comparison)
+
+
+def summary(config: ExperimentConfig, prices: dict[str, pd.DataFrame], predictions: pd.DataFrame,
+            elapsed: float) -> dict:
+    lstm = predictions[predictions["model"] == "lstm"]
+    m = config.model
+    return {
+        "name": config.name, "source": config.data.source, "tickers": list(prices),
+        "data_start": min(f.index[0] for f in prices.values()).date().isoformat(),
+        "data_end": max(f.index[-1] for f in prices.values()).date().isoformat(),
+        "test_start": lstm["date"].min().date().isoformat(), "test_end": lstm["date"].max().date().isoformat(),
+        "folds": int(lstm["fold"].max()) + 1, "retrain_every": config.walk_forward.retrain_every,
+        "warm_start": config.walk_forward.warm_start,
+        "network": f"{m.n_layers}x LSTM({m.units}), dropout {m.dropout}, lookback {m.lookback}, "
+                   f"{len(m.features)} features, target {m.target} h={m.horizon}",
+        "seed": config.seed, "elapsed_s": round(elapsed, 2),
+    }
+
+
 def run_experiment(config: ExperimentConfig, runs_root: str | Path = "runs",
                    progress: Progress | None = None) -> RunResult:
     started = time.perf_counter()
     prices = load_experiment_prices(config)
+    specs = strategies_with_benchmark(config)  # fail on bad strategies before hours of training
     run = new_run_dir(runs_root, config.name)
     write_text(run / "config.toml", dump_config(config))
     predictions = walk_forward_predict(prices, config.model, config.walk_forward, seed=config.seed,
@@ -46,25 +114,59 @@ def run_experiment(config: ExperimentConfig, runs_root: str | Path = "runs",
     write_parquet(run / "predictions.parquet", predictions)
     overall = forecast_metrics(predictions)
     per_fold = forecast_metrics(predictions, per_fold=True)
-    elapsed = time.perf_counter() - started
-    lstm = predictions[predictions["model"] == "lstm"]
+    results, comparison = backtest_all(prices, predictions, config) if specs else ([], pd.DataFrame())
+    write_backtests(run, results, comparison)
     write_json(run / "metrics.json", {
         "forecast": overall.to_dict(orient="records"),
         "forecast_per_fold": per_fold.to_dict(orient="records"),
-        "summary": {
-            "source": config.data.source,
-            "tickers": list(prices),
-            "data_start": min(f.index[0] for f in prices.values()).date().isoformat(),
-            "data_end": max(f.index[-1] for f in prices.values()).date().isoformat(),
-            "test_start": lstm["date"].min().date().isoformat(),
-            "test_end": lstm["date"].max().date().isoformat(),
-            "folds": int(lstm["fold"].max()) + 1,
-            "seed": config.seed,
-            "elapsed_s": round(elapsed, 2),
-        },
+        "backtest": comparison.to_dict(orient="records"),
+        "summary": summary(config, prices, predictions, time.perf_counter() - started),
     })
     from reports.plots import plot_predicted_vs_actual
 
     for ticker in prices:
         plot_predicted_vs_actual(predictions, run / f"predicted_vs_actual_{ticker}.png", ticker)
-    return RunResult(run, predictions, overall, time.perf_counter() - started)
+    return RunResult(run, predictions, overall, comparison, time.perf_counter() - started)
+
+
+def read_predictions(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise BacktestError(f"predictions file not found: {path}", "pass predictions.parquet from a run dir")
+    try:
+        table = pd.read_parquet(path) if path.suffix != ".csv" else pd.read_csv(path, parse_dates=["date"])
+    except Exception as exc:  # pyarrow raises several kinds for a non-parquet file
+        raise BacktestError(f"{path}: not a readable predictions table ({exc.__class__.__name__})",
+                            "pass predictions.parquet (or a CSV with the same columns)") from None
+    needed = ["date", "ticker", "model", "y_pred"]
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise BacktestError(f"{path}: missing column '{missing[0]}'",
+                            "the predictions table has columns " + ", ".join(PREDICTION_COLUMNS))
+    table["date"] = pd.to_datetime(table["date"])
+    return table
+
+
+def run_backtest_only(predictions_path: str | Path, config: ExperimentConfig,
+                      runs_root: str | Path = "runs") -> RunResult:
+    """Backtest an existing predictions table against the config's data and strategies."""
+    started = time.perf_counter()
+    predictions = read_predictions(predictions_path)
+    prices = load_prices(config.data.source, None, config.data.end, config.data.cache_dir)
+    unknown = sorted(set(predictions["ticker"]) - set(prices))
+    if unknown:
+        raise BacktestError(f"predictions are for '{unknown[0]}' but {config.data.source} holds "
+                            f"{', '.join(prices)}", "pass the data source the predictions were made from (--data)")
+    prices = {t: prices[t] for t in prices if t in set(predictions["ticker"])}
+    results, comparison = backtest_all(prices, predictions, config)
+    run = new_run_dir(runs_root, f"{config.name}-backtest")
+    write_text(run / "config.toml", dump_config(config))
+    write_parquet(run / "predictions.parquet", predictions)
+    write_backtests(run, results, comparison)
+    overall = forecast_metrics(predictions) if {"y_true", "price_pred", "price_true"} <= set(predictions) \
+        else pd.DataFrame()
+    write_json(run / "metrics.json", {"forecast": overall.to_dict(orient="records"),
+                                      "backtest": comparison.to_dict(orient="records"),
+                                      "summary": {"source": config.data.source, "predictions": str(predictions_path),
+                                                  "elapsed_s": round(time.perf_counter() - started, 2)}})
+    return RunResult(run, predictions, overall, comparison, time.perf_counter() - started)

@@ -53,4 +53,5 @@ class WalkForwardSpec(Strict):
     warm_start: bool = Field(True, description="later folds fine-tune the previous fold's weights")
     finetune_epochs: int = Field(2, ge=1)
     finetune_window: int | None = Field(250, ge=10, description="most recent samples used for fine-tuning; omit for all")
-    finetune_learning_rate: float | None = Field(None, gt=0.0, description="omit to reuse model.learning_rate")
+    finetune_learning_rate: float | None = Field(1e-4, gt=0.0, description="Adam step while fine-tuning; "
+                                                 "a tenth of model.learning_rate keeps warm starts from over-fitting")

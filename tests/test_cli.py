@@ -86,3 +86,51 @@ def test_help_lists_the_commands():
     assert result.exit_code == 0
     for command in ("run", "forecast", "data"):
         assert command in result.output
+
+
+def test_run_backtests_every_strategy_and_backtest_command_reuses_predictions(tmp_path, csv_data):
+    runs = tmp_path / "runs"
+    result = runner.invoke(app, ["run", *TINY, "--set", f"data.source=csv:{csv_data}", "--runs-dir", str(runs)])
+    assert result.exit_code == 0, result.output
+    (run,) = list(runs.iterdir())
+    for name in ("returns.parquet", "equity.csv", "trades.csv", "fills.csv", "comparison.csv"):
+        assert (run / name).is_file(), name
+    comparison = pd.read_csv(run / "comparison.csv")
+    assert set(comparison["strategy"]) == {"lstm_signal", "naive_signal", "sma_cross", "rsi_reversion", "macd_cross",
+                                           "buy_and_hold"}
+    assert "Strategies" in result.output
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [m["strategy"] for m in metrics["backtest"]] == list(comparison["strategy"])
+
+    again = runner.invoke(app, ["backtest", str(run / "predictions.parquet"), "--data", f"csv:{csv_data}",
+                                "--runs-dir", str(runs)])
+    assert again.exit_code == 0, again.output
+    (second,) = [p for p in runs.iterdir() if p != run]
+    pd.testing.assert_frame_equal(pd.read_csv(second / "comparison.csv"), comparison)
+
+    both = runner.invoke(app, ["compare", str(run), str(second), "--out", str(tmp_path / "cmp.csv")])
+    assert both.exit_code == 0, both.output
+    table = pd.read_csv(tmp_path / "cmp.csv")
+    assert len(table) == 2 * len(comparison) and set(table["run"]) == {run.name, second.name}
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["backtest", "/no/such.parquet"], "predictions file not found"),
+    (["compare", "/no/such/run"], "run dir not found"),
+    (["run", "--set", "broker.cash=-1"], "broker.cash"),
+    (["run", "--set", "broker.commission_pct=-0.1"], "broker.commission_pct"),
+])
+def test_bad_backtest_input(tmp_path, args, fragment):
+    result = runner.invoke(app, [*args, "--runs-dir", str(tmp_path)] if args[0] in ("run", "backtest") else args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and fragment in lines[0], result.stderr
+
+
+def test_unknown_strategy_in_config_fails_before_training(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[[strategies]]\nname = "lstm_sigal"\n')
+    result = runner.invoke(app, ["run", str(cfg), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2
+    assert "did you mean 'lstm_signal'" in result.stderr
+    assert not (tmp_path / "runs").exists()

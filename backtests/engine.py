@@ -1,0 +1,173 @@
+"""Run one strategy over a predictions table in Backtrader, with the broker's costs, and tidy the results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import backtrader as bt
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from backtests.errors import BacktestError
+from forecasting.spec import Strict
+from strategies import BookRecorder, PredictionData, forecast_model, prediction_frame, resolve
+
+WARMUP_BARS = 300  # history fed before the first prediction so every indicator is ready on day one
+
+
+class BrokerSpec(Strict):
+    cash: float = Field(100_000.0, gt=0, description="starting cash")
+    commission_pct: float = Field(0.0005, ge=0, lt=0.1, description="fraction of traded value (0.0005 = 5 bp)")
+    commission_per_share: float = Field(0.0, ge=0)
+    commission_min: float = Field(0.0, ge=0, description="minimum commission per fill")
+    slippage_pct: float = Field(0.0005, ge=0, lt=0.1, description="fills this fraction worse than the open")
+    fractional: bool = Field(False, description="allow fractional shares")
+    short_borrow_rate: float = Field(0.0, ge=0, lt=1, description="annual cost of short positions")
+
+
+class Commission(bt.CommInfoBase):
+    """Percent of value plus per share, with a minimum per fill; optionally fractional sizes."""
+
+    params = (("stocklike", True), ("commtype", bt.CommInfoBase.COMM_FIXED), ("percabs", True),
+              ("pct", 0.0), ("per_share", 0.0), ("minimum", 0.0), ("fractional", False))
+
+    def _getcommission(self, size, price, pseudoexec):
+        if not size:
+            return 0.0
+        return max(self.p.minimum, abs(size) * price * self.p.pct + abs(size) * self.p.per_share)
+
+    def getsize(self, price, cash):
+        return self.p.leverage * cash / price if self.p.fractional else super().getsize(price, cash)
+
+
+@dataclass
+class BacktestResult:
+    strategy: str
+    equity: pd.Series            # broker value at each close from the first prediction date
+    returns: pd.Series           # daily returns of `equity` (first day excluded)
+    positions: pd.DataFrame      # shares held per ticker at each close
+    fills: pd.DataFrame          # every execution: date, ticker, size, price, value, commission, slippage
+    trades: pd.DataFrame         # round trips: entry/exit dates and prices, size, P&L, costs
+    tickers: list[str] = field(default_factory=list)
+    rejected_orders: int = 0
+
+
+def run_backtest(prices: dict[str, pd.DataFrame] | pd.DataFrame, predictions: pd.DataFrame, strategy: str,
+                 broker: BrokerSpec | None = None, params: dict | None = None, label: str | None = None,
+                 warmup: int = WARMUP_BARS) -> BacktestResult:
+    """Backtest `strategy` (a registry name) on every ticker of `prices` as one portfolio.
+
+    Decisions are made at each close and filled at the next open (Backtrader's default), so the
+    prediction made at close t trades at open t+1. All tickers share the predictions' dates.
+    """
+    broker = broker or BrokerSpec()
+    if isinstance(prices, pd.DataFrame):
+        prices = {"asset": prices}
+    cls, params = resolve(strategy, params)
+    model = forecast_model(cls) or "lstm"
+    available = set(predictions["model"].unique()) if "model" in predictions else set()
+    if model not in available:
+        if forecast_model(cls) is not None:
+            raise BacktestError(f"strategy '{strategy}' trades the '{model}' forecast, which the predictions lack",
+                                "use a predictions table written by walk_forward_predict")
+        model = sorted(available)[0] if available else None
+    # cheat_on_open only lets the base strategy size its queued orders with the open they fill at
+    # (see strategies/base.py); every decision is still made at the previous close.
+    cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
+    starts = []
+    for ticker, frame in prices.items():
+        rows = predictions[predictions["ticker"] == ticker] if "ticker" in predictions else predictions
+        rows = rows[rows["model"] == model] if model else rows
+        feed, first, _ = prediction_frame(frame, rows, warmup=warmup, name=ticker)
+        cerebro.adddata(PredictionData(dataname=feed), name=ticker)
+        starts.append(first)
+    trade_start = max(starts).date()
+    cerebro.broker.setcash(broker.cash)
+    # Backtrader's submit-time cash check prices market orders at a close, not at the open they
+    # fill at; the strategy sizes against that open, and execution still refuses what cash can't buy.
+    cerebro.broker.set_checksubmit(False)
+    cerebro.broker.addcommissioninfo(Commission(pct=broker.commission_pct, per_share=broker.commission_per_share,
+                                                minimum=broker.commission_min, fractional=broker.fractional,
+                                                interest=broker.short_borrow_rate, interest_long=False))
+    if broker.slippage_pct:
+        cerebro.broker.set_slippage_perc(broker.slippage_pct, slip_open=True, slip_limit=True, slip_match=True,
+                                         slip_out=True)  # a cost, not bounded by the bar's printed range
+    cerebro.addstrategy(cls, trade_start=trade_start, fractional=broker.fractional,
+                        slippage_pct=broker.slippage_pct, commission_pct=broker.commission_pct,
+                        commission_per_share=broker.commission_per_share, **params)
+    cerebro.addanalyzer(BookRecorder, _name="book", start=trade_start)
+    strat = cerebro.run(runonce=False, preload=True)[0]
+    book = pd.DataFrame(strat.analyzers.book.get_analysis())
+    book["date"] = pd.to_datetime(book["date"])
+    book = book.set_index("date")
+    tickers = list(prices)
+    equity = book["equity"].rename(label or strategy)
+    fills = _fills_table(strat.fills)
+    return BacktestResult(
+        strategy=label or strategy, equity=equity, returns=equity.pct_change().iloc[1:],
+        positions=book[tickers], fills=fills, trades=round_trips(fills, book[tickers].iloc[-1] if len(book) else None),
+        tickers=tickers, rejected_orders=strat.rejected,
+    )
+
+
+def _fills_table(fills: list[dict]) -> pd.DataFrame:
+    cols = ["date", "ticker", "size", "price", "value", "commission", "slippage"]
+    if not fills:
+        return pd.DataFrame(columns=cols)
+    table = pd.DataFrame(fills)
+    table["date"] = pd.to_datetime(table["date"])
+    table["slippage"] = (table["price"] - table["open"]).abs() * table["size"].abs()
+    return table[cols]
+
+
+def round_trips(fills: pd.DataFrame, final_position: pd.Series | None = None) -> pd.DataFrame:
+    """Pair fills into round trips per ticker (flat -> position -> flat); a reversal closes one and opens one.
+
+    A position still open at the end is listed with no exit date.
+    """
+    cols = ["ticker", "direction", "entry_date", "exit_date", "size", "entry_price", "exit_price", "pnl",
+            "entry_commission", "exit_commission", "pnl_net"]
+    trips = []
+    for ticker, rows in fills.groupby("ticker", sort=False):
+        position, trip = 0.0, None  # signed shares; the round trip being built
+        for fill in rows.itertuples():
+            remaining, commission_per_share = fill.size, fill.commission / abs(fill.size)
+            while abs(remaining) > 1e-12:
+                if trip is None:  # open
+                    trip = {"ticker": ticker, "direction": 1.0 if remaining > 0 else -1.0, "entry_date": fill.date,
+                            "size": 0.0, "entry_value": 0.0, "entry_commission": 0.0, "exit_size": 0.0,
+                            "exit_value": 0.0, "exit_commission": 0.0}
+                if np.sign(remaining) == trip["direction"]:  # add to the position
+                    trip["size"] += abs(remaining)
+                    trip["entry_value"] += abs(remaining) * fill.price
+                    trip["entry_commission"] += abs(remaining) * commission_per_share
+                    position += remaining
+                    remaining = 0.0
+                else:  # reduce or close
+                    qty = min(abs(remaining), abs(position))
+                    trip["exit_size"] += qty
+                    trip["exit_value"] += qty * fill.price
+                    trip["exit_commission"] += qty * commission_per_share
+                    position -= np.sign(position) * qty
+                    remaining += trip["direction"] * qty  # remaining has the opposite sign
+                    if abs(position) < 1e-12:
+                        position = 0.0
+                        trip["exit_date"] = fill.date
+                        trips.append(trip)
+                        trip = None
+        if trip is not None:
+            trip["exit_date"] = pd.NaT
+            trips.append(trip)
+    out = []
+    for t in trips:
+        entry = t["entry_value"] / t["size"]
+        closed = t["exit_size"] > 0
+        exit_price = t["exit_value"] / t["exit_size"] if closed else np.nan
+        pnl = t["direction"] * t["exit_size"] * (exit_price - entry) if closed else np.nan
+        out.append({"ticker": t["ticker"], "direction": "long" if t["direction"] > 0 else "short",
+                    "entry_date": t["entry_date"], "exit_date": t["exit_date"], "size": t["size"],
+                    "entry_price": entry, "exit_price": exit_price, "pnl": pnl,
+                    "entry_commission": t["entry_commission"], "exit_commission": t["exit_commission"],
+                    "pnl_net": pnl - t["entry_commission"] - t["exit_commission"] if closed else np.nan})
+    return pd.DataFrame(out, columns=cols)

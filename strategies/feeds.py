@@ -1,0 +1,57 @@
+"""Backtrader feeds with the prediction lines beside OHLCV."""
+
+from __future__ import annotations
+
+import backtrader as bt
+import numpy as np
+import pandas as pd
+
+from strategies.errors import StrategyError
+
+
+class PredictionData(bt.feeds.PandasData):
+    """OHLCV plus `y_pred` (predicted log return to close t+h) and `price_pred`, by date."""
+
+    lines = ("y_pred", "price_pred")
+    params = (("y_pred", "y_pred"), ("price_pred", "price_pred"), ("openinterest", None))
+
+
+def prediction_frame(prices: pd.DataFrame, predictions: pd.DataFrame, warmup: int = 0,
+                     name: str = "asset") -> tuple[pd.DataFrame, pd.Timestamp, pd.Timestamp]:
+    """Align one model's predictions of one ticker with its prices.
+
+    Returns the frame for `PredictionData` (`warmup` bars of history before the first prediction,
+    with NaN predictions, so indicators are ready when trading starts, and the bar after the last
+    prediction, where its order fills) plus the first and last prediction dates. Every price bar
+    between those dates must have exactly one prediction.
+    """
+    if predictions.empty:
+        raise StrategyError(f"{name}: no predictions to trade", "check the predictions file's ticker and model")
+    dates = pd.DatetimeIndex(predictions["date"])
+    if dates.has_duplicates:
+        dup = dates[dates.duplicated()][0]
+        raise StrategyError(f"{name}: duplicate prediction date {dup.date()}", "keep one prediction per date and model")
+    if not dates.is_monotonic_increasing:
+        predictions = predictions.sort_values("date")
+        dates = pd.DatetimeIndex(predictions["date"])
+    first, last = dates[0], dates[-1]
+    unknown = dates.difference(prices.index)
+    if len(unknown):
+        raise StrategyError(f"{name}: prediction dated {unknown[0].date()} has no price bar",
+                            "the predictions and the price data must come from the same source")
+    span = prices.loc[first:last]
+    missing = span.index.difference(dates)
+    if len(missing):
+        raise StrategyError(f"{name}: predictions do not cover the prices: none for {missing[0].date()} "
+                            f"({len(missing)} bars missing between {first.date()} and {last.date()})",
+                            "backtest a contiguous predictions table, as walk_forward_predict writes it")
+    start = max(0, prices.index.get_loc(first) - warmup)
+    stop = min(len(prices), prices.index.get_loc(last) + 2)
+    frame = prices.iloc[start:stop][["open", "high", "low", "close", "volume"]].copy()
+    aligned = predictions.set_index(pd.DatetimeIndex(predictions["date"]))
+    frame["y_pred"] = aligned["y_pred"].reindex(frame.index).astype("float64")
+    frame["price_pred"] = aligned["price_pred"].reindex(frame.index).astype("float64")
+    if not np.isfinite(frame.loc[first:last, "y_pred"]).all():
+        bad = frame.loc[first:last].index[~np.isfinite(frame.loc[first:last, "y_pred"])][0]
+        raise StrategyError(f"{name}: prediction for {bad.date()} is NaN or infinite", "repair the predictions file")
+    return frame, first, last

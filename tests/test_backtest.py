@@ -1,0 +1,171 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backtests.engine import BrokerSpec, run_backtest
+from backtests.experiment import write_backtests
+from backtests.stats import comparison_table
+from strategies import StrategyError
+from tests.conftest import make_bars
+
+FREE = BrokerSpec(commission_pct=0.0, slippage_pct=0.0)
+
+
+def bars_from(open_, close, start="2020-01-01") -> pd.DataFrame:
+    open_, close = np.asarray(open_, float), np.asarray(close, float)
+    return pd.DataFrame({"open": open_, "high": np.maximum(open_, close) * 1.001,
+                         "low": np.minimum(open_, close) * 0.999, "close": close, "volume": 1e6},
+                        index=pd.bdate_range(start, periods=len(close), name="date"))
+
+
+def predictions_for(prices: pd.DataFrame, y_pred, model="lstm", ticker="T") -> pd.DataFrame:
+    close = prices["close"].to_numpy()
+    y_true = np.append(np.log(close[1:] / close[:-1]), np.nan)
+    frame = pd.DataFrame({"date": prices.index, "ticker": ticker, "model": model, "y_pred": np.asarray(y_pred, float),
+                          "y_true": y_true, "price_pred": close * np.exp(y_pred), "price_true": close * np.exp(y_true),
+                          "horizon": 1, "fold": 0, "train_end": prices.index[0]})
+    return frame.iloc[:-1]  # the last bar's target is unknown, as walk_forward_predict writes it
+
+
+def test_order_decided_at_close_t_fills_at_open_t_plus_1():
+    prices = bars_from(open_=[100, 101, 103, 104, 106, 107], close=[100.5, 102, 103.5, 105, 106.5, 108])
+    signal = [0, 0, 1, 1, 0, 0]  # long from the close of bar 2, flat from the close of bar 4
+    broker = BrokerSpec(commission_pct=0.0, slippage_pct=0.001)
+    result = run_backtest({"T": prices}, predictions_for(prices, signal), "lstm_signal", broker, warmup=0)
+    fills = result.fills
+    assert list(fills["date"]) == [prices.index[3], prices.index[5]]
+    assert fills["price"].iloc[0] == pytest.approx(104 * 1.001)  # bar 3's open, plus slippage
+    assert fills["price"].iloc[1] == pytest.approx(107 * 0.999)  # bar 5's open, less slippage
+    # the equity curve starts at the first prediction and the position shows from the fill bar on
+    size = fills["size"].iloc[0]
+    assert size == math.trunc(100_000 / (104 * 1.001))  # all-in at the fill price, whole shares
+    assert result.positions["T"].tolist() == [0, 0, 0, size, size, 0]
+
+
+def test_perfect_foresight_cannot_earn_the_close_to_close_return():
+    # Each day's whole move happens overnight (open = close): knowing close t -> t+1 at close t is useless
+    # when the order can only fill at the open of t+1, which already holds that move.
+    close = 100 * np.cumprod([1.0] + [1.02 if i % 2 == 0 else 0.99 for i in range(40)])
+    prices = bars_from(open_=close, close=close)
+    y = np.append(np.log(close[1:] / close[:-1]), 0.0)
+    result = run_backtest({"T": prices}, predictions_for(prices, y), "lstm_signal", FREE, warmup=0)
+    cheat = np.prod([1.02] * 20)  # what trading at close t would have earned on the 20 up days
+    assert cheat > 1.4
+    assert result.equity.iloc[-1] < result.equity.iloc[0]  # held from open t+1 it earns the down days
+
+
+def test_three_trades_hand_computed():
+    opens = [100, 101, 102, 104, 103, 101, 100, 102, 105, 107, 106, 108]
+    closes = [100.5, 101.5, 103, 103.5, 102, 100.5, 101, 104, 106, 106.5, 107, 109]
+    prices = bars_from(opens, closes)
+    signal = [1, 0, 1, 1, 0, 0, 1, 1, 1, 0, 0]  # decided at each close, filled at the next open
+    broker = BrokerSpec(cash=10_000, commission_pct=0.001, slippage_pct=0.002)
+    result = run_backtest({"T": prices}, predictions_for(prices, signal + [0]), "lstm_signal", broker, warmup=0)
+
+    def buy(cash, open_):  # all-in: whole shares that cash buys at open * (1 + slippage), plus commission
+        size = math.floor(cash / (open_ * 1.002 * 1.001))
+        return size, cash - size * open_ * 1.002 * 1.001
+
+    def sell(cash, size, open_):
+        return cash + size * open_ * 0.998 * 0.999
+
+    size1, cash = buy(10_000.0, 101)  # long at close 0 -> bought at open 1
+    cash = sell(cash, size1, 102)     # flat at close 1 -> sold at open 2
+    size2, cash = buy(cash, 104)      # long at close 2 -> bought at open 3
+    cash = sell(cash, size2, 101)     # flat at close 4 -> sold at open 5
+    size3, cash = buy(cash, 102)      # long at close 6 -> bought at open 7
+    cash = sell(cash, size3, 106)     # flat at close 9 -> sold at open 10
+
+    assert list(result.fills["size"]) == [size1, -size1, size2, -size2, size3, -size3]
+    assert result.equity.iloc[-1] == pytest.approx(cash, abs=1e-9)
+    trades = result.trades
+    assert len(trades) == 3 and list(trades["size"]) == [size1, size2, size3]
+    assert trades["entry_price"].tolist() == pytest.approx([101 * 1.002, 104 * 1.002, 102 * 1.002])
+    assert trades["exit_price"].tolist() == pytest.approx([102 * 0.998, 101 * 0.998, 106 * 0.998])
+    assert trades["pnl_net"].sum() == pytest.approx(cash - 10_000, abs=1e-9)
+
+
+def test_buy_and_hold_is_the_price_ratio_less_costs():
+    closes = [100, 101, 99, 103, 104, 102, 106, 108]
+    opens = [100, 99.5, 100, 100, 103, 103, 103, 107]
+    prices = bars_from(opens, closes)
+    broker = BrokerSpec(cash=50_000, commission_pct=0.001, slippage_pct=0.0, fractional=True)
+    result = run_backtest({"T": prices}, predictions_for(prices, np.zeros(8)), "buy_and_hold", broker, warmup=0)
+    shares = math.floor(50_000 / (99.5 * 1.001) * 1e6) / 1e6  # fractional shares in millionths
+    leftover = 50_000 - shares * 99.5 * 1.001
+    assert 0 <= leftover < 1e-3
+    assert result.equity.iloc[-1] == pytest.approx(leftover + shares * 108, abs=1e-9)
+    # i.e. the price ratio from the first fill to the last close, less the commission
+    assert result.equity.iloc[-1] / 50_000 == pytest.approx(108 / (99.5 * 1.001), rel=1e-7)
+
+
+def rebuild_from_trades(trades: pd.DataFrame, prices: pd.DataFrame, cash0: float) -> pd.Series:
+    """Equity from round trips and closes, with pandas alone."""
+    dates = prices.index
+    position = pd.Series(0.0, index=dates)
+    cash = pd.Series(0.0, index=dates)
+    for t in trades.itertuples():
+        sign = 1.0 if t.direction == "long" else -1.0
+        entry, exit_ = pd.Timestamp(t.entry_date), pd.Timestamp(t.exit_date) if isinstance(t.exit_date, str) and t.exit_date else None
+        held = (dates >= entry) & ((dates < exit_) if exit_ is not None else True)
+        position[held] += sign * t.size
+        cash[dates >= entry] -= sign * t.size * t.entry_price + t.entry_commission
+        if exit_ is not None:
+            cash[dates >= exit_] += sign * t.size * t.exit_price - t.exit_commission
+    return cash0 + cash + position * prices["close"]
+
+
+def test_returns_rebuilt_from_trades_csv_match_the_engine(tmp_path):
+    prices = make_bars(400, seed=12)
+    rng = np.random.default_rng(1)
+    preds = predictions_for(prices, rng.normal(0.0002, 0.01, 400), ticker="ACME")
+    broker = BrokerSpec(cash=25_000, commission_pct=0.0007, commission_min=1.0, slippage_pct=0.001)
+    result = run_backtest({"ACME": prices}, preds, "lstm_signal", broker, params={"allow_short": True}, warmup=0)
+    assert (result.trades["direction"] == "short").any() and len(result.trades) > 20
+    write_backtests(tmp_path, [("ACME", result)], comparison_table([("ACME", result)]))
+    trades = pd.read_csv(tmp_path / "trades.csv", keep_default_na=False, na_values=[""])
+    trades["exit_date"] = trades["exit_date"].fillna("")
+    equity = rebuild_from_trades(trades, prices.loc[result.equity.index], 25_000)
+    returns = equity.pct_change().iloc[1:]
+    np.testing.assert_allclose(returns.to_numpy(), result.returns.to_numpy(), rtol=0, atol=1e-9)
+
+
+def test_every_strategy_runs_on_the_same_dates():
+    prices = make_bars(700, seed=4)
+    preds = pd.concat([predictions_for(prices, np.random.default_rng(2).normal(0, 0.01, 700), model=m)
+                       for m in ("lstm", "momentum")]).query("date >= '2016-01-01'")
+    spans = []
+    for name in ("lstm_signal", "naive_signal", "buy_and_hold", "sma_cross", "rsi_reversion", "macd_cross"):
+        result = run_backtest({"T": prices}, preds, name)
+        spans.append((result.equity.index[0], result.equity.index[-1], len(result.equity)))
+    assert len(set(spans)) == 1
+    assert spans[0][0] == pd.Timestamp(preds["date"].min())
+
+
+def test_equal_weight_portfolio_across_tickers():
+    a, b = make_bars(300, seed=1), make_bars(300, seed=2)
+    preds = pd.concat([predictions_for(a, np.full(300, 0.01), ticker="A"),
+                       predictions_for(b, np.full(300, 0.01), ticker="B")])
+    result = run_backtest({"A": a, "B": b}, preds, "lstm_signal", FREE, warmup=0)
+    first = result.fills.groupby("ticker")["value"].first()
+    assert first["A"] == pytest.approx(0.5 * 100_000, rel=0.01)
+    assert first["B"] == pytest.approx(0.5 * 100_000, rel=0.01)
+
+
+def test_bad_predictions_are_clear_errors():
+    prices = make_bars(60)
+    preds = predictions_for(prices, np.zeros(60))
+    with pytest.raises(StrategyError, match="do not cover"):
+        run_backtest({"T": prices}, preds.drop(index=30), "lstm_signal")
+    with pytest.raises(StrategyError, match="duplicate prediction date"):
+        run_backtest({"T": prices}, pd.concat([preds, preds.iloc[[5]]]), "lstm_signal")
+    with pytest.raises(StrategyError, match="no price bar"):
+        shifted = preds.copy()
+        shifted.loc[shifted.index[10], "date"] = pd.Timestamp("2015-01-03")  # a Saturday
+        run_backtest({"T": prices}, shifted.sort_values("date"), "lstm_signal")
+    with pytest.raises(StrategyError, match="did you mean 'sma_cross'"):
+        run_backtest({"T": prices}, preds, "sma_crosss")
+    with pytest.raises(StrategyError, match="did you mean 'enter_long'"):
+        run_backtest({"T": prices}, preds, "lstm_signal", params={"enter_lng": 0.1})
