@@ -97,7 +97,7 @@ def run_backtest(prices: dict[str, pd.DataFrame] | pd.DataFrame, predictions: pd
                         slippage_pct=broker.slippage_pct, commission_pct=broker.commission_pct,
                         commission_per_share=broker.commission_per_share, **params)
     cerebro.addanalyzer(BookRecorder, _name="book", start=trade_start)
-    strat = cerebro.run(runonce=False, preload=True)[0]
+    strat = cerebro.run()[0]
     book = pd.DataFrame(strat.analyzers.book.get_analysis())
     book["date"] = pd.to_datetime(book["date"])
     book = book.set_index("date")
