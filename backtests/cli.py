@@ -15,9 +15,10 @@ from rich.table import Table
 
 from forecasting.errors import ForecastingError
 from forecasting.walkforward import Progress as WalkForwardProgress
+from reports.errors import ReportError
 from strategies.errors import StrategyError
 
-USER_ERRORS = (ForecastingError, StrategyError)
+USER_ERRORS = (ForecastingError, StrategyError, ReportError)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Walk-forward stacked-LSTM forecasts, traded in Backtrader, reported with QuantStats.")
@@ -107,10 +108,37 @@ def comparison_view(comparison, title: str = "Strategies (same out-of-sample dat
     return table
 
 
+OpenOpt = Annotated[bool, typer.Option("--open", help="open the report in a browser when one is available")]
+
+
+def _make_reports(run_dir: Path, open_browser: bool) -> Path:
+    from reports import build_reports
+
+    started = time.perf_counter()
+    with console.status("writing reports (QuantStats tear sheets, plots, index.html)"):
+        index = build_reports(run_dir)
+    console.print(f"reports written in {time.perf_counter() - started:.1f} s")
+    if open_browser:
+        import webbrowser
+
+        if not webbrowser.open(index.resolve().as_uri()):
+            console.print("no browser found; open the file below by hand")
+    return index
+
+
+@app.command()
+@user_errors
+def report(run_dir: Annotated[Path, typer.Argument(help="a run dir under runs/")], open_: OpenOpt = False) -> None:
+    """(Re)generate a run's reports: tear sheets, forecast plots and reports/index.html."""
+    console.print(f"open: {_make_reports(run_dir, open_)}")
+
+
 @app.command()
 @user_errors
 def run(config: ConfigArg = None, set_: SetOpt = None,
-        runs_dir: Annotated[Path, typer.Option(help="where run dirs are created")] = Path("runs")) -> None:
+        runs_dir: Annotated[Path, typer.Option(help="where run dirs are created")] = Path("runs"),
+        open_: OpenOpt = False,
+        no_report: Annotated[bool, typer.Option("--no-report", help="skip the HTML reports")] = False) -> None:
     """Run an experiment: walk-forward LSTM predictions, forecast metrics, backtests of every strategy and
     buy-and-hold over the same out-of-sample dates, saved in runs/<name>-<time>/."""
     from backtests.config import load_config
@@ -126,7 +154,10 @@ def run(config: ConfigArg = None, set_: SetOpt = None,
     console.print(metrics_table(result.metrics))
     console.print(comparison_view(result.comparison))
     console.print(f"run dir: {result.path}")
+    index = None if no_report else _make_reports(result.path, open_)
     console.print(f"elapsed: {time.perf_counter() - started:.1f} s")
+    if index is not None:
+        console.print(f"open: {index}")
 
 
 @app.command()
@@ -138,6 +169,7 @@ def backtest(
     config: Annotated[Path | None, typer.Option(help="TOML experiment for broker and strategies")] = None,
     set_: SetOpt = None,
     runs_dir: Annotated[Path, typer.Option(help="where the run dir is created")] = Path("runs"),
+    no_report: Annotated[bool, typer.Option("--no-report", help="skip the HTML reports")] = False,
 ) -> None:
     """Backtest an existing predictions table with the configured strategies; writes a new run dir."""
     from backtests.config import load_config
@@ -147,6 +179,8 @@ def backtest(
     result = run_backtest_only(predictions, cfg, runs_dir)
     console.print(comparison_view(result.comparison))
     console.print(f"run dir: {result.path}")
+    if not no_report:
+        console.print(f"open: {_make_reports(result.path, False)}")
 
 
 @app.command()

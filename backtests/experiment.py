@@ -122,10 +122,6 @@ def run_experiment(config: ExperimentConfig, runs_root: str | Path = "runs",
         "backtest": comparison.to_dict(orient="records"),
         "summary": summary(config, prices, predictions, time.perf_counter() - started),
     })
-    from reports.plots import plot_predicted_vs_actual
-
-    for ticker in prices:
-        plot_predicted_vs_actual(predictions, run / f"predicted_vs_actual_{ticker}.png", ticker)
     return RunResult(run, predictions, overall, comparison, time.perf_counter() - started)
 
 

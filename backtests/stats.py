@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
+import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from backtests.engine import BacktestResult
 
 COMPARISON_COLUMNS = ["strategy", "ticker", "total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown",
-                      "exposure", "trades", "turnover", "win_rate", "costs", "final_equity"]
+                      "exposure", "trades", "turnover", "win_rate", "costs", "final_equity", "psr", "dsr"]
+EULER_GAMMA = 0.5772156649015329
 
 
 def _qs():
@@ -48,6 +52,57 @@ def summarise(result: BacktestResult, ticker: str) -> dict:
     }
 
 
+def probabilistic_sharpe(returns: pd.Series, benchmark_sr: float = 0.0) -> float:
+    """P(true Sharpe > benchmark_sr) from a daily return series (Bailey & Lopez de Prado, 2012).
+
+    Sharpe ratios here are per period (not annualised); skew and kurtosis come from QuantStats, so
+    at benchmark 0 this equals `quantstats.stats.probabilistic_sharpe_ratio`.
+    """
+    qs = _qs()
+    r = returns.dropna()
+    n = len(r)
+    if n < 3:
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sr = float(qs.stats.sharpe(r, periods=252, annualize=False))
+        skew = float(qs.stats.skew(r, prepare_returns=False))
+        kurt = float(qs.stats.kurtosis(r, prepare_returns=False)) + 3
+    spread = (1 - skew * sr + (kurt - 1) / 4 * sr ** 2) / (n - 1)
+    if not (np.isfinite(sr) and spread > 0):
+        return float("nan")
+    return float(norm.cdf((sr - benchmark_sr) / math.sqrt(spread)))
+
+
+def expected_max_sharpe(n_trials: int, sr_variance: float) -> float:
+    """Expected largest per-period Sharpe among `n_trials` unskilled strategies whose Sharpes vary by `sr_variance`."""
+    if n_trials < 2 or not sr_variance > 0:
+        return 0.0
+    return math.sqrt(sr_variance) * ((1 - EULER_GAMMA) * norm.ppf(1 - 1 / n_trials)
+                                     + EULER_GAMMA * norm.ppf(1 - 1 / (n_trials * math.e)))
+
+
+def deflated_sharpe(returns: pd.Series, n_trials: int, sr_variance: float) -> float:
+    """Deflated Sharpe ratio (Bailey & Lopez de Prado, 2014): the PSR against the best Sharpe that
+    `n_trials` compared strategies would show by luck alone. It falls as more strategies are compared."""
+    return probabilistic_sharpe(returns, expected_max_sharpe(n_trials, sr_variance))
+
+
 def comparison_table(results: list[tuple[str, BacktestResult]]) -> pd.DataFrame:
-    """Rows for (ticker, result) pairs, in the given order."""
-    return pd.DataFrame([summarise(result, ticker) for ticker, result in results], columns=COMPARISON_COLUMNS)
+    """Rows for (ticker, result) pairs, in the given order, with PSR and a DSR deflated by the number
+    of strategies compared on the same ticker."""
+    table = pd.DataFrame([summarise(result, ticker) for ticker, result in results],
+                         columns=[c for c in COMPARISON_COLUMNS if c not in ("psr", "dsr")])
+    qs = _qs()
+    psr, dsr = [], []
+    for ticker, result in results:
+        peers = [r for t, r in results if t == ticker]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            srs = [float(qs.stats.sharpe(r.returns.fillna(0.0), periods=252, annualize=False)) for r in peers]
+        srs = [x for x in srs if np.isfinite(x)]
+        variance = float(np.var(srs, ddof=1)) if len(srs) > 1 else 0.0
+        psr.append(probabilistic_sharpe(result.returns.fillna(0.0)))
+        dsr.append(deflated_sharpe(result.returns.fillna(0.0), len(peers), variance))
+    table["psr"], table["dsr"] = psr, dsr
+    return table

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
+import reports.quiet  # noqa: F401  (backend and font set-up before pyplot)
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
@@ -53,5 +50,81 @@ def plot_forecast(history: pd.DataFrame, forecast: pd.DataFrame, path: Path, tic
     ax.legend(loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _lstm_and_naive(predictions: pd.DataFrame, ticker: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows = predictions[predictions["ticker"] == ticker]
+    return (rows[rows["model"] == "lstm"].sort_values("date"), rows[rows["model"] == "naive"].sort_values("date"))
+
+
+def plot_residuals(predictions: pd.DataFrame, path: Path, ticker: str) -> Path:
+    """LSTM residuals in return space over time, with a 21-day rolling RMSE beside the naive one."""
+    lstm, naive = _lstm_and_naive(predictions, ticker)
+    resid = (lstm["y_pred"] - lstm["y_true"]).to_numpy()
+    naive_resid = (naive["y_pred"] - naive["y_true"]).to_numpy()
+    fig, ax = plt.subplots(figsize=(11, 4))
+    ax.plot(lstm["date"], resid, color="tab:blue", lw=0.4, alpha=0.6, label="LSTM residual (log return)")
+    roll = pd.Series(resid ** 2, index=lstm["date"]).rolling(21).mean() ** 0.5
+    roll_naive = pd.Series(naive_resid ** 2, index=naive["date"]).rolling(21).mean() ** 0.5
+    ax.plot(roll.index, roll.to_numpy(), color="tab:blue", lw=1.4, label="LSTM 21-day RMSE")
+    ax.plot(roll_naive.index, roll_naive.to_numpy(), color="tab:orange", lw=1.2, label="naive 21-day RMSE")
+    ax.axhline(0, color="black", lw=0.5)
+    ax.set_title(f"{ticker}: residuals over time")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_rmse_by_fold(per_fold: pd.DataFrame, path: Path, ticker: str) -> Path:
+    """Price RMSE of each fold, LSTM and naive side by side."""
+    rows = per_fold[per_fold["ticker"] == ticker]
+    lstm = rows[rows["model"] == "lstm"].set_index("fold")["price_rmse"]
+    naive = rows[rows["model"] == "naive"].set_index("fold")["price_rmse"].reindex(lstm.index)
+    x = np.arange(len(lstm))
+    fig, ax = plt.subplots(figsize=(11, 3.8))
+    ax.bar(x - 0.2, lstm.to_numpy(), width=0.4, color="tab:blue", label="LSTM")
+    ax.bar(x + 0.2, naive.to_numpy(), width=0.4, color="tab:orange", label="naive")
+    step = max(1, len(x) // 20)
+    ax.set_xticks(x[::step], [str(f) for f in lstm.index[::step]])
+    ax.set_xlabel("fold")
+    ax.set_ylabel("price RMSE")
+    ax.set_title(f"{ticker}: RMSE per walk-forward fold")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_equity(equity: pd.DataFrame, path: Path, title: str) -> Path:
+    """Equity curves of all strategies on one chart (each starts at 1)."""
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    for name in equity.columns:
+        series = equity[name].dropna()
+        ax.plot(series.index, (series / series.iloc[0]).to_numpy(), lw=1.3 if "lstm" in name else 0.9,
+                label=name.split(":", 1)[-1])
+    ax.set_title(title)
+    ax.set_ylabel("growth of 1")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_drawdowns(equity: pd.DataFrame, path: Path, title: str) -> Path:
+    fig, ax = plt.subplots(figsize=(11, 3.5))
+    for name in equity.columns:
+        series = equity[name].dropna()
+        ax.plot(series.index, (series / series.cummax() - 1).to_numpy(), lw=0.9, label=name.split(":", 1)[-1])
+    ax.set_title(title)
+    ax.set_ylabel("drawdown")
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

@@ -169,3 +169,21 @@ def test_bad_predictions_are_clear_errors():
         run_backtest({"T": prices}, preds, "sma_crosss")
     with pytest.raises(StrategyError, match="did you mean 'enter_long'"):
         run_backtest({"T": prices}, preds, "lstm_signal", params={"enter_lng": 0.1})
+
+
+def test_psr_matches_quantstats_and_dsr_falls_with_more_trials():
+    import quantstats as qs
+
+    from backtests.stats import deflated_sharpe, expected_max_sharpe, probabilistic_sharpe
+
+    returns = pd.Series(np.random.default_rng(7).normal(0.0006, 0.01, 750),
+                        index=pd.bdate_range("2016-01-01", periods=750))
+    assert probabilistic_sharpe(returns) == pytest.approx(qs.stats.probabilistic_sharpe_ratio(returns), rel=1e-12)
+    # Expected best of N unskilled Sharpes: 0 for one trial; for N = 10 and variance 0.0004 by hand:
+    assert expected_max_sharpe(1, 0.0004) == 0.0
+    from scipy.stats import norm
+    by_hand = 0.02 * ((1 - 0.5772156649015329) * norm.ppf(0.9) + 0.5772156649015329 * norm.ppf(1 - 1 / (10 * math.e)))
+    assert expected_max_sharpe(10, 0.0004) == pytest.approx(by_hand)
+    dsr = [deflated_sharpe(returns, n, 0.0004) for n in (1, 2, 5, 10, 50)]
+    assert dsr[0] == pytest.approx(probabilistic_sharpe(returns))
+    assert all(a > b for a, b in zip(dsr, dsr[1:])), dsr

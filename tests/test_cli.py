@@ -23,11 +23,11 @@ def csv_data(tmp_path):
 
 def test_run_writes_a_complete_run_dir(tmp_path, csv_data):
     result = runner.invoke(app, ["run", *TINY, "--set", f"data.source=csv:{csv_data}", "--set", "name=tiny",
-                                 "--runs-dir", str(tmp_path / "runs")])
+                                 "--runs-dir", str(tmp_path / "runs"), "--no-report"])
     assert result.exit_code == 0, result.output
     (run,) = list((tmp_path / "runs").iterdir())
     assert run.name.startswith("tiny-")
-    for name in ("config.toml", "predictions.parquet", "metrics.json", "predicted_vs_actual_ACME.png"):
+    for name in ("config.toml", "predictions.parquet", "metrics.json"):
         assert (run / name).is_file(), name
     pred = pd.read_parquet(run / "predictions.parquet")
     metrics = json.loads((run / "metrics.json").read_text())
@@ -90,7 +90,8 @@ def test_help_lists_the_commands():
 
 def test_run_backtests_every_strategy_and_backtest_command_reuses_predictions(tmp_path, csv_data):
     runs = tmp_path / "runs"
-    result = runner.invoke(app, ["run", *TINY, "--set", f"data.source=csv:{csv_data}", "--runs-dir", str(runs)])
+    result = runner.invoke(app, ["run", *TINY, "--set", f"data.source=csv:{csv_data}", "--runs-dir", str(runs),
+                                 "--no-report"])
     assert result.exit_code == 0, result.output
     (run,) = list(runs.iterdir())
     for name in ("returns.parquet", "equity.csv", "trades.csv", "fills.csv", "comparison.csv"):
@@ -103,7 +104,7 @@ def test_run_backtests_every_strategy_and_backtest_command_reuses_predictions(tm
     assert [m["strategy"] for m in metrics["backtest"]] == list(comparison["strategy"])
 
     again = runner.invoke(app, ["backtest", str(run / "predictions.parquet"), "--data", f"csv:{csv_data}",
-                                "--runs-dir", str(runs)])
+                                "--runs-dir", str(runs), "--no-report"])
     assert again.exit_code == 0, again.output
     (second,) = [p for p in runs.iterdir() if p != run]
     pd.testing.assert_frame_equal(pd.read_csv(second / "comparison.csv"), comparison)

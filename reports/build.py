@@ -1,0 +1,85 @@
+"""Everything in `<run>/reports/`, from what the run wrote: it never trains or trades."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from reports.errors import ReportError
+from reports.index import render_index
+from reports.plots import plot_drawdowns, plot_equity, plot_predicted_vs_actual, plot_residuals, plot_rmse_by_fold
+from reports.tearsheet import tearsheet
+
+BENCHMARK = "buy_and_hold"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
+
+
+def _read(run: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
+    if not run.is_dir():
+        raise ReportError(f"run dir not found: {run}", "pass a folder under runs/ written by `lstm-trader run`")
+    if not (run / "metrics.json").is_file():
+        raise ReportError(f"{run} has no metrics.json", "pass a run dir written by `lstm-trader run` or `backtest`")
+    try:
+        metrics = json.loads((run / "metrics.json").read_text())
+    except json.JSONDecodeError:
+        raise ReportError(f"{run}/metrics.json is not valid JSON", "rerun the experiment") from None
+    comparison = pd.read_csv(run / "comparison.csv") if (run / "comparison.csv").is_file() else pd.DataFrame()
+    returns = pd.read_parquet(run / "returns.parquet") if (run / "returns.parquet").is_file() else None
+    equity = pd.read_csv(run / "equity.csv", index_col="date", parse_dates=["date"]) \
+        if (run / "equity.csv").is_file() else None
+    predictions = pd.read_parquet(run / "predictions.parquet") if (run / "predictions.parquet").is_file() else None
+    return metrics, comparison, returns, equity, predictions
+
+
+def build_reports(run_dir: str | Path) -> Path:
+    """Write tear sheets, plots and index.html into `<run>/reports/`; returns the index path."""
+    run = Path(run_dir)
+    metrics, comparison, returns, equity, predictions = _read(run)
+    out = run / "reports"
+    out.mkdir(exist_ok=True)
+    pictures: list[tuple[str, str]] = []
+    forecast = metrics.get("forecast", [])
+    per_fold = pd.DataFrame(metrics.get("forecast_per_fold", []))
+    if predictions is not None and {"y_true", "price_pred", "price_true"} <= set(predictions):
+        for ticker in predictions["ticker"].unique():
+            slug = _slug(str(ticker))
+            plot_predicted_vs_actual(predictions, out / f"predicted_vs_actual_{slug}.png", ticker)
+            plot_residuals(predictions, out / f"residuals_{slug}.png", ticker)
+            pictures += [(f"{ticker}: predicted vs actual", f"predicted_vs_actual_{slug}.png"),
+                         (f"{ticker}: residuals", f"residuals_{slug}.png")]
+            if len(per_fold):
+                plot_rmse_by_fold(per_fold, out / f"rmse_by_fold_{slug}.png", ticker)
+                pictures.append((f"{ticker}: RMSE per fold", f"rmse_by_fold_{slug}.png"))
+    if equity is not None:
+        for book in dict.fromkeys(c.split(":", 1)[0] for c in equity.columns):
+            cols = [c for c in equity.columns if c.split(":", 1)[0] == book]
+            slug = _slug(book)
+            plot_equity(equity[cols], out / f"equity_{slug}.png", f"{book}: equity of every strategy")
+            plot_drawdowns(equity[cols], out / f"drawdowns_{slug}.png", f"{book}: drawdowns")
+            pictures += [(f"{book}: equity", f"equity_{slug}.png"), (f"{book}: drawdowns", f"drawdowns_{slug}.png")]
+    sheets = _tearsheets(run.name, returns, out) if returns is not None else {}
+    page = render_index(run.name, metrics.get("summary", {}), forecast, comparison, sheets, pictures)
+    index = out / "index.html"
+    tmp = out / ".index.html.tmp"
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, index)
+    return index
+
+
+def _tearsheets(run_id: str, returns: pd.DataFrame, out: Path) -> dict[tuple[str, str], str]:
+    sheets = {}
+    for (book, strategy), rows in returns.groupby(["ticker", "strategy"], sort=False):
+        series = rows.set_index("date")["return"].rename(strategy)
+        bench_rows = returns[(returns["ticker"] == book) & (returns["strategy"] == BENCHMARK)]
+        benchmark = bench_rows.set_index("date")["return"] if strategy != BENCHMARK and len(bench_rows) else None
+        name = f"tearsheet_{_slug(book)}_{_slug(strategy)}.html"
+        tearsheet(series, out / name, f"{strategy} on {book} — run {run_id}", benchmark)
+        sheets[(book, strategy)] = name
+    return sheets

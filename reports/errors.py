@@ -1,0 +1,15 @@
+"""User-facing errors of the reports package (it imports nothing of the other packages)."""
+
+from __future__ import annotations
+
+
+class ReportError(Exception):
+    """A run dir that cannot be reported on; printed by the CLI as one line with a hint."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} (hint: {self.hint})" if self.hint else self.message

@@ -1,0 +1,131 @@
+"""The run's `index.html`: summary, forecast errors beside trading results, links to everything."""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+import pandas as pd
+
+CSS = """
+body{font-family:-apple-system,'DejaVu Sans',Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1200px;color:#1d232a;padding:0 1rem}
+h1{font-size:1.5rem;margin-bottom:.2rem} h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.3rem}
+.sub{color:#5b6570;margin-top:0} table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
+th,td{padding:.25rem .6rem;border-bottom:1px solid #eee;text-align:right} th{background:#f5f7f9;position:sticky;top:0}
+td.l,th.l{text-align:left} tr.lstm td{font-weight:600} .good{color:#137333} .bad{color:#b3261e}
+dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem;font-size:.9rem} dt{color:#5b6570}
+.cards{display:flex;gap:1rem;flex-wrap:wrap} .card{border:1px solid #e3e6ea;border-radius:6px;padding:.6rem 1rem;min-width:16rem}
+.card b{font-size:1.1rem} img{max-width:100%;border:1px solid #eee;margin:.4rem 0} .note{color:#5b6570;font-size:.85rem}
+"""
+
+
+def _num(value, fmt: str) -> str:
+    """A table cell showing `value` formatted, with the exact value kept in data-value."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return '<td data-value="">—</td>'
+    shown = format(value, fmt)
+    return f'<td data-value="{value!r}">{html.escape(shown)}</td>'
+
+
+def _text(value: str, cls: str = "l") -> str:
+    return f'<td class="{cls}">{html.escape(str(value))}</td>'
+
+
+def forecast_table(forecast: list[dict]) -> str:
+    cols = [("n", "d"), ("mse", ".3e"), ("mae", ".3e"), ("rmse", ".3e"), ("price_rmse", ",.3f"),
+            ("price_mae", ",.3f"), ("mape", ".3%"), ("directional_accuracy", ".1%"), ("theil_u", ".3f"),
+            ("dm_stat", ".2f"), ("dm_pvalue", ".3g")]
+    heads = ["n", "MSE (ret)", "MAE (ret)", "RMSE (ret)", "RMSE (price)", "MAE (price)", "MAPE", "dir. acc.",
+             "Theil U", "DM stat", "DM p"]
+    rows = []
+    for m in forecast:
+        cells = [_text(m["ticker"]), _text(m["model"])] + [_num(m.get(k), f) for k, f in cols]
+        rows.append(f'<tr class="{html.escape(m["model"])}" data-ticker="{html.escape(m["ticker"])}" '
+                    f'data-model="{html.escape(m["model"])}">' + "".join(cells) + "</tr>")
+    head = '<th class="l">ticker</th><th class="l">model</th>' + "".join(f"<th>{h}</th>" for h in heads)
+    return f'<table id="forecast-table"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+COMPARISON = [("total_return", "+.1%", "total"), ("cagr", "+.2%", "CAGR"), ("volatility", ".1%", "vol"),
+              ("sharpe", ".2f", "Sharpe"), ("sortino", ".2f", "Sortino"), ("max_drawdown", ".1%", "max DD"),
+              ("exposure", ".0%", "exposure"), ("trades", "d", "trades"), ("turnover", ".1f", "turnover/yr"),
+              ("win_rate", ".0%", "win rate"), ("costs", ",.0f", "costs"), ("psr", ".1%", "PSR"),
+              ("dsr", ".1%", "DSR")]
+
+
+def comparison_table(comparison: pd.DataFrame, sheets: dict[tuple[str, str], str]) -> str:
+    rows = []
+    for row in comparison.to_dict(orient="records"):
+        link = sheets.get((row["ticker"], row["strategy"]))
+        cells = [_text(row["ticker"]), _text(row["strategy"])]
+        cells += [_num(int(row[k]) if k == "trades" else row[k], f) for k, f, _ in COMPARISON]
+        cells.append(f'<td class="l"><a href="{html.escape(link)}">tear sheet</a></td>' if link else "<td></td>")
+        cls = "lstm" if "lstm" in row["strategy"] else ""
+        rows.append(f'<tr class="{cls}" data-ticker="{html.escape(row["ticker"])}" '
+                    f'data-strategy="{html.escape(row["strategy"])}">' + "".join(cells) + "</tr>")
+    head = '<th class="l">book</th><th class="l">strategy</th>' + "".join(f"<th>{h}</th>" for _, _, h in COMPARISON)
+    head += '<th class="l">report</th>'
+    return f'<table id="comparison-table"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def cards(forecast: list[dict], comparison: pd.DataFrame) -> str:
+    """Per ticker: the LSTM's error against naive beside the LSTM strategy against buy-and-hold."""
+    out = []
+    by = {(m["ticker"], m["model"]): m for m in forecast}
+    for ticker in dict.fromkeys(m["ticker"] for m in forecast):
+        lstm, naive = by.get((ticker, "lstm")), by.get((ticker, "naive"))
+        if not lstm or not naive:
+            continue
+        book = comparison[comparison["ticker"] == ticker].set_index("strategy") if len(comparison) else None
+        u = lstm.get("theil_u") or float("nan")
+        verdict = "beats" if u < 1 else "does not beat"
+        trade = ""
+        if book is not None and "lstm_signal" in book.index and "buy_and_hold" in book.index:
+            s, b = book.loc["lstm_signal", "sharpe"], book.loc["buy_and_hold", "sharpe"]
+            cls = "good" if s > b else "bad"
+            trade = (f'<br>LSTM signal Sharpe <b class="{cls}">{s:.2f}</b> vs buy-and-hold {b:.2f}'
+                     f' (DSR {book.loc["lstm_signal", "dsr"]:.0%})')
+        cls = "good" if u < 1 else "bad"
+        out.append(f'<div class="card"><div>{html.escape(ticker)}</div>LSTM price RMSE <b>{lstm["price_rmse"]:,.3f}</b>'
+                   f' vs naive {naive["price_rmse"]:,.3f}<br>Theil U <b class="{cls}">{u:.3f}</b>: it {verdict} '
+                   f'"tomorrow = today" (DM p = {lstm.get("dm_pvalue") or float("nan"):.3g}){trade}</div>')
+    return '<div class="cards">' + "".join(out) + "</div>"
+
+
+def summary_list(summary: dict) -> str:
+    labels = [("source", "data"), ("tickers", "tickers"), ("data_start", "data from"), ("data_end", "data to"),
+              ("test_start", "out of sample from"), ("test_end", "out of sample to"), ("folds", "folds"),
+              ("retrain_every", "retrain every (bars)"), ("warm_start", "warm start"), ("network", "network"),
+              ("seed", "seed"), ("elapsed_s", "elapsed (s)")]
+    items = []
+    for key, label in labels:
+        if key in summary:
+            value = ", ".join(summary[key]) if isinstance(summary[key], list) else summary[key]
+            items.append(f"<dt>{label}</dt><dd>{html.escape(str(value))}</dd>")
+    return "<dl>" + "".join(items) + "</dl>"
+
+
+def render_index(run_id: str, summary: dict, forecast: list[dict], comparison: pd.DataFrame,
+                 sheets: dict[tuple[str, str], str], pictures: list[tuple[str, str]]) -> str:
+    figures = "".join(f'<h3>{html.escape(title)}</h3><a href="{html.escape(p)}"><img src="{html.escape(p)}" '
+                      f'alt="{html.escape(title)}"></a>' for title, p in pictures)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>lstm-trader: {html.escape(run_id)}</title>
+<style>{CSS}</style></head><body>
+<h1>lstm-trader run {html.escape(run_id)}</h1>
+<p class="sub">Walk-forward stacked LSTM, traded at the next open after costs, beside the naive forecast and buy-and-hold.</p>
+{cards(forecast, comparison)}
+<h2>Run</h2>{summary_list(summary)}
+<h2>Forecast errors (out of sample)</h2>
+<p class="note">Return-space errors are in log returns over the horizon; price-space errors in price units.
+Naive: tomorrow's close is today's. Theil U = RMSE / naive RMSE (below 1 beats naive); DM: Diebold-Mariano
+test of equal squared error against naive (Harvey-Leybourne-Newbold corrected).</p>
+{forecast_table(forecast)}
+<h2>Strategies (same out-of-sample dates, after costs)</h2>
+<p class="note">PSR: probability that the true Sharpe is above 0. DSR: the same against the best Sharpe that
+this many strategies would show by luck (deflated for the number compared per book).</p>
+{comparison_table(comparison, sheets) if len(comparison) else "<p>No backtests in this run.</p>"}
+<h2>Pictures</h2>{figures}
+</body></html>
+"""
