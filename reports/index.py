@@ -13,7 +13,7 @@ body{font-family:-apple-system,'DejaVu Sans',Helvetica,Arial,sans-serif;margin:2
 h1{font-size:1.5rem;margin-bottom:.2rem} h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.3rem}
 .sub{color:#5b6570;margin-top:0} table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
 th,td{padding:.25rem .6rem;border-bottom:1px solid #eee;text-align:right} th{background:#f5f7f9;position:sticky;top:0}
-td.l,th.l{text-align:left} tr.lstm td{font-weight:600} .good{color:#137333} .bad{color:#b3261e}
+td.l,th.l{text-align:left;white-space:nowrap} tr.lstm td{font-weight:600} .good{color:#137333} .bad{color:#b3261e}
 dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem;font-size:.9rem} dt{color:#5b6570}
 .cards{display:flex;gap:1rem;flex-wrap:wrap} .card{border:1px solid #e3e6ea;border-radius:6px;padding:.6rem 1rem;min-width:16rem}
 .card b{font-size:1.1rem} img{max-width:100%;border:1px solid #eee;margin:.4rem 0} .note{color:#5b6570;font-size:.85rem}

@@ -18,7 +18,7 @@ def tearsheet(returns: pd.Series, path: Path, title: str, benchmark: pd.Series |
     """Write QuantStats' full HTML tear sheet of `returns` (daily), benchmarked when given."""
     import quantstats as qs
 
-    returns = returns.rename("Strategy").astype("float64")
+    returns = returns.rename(str(returns.name or "Strategy")).astype("float64")
     returns.index = pd.DatetimeIndex(returns.index).tz_localize(None)
     if benchmark is not None:
         benchmark = benchmark.rename(benchmark_title).astype("float64").reindex(returns.index).fillna(0.0)
@@ -26,7 +26,7 @@ def tearsheet(returns: pd.Series, path: Path, title: str, benchmark: pd.Series |
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         qs.reports.html(returns, benchmark=benchmark, title=title, output=str(tmp), periods_per_year=252,
-                        figfmt="svg", match_dates=True)
+                        figfmt="svg", match_dates=False)  # keep every out-of-sample day, as the comparison does
     html = tmp.read_text(encoding="utf-8")
     tmp.unlink()
     # The template's favicon is fetched from the web; a report must open offline without requests.
