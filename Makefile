@@ -23,7 +23,8 @@ test: $(STAMP)  ## the fast test suite (slow tests: make test-all)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
-bench: $(STAMP)
+bench: $(STAMP)  ## both benchmarks (the walk-forward one takes about 5 minutes)
+	$(BIN)/python benchmarks/backtest_speed.py
 	$(BIN)/python benchmarks/walk_forward_speed.py
 
 clean:
