@@ -206,6 +206,36 @@ def compare(runs: Annotated[list[Path], typer.Argument(help="run dirs to put sid
         console.print(f"saved {out}")
 
 
+@app.command()
+@user_errors
+def audit(config: ConfigArg = None, set_: SetOpt = None,
+          date: Annotated[str | None, typer.Option(help="the date D (ISO); default: the middle of the test span")] = None
+          ) -> None:
+    """Prove there is no look-ahead: change every price after D, rerun, and check that no prediction,
+    fill or equity value on or before D changed. Exit code 1 if anything did."""
+    from backtests.audit import run_audit
+    from backtests.config import load_config
+    from backtests.experiment import load_experiment_prices
+
+    cfg = load_config(config, set_)
+    prices = load_experiment_prices(cfg)
+    with progress_bars() as bars:
+        result = run_audit(cfg, prices, date, RichProgress(bars))
+    view = Table(title=f"Look-ahead audit: every price after {result.date.date()} changed")
+    for col in ("checked on or before D", "count", "changed"):
+        view.add_column(col, justify="left" if col.startswith("checked") else "right")
+    view.add_row("predictions (all models)", str(result.predictions_checked), str(result.predictions_changed))
+    view.add_row("lstm_signal fills", str(result.fills_checked), str(result.fills_changed))
+    view.add_row("lstm_signal equity days", str(result.equity_days_checked), str(result.equity_days_changed))
+    console.print(view)
+    console.print(f"predictions after D that changed (the perturbation did reach the model): {result.later_changed}")
+    if result.passed:
+        console.print("[green]passed[/]: nothing made on or before D depends on prices after it")
+    else:
+        console.print("[red]FAILED[/]: something made on or before D depends on later prices")
+        raise typer.Exit(1)
+
+
 @app.command("forecast")
 @user_errors
 def forecast_cmd(

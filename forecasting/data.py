@@ -39,11 +39,15 @@ def load_prices(
     scheme, _, rest = uri.partition(":")
     scheme = scheme.lower().strip()
     if not rest:
-        raise DataError(f"data source '{uri}' has no scheme", f"write builtin:sp500, csv:PATH or yahoo:TICKER")
+        raise DataError(f"data source '{uri}' has no scheme", "write builtin:sp500, csv:PATH or yahoo:TICKER")
     if scheme == "builtin":
         frames = {rest.lower(): _load_builtin(rest.lower())}
     elif scheme == "csv":
-        frames = {Path(rest).stem: read_csv(rest)}
+        frames = {}
+        for item in (p.strip() for p in rest.split(",") if p.strip()):
+            if Path(item).stem in frames:
+                raise DataError(f"two csv files are both called '{Path(item).stem}'", "the file name is the ticker")
+            frames[Path(item).stem] = read_csv(item)
     elif scheme in ("yahoo", "yf"):
         tickers = [t.strip().upper() for t in rest.split(",") if t.strip()]
         frames = {t: load_yahoo(t, cache_dir=cache_dir) for t in tickers}

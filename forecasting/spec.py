@@ -18,7 +18,7 @@ DEFAULT_FEATURES = ["log_return", "sma_10", "ema_20", "rsi_14", "macd_diff", "bb
 
 
 class DataSpec(Strict):
-    source: str = Field("builtin:sp500", description="builtin:sp500 | builtin:nasdaq | csv:PATH | yahoo:T1,T2")
+    source: str = Field("builtin:sp500", description="builtin:sp500 | builtin:nasdaq | csv:PATH[,PATH] | yahoo:T1,T2")
     start: date | None = Field(date(2009, 1, 1), description="first date loaded (ISO); omit for all")
     end: date | None = Field(None, description="last date loaded (ISO); omit for all")
     cache_dir: str | None = Field(None, description="yfinance cache folder; default ~/.cache/lstm-trader/yahoo")

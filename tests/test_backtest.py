@@ -187,3 +187,45 @@ def test_psr_matches_quantstats_and_dsr_falls_with_more_trials():
     dsr = [deflated_sharpe(returns, n, 0.0004) for n in (1, 2, 5, 10, 50)]
     assert dsr[0] == pytest.approx(probabilistic_sharpe(returns))
     assert all(a > b for a, b in zip(dsr, dsr[1:])), dsr
+
+
+def test_stop_loss_closes_and_waits_for_a_new_signal():
+    closes = [100, 100, 99, 97, 96, 94, 93, 95, 97, 99, 101, 103]
+    opens = [100, 100, 100, 98, 96, 95, 93, 94, 96, 98, 100, 102]
+    prices = bars_from(opens, closes)
+    signal = [1] * 8 + [0, 1, 1, 1]
+    result = run_backtest({"T": prices}, predictions_for(prices, signal), "lstm_signal", FREE,
+                          params={"stop_loss": 0.05}, warmup=0)
+    fills = result.fills
+    # bought at open 1 (100); close 5 (94) is 6% under entry: sold at open 6; flat through bar 8's
+    # flat signal; the new long signal at close 9 buys again at open 10
+    assert list(fills["date"]) == [prices.index[1], prices.index[6], prices.index[10]]
+    assert list(np.sign(fills["size"])) == [1, -1, 1]
+
+
+def test_volatility_targeting_scales_exposure():
+    rng = np.random.default_rng(5)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, 60)))
+    prices = bars_from(close, close)
+    signal = [0] * 30 + [1] * 30
+    result = run_backtest({"T": prices}, predictions_for(prices, signal), "lstm_signal", FREE,
+                          params={"target_vol": 0.10, "vol_window": 20}, warmup=0)
+    window = np.log(close[10:31])  # the 21 closes up to the decision bar 30 give 20 returns
+    realised = np.std(np.diff(window), ddof=1) * np.sqrt(252)
+    first = result.fills.iloc[0]
+    equity = 100_000.0
+    assert first["date"] == prices.index[31]
+    assert first["value"] / equity == pytest.approx(0.10 / realised, abs=1.5 * close[31] / equity)
+
+
+def test_short_borrow_cost_lowers_short_returns():
+    prices = make_bars(120, seed=3)
+    preds = predictions_for(prices, np.full(120, -0.01))
+    free = run_backtest({"T": prices}, preds, "lstm_signal", FREE, params={"allow_short": True}, warmup=0)
+    costly = run_backtest({"T": prices}, preds, "lstm_signal", FREE.model_copy(update={"short_borrow_rate": 0.2}),
+                          params={"allow_short": True}, warmup=0)
+    assert free.fills["size"].iloc[0] < 0 and len(free.fills) == 1
+    short_value = -free.fills["value"].iloc[0]
+    days = (prices.index[-1] - free.fills["date"].iloc[0]).days
+    gap = free.equity.iloc[-1] - costly.equity.iloc[-1]
+    assert 0.5 * short_value * 0.2 * days / 365 < gap < 1.5 * short_value * 0.2 * days / 365

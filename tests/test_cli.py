@@ -135,3 +135,41 @@ def test_unknown_strategy_in_config_fails_before_training(tmp_path):
     assert result.exit_code == 2
     assert "did you mean 'lstm_signal'" in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_two_tickers_run_end_to_end_with_an_equal_weight_portfolio(tmp_path):
+    a, b = tmp_path / "AAA.csv", tmp_path / "BBB.csv"
+    write_yahoo_csv(make_bars(320, seed=21), a)
+    write_yahoo_csv(make_bars(320, seed=22), b)
+    runs = tmp_path / "runs"
+    result = runner.invoke(app, ["run", *TINY, "--set", f"data.source=csv:{a},{b}", "--runs-dir", str(runs),
+                                 "--no-report"])
+    assert result.exit_code == 0, result.output
+    (run,) = list(runs.iterdir())
+    pred = pd.read_parquet(run / "predictions.parquet")
+    assert set(pred["ticker"]) == {"AAA", "BBB"}
+    comparison = pd.read_csv(run / "comparison.csv")
+    assert set(comparison["ticker"]) == {"AAA", "BBB", "portfolio"}
+    assert set(comparison.loc[comparison["ticker"] == "portfolio", "strategy"]) == {"lstm_signal", "buy_and_hold"}
+    fills = pd.read_csv(run / "fills.csv")
+    first = fills[(fills["book"] == "portfolio") & (fills["strategy"] == "buy_and_hold")].groupby("ticker")["value"].first()
+    assert set(first.index) == {"AAA", "BBB"}
+    assert first.sum() == pytest.approx(100_000, rel=0.01) and first.min() > 0.45 * 100_000
+
+
+def test_audit_passes_on_the_real_pipeline(tmp_path, csv_data):
+    result = runner.invoke(app, ["audit", *TINY, "--set", f"data.source=csv:{csv_data}"])
+    assert result.exit_code == 0, result.output
+    assert "passed" in result.output
+
+
+def test_audit_catches_a_leaky_feature(tmp_path, csv_data, monkeypatch):
+    from forecasting import features
+
+    # a feature that peeks at tomorrow's close: exactly the bug the audit exists to catch
+    leak = (lambda f, w: f["close"].shift(-1).fillna(f["close"]) / f["close"], 0, False)
+    monkeypatch.setitem(features.FEATURES, "tomorrow", leak)
+    result = runner.invoke(app, ["audit", *TINY, "--set", f"data.source=csv:{csv_data}",
+                                 "--set", 'model.features=["log_return", "tomorrow"]'])
+    assert result.exit_code == 1, result.output
+    assert "FAILED" in result.output
