@@ -11,15 +11,27 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
+def _save(fig, path: Path, dpi: int = 100) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def plot_predicted_vs_actual(predictions: pd.DataFrame, path: Path, ticker: str | None = None) -> Path:
-    """Predicted vs actual close over the out-of-sample span, fold boundaries marked."""
+    """Predicted vs actual close over the out-of-sample span (fold boundaries marked), a zoom on the
+    last 120 predictions beside the naive forecast, and both error series. Points are drawn at the
+    target's date (t + horizon business days)."""
     tickers = list(predictions["ticker"].unique())
     ticker = ticker or tickers[0]
     rows = predictions[predictions["ticker"] == ticker]
     lstm = rows[rows["model"] == "lstm"].sort_values("date")
     naive = rows[rows["model"] == "naive"].sort_values("date")
     target_dates = lstm["date"] + pd.offsets.BDay(int(lstm["horizon"].iloc[0]))
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True, height_ratios=[3, 1])
+    fig = plt.figure(figsize=(11, 9.5))
+    grid = fig.add_gridspec(3, 1, height_ratios=[3, 2.2, 1.2])
+    top, zoom = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
+    bottom = fig.add_subplot(grid[2], sharex=top)
     top.plot(target_dates, lstm["price_true"], color="black", lw=1.0, label="actual close")
     top.plot(target_dates, lstm["price_pred"], color="tab:blue", lw=0.9, alpha=0.85, label="LSTM prediction")
     for start in lstm.groupby("fold")["date"].min().iloc[1:]:
@@ -27,16 +39,21 @@ def plot_predicted_vs_actual(predictions: pd.DataFrame, path: Path, ticker: str 
     top.set_title(f"{ticker}: walk-forward predictions (grey lines: retraining)")
     top.set_ylabel("price")
     top.legend(loc="upper left")
+    last = slice(-120, None)
+    zoom.plot(target_dates.iloc[last], lstm["price_true"].iloc[last], color="black", lw=1.0, marker=".", ms=3,
+              label="actual close")
+    zoom.plot(target_dates.iloc[last], lstm["price_pred"].iloc[last], color="tab:blue", lw=1.0, label="LSTM")
+    zoom.plot(target_dates.iloc[last], naive["price_pred"].iloc[last].to_numpy(), color="tab:orange", lw=0.9,
+              alpha=0.8, label="naive (today's close)")
+    zoom.set_title("last 120 predictions")
+    zoom.legend(loc="upper left", fontsize=8)
     bottom.plot(target_dates, lstm["price_pred"] - lstm["price_true"], color="tab:blue", lw=0.6, label="LSTM error")
     bottom.plot(target_dates, naive["price_pred"].to_numpy() - naive["price_true"].to_numpy(), color="tab:orange",
                 lw=0.6, alpha=0.7, label="naive error")
     bottom.axhline(0, color="black", lw=0.5)
     bottom.set_ylabel("error")
     bottom.legend(loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=110)
 
 
 def plot_forecast(history: pd.DataFrame, forecast: pd.DataFrame, path: Path, ticker: str, days_shown: int = 120) -> Path:
@@ -48,10 +65,7 @@ def plot_forecast(history: pd.DataFrame, forecast: pd.DataFrame, path: Path, tic
             marker="o", ms=3, lw=1.2, label="forecast")
     ax.set_title(f"{ticker}: {len(forecast)}-day forecast")
     ax.legend(loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=110)
 
 
 def _lstm_and_naive(predictions: pd.DataFrame, ticker: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -73,10 +87,7 @@ def plot_residuals(predictions: pd.DataFrame, path: Path, ticker: str) -> Path:
     ax.axhline(0, color="black", lw=0.5)
     ax.set_title(f"{ticker}: residuals over time")
     ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=100)
 
 
 def plot_rmse_by_fold(per_fold: pd.DataFrame, path: Path, ticker: str) -> Path:
@@ -94,10 +105,7 @@ def plot_rmse_by_fold(per_fold: pd.DataFrame, path: Path, ticker: str) -> Path:
     ax.set_ylabel("price RMSE")
     ax.set_title(f"{ticker}: RMSE per walk-forward fold")
     ax.legend(loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=100)
 
 
 def plot_equity(equity: pd.DataFrame, path: Path, title: str) -> Path:
@@ -110,10 +118,7 @@ def plot_equity(equity: pd.DataFrame, path: Path, title: str) -> Path:
     ax.set_title(title)
     ax.set_ylabel("growth of 1")
     ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=100)
 
 
 def plot_drawdowns(equity: pd.DataFrame, path: Path, title: str) -> Path:
@@ -124,7 +129,4 @@ def plot_drawdowns(equity: pd.DataFrame, path: Path, title: str) -> Path:
     ax.set_title(title)
     ax.set_ylabel("drawdown")
     ax.legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=100)
