@@ -128,19 +128,14 @@ def _make_reports(run_dir: Path, open_browser: bool) -> Path:
 
 @app.command()
 @user_errors
-def report(run_dir: Annotated[Path, typer.Argument(help="a run dir under runs/")], open_: OpenOpt = False) -> None:
-    """(Re)generate a run's reports: tear sheets, forecast plots and reports/index.html."""
-    console.print(f"open: {_make_reports(run_dir, open_)}")
-
-
-@app.command()
-@user_errors
 def run(config: ConfigArg = None, set_: SetOpt = None,
         runs_dir: Annotated[Path, typer.Option(help="where run dirs are created")] = Path("runs"),
         open_: OpenOpt = False,
         no_report: Annotated[bool, typer.Option("--no-report", help="skip the HTML reports")] = False) -> None:
-    """Run an experiment: walk-forward LSTM predictions, forecast metrics, backtests of every strategy and
-    buy-and-hold over the same out-of-sample dates, saved in runs/<name>-<time>/."""
+    """Run an experiment: walk-forward LSTM, forecast metrics, every strategy backtested, reports.
+
+    Everything is saved in runs/<name>-<time>/; the last line printed is the index.html to open.
+    """
     from backtests.config import load_config
     from backtests.experiment import run_experiment
 
@@ -158,6 +153,13 @@ def run(config: ConfigArg = None, set_: SetOpt = None,
     console.print(f"elapsed: {time.perf_counter() - started:.1f} s")
     if index is not None:
         console.print(f"open: {index}")
+
+
+@app.command()
+@user_errors
+def report(run_dir: Annotated[Path, typer.Argument(help="a run dir under runs/")], open_: OpenOpt = False) -> None:
+    """(Re)generate a run's reports: tear sheets, forecast plots and reports/index.html."""
+    console.print(f"open: {_make_reports(run_dir, open_)}")
 
 
 @app.command()
@@ -211,8 +213,10 @@ def compare(runs: Annotated[list[Path], typer.Argument(help="run dirs to put sid
 def audit(config: ConfigArg = None, set_: SetOpt = None,
           date: Annotated[str | None, typer.Option(help="the date D (ISO); default: the middle of the test span")] = None
           ) -> None:
-    """Prove there is no look-ahead: change every price after D, rerun, and check that no prediction,
-    fill or equity value on or before D changed. Exit code 1 if anything did."""
+    """Prove there is no look-ahead: change every price after a date D and rerun.
+
+    Checks that no prediction, fill or equity value on or before D changed; exit code 1 if one did.
+    """
     from backtests.audit import run_audit
     from backtests.config import load_config
     from backtests.experiment import load_experiment_prices
