@@ -33,6 +33,9 @@ ConfigArg = Annotated[Path | None, typer.Argument(help="TOML experiment; default
 SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="override a key: section.key=value (repeatable)")]
 
 
+_interrupt_hint: dict = {}
+
+
 def user_errors(command):
     """Print user errors (bad data, config, strategy, run dir) as one line with a hint; exit 2."""
 
@@ -45,7 +48,9 @@ def user_errors(command):
             errors.print(line, markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            errors.print("interrupted; files already written in the run dir are complete", markup=False)
+            run_dir = _interrupt_hint.pop("run", None)
+            hint = f"; finish it with: lstm-trader run --resume {run_dir}" if run_dir else ""
+            errors.print(f"interrupted: completed folds are saved{hint}", markup=False, soft_wrap=True)
             raise typer.Exit(130) from None
 
     return wrapper
@@ -131,7 +136,9 @@ def _make_reports(run_dir: Path, open_browser: bool) -> Path:
 def run(config: ConfigArg = None, set_: SetOpt = None,
         runs_dir: Annotated[Path, typer.Option(help="where run dirs are created")] = Path("runs"),
         open_: OpenOpt = False,
-        no_report: Annotated[bool, typer.Option("--no-report", help="skip the HTML reports")] = False) -> None:
+        no_report: Annotated[bool, typer.Option("--no-report", help="skip the HTML reports")] = False,
+        resume: Annotated[Path | None, typer.Option(help="finish an interrupted run dir from its last complete "
+                                                         "fold (uses that dir's config.toml)")] = None) -> None:
     """Run an experiment: walk-forward LSTM, forecast metrics, every strategy backtested, reports.
 
     Everything is saved in runs/<name>-<time>/; the last line printed is the index.html to open.
@@ -139,16 +146,27 @@ def run(config: ConfigArg = None, set_: SetOpt = None,
     from backtests.config import load_config
     from backtests.experiment import run_experiment
 
+    from backtests.errors import ConfigError
+    from backtests.experiment import load_resumable
+
     started = time.perf_counter()
-    cfg = load_config(config, set_)
+    if resume is not None:
+        if config is not None or set_:
+            raise ConfigError("--resume takes the run dir's own config.toml", "drop CONFIG and --set")
+        cfg, resume = load_resumable(resume)
+    else:
+        cfg = load_config(config, set_)
     console.print(f"[bold]{cfg.name}[/]: {cfg.data.source}, {cfg.model.n_layers}x LSTM({cfg.model.units}), "
                   f"lookback {cfg.model.lookback}, retrain every {cfg.walk_forward.retrain_every} bars"
                   f" ({'warm start' if cfg.walk_forward.warm_start else 'from scratch'})")
+    def announce(run_dir: Path) -> None:
+        _interrupt_hint["run"] = run_dir
+        console.print(f"run dir: {run_dir}")
+
     with progress_bars() as bars:
-        result = run_experiment(cfg, runs_dir, RichProgress(bars))
+        result = run_experiment(cfg, runs_dir, RichProgress(bars), resume=resume, announce=announce)
     console.print(metrics_table(result.metrics))
     console.print(comparison_view(result.comparison))
-    console.print(f"run dir: {result.path}")
     index = None if no_report else _make_reports(result.path, open_)
     console.print(f"elapsed: {time.perf_counter() - started:.1f} s")
     if index is not None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from backtests.errors import BacktestError
 from backtests.rundir import new_run_dir, write_csv, write_json, write_parquet, write_text
 from backtests.stats import comparison_table
 from forecasting import PREDICTION_COLUMNS, forecast_metrics, load_prices, walk_forward_predict
+from forecasting.checkpoint import FoldCheckpoints
 from forecasting.data import require_rows
 from forecasting.features import warmup_rows
 from forecasting.walkforward import Progress
@@ -102,16 +105,28 @@ def summary(config: ExperimentConfig, prices: dict[str, pd.DataFrame], predictio
     }
 
 
-def run_experiment(config: ExperimentConfig, runs_root: str | Path = "runs",
-                   progress: Progress | None = None) -> RunResult:
+def run_experiment(config: ExperimentConfig, runs_root: str | Path = "runs", progress: Progress | None = None,
+                   resume: Path | None = None, announce: Callable[[Path], None] | None = None) -> RunResult:
+    """Run (or, with `resume`, finish) an experiment; `announce(run_dir)` is called once the dir exists.
+
+    Each completed walk-forward fold is checkpointed in `<run>/checkpoints/`, so an interrupted run
+    resumes after its last complete fold and ends with the same files as an unbroken one.
+    """
     started = time.perf_counter()
     prices = load_experiment_prices(config)
     specs = strategies_with_benchmark(config)  # fail on bad strategies before hours of training
-    run = new_run_dir(runs_root, config.name)
-    write_text(run / "config.toml", dump_config(config))
+    if resume is None:
+        run = new_run_dir(runs_root, config.name)
+        write_text(run / "config.toml", dump_config(config))
+    else:
+        run = resume
+    if announce is not None:
+        announce(run)
+    checkpoints = FoldCheckpoints(run / "checkpoints")
     predictions = walk_forward_predict(prices, config.model, config.walk_forward, seed=config.seed,
-                                       progress=progress)
+                                       progress=progress, checkpoints=checkpoints)
     write_parquet(run / "predictions.parquet", predictions)
+    shutil.rmtree(run / "checkpoints", ignore_errors=True)  # predictions.parquet now holds every fold
     overall = forecast_metrics(predictions)
     per_fold = forecast_metrics(predictions, per_fold=True)
     results, comparison = backtest_all(prices, predictions, config) if specs else ([], pd.DataFrame())
@@ -123,6 +138,18 @@ def run_experiment(config: ExperimentConfig, runs_root: str | Path = "runs",
         "summary": summary(config, prices, predictions, time.perf_counter() - started),
     })
     return RunResult(run, predictions, overall, comparison, time.perf_counter() - started)
+
+
+def load_resumable(run_dir: str | Path) -> tuple[ExperimentConfig, Path]:
+    """The config of an interrupted run dir, to finish it with `run_experiment(..., resume=dir)`."""
+    from backtests.config import load_config
+
+    run = Path(run_dir)
+    if not (run / "config.toml").is_file():
+        raise BacktestError(f"{run} is not a run dir (no config.toml)", "pass the folder printed as 'run dir:'")
+    if (run / "predictions.parquet").is_file() and not (run / "checkpoints").exists():
+        raise BacktestError(f"{run} has already finished", "start a new run, or `lstm-trader report` it")
+    return load_config(run / "config.toml"), run
 
 
 def read_predictions(path: str | Path) -> pd.DataFrame:

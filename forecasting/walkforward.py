@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from forecasting.checkpoint import FoldCheckpoints, fingerprint
 from forecasting.data import require_rows
 from forecasting.errors import ForecastingError
 from forecasting.features import build_features
@@ -116,16 +117,18 @@ def walk_forward_predict(
     walk_forward: WalkForwardSpec,
     seed: int = 0,
     progress: Progress | None = None,
+    checkpoints: FoldCheckpoints | None = None,
 ) -> pd.DataFrame:
     """The predictions table (DESIGN.md): LSTM rows plus naive, drift and momentum baselines.
 
     `y_pred`/`y_true` are always log returns over the horizon; `price_pred` is the predicted
-    close at t + horizon. `progress` hears about every fold and epoch.
+    close at t + horizon. `progress` hears about every fold and epoch. With `checkpoints`, every
+    completed fold is saved and a rerun resumes after the last one, with an identical result.
     """
     if isinstance(prices, pd.DataFrame):
         prices = {"asset": prices}
     tables = [
-        _predict_ticker(ticker, frame, model, walk_forward, seed, progress)
+        _predict_ticker(ticker, frame, model, walk_forward, seed, progress, checkpoints)
         for ticker, frame in prices.items()
     ]
     return pd.concat(tables, ignore_index=True)[PREDICTION_COLUMNS]
@@ -143,7 +146,7 @@ def make_forecaster(model: ModelSpec, seed: int) -> LSTMForecaster:
 
 
 def _predict_ticker(ticker: str, frame: pd.DataFrame, model: ModelSpec, wf: WalkForwardSpec, seed: int,
-                    progress: Progress | None) -> pd.DataFrame:
+                    progress: Progress | None, checkpoints: FoldCheckpoints | None) -> pd.DataFrame:
     samples = make_samples(frame, model, ticker)
     split = make_split(model, wf)
     n = samples.n_known
@@ -154,8 +157,17 @@ def _predict_ticker(ticker: str, frame: pd.DataFrame, model: ModelSpec, wf: Walk
             "load a longer history (data.start) or lower walk_forward.min_train")
     progress = progress or Progress()
     forecaster: LSTMForecaster | None = None
-    tables = []
+    tables: list[pd.DataFrame] = []
+    start = 0
+    if checkpoints is not None:
+        key = fingerprint(frame, {"model": model.model_dump(mode="json"), "walk_forward": wf.model_dump(mode="json"),
+                                  "seed": seed})
+        tables, forecaster, start = checkpoints.restore(ticker, key)
+        if start:
+            progress.fold(ticker, start, n_folds)
     for fold, (train, test) in enumerate(split.split(n)):
+        if fold < start:
+            continue
         X_train, y_train = samples.X[train], samples.target[train]
         if forecaster is None or not wf.warm_start:
             forecaster = make_forecaster(model, seed).fit(X_train, y_train, on_epoch=progress.epoch)
@@ -177,13 +189,15 @@ def _predict_ticker(ticker: str, frame: pd.DataFrame, model: ModelSpec, wf: Walk
             "drift": np.full(len(test), drift),
             "momentum": samples.past_return[test],
         }
-        for name, y_pred in forecasts.items():
-            tables.append(pd.DataFrame({
-                "date": samples.dates[test], "ticker": ticker, "model": name,
-                "y_pred": y_pred, "y_true": samples.log_return[test],
-                "price_pred": close * np.exp(y_pred), "price_true": samples.future_close[test],
-                "horizon": model.horizon, "fold": fold, "train_end": train_end,
-            }))
+        fold_table = pd.concat([pd.DataFrame({
+            "date": samples.dates[test], "ticker": ticker, "model": name,
+            "y_pred": y_pred, "y_true": samples.log_return[test],
+            "price_pred": close * np.exp(y_pred), "price_true": samples.future_close[test],
+            "horizon": model.horizon, "fold": fold, "train_end": train_end,
+        }) for name, y_pred in forecasts.items()], ignore_index=True)
+        tables.append(fold_table)
+        if checkpoints is not None:
+            checkpoints.save(ticker, key, fold, fold_table, forecaster if wf.warm_start else None)
         progress.fold(ticker, fold + 1, n_folds)
     table = pd.concat(tables, ignore_index=True)
     order = {name: i for i, name in enumerate(("lstm",) + BASELINES)}

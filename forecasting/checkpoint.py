@@ -1,0 +1,84 @@
+"""Completed walk-forward folds on disk, so an interrupted run resumes with an identical result.
+
+After each fold the store writes that fold's predictions, then the network (weights and optimizer
+state, Keras format) with its scalers, then a small state file naming the fold: a crash at any
+point leaves the last complete fold as the place to resume from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+from pathlib import Path
+
+import pandas as pd
+
+from forecasting.errors import ForecastingError
+from forecasting.model import LSTMForecaster, import_keras
+
+
+def fingerprint(frame: pd.DataFrame, settings: dict) -> str:
+    """What a checkpoint depends on: the bars and the settings."""
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+class FoldCheckpoints:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def _dir(self, ticker: str) -> Path:
+        return self.root / ticker
+
+    def restore(self, ticker: str, key: str) -> tuple[list[pd.DataFrame], LSTMForecaster | None, int]:
+        """Tables of the completed folds, the forecaster after the last of them, and the next fold."""
+        state_path = self._dir(ticker) / "state.json"
+        if not state_path.is_file():
+            return [], None, 0
+        state = json.loads(state_path.read_text())
+        if state.get("key") != key:
+            raise ForecastingError(f"checkpoints in {self._dir(ticker)} were made from other data or settings",
+                                   "resume with the run dir's own config.toml, or start a new run")
+        last = int(state["fold"])
+        folder = self._dir(ticker)
+        tables = [pd.read_parquet(folder / f"fold_{fold:04d}.parquet") for fold in range(last + 1)]
+        forecaster = None
+        if state.get("model"):
+            with open(folder / "forecaster.pkl", "rb") as handle:
+                forecaster = pickle.load(handle)
+            keras = import_keras()
+            forecaster.model_ = keras.models.load_model(folder / "model.keras")
+            for generator, value in zip(_seed_generators(forecaster.model_), state.get("seed_states", [])):
+                generator.state.assign(value)
+        return tables, forecaster, last + 1
+
+    def save(self, ticker: str, key: str, fold: int, table: pd.DataFrame, forecaster: LSTMForecaster | None) -> None:
+        folder = self._dir(ticker)
+        folder.mkdir(parents=True, exist_ok=True)
+        _atomic(folder / f"fold_{fold:04d}.parquet", lambda tmp: table.to_parquet(tmp, index=False))
+        if forecaster is not None:
+            _atomic(folder / "model.keras", lambda tmp: forecaster.model_.save(tmp), suffix=".keras")
+            state = {k: v for k, v in forecaster.__dict__.items() if k != "model_"}
+            shell = LSTMForecaster.__new__(LSTMForecaster)
+            shell.__dict__.update(state)
+            _atomic(folder / "forecaster.pkl", lambda tmp: tmp.write_bytes(pickle.dumps(shell)))
+        # Dropout's random stream lives in seed generators that Keras does not save with the model;
+        # without them a resumed run would drop different units and drift from an unbroken one.
+        seeds = [g.state.numpy().tolist() for g in _seed_generators(forecaster.model_)] if forecaster else []
+        _atomic(folder / "state.json", lambda tmp: tmp.write_text(json.dumps(
+            {"key": key, "fold": fold, "model": forecaster is not None, "seed_states": seeds})))
+
+
+def _seed_generators(model) -> list:
+    keras = import_keras()
+    return [value for layer in model.layers for value in vars(layer).values()
+            if isinstance(value, keras.random.SeedGenerator)]
+
+
+def _atomic(path: Path, write, suffix: str = "") -> None:
+    tmp = path.with_name(f".{path.stem}.tmp{suffix or path.suffix}")
+    write(tmp)
+    os.replace(tmp, path)

@@ -1,0 +1,80 @@
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from backtests import cli
+from forecasting import ForecastingError, walk_forward_predict
+from forecasting.checkpoint import FoldCheckpoints
+from forecasting.walkforward import Progress
+from tests.conftest import make_bars, write_yahoo_csv
+from tests.test_cli import TINY
+
+runner = CliRunner()
+
+
+class StopAfter(Progress):
+    def __init__(self, folds: int) -> None:
+        self.folds = folds
+
+    def fold(self, ticker, done, total):
+        if done == self.folds:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("warm_start", [True, False])
+def test_interrupted_walk_forward_resumes_to_the_identical_table(tmp_path, tiny_model, tiny_walk_forward, warm_start):
+    model = tiny_model.model_copy(update={"dropout": 0.3})  # dropout's random stream must resume too
+    wf = tiny_walk_forward.model_copy(update={"warm_start": warm_start})
+    bars = make_bars(300, seed=5)
+    unbroken = walk_forward_predict(bars, model, wf, seed=3)
+    store = FoldCheckpoints(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        walk_forward_predict(bars, model, wf, seed=3, progress=StopAfter(2), checkpoints=store)
+    assert sorted(p.name for p in (tmp_path / "asset").glob("fold_*.parquet")) == ["fold_0000.parquet",
+                                                                                    "fold_0001.parquet"]
+    resumed = walk_forward_predict(bars, model, wf, seed=3, checkpoints=store)
+    assert unbroken["fold"].max() >= 3
+    pd.testing.assert_frame_equal(unbroken, resumed)
+
+
+def test_checkpoints_refuse_other_settings(tmp_path, tiny_model, tiny_walk_forward):
+    bars = make_bars(300, seed=5)
+    store = FoldCheckpoints(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        walk_forward_predict(bars, tiny_model, tiny_walk_forward, seed=3, progress=StopAfter(1), checkpoints=store)
+    with pytest.raises(ForecastingError, match="other data or settings"):
+        walk_forward_predict(bars, tiny_model, tiny_walk_forward, seed=4, checkpoints=store)
+
+
+def test_cli_run_resumes_after_an_interrupt(tmp_path, monkeypatch):
+    data = tmp_path / "ACME.csv"
+    write_yahoo_csv(make_bars(320, seed=9), data)
+    args = ["run", *TINY, "--set", f"data.source=csv:{data}", "--no-report"]
+    fresh = runner.invoke(app := cli.app, [*args, "--runs-dir", str(tmp_path / "fresh")])
+    assert fresh.exit_code == 0, fresh.output
+
+    original = cli.RichProgress.fold
+
+    def interrupt(self, ticker, done, total):
+        original(self, ticker, done, total)
+        if done == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.RichProgress, "fold", interrupt)
+    broken = runner.invoke(app, [*args, "--runs-dir", str(tmp_path / "runs")])
+    assert broken.exit_code == 130
+    (run,) = list((tmp_path / "runs").iterdir())
+    assert f"lstm-trader run --resume {run}" in broken.stderr
+    assert not (run / "predictions.parquet").exists() and (run / "checkpoints").is_dir()
+
+    monkeypatch.setattr(cli.RichProgress, "fold", original)
+    resumed = runner.invoke(app, ["run", "--resume", str(run), "--no-report"])
+    assert resumed.exit_code == 0, resumed.output
+    (done,) = list((tmp_path / "fresh").iterdir())
+    pd.testing.assert_frame_equal(pd.read_parquet(run / "predictions.parquet"),
+                                  pd.read_parquet(done / "predictions.parquet"))
+    pd.testing.assert_frame_equal(pd.read_csv(run / "comparison.csv"), pd.read_csv(done / "comparison.csv"))
+    assert not (run / "checkpoints").exists()
+
+    again = runner.invoke(app, ["run", "--resume", str(run)])
+    assert again.exit_code == 2 and "already finished" in again.stderr
