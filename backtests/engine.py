@@ -58,8 +58,9 @@ def run_backtest(prices: dict[str, pd.DataFrame] | pd.DataFrame, predictions: pd
                  warmup: int = WARMUP_BARS) -> BacktestResult:
     """Backtest `strategy` (a registry name) on every ticker of `prices` as one portfolio.
 
-    Decisions are made at each close and filled at the next open (Backtrader's default), so the
-    prediction made at close t trades at open t+1. All tickers share the predictions' dates.
+    Decisions are made at each close and filled at the next open, so the prediction made at close t
+    trades at open t+1 (plus slippage); the order is sized with that open so that a gap cannot bounce
+    it. Equity is recorded from the first prediction date on.
     """
     broker = broker or BrokerSpec()
     if isinstance(prices, pd.DataFrame):
@@ -106,7 +107,7 @@ def run_backtest(prices: dict[str, pd.DataFrame] | pd.DataFrame, predictions: pd
     fills = _fills_table(strat.fills)
     return BacktestResult(
         strategy=label or strategy, equity=equity, returns=equity.pct_change().iloc[1:],
-        positions=book[tickers], fills=fills, trades=round_trips(fills, book[tickers].iloc[-1] if len(book) else None),
+        positions=book[tickers], fills=fills, trades=round_trips(fills),
         tickers=tickers, rejected_orders=strat.rejected,
     )
 
@@ -121,7 +122,7 @@ def _fills_table(fills: list[dict]) -> pd.DataFrame:
     return table[cols]
 
 
-def round_trips(fills: pd.DataFrame, final_position: pd.Series | None = None) -> pd.DataFrame:
+def round_trips(fills: pd.DataFrame) -> pd.DataFrame:
     """Pair fills into round trips per ticker (flat -> position -> flat); a reversal closes one and opens one.
 
     A position still open at the end is listed with no exit date.
