@@ -2,7 +2,7 @@ import tomllib
 
 import pytest
 
-from backtests.config import dump_config, load_config, parse_value
+from backtests.config import DEFAULT_CONFIG, dump_config, load_config, parse_value
 from backtests.errors import ConfigError
 from forecasting import FeatureError
 
@@ -56,3 +56,9 @@ def test_missing_and_broken_config_files(tmp_path):
 def test_dumped_config_is_plain_toml():
     parsed = tomllib.loads(dump_config(load_config()))
     assert parsed["walk_forward"]["retrain_every"] == 21
+
+
+@pytest.mark.parametrize("path", sorted((DEFAULT_CONFIG.parent).glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_config_is_valid(path):
+    cfg = load_config(path)
+    assert cfg.data.source.startswith("builtin:")  # shipped examples run offline
