@@ -27,18 +27,15 @@ class BrokerSpec(Strict):
 
 
 class Commission(bt.CommInfoBase):
-    """Percent of value plus per share, with a minimum per fill; optionally fractional sizes."""
+    """Percent of value plus per share, with a minimum per fill (sizes come from the strategy)."""
 
     params = (("stocklike", True), ("commtype", bt.CommInfoBase.COMM_FIXED), ("percabs", True),
-              ("pct", 0.0), ("per_share", 0.0), ("minimum", 0.0), ("fractional", False))
+              ("pct", 0.0), ("per_share", 0.0), ("minimum", 0.0))
 
     def _getcommission(self, size, price, pseudoexec):
         if not size:
             return 0.0
         return max(self.p.minimum, abs(size) * price * self.p.pct + abs(size) * self.p.per_share)
-
-    def getsize(self, price, cash):
-        return self.p.leverage * cash / price if self.p.fractional else super().getsize(price, cash)
 
 
 @dataclass
@@ -89,8 +86,7 @@ def run_backtest(prices: dict[str, pd.DataFrame] | pd.DataFrame, predictions: pd
     # fill at; the strategy sizes against that open, and execution still refuses what cash can't buy.
     cerebro.broker.set_checksubmit(False)
     cerebro.broker.addcommissioninfo(Commission(pct=broker.commission_pct, per_share=broker.commission_per_share,
-                                                minimum=broker.commission_min, fractional=broker.fractional,
-                                                interest=broker.short_borrow_rate, interest_long=False))
+                                                minimum=broker.commission_min, interest=broker.short_borrow_rate, interest_long=False))
     if broker.slippage_pct:
         cerebro.broker.set_slippage_perc(broker.slippage_pct, slip_open=True, slip_limit=True, slip_match=True,
                                          slip_out=True)  # a cost, not bounded by the bar's printed range

@@ -114,7 +114,7 @@ def run_experiment(config: ExperimentConfig, runs_root: str | Path = "runs", pro
     """
     started = time.perf_counter()
     prices = load_experiment_prices(config)
-    specs = strategies_with_benchmark(config)  # fail on bad strategies before hours of training
+    strategies_with_benchmark(config)  # fail on clashing strategy labels before hours of training
     if resume is None:
         run = new_run_dir(runs_root, config.name)
         write_text(run / "config.toml", dump_config(config))
@@ -129,7 +129,7 @@ def run_experiment(config: ExperimentConfig, runs_root: str | Path = "runs", pro
     shutil.rmtree(run / "checkpoints", ignore_errors=True)  # predictions.parquet now holds every fold
     overall = forecast_metrics(predictions)
     per_fold = forecast_metrics(predictions, per_fold=True)
-    results, comparison = backtest_all(prices, predictions, config) if specs else ([], pd.DataFrame())
+    results, comparison = backtest_all(prices, predictions, config)
     write_backtests(run, results, comparison)
     write_json(run / "metrics.json", {
         "forecast": overall.to_dict(orient="records"),

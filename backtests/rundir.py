@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from backtests.errors import BacktestError
+from forecasting.checkpoint import atomic_write
 
 
 def new_run_dir(root: str | Path, name: str, now: datetime | None = None) -> Path:
@@ -29,15 +29,8 @@ def new_run_dir(root: str | Path, name: str, now: datetime | None = None) -> Pat
     raise BacktestError(f"could not create a run dir under {root}", "clean up old runs")
 
 
-def _atomic(path: Path, write) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-    return path
-
-
 def write_text(path: Path, text: str) -> Path:
-    return _atomic(Path(path), lambda tmp: tmp.write_text(text))
+    return atomic_write(Path(path), lambda tmp: tmp.write_text(text))
 
 
 def _clean(value: Any) -> Any:
@@ -59,11 +52,11 @@ def write_json(path: Path, data: Any) -> Path:
 
 
 def write_parquet(path: Path, frame: pd.DataFrame) -> Path:
-    return _atomic(Path(path), lambda tmp: frame.to_parquet(tmp, index=False))
+    return atomic_write(Path(path), lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def write_csv(path: Path, frame: pd.DataFrame, index: bool = False) -> Path:
-    return _atomic(Path(path), lambda tmp: frame.to_csv(tmp, index=index))
+    return atomic_write(Path(path), lambda tmp: frame.to_csv(tmp, index=index))
 
 
 def require_run_dir(path: str | Path, needs: tuple[str, ...] = ("config.toml", "predictions.parquet")) -> Path:

@@ -45,7 +45,7 @@ def summarise(result: BacktestResult, ticker: str) -> dict:
         "strategy": result.strategy, "ticker": ticker, **stats,
         "exposure": float(held.mean()) if len(held) else 0.0,
         "trades": int(len(result.trades)),
-        "turnover": float(traded / equity.mean() / years) if years else 0.0,
+        "turnover": float(traded / equity.mean() / years),
         "win_rate": float((closed["pnl_net"] > 0).mean()) if len(closed) else float("nan"),
         "costs": float(result.fills["commission"].sum() + result.fills["slippage"].sum()),
         "final_equity": float(equity.iloc[-1]),
@@ -94,14 +94,16 @@ def comparison_table(results: list[tuple[str, BacktestResult]]) -> pd.DataFrame:
     table = pd.DataFrame([summarise(result, ticker) for ticker, result in results],
                          columns=[c for c in COMPARISON_COLUMNS if c not in ("psr", "dsr")])
     qs = _qs()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        per_period = pd.Series([float(qs.stats.sharpe(r.returns.fillna(0.0), periods=252, annualize=False))
+                                for _, r in results])
+    books = table["ticker"]
     psr, dsr = [], []
     for ticker, result in results:
-        peers = [r for t, r in results if t == ticker]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            srs = [float(qs.stats.sharpe(r.returns.fillna(0.0), periods=252, annualize=False)) for r in peers]
-        srs = [x for x in srs if np.isfinite(x)]
-        variance = float(np.var(srs, ddof=1)) if len(srs) > 1 else 0.0
+        peers = per_period[books == ticker]
+        finite = peers[np.isfinite(peers)]
+        variance = float(np.var(finite, ddof=1)) if len(finite) > 1 else 0.0
         psr.append(probabilistic_sharpe(result.returns.fillna(0.0)))
         dsr.append(deflated_sharpe(result.returns.fillna(0.0), len(peers), variance))
     table["psr"], table["dsr"] = psr, dsr

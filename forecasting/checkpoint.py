@@ -58,17 +58,17 @@ class FoldCheckpoints:
     def save(self, ticker: str, key: str, fold: int, table: pd.DataFrame, forecaster: LSTMForecaster | None) -> None:
         folder = self._dir(ticker)
         folder.mkdir(parents=True, exist_ok=True)
-        _atomic(folder / f"fold_{fold:04d}.parquet", lambda tmp: table.to_parquet(tmp, index=False))
+        atomic_write(folder / f"fold_{fold:04d}.parquet", lambda tmp: table.to_parquet(tmp, index=False))
         if forecaster is not None:
-            _atomic(folder / "model.keras", lambda tmp: forecaster.model_.save(tmp), suffix=".keras")
+            atomic_write(folder / "model.keras", lambda tmp: forecaster.model_.save(tmp))
             state = {k: v for k, v in forecaster.__dict__.items() if k != "model_"}
             shell = LSTMForecaster.__new__(LSTMForecaster)
             shell.__dict__.update(state)
-            _atomic(folder / "forecaster.pkl", lambda tmp: tmp.write_bytes(pickle.dumps(shell)))
+            atomic_write(folder / "forecaster.pkl", lambda tmp: tmp.write_bytes(pickle.dumps(shell)))
         # Dropout's random stream lives in seed generators that Keras does not save with the model;
         # without them a resumed run would drop different units and drift from an unbroken one.
         seeds = [g.state.numpy().tolist() for g in _seed_generators(forecaster.model_)] if forecaster else []
-        _atomic(folder / "state.json", lambda tmp: tmp.write_text(json.dumps(
+        atomic_write(folder / "state.json", lambda tmp: tmp.write_text(json.dumps(
             {"key": key, "fold": fold, "model": forecaster is not None, "seed_states": seeds})))
 
 
@@ -78,7 +78,11 @@ def _seed_generators(model) -> list:
             if isinstance(value, keras.random.SeedGenerator)]
 
 
-def _atomic(path: Path, write, suffix: str = "") -> None:
-    tmp = path.with_name(f".{path.stem}.tmp{suffix or path.suffix}")
+def atomic_write(path: Path, write) -> Path:
+    """Call `write(tmp)` on a hidden file beside `path` (same suffix, which Keras needs), then rename it
+    into place, so `path` is either the old file or the complete new one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     write(tmp)
     os.replace(tmp, path)
+    return path
