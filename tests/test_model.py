@@ -4,9 +4,11 @@ import pytest
 from forecasting import LSTMForecaster, NotFittedError, build_stacked_lstm
 
 
-def test_build_stacked_lstm_shapes_and_compile():
-    model = build_stacked_lstm(n_layers=3, units=8, dropout=0.2, lookback=10, n_features=4, learning_rate=0.01)
-    lstm = [layer for layer in model.layers if layer.__class__.__name__ == "LSTM"]
+@pytest.mark.parametrize("cell", ["fused", "keras"])
+def test_build_stacked_lstm_shapes_and_compile(cell):
+    model = build_stacked_lstm(n_layers=3, units=8, dropout=0.2, lookback=10, n_features=4, learning_rate=0.01,
+                               cell=cell)
+    lstm = [layer for layer in model.layers if layer.name.startswith("lstm_")]
     assert len(lstm) == 3 and all(layer.units == 8 for layer in lstm)
     assert [layer.return_sequences for layer in lstm] == [True, True, False]
     assert model.input_shape == (None, 10, 4) and model.output_shape == (None, 1)
@@ -61,3 +63,57 @@ def test_same_seed_same_predictions():
     c = LSTMForecaster(n_layers=2, units=4, epochs=2, seed=8).fit(X, y).predict(X[:10])
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+def test_fused_cell_computes_keras_lstm():
+    """Same weights, same outputs: the fused kernel is Keras' LSTM (same weight layout)."""
+    rng = np.random.default_rng(4)
+    fused = build_stacked_lstm(2, 5, 0.0, 7, 3, 1e-3, seed=1, cell="fused")
+    plain = build_stacked_lstm(2, 5, 0.0, 7, 3, 1e-3, seed=2, cell="keras")
+    for layer in ("lstm_1", "lstm_2"):
+        weights = fused.get_layer(layer).get_weights()
+        assert [w.shape for w in weights] == [w.shape for w in plain.get_layer(layer).get_weights()]
+        plain.get_layer(layer).set_weights(weights)
+    plain.get_layer("head").set_weights(fused.get_layer("head").get_weights())
+    X = rng.normal(size=(6, 7, 3)).astype("float32")
+    np.testing.assert_allclose(fused.predict_on_batch(X), plain.predict_on_batch(X), rtol=1e-5, atol=1e-6)
+    # and the same gradients, which is what training sees
+    import tensorflow as tf
+
+    target = tf.constant(rng.normal(size=(6, 1)).astype("float32"))
+    gradients = []
+    for model in (fused, plain):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean((model(X) - target) ** 2)
+        gradients.append(tape.gradient(loss, model.trainable_variables))
+    for g_fused, g_plain in zip(*gradients):
+        np.testing.assert_allclose(g_fused.numpy(), g_plain.numpy(), rtol=1e-4, atol=1e-6)
+    # Keras' unit forget bias: the forget block (i, f, c, o) of the bias starts at 1, the rest at 0
+    bias = fused.get_layer("lstm_1").get_weights()[2]
+    np.testing.assert_array_equal(bias, np.r_[np.zeros(5), np.ones(5), np.zeros(10)])
+
+
+def test_seeded_networks_do_not_depend_on_global_random_state():
+    import keras
+
+    keras.utils.set_random_seed(1)
+    a = build_stacked_lstm(2, 4, 0.1, 5, 2, 1e-3, seed=9).get_weights()
+    keras.utils.set_random_seed(2)
+    b = build_stacked_lstm(2, 4, 0.1, 5, 2, 1e-3, seed=9).get_weights()
+    c = build_stacked_lstm(2, 4, 0.1, 5, 2, 1e-3, seed=10).get_weights()
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+
+
+def test_early_stopping_keeps_the_best_validation_epoch():
+    rng = np.random.default_rng(5)
+    X, y = rng.normal(size=(120, 4, 2)), rng.normal(size=120)  # pure noise: validation loss soon rises
+    model = LSTMForecaster(n_layers=1, units=8, epochs=30, learning_rate=0.05, patience=2, val_fraction=0.25,
+                           seed=0).fit(X, y)
+    val = model.history_["val_loss"]
+    assert len(val) < 30 and len(val) == len(model.history_["loss"])
+    assert np.argmin(val) == len(val) - 1 - 2  # stopped `patience` epochs after the best one
+    Xs = model.x_scaler_.windows(X[-30:])
+    ys = model.y_scaler_.column(y[-30:])
+    restored = float(model.model_.test_on_batch(Xs, ys))
+    assert restored == pytest.approx(min(val), rel=1e-5)
