@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from forecasting.errors import ForecastingError
-from forecasting.walkforward import Progress as WalkForwardProgress
+from forecasting.progress import Progress as WalkForwardProgress
 from reports.errors import ReportError
 from strategies.errors import StrategyError
 
@@ -88,6 +88,10 @@ def _fmt(value: float, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if abs(value) < 1e5 else f"{value:,.0f}"
 
 
+def _pct(value: float | None, spec: str) -> str:
+    return "—" if value is None or value != value else format(value, spec)
+
+
 def metrics_table(metrics) -> Table:
     table = Table(title="Forecast errors (out of sample; naive = tomorrow's close is today's)")
     for col in ("ticker", "model", "n", "RMSE (price)", "MAE (price)", "MAPE", "RMSE (return)", "dir. acc.",
@@ -116,13 +120,16 @@ def comparison_view(comparison, title: str = "Strategies (same out-of-sample dat
 OpenOpt = Annotated[bool, typer.Option("--open", help="open the report in a browser when one is available")]
 
 
-def _make_reports(run_dir: Path, open_browser: bool) -> Path:
+def _make_reports(run_dir: Path, open_browser: bool, phases: dict[str, float] | None = None) -> Path:
     from reports import build_reports
 
     started = time.perf_counter()
     with console.status("writing reports (QuantStats tear sheets, plots, index.html)"):
         index = build_reports(run_dir)
-    console.print(f"reports written in {time.perf_counter() - started:.1f} s")
+    if phases is None:
+        console.print(f"reports written in {time.perf_counter() - started:.1f} s")
+    else:
+        phases["reports"] = time.perf_counter() - started
     if open_browser:
         import webbrowser
 
@@ -143,13 +150,12 @@ def run(config: ConfigArg = None, set_: SetOpt = None,
 
     Everything is saved in runs/<name>-<time>/; the last line printed is the index.html to open.
     """
-    from backtests.config import load_config
-    from backtests.experiment import run_experiment
-
-    from backtests.errors import ConfigError
-    from backtests.experiment import load_resumable
-
     started = time.perf_counter()
+    from backtests.config import load_config
+    from backtests.errors import ConfigError
+    from backtests.experiment import load_resumable, run_experiment
+
+    imported = time.perf_counter() - started
     if resume is not None:
         if config is not None or set_:
             raise ConfigError("--resume takes the run dir's own config.toml", "drop CONFIG and --set")
@@ -167,8 +173,10 @@ def run(config: ConfigArg = None, set_: SetOpt = None,
         result = run_experiment(cfg, runs_dir, RichProgress(bars), resume=resume, announce=announce)
     console.print(metrics_table(result.metrics))
     console.print(comparison_view(result.comparison))
-    index = None if no_report else _make_reports(result.path, open_)
-    console.print(f"elapsed: {time.perf_counter() - started:.1f} s")
+    phases = {"start-up": imported, **result.phases}
+    index = None if no_report else _make_reports(result.path, open_, phases)
+    phases["total"] = time.perf_counter() - started
+    console.print("time: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items()))
     if index is not None:
         console.print(f"open: {index}")
 
@@ -208,21 +216,19 @@ def backtest(
 def compare(runs: Annotated[list[Path], typer.Argument(help="run dirs to put side by side")],
             out: Annotated[Path | None, typer.Option(help="also write the table to this CSV")] = None) -> None:
     """Put runs side by side: each strategy's results and the LSTM's forecast error of each run."""
-    import pandas as pd
+    from backtests.compare import compare_runs, write_rows
 
-    from backtests.compare import compare_runs
-    from backtests.rundir import write_csv
-
-    table = compare_runs(runs)
+    rows = compare_runs(runs)
     view = Table(title="Runs compared")
     for col in ("run", "ticker", "strategy", "CAGR", "Sharpe", "max DD", "trades", "LSTM RMSE", "Theil U"):
         view.add_column(col, justify="left" if col in ("run", "ticker", "strategy") else "right")
-    for row in table.itertuples():
-        view.add_row(row.run, row.ticker, row.strategy, f"{row.cagr:+.2%}", f"{row.sharpe:.2f}",
-                     f"{row.max_drawdown:.1%}", str(row.trades), _fmt(row.lstm_price_rmse), _fmt(row.lstm_theil_u, 3))
+    for row in rows:
+        view.add_row(row["run"], row["ticker"], row["strategy"], _pct(row.get("cagr"), "+.2%"),
+                     _pct(row.get("sharpe"), ".2f"), _pct(row.get("max_drawdown"), ".1%"), str(row.get("trades")),
+                     _fmt(row["lstm_price_rmse"]), _fmt(row["lstm_theil_u"], 3))
     console.print(view)
     if out is not None:
-        write_csv(out, pd.DataFrame(table))
+        write_rows(out, rows)
         console.print(f"saved {out}")
 
 

@@ -1,29 +1,58 @@
-"""Side-by-side comparison of finished run dirs."""
+"""Side-by-side comparison of finished run dirs (standard library only: `compare` starts at once)."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
-
-import pandas as pd
 
 from backtests.errors import BacktestError
 from backtests.rundir import require_run_dir
 
+TEXT_COLUMNS = {"run", "ticker", "strategy"}
 
-def compare_runs(runs: list[str | Path]) -> pd.DataFrame:
+
+def _number(value: str | None) -> float | int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+
+
+def compare_runs(runs: list[str | Path]) -> list[dict]:
     """One row per (run, ticker, strategy) with its stats and the run's LSTM forecast error for that ticker."""
-    frames = []
+    rows = []
     for path in runs:
         run = require_run_dir(path, ("comparison.csv", "metrics.json"))
-        comparison = pd.read_csv(run / "comparison.csv")
         try:
             metrics = json.loads((run / "metrics.json").read_text())
         except json.JSONDecodeError:
             raise BacktestError(f"{run}/metrics.json is not valid JSON", "rerun `lstm-trader report` or the run") from None
         lstm = {m["ticker"]: m for m in metrics.get("forecast", []) if m.get("model") == "lstm"}
-        comparison.insert(0, "run", run.name)
-        comparison["lstm_price_rmse"] = [lstm.get(t, {}).get("price_rmse") for t in comparison["ticker"]]
-        comparison["lstm_theil_u"] = [lstm.get(t, {}).get("theil_u") for t in comparison["ticker"]]
-        frames.append(comparison)
-    return pd.concat(frames, ignore_index=True).astype({"lstm_price_rmse": float, "lstm_theil_u": float})
+        with open(run / "comparison.csv", newline="", encoding="utf-8") as handle:
+            for record in csv.DictReader(handle):
+                row = {"run": run.name}
+                row.update({k: v if k in TEXT_COLUMNS else _number(v) for k, v in record.items()})
+                forecast = lstm.get(row.get("ticker"), {})
+                row["lstm_price_rmse"] = forecast.get("price_rmse")
+                row["lstm_theil_u"] = forecast.get("theil_u")
+                rows.append(row)
+    return rows
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    """The comparison as CSV (every column of every run)."""
+    from forecasting.atomic import atomic_write
+
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    atomic_write(Path(path), write)

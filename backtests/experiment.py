@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +19,7 @@ from forecasting import PREDICTION_COLUMNS, forecast_metrics, load_prices, walk_
 from forecasting.checkpoint import FoldCheckpoints
 from forecasting.data import require_rows
 from forecasting.features import warmup_rows
+from forecasting.model import import_keras
 from forecasting.walkforward import Progress
 
 PORTFOLIO = "portfolio"
@@ -31,6 +32,7 @@ class RunResult:
     metrics: pd.DataFrame
     comparison: pd.DataFrame
     elapsed_s: float
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase, in order
 
 
 def load_experiment_prices(config: ExperimentConfig) -> dict[str, pd.DataFrame]:
@@ -73,15 +75,20 @@ def backtest_all(prices: dict[str, pd.DataFrame], predictions: pd.DataFrame,
     return results, comparison_table(results)
 
 
+def returns_table(results: list[tuple[str, BacktestResult]]) -> pd.DataFrame:
+    """Daily returns of every result as one long table (date, ticker = the book, strategy, return)."""
+    return pd.concat([pd.DataFrame({"date": result.returns.index, "ticker": book, "strategy": result.strategy,
+                                    "return": result.returns.to_numpy()}) for book, result in results],
+                     ignore_index=True)
+
+
 def write_backtests(run: Path, results: list[tuple[str, BacktestResult]], comparison: pd.DataFrame) -> None:
-    returns, equity, trades, fills = [], {}, [], []
+    equity, trades, fills = {}, [], []
     for ticker, result in results:
-        returns.append(pd.DataFrame({"date": result.returns.index, "ticker": ticker, "strategy": result.strategy,
-                                     "return": result.returns.to_numpy()}))
         equity[f"{ticker}:{result.strategy}"] = result.equity
         trades.append(result.trades.assign(strategy=result.strategy, book=ticker))
         fills.append(result.fills.assign(strategy=result.strategy, book=ticker))
-    write_parquet(run / "returns.parquet", pd.concat(returns, ignore_index=True))
+    write_parquet(run / "returns.parquet", returns_table(results))
     write_csv(run / "equity.csv", pd.DataFrame(equity).rename_axis("date"), index=True)
     write_csv(run / "trades.csv", pd.concat(trades, ignore_index=True))
     write_csv(run / "fills.csv", pd.concat(fills, ignore_index=True))
@@ -89,7 +96,7 @@ def write_backtests(run: Path, results: list[tuple[str, BacktestResult]], compar
 
 
 def summary(config: ExperimentConfig, prices: dict[str, pd.DataFrame], predictions: pd.DataFrame,
-            elapsed: float) -> dict:
+            elapsed: float, phases: dict[str, float] | None = None) -> dict:
     lstm = predictions[predictions["model"] == "lstm"]
     m = config.model
     return {
@@ -102,6 +109,7 @@ def summary(config: ExperimentConfig, prices: dict[str, pd.DataFrame], predictio
         "network": f"{m.n_layers}x LSTM({m.units}), dropout {m.dropout}, lookback {m.lookback}, "
                    f"{len(m.features)} features, target {m.target} h={m.horizon}",
         "seed": config.seed, "elapsed_s": round(elapsed, 2),
+        "phases_s": {name: round(seconds, 2) for name, seconds in (phases or {}).items()},
     }
 
 
@@ -113,6 +121,14 @@ def run_experiment(config: ExperimentConfig, runs_root: str | Path = "runs", pro
     resumes after its last complete fold and ends with the same files as an unbroken one.
     """
     started = time.perf_counter()
+    phases: dict[str, float] = {}
+    clock = [started]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        phases[name] = phases.get(name, 0.0) + now - clock[0]
+        clock[0] = now
+
     prices = load_experiment_prices(config)
     strategies_with_benchmark(config)  # fail on clashing strategy labels before hours of training
     if resume is None:
@@ -122,6 +138,9 @@ def run_experiment(config: ExperimentConfig, runs_root: str | Path = "runs", pro
         run = resume
     if announce is not None:
         announce(run)
+    lap("data")
+    import_keras()
+    lap("TensorFlow import")
     checkpoints = FoldCheckpoints(run / "checkpoints")
     predictions = walk_forward_predict(prices, config.model, config.walk_forward, seed=config.seed,
                                        progress=progress, checkpoints=checkpoints)
@@ -129,15 +148,17 @@ def run_experiment(config: ExperimentConfig, runs_root: str | Path = "runs", pro
     shutil.rmtree(run / "checkpoints", ignore_errors=True)  # predictions.parquet now holds every fold
     overall = forecast_metrics(predictions)
     per_fold = forecast_metrics(predictions, per_fold=True)
+    lap("walk-forward")
     results, comparison = backtest_all(prices, predictions, config)
     write_backtests(run, results, comparison)
+    lap("backtests")
     write_json(run / "metrics.json", {
         "forecast": overall.to_dict(orient="records"),
         "forecast_per_fold": per_fold.to_dict(orient="records"),
         "backtest": comparison.to_dict(orient="records"),
-        "summary": summary(config, prices, predictions, time.perf_counter() - started),
+        "summary": summary(config, prices, predictions, time.perf_counter() - started, phases),
     })
-    return RunResult(run, predictions, overall, comparison, time.perf_counter() - started)
+    return RunResult(run, predictions, overall, comparison, time.perf_counter() - started, phases)
 
 
 def load_resumable(run_dir: str | Path) -> tuple[ExperimentConfig, Path]:

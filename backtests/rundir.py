@@ -6,12 +6,13 @@ import json
 import math
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from backtests.errors import BacktestError
-from forecasting.checkpoint import atomic_write
+from forecasting.atomic import atomic_write
+
+if TYPE_CHECKING:  # pandas is imported by whoever passes a frame; light commands never load it
+    import pandas as pd
 
 
 def new_run_dir(root: str | Path, name: str, now: datetime | None = None) -> Path:
@@ -42,7 +43,7 @@ def _clean(value: Any) -> Any:
         return [_clean(v) for v in value]
     if hasattr(value, "item"):  # numpy scalars
         return _clean(value.item())
-    if isinstance(value, (pd.Timestamp, datetime)):
+    if isinstance(value, datetime):  # pandas' Timestamp too
         return value.isoformat()
     return value
 
@@ -51,11 +52,11 @@ def write_json(path: Path, data: Any) -> Path:
     return write_text(path, json.dumps(_clean(data), indent=2) + "\n")
 
 
-def write_parquet(path: Path, frame: pd.DataFrame) -> Path:
+def write_parquet(path: Path, frame: "pd.DataFrame") -> Path:
     return atomic_write(Path(path), lambda tmp: frame.to_parquet(tmp, index=False))
 
 
-def write_csv(path: Path, frame: pd.DataFrame, index: bool = False) -> Path:
+def write_csv(path: Path, frame: "pd.DataFrame", index: bool = False) -> Path:
     return atomic_write(Path(path), lambda tmp: frame.to_csv(tmp, index=index))
 
 

@@ -4,18 +4,44 @@ Never imports `strategies`, `reports` or `backtests`; TensorFlow is imported onl
 is built, so loading data or computing metrics stays fast.
 """
 
-from forecasting.data import load_prices
-from forecasting.errors import DataError, FeatureError, ForecastingError, NotFittedError
-from forecasting.features import build_features
-from forecasting.forecast import forecast
-from forecasting.metrics import diebold_mariano, forecast_metrics
-from forecasting.model import LSTMForecaster, build_stacked_lstm, set_seed
-from forecasting.spec import DataSpec, ModelSpec, WalkForwardSpec
-from forecasting.walkforward import PREDICTION_COLUMNS, WalkForwardSplit, make_samples, walk_forward_predict
+from __future__ import annotations
 
-__all__ = [
-    "DataError", "DataSpec", "FeatureError", "ForecastingError", "LSTMForecaster", "ModelSpec", "NotFittedError",
-    "PREDICTION_COLUMNS", "WalkForwardSpec", "WalkForwardSplit", "build_features", "build_stacked_lstm",
-    "diebold_mariano", "forecast", "forecast_metrics", "load_prices", "make_samples", "set_seed",
-    "walk_forward_predict",
-]
+import importlib
+
+# Names are imported on first use (PEP 562), so importing one light submodule and the CLI's
+# start-up never pay for pandas, TensorFlow, Backtrader or matplotlib.
+_EXPORTS = {
+    "load_prices": "forecasting.data",
+    "DataError": "forecasting.errors",
+    "FeatureError": "forecasting.errors",
+    "ForecastingError": "forecasting.errors",
+    "NotFittedError": "forecasting.errors",
+    "build_features": "forecasting.features",
+    "forecast": "forecasting.forecast",
+    "diebold_mariano": "forecasting.metrics",
+    "forecast_metrics": "forecasting.metrics",
+    "LSTMForecaster": "forecasting.model",
+    "build_stacked_lstm": "forecasting.model",
+    "set_seed": "forecasting.model",
+    "DataSpec": "forecasting.spec",
+    "ModelSpec": "forecasting.spec",
+    "WalkForwardSpec": "forecasting.spec",
+    "PREDICTION_COLUMNS": "forecasting.walkforward",
+    "WalkForwardSplit": "forecasting.walkforward",
+    "make_samples": "forecasting.walkforward",
+    "walk_forward_predict": "forecasting.walkforward",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from forecasting.atomic import atomic_write
 from forecasting.errors import ForecastingError
 from forecasting.model import LSTMForecaster, import_keras
 
@@ -98,12 +98,3 @@ def _seed_generators(model) -> list:
     return [value for layer in model.layers for value in vars(layer).values()
             if isinstance(value, keras.random.SeedGenerator)]
 
-
-def atomic_write(path: Path, write) -> Path:
-    """Call `write(tmp)` on a hidden file beside `path` (same suffix, which some writers need), then
-    rename it into place, so `path` is either the old file or the complete new one."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    write(tmp)
-    os.replace(tmp, path)
-    return path

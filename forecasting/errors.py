@@ -17,6 +17,9 @@ class ForecastingError(Exception):
     def __str__(self) -> str:
         return f"{self.message} (hint: {self.hint})" if self.hint else self.message
 
+    def __reduce__(self):  # keep the hint when raised in a worker process
+        return self.__class__, (self.message, self.hint)
+
 
 class DataError(ForecastingError):
     """Price data that cannot be loaded or fails validation."""

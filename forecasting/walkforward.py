@@ -17,6 +17,7 @@ from forecasting.data import require_rows
 from forecasting.errors import ForecastingError
 from forecasting.features import build_features
 from forecasting.model import LSTMForecaster
+from forecasting.progress import Progress
 from forecasting.spec import ModelSpec, WalkForwardSpec
 
 PREDICTION_COLUMNS = ["date", "ticker", "model", "y_pred", "y_true", "price_pred", "price_true",
@@ -101,16 +102,6 @@ def make_samples(frame: pd.DataFrame, model: ModelSpec, source: str = "data") ->
                    future_close=future[rows], past_return=past[rows], dates=feats.index[rows])
 
 
-class Progress:
-    """Receives walk-forward progress; the CLI draws bars from it. Methods do nothing by default."""
-
-    def fold(self, ticker: str, done: int, total: int) -> None:
-        """Called after fold `done` of `total` for `ticker`."""
-
-    def epoch(self, done: int, total: int) -> None:
-        """Called after each training epoch of the current fold."""
-
-
 def walk_forward_predict(
     prices: dict[str, pd.DataFrame] | pd.DataFrame,
     model: ModelSpec,
@@ -181,25 +172,36 @@ def _predict_ticker(ticker: str, frame: pd.DataFrame, model: ModelSpec, wf: Walk
             lstm_ret = raw
         else:
             lstm_ret = np.log(np.where(raw > 0, raw, np.nan) / close)
-        drift = float(np.mean(samples.log_return[train]))
-        train_end = samples.dates[train[-1] + model.horizon]
-        forecasts = {
-            "lstm": lstm_ret,
-            "naive": np.zeros(len(test)),
-            "drift": np.full(len(test), drift),
-            "momentum": samples.past_return[test],
-        }
-        fold_table = pd.concat([pd.DataFrame({
-            "date": samples.dates[test], "ticker": ticker, "model": name,
-            "y_pred": y_pred, "y_true": samples.log_return[test],
-            "price_pred": close * np.exp(y_pred), "price_true": samples.future_close[test],
-            "horizon": model.horizon, "fold": fold, "train_end": train_end,
-        }) for name, y_pred in forecasts.items()], ignore_index=True)
+        fold_table = _fold_table(ticker, samples, model, fold, train, test, lstm_ret)
         tables.append(fold_table)
         if checkpoints is not None:
             checkpoints.save(ticker, key, fold, fold_table, forecaster if wf.warm_start else None)
         progress.fold(ticker, fold + 1, n_folds)
-    table = pd.concat(tables, ignore_index=True)
+    return _sorted(pd.concat(tables, ignore_index=True))
+
+
+def _sorted(table: pd.DataFrame) -> pd.DataFrame:
     order = {name: i for i, name in enumerate(("lstm",) + BASELINES)}
     table = table.sort_values(["model", "date"], key=lambda s: s.map(order) if s.name == "model" else s)
     return table.reset_index(drop=True)
+
+
+def _fold_table(ticker: str, samples: Samples, model: ModelSpec, fold: int, train: np.ndarray, test: np.ndarray,
+                lstm_ret: np.ndarray) -> pd.DataFrame:
+    """One fold's rows: the LSTM's and the baselines'."""
+    close = samples.close[test]
+    drift = float(np.mean(samples.log_return[train]))
+    train_end = samples.dates[train[-1] + model.horizon]
+    forecasts = {
+        "lstm": lstm_ret,
+        "naive": np.zeros(len(test)),
+        "drift": np.full(len(test), drift),
+        "momentum": samples.past_return[test],
+    }
+    return pd.concat([pd.DataFrame({
+        "date": samples.dates[test], "ticker": ticker, "model": name,
+        "y_pred": y_pred, "y_true": samples.log_return[test],
+        "price_pred": close * np.exp(y_pred), "price_true": samples.future_close[test],
+        "horizon": model.horizon, "fold": fold, "train_end": train_end,
+    }) for name, y_pred in forecasts.items()], ignore_index=True)
+

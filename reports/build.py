@@ -38,12 +38,17 @@ def _read(run: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame | None, pd.DataFr
     return metrics, comparison, returns, equity, predictions
 
 
-def build_reports(run_dir: str | Path) -> Path:
-    """Write tear sheets, plots and index.html into `<run>/reports/`; returns the index path."""
+def build_reports(run_dir: str | Path, jobs: int | None = None) -> Path:
+    """Write tear sheets, plots and index.html into `<run>/reports/`; returns the index path.
+
+    Tear sheets (a few seconds each) are rendered by `jobs` worker processes (default: one per
+    core) while this process draws the plots; `jobs = 1` renders everything here.
+    """
     run = Path(run_dir)
     metrics, comparison, returns, equity, predictions = _read(run)
     out = run / "reports"
     out.mkdir(exist_ok=True)
+    pending = _start_tearsheets(run.name, returns, out, jobs) if returns is not None else {}
     pictures: list[tuple[str, str]] = []
     forecast = metrics.get("forecast", [])
     per_fold = pd.DataFrame(metrics.get("forecast_per_fold", []))
@@ -64,7 +69,8 @@ def build_reports(run_dir: str | Path) -> Path:
             plot_equity(equity[cols], out / f"equity_{slug}.png", f"{book}: equity of every strategy")
             plot_drawdowns(equity[cols], out / f"drawdowns_{slug}.png", f"{book}: drawdowns")
             pictures += [(f"{book}: equity", f"equity_{slug}.png"), (f"{book}: drawdowns", f"drawdowns_{slug}.png")]
-    sheets = _tearsheets(run.name, returns, out) if returns is not None else {}
+    sheets = {key: _collect(job, lambda key=key: tearsheet_tasks(run.name, returns, out)[key])
+              for key, job in pending.items()}
     page = render_index(run.name, metrics.get("summary", {}), forecast, comparison, sheets, pictures)
     index = out / "index.html"
     tmp = out / ".index.html.tmp"
@@ -73,13 +79,62 @@ def build_reports(run_dir: str | Path) -> Path:
     return index
 
 
-def _tearsheets(run_id: str, returns: pd.DataFrame, out: Path) -> dict[tuple[str, str], str]:
-    sheets = {}
+def tearsheet_tasks(run_id: str, returns: pd.DataFrame, out: Path) -> dict[tuple[str, str], tuple]:
+    """`tearsheet` arguments per (book, strategy) of a long returns table (ticker, strategy, date,
+    return); each strategy is benchmarked against buy-and-hold on its book."""
+    tasks = {}
     for (book, strategy), rows in returns.groupby(["ticker", "strategy"], sort=False):
         series = rows.set_index("date")["return"].rename(strategy)
         bench_rows = returns[(returns["ticker"] == book) & (returns["strategy"] == BENCHMARK)]
         benchmark = bench_rows.set_index("date")["return"] if strategy != BENCHMARK and len(bench_rows) else None
         name = f"tearsheet_{_slug(book)}_{_slug(strategy)}.html"
-        tearsheet(series, out / name, f"{strategy} on {book} — run {run_id}", benchmark)
-        sheets[(book, strategy)] = name
-    return sheets
+        tasks[(book, strategy)] = (series, out / name, f"{strategy} on {book} — run {run_id}", benchmark)
+    return tasks
+
+
+def _start_tearsheets(run_id: str, returns: pd.DataFrame, out: Path, jobs: int | None) -> dict:
+    """Submit one tear sheet per (book, strategy); values are futures, or file names when rendered here."""
+    tasks = tearsheet_tasks(run_id, returns, out)
+    jobs = min(jobs or os.cpu_count() or 1, len(tasks))
+    if jobs <= 1:
+        return {key: render_tearsheet(args) for key, args in tasks.items()}
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=prepare_workers())
+    futures = {key: pool.submit(render_tearsheet, args) for key, args in tasks.items()}
+    pool.shutdown(wait=False)
+    return futures
+
+
+def prepare_workers():
+    """Start the fork server that tear-sheet workers come from, if it is not running yet.
+
+    It imports QuantStats once, so workers start without paying the import, and they start
+    clean: never forked from a process running TensorFlow's threads. Returns the multiprocessing
+    context to make pools with.
+    """
+    import multiprocessing
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["reports.tearsheet"])
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+    return context
+
+
+def _collect(job, task) -> str:
+    """A tear sheet's file name: `job` is one already, or a future; a dead worker's sheet is rendered here."""
+    if isinstance(job, str):
+        return job
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return job.result()
+    except BrokenProcessPool:
+        return render_tearsheet(task())
+
+
+def render_tearsheet(args: tuple) -> str:
+    """Render one task of `tearsheet_tasks`; returns the file name."""
+    return tearsheet(*args).name

@@ -13,3 +13,6 @@ class ReportError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message} (hint: {self.hint})" if self.hint else self.message
+
+    def __reduce__(self):  # keep the hint when raised in a worker process
+        return self.__class__, (self.message, self.hint)

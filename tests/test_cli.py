@@ -33,7 +33,8 @@ def test_run_writes_a_complete_run_dir(tmp_path, csv_data):
     metrics = json.loads((run / "metrics.json").read_text())
     lstm = [m for m in metrics["forecast"] if m["model"] == "lstm"][0]
     assert lstm["n"] == (pred["model"] == "lstm").sum()
-    assert "Forecast errors" in result.output and "naive" in result.output and "elapsed" in result.output
+    assert "Forecast errors" in result.output and "naive" in result.output
+    assert "time: start-up" in result.output and "walk-forward" in result.output and "total" in result.output
     assert "units = 4" in (run / "config.toml").read_text()
 
 

@@ -1,0 +1,13 @@
+"""The walk-forward's progress hooks (standard library only, so the CLI can subclass it cheaply)."""
+
+from __future__ import annotations
+
+
+class Progress:
+    """Receives walk-forward progress; the CLI draws bars from it. Methods do nothing by default."""
+
+    def fold(self, ticker: str, done: int, total: int) -> None:
+        """Called after fold `done` of `total` for `ticker`."""
+
+    def epoch(self, done: int, total: int) -> None:
+        """Called after each training epoch of the current fold."""
