@@ -19,7 +19,7 @@ import pandas as pd
 
 from forecasting.atomic import atomic_write
 from forecasting.errors import ForecastingError
-from forecasting.model import LSTMForecaster, import_keras
+from forecasting.model import LSTMForecaster, seed_generators
 
 
 def fingerprint(frame: pd.DataFrame, settings: dict) -> str:
@@ -34,7 +34,7 @@ def network_state(forecaster: LSTMForecaster) -> dict[str, np.ndarray]:
     model = forecaster.model_
     arrays = {f"w{i}": w for i, w in enumerate(model.get_weights())}
     arrays.update({f"o{i}": np.asarray(v.numpy()) for i, v in enumerate(model.optimizer.variables)})
-    arrays.update({f"s{i}": np.asarray(g.state.numpy()) for i, g in enumerate(_seed_generators(model))})
+    arrays.update({f"s{i}": np.asarray(g.state.numpy()) for i, g in enumerate(seed_generators(model))})
     return arrays
 
 
@@ -45,7 +45,7 @@ def restore_network(forecaster: LSTMForecaster, arrays) -> None:
     model.optimizer.build(model.trainable_variables)
     for i, variable in enumerate(model.optimizer.variables):
         variable.assign(arrays[f"o{i}"])
-    for i, generator in enumerate(_seed_generators(model)):
+    for i, generator in enumerate(seed_generators(model)):
         generator.state.assign(arrays[f"s{i}"])
     forecaster.model_ = model
 
@@ -90,11 +90,4 @@ class FoldCheckpoints:
         atomic_write(folder / "state.json", lambda tmp: tmp.write_text(json.dumps(
             {"key": key, "fold": fold, "model": forecaster is not None})))
 
-
-def _seed_generators(model) -> list:
-    # Dropout's random stream lives in seed generators that `get_weights` does not return; without
-    # them a resumed run would drop different units and drift from an unbroken one.
-    keras = import_keras()
-    return [value for layer in model.layers for value in vars(layer).values()
-            if isinstance(value, keras.random.SeedGenerator)]
 

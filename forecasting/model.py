@@ -178,6 +178,17 @@ def build_stacked_lstm(
     return model
 
 
+def seed_generators(model) -> list:
+    """The dropout layers' random streams (Keras keeps them apart from the weights)."""
+    keras = import_keras()
+    return [value for layer in model.layers for value in vars(layer).values()
+            if isinstance(value, keras.random.SeedGenerator)]
+
+
+def _network_arrays(model) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    return model.get_weights(), [np.asarray(g.state.numpy()) for g in seed_generators(model)]
+
+
 class _Scaler:
     """Per-column standardisation fitted on training rows (sklearn's StandardScaler on 3-D windows)."""
 
@@ -230,12 +241,30 @@ class LSTMForecaster:
         # training row once and nothing after the last training sample.
         self.x_scaler_ = _Scaler(X[:, -1, :])
         self.y_scaler_ = _Scaler(y.reshape(-1, 1))
-        self.n_features_in_ = X.shape[2]
-        self.lookback_ = X.shape[1]
         self.training_calls_ = 0
-        self.model_ = self.build_network()
+        if getattr(self, "model_", None) is not None and (self.lookback_, self.n_features_in_) == X.shape[1:]:
+            self._reset_network()
+        else:
+            self.n_features_in_ = X.shape[2]
+            self.lookback_ = X.shape[1]
+            self.model_ = self.build_network()
+            self.initial_state_ = _network_arrays(self.model_)
         self.history_ = self._train(X, y, self.epochs, self.val_fraction, on_epoch)
         return self
+
+    def _reset_network(self) -> None:
+        """Put the network back in its just-built state (weights, optimizer, dropout streams).
+
+        A refit then gives exactly what a fresh network would, without building and tracing a new
+        one: the walk-forward's from-scratch folds reuse one forecaster this way.
+        """
+        weights, seeds = self.initial_state_
+        self.model_.set_weights(weights)
+        for variable in self.model_.optimizer.variables:
+            variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
+        self.model_.optimizer.learning_rate.assign(self.learning_rate)
+        for generator, state in zip(seed_generators(self.model_), seeds):
+            generator.state.assign(state)
 
     def build_network(self):
         """A fresh, untrained network of this forecaster's shape (also used to restore checkpoints)."""

@@ -161,7 +161,8 @@ def _predict_ticker(ticker: str, frame: pd.DataFrame, model: ModelSpec, wf: Walk
             continue
         X_train, y_train = samples.X[train], samples.target[train]
         if forecaster is None or not wf.warm_start:
-            forecaster = make_forecaster(model, seed).fit(X_train, y_train, on_epoch=progress.epoch)
+            # From scratch: a refit resets the same network to its initial state (no new trace).
+            forecaster = (forecaster or make_forecaster(model, seed)).fit(X_train, y_train, on_epoch=progress.epoch)
         else:
             recent = slice(-wf.finetune_window, None) if wf.finetune_window else slice(None)
             forecaster.finetune(X_train[recent], y_train[recent], wf.finetune_epochs, wf.finetune_learning_rate,

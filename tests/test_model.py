@@ -117,3 +117,17 @@ def test_early_stopping_keeps_the_best_validation_epoch():
     ys = model.y_scaler_.column(y[-30:])
     restored = float(model.model_.test_on_batch(Xs, ys))
     assert restored == pytest.approx(min(val), rel=1e-5)
+
+
+def test_a_refit_is_a_fresh_fit():
+    """Refitting resets the network (weights, optimizer, dropout streams) instead of rebuilding it."""
+    rng = np.random.default_rng(6)
+    X, y = rng.normal(size=(90, 6, 2)), rng.normal(size=90)
+    X2, y2 = rng.normal(size=(90, 6, 2)), rng.normal(size=90)
+    reused = LSTMForecaster(n_layers=2, units=4, dropout=0.3, epochs=3, seed=2).fit(X, y)
+    reused.finetune(X2[:40], y2[:40], epochs=2, learning_rate=1e-2)
+    network = reused.model_
+    refit = reused.fit(X2, y2).predict(X2[:12])
+    fresh = LSTMForecaster(n_layers=2, units=4, dropout=0.3, epochs=3, seed=2).fit(X2, y2).predict(X2[:12])
+    assert reused.model_ is network
+    np.testing.assert_array_equal(refit, fresh)
