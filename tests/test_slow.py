@@ -18,7 +18,8 @@ def test_default_experiment_meets_its_promises(tmp_path):
     result = runner.invoke(app, ["run", "--runs-dir", str(tmp_path)])
     elapsed = time.perf_counter() - started
     assert result.exit_code == 0, result.output
-    assert elapsed < 300, f"default run took {elapsed:.0f} s on this machine"
+    # about 30 s on the 2-core development machine, reports included; twice that leaves room for CI noise
+    assert elapsed < 60, f"default run took {elapsed:.0f} s on this machine"
     (run,) = list(tmp_path.iterdir())
     summary = json.loads((run / "metrics.json").read_text())["summary"]
     span = pd.Timestamp(summary["test_end"]) - pd.Timestamp(summary["test_start"])
