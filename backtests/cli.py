@@ -117,6 +117,14 @@ def comparison_view(comparison, title: str = "Strategies (same out-of-sample dat
     return table
 
 
+def dsr_line(comparison, trials) -> str:
+    """Which N the deflated Sharpe used, and the LSTM strategies' DSR."""
+    searched = comparison.dropna(subset=["dsr"])
+    values = ", ".join(f"{row.strategy} on {row.ticker} {row.dsr:.0%}" for row in searched.itertuples())
+    return (f"DSR {values or '—'}: {trials.describe()} (trial ledger; Sharpe variance {trials.variance:.2g}); "
+            "benchmarks and controls get PSR only")
+
+
 OpenOpt = Annotated[bool, typer.Option("--open", help="open the report in a browser when one is available")]
 
 
@@ -173,6 +181,7 @@ def run(config: ConfigArg = None, set_: SetOpt = None,
         result = run_experiment(cfg, runs_dir, RichProgress(bars), resume=resume, announce=announce)
     console.print(metrics_table(result.metrics))
     console.print(comparison_view(result.comparison))
+    console.print(dsr_line(result.comparison, result.trials))
     phases = {"start-up": imported, **result.phases}
     index = None if no_report else _make_reports(result.path, open_, phases)
     phases["total"] = time.perf_counter() - started
@@ -206,6 +215,7 @@ def backtest(
     cfg = load_config(config, (set_ or []) + ([f"data.source={_quote(data)}"] if data else []))
     result = run_backtest_only(predictions, cfg, runs_dir)
     console.print(comparison_view(result.comparison))
+    console.print(dsr_line(result.comparison, result.trials))
     console.print(f"run dir: {result.path}")
     if not no_report:
         console.print(f"open: {_make_reports(result.path, False)}")

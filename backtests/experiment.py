@@ -14,13 +14,15 @@ from backtests.config import ExperimentConfig, StrategySpec, dump_config
 from backtests.engine import BacktestResult, run_backtest
 from backtests.errors import BacktestError
 from backtests.rundir import new_run_dir, write_csv, write_json, write_parquet, write_text
-from backtests.stats import comparison_table
+from backtests.ledger import Ledger, TrialCount, config_hash, data_fingerprint
+from backtests.stats import comparison_table, per_period_sharpe
 from forecasting import PREDICTION_COLUMNS, forecast_metrics, load_prices, walk_forward_predict
 from forecasting.checkpoint import FoldCheckpoints
 from forecasting.data import require_rows
 from forecasting.features import warmup_rows
 from forecasting.model import import_keras
 from forecasting.walkforward import Progress
+from strategies import forecast_model, resolve
 
 PORTFOLIO = "portfolio"
 
@@ -33,6 +35,7 @@ class RunResult:
     comparison: pd.DataFrame
     elapsed_s: float
     phases: dict[str, float] = field(default_factory=dict)  # seconds per phase, in order
+    trials: TrialCount = TrialCount(1, 0.0)  # what the LSTM strategies' DSR was deflated by
 
 
 def load_experiment_prices(config: ExperimentConfig) -> dict[str, pd.DataFrame]:
@@ -58,8 +61,18 @@ def strategies_with_benchmark(config: ExperimentConfig) -> list[StrategySpec]:
     return specs
 
 
-def backtest_all(prices: dict[str, pd.DataFrame], predictions: pd.DataFrame,
-                 config: ExperimentConfig) -> tuple[list[tuple[str, BacktestResult]], pd.DataFrame]:
+def lstm_strategies(config: ExperimentConfig) -> set[str]:
+    """Labels of the strategies that trade the LSTM's predictions: the ones the trial ledger deflates."""
+    labels = set()
+    for spec in strategies_with_benchmark(config):
+        cls, _ = resolve(spec.name, spec.params)
+        if forecast_model(cls) == "lstm":
+            labels.add(spec.title)
+    return labels
+
+
+def run_strategies(prices: dict[str, pd.DataFrame], predictions: pd.DataFrame,
+                   config: ExperimentConfig) -> list[tuple[str, BacktestResult]]:
     """Every strategy on every ticker, plus an equal-weight LSTM portfolio when there are several tickers."""
     results = []
     specs = strategies_with_benchmark(config)
@@ -72,7 +85,64 @@ def backtest_all(prices: dict[str, pd.DataFrame], predictions: pd.DataFrame,
             if spec.name in ("lstm_signal", "buy_and_hold"):
                 results.append((PORTFOLIO, run_backtest(prices, predictions, spec.name, config.broker, spec.params,
                                                         label=spec.title)))
-    return results, comparison_table(results)
+    return results
+
+
+def compare_results(results: list[tuple[str, BacktestResult]], prices: dict[str, pd.DataFrame],
+                    predictions: pd.DataFrame, config: ExperimentConfig, ledger: Ledger | None = None,
+                    ledger_key: str | None = None, kind: str = "run", params: dict | None = None
+                    ) -> tuple[pd.DataFrame, TrialCount]:
+    """The comparison table. With a `ledger`, the evaluation is recorded under `ledger_key` first and
+    the LSTM strategies' deflated Sharpe counts every configuration in the ledger on the same data."""
+    labels = lstm_strategies(config)
+    trials = TrialCount(1, 0.0)
+    if ledger is not None and ledger_key is not None:
+        fingerprint = data_fingerprint(config.data.source, config.data.start, config.data.end, prices)
+        ledger.add(ledger_key, kind, fingerprint, trial_config_hash(predictions, config), params or network_params(config),
+                   "test", lstm_sharpe(results, labels), lstm_rmse(predictions))
+        trials = ledger.count(fingerprint)
+    return comparison_table(results, labels, trials.n, trials.variance), trials
+
+
+def trial_config_hash(predictions: pd.DataFrame, config: ExperimentConfig) -> str:
+    """What makes one configuration: the LSTM's predictions and the rules and costs that trade them.
+
+    Backtesting the same predictions again with the same costs is not a new trial; a new seed,
+    network or walk-forward (new predictions) or new costs or thresholds is.
+    """
+    lstm = predictions[predictions["model"] == "lstm"] if "model" in predictions else predictions
+    content = pd.util.hash_pandas_object(lstm[[c for c in ("date", "ticker", "y_pred") if c in lstm]], index=False)
+    rules = [s.model_dump(mode="json") for s in config.strategies if s.title in lstm_strategies(config)]
+    return config_hash({"predictions": int(content.sum()), "broker": config.broker.model_dump(mode="json"),
+                        "strategies": rules})
+
+
+def backtest_all(prices: dict[str, pd.DataFrame], predictions: pd.DataFrame, config: ExperimentConfig,
+                 ledger: Ledger | None = None, ledger_key: str | None = None
+                 ) -> tuple[list[tuple[str, BacktestResult]], pd.DataFrame, TrialCount]:
+    """`run_strategies`, then `compare_results`."""
+    results = run_strategies(prices, predictions, config)
+    return (results, *compare_results(results, prices, predictions, config, ledger, ledger_key))
+
+
+def network_params(config: ExperimentConfig) -> dict:
+    """The settings a ledger row shows for a run (the hash is over the predictions themselves)."""
+    return {"model": config.model.model_dump(mode="json"), "walk_forward": config.walk_forward.model_dump(mode="json"),
+            "seed": config.seed}
+
+
+def lstm_sharpe(results: list[tuple[str, BacktestResult]], labels: set[str]) -> float | None:
+    """Per-day Sharpe of the first LSTM strategy (on the portfolio book when there is one)."""
+    chosen = [r for book, r in results if r.strategy in labels and book == PORTFOLIO] or \
+             [r for _, r in results if r.strategy in labels]
+    return per_period_sharpe(chosen[0].returns.fillna(0.0)) if chosen else None
+
+
+def lstm_rmse(predictions: pd.DataFrame) -> float | None:
+    if not {"y_true", "y_pred", "model"} <= set(predictions):
+        return None
+    rows = predictions[predictions["model"] == "lstm"].dropna(subset=["y_true", "y_pred"])
+    return float(((rows["y_true"] - rows["y_pred"]) ** 2).mean() ** 0.5) if len(rows) else None
 
 
 def returns_table(results: list[tuple[str, BacktestResult]]) -> pd.DataFrame:
@@ -149,16 +219,17 @@ def run_experiment(config: ExperimentConfig, runs_root: str | Path = "runs", pro
     overall = forecast_metrics(predictions)
     per_fold = forecast_metrics(predictions, per_fold=True)
     lap("walk-forward")
-    results, comparison = backtest_all(prices, predictions, config)
+    results, comparison, trials = backtest_all(prices, predictions, config, Ledger(run.parent), f"run:{run.name}")
     write_backtests(run, results, comparison)
     lap("backtests")
     write_json(run / "metrics.json", {
         "forecast": overall.to_dict(orient="records"),
         "forecast_per_fold": per_fold.to_dict(orient="records"),
         "backtest": comparison.to_dict(orient="records"),
-        "summary": summary(config, prices, predictions, time.perf_counter() - started, phases),
+        "summary": {**summary(config, prices, predictions, time.perf_counter() - started, phases),
+                    "dsr_trials": trials.n, "dsr_variance": trials.variance},
     })
-    return RunResult(run, predictions, overall, comparison, time.perf_counter() - started, phases)
+    return RunResult(run, predictions, overall, comparison, time.perf_counter() - started, phases, trials)
 
 
 def load_resumable(run_dir: str | Path) -> tuple[ExperimentConfig, Path]:
@@ -202,8 +273,11 @@ def run_backtest_only(predictions_path: str | Path, config: ExperimentConfig,
         raise BacktestError(f"predictions are for '{unknown[0]}' but {config.data.source} holds "
                             f"{', '.join(prices)}", "pass the data source the predictions were made from (--data)")
     prices = {t: prices[t] for t in prices if t in set(predictions["ticker"])}
-    results, comparison = backtest_all(prices, predictions, config)
+    results = run_strategies(prices, predictions, config)
     run = new_run_dir(runs_root, f"{config.name}-backtest")
+    comparison, trials = compare_results(results, prices, predictions, config, Ledger(runs_root),
+                                         f"backtest:{run.name}", kind="backtest",
+                                         params={"predictions": str(predictions_path)})
     write_text(run / "config.toml", dump_config(config))
     write_parquet(run / "predictions.parquet", predictions)
     write_backtests(run, results, comparison)
@@ -212,5 +286,6 @@ def run_backtest_only(predictions_path: str | Path, config: ExperimentConfig,
     write_json(run / "metrics.json", {"forecast": overall.to_dict(orient="records"),
                                       "backtest": comparison.to_dict(orient="records"),
                                       "summary": {"source": config.data.source, "predictions": str(predictions_path),
-                                                  "elapsed_s": round(time.perf_counter() - started, 2)}})
-    return RunResult(run, predictions, overall, comparison, time.perf_counter() - started)
+                                                  "elapsed_s": round(time.perf_counter() - started, 2),
+                                                  "dsr_trials": trials.n, "dsr_variance": trials.variance}})
+    return RunResult(run, predictions, overall, comparison, time.perf_counter() - started, trials=trials)

@@ -52,26 +52,40 @@ def summarise(result: BacktestResult, ticker: str) -> dict:
     }
 
 
+def _sharpe_moments(returns: pd.Series) -> tuple[float, float, int]:
+    """Per-period Sharpe, and the variance of its estimate (skew and kurtosis from QuantStats)."""
+    qs = _qs()
+    r = returns.dropna()
+    n = len(r)
+    if n < 3:
+        return float("nan"), float("nan"), n
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sr = float(qs.stats.sharpe(r, periods=252, annualize=False))
+        skew = float(qs.stats.skew(r, prepare_returns=False))
+        kurt = float(qs.stats.kurtosis(r, prepare_returns=False)) + 3
+    return sr, (1 - skew * sr + (kurt - 1) / 4 * sr ** 2) / (n - 1), n
+
+
 def probabilistic_sharpe(returns: pd.Series, benchmark_sr: float = 0.0) -> float:
     """P(true Sharpe > benchmark_sr) from a daily return series (Bailey & Lopez de Prado, 2012).
 
     Sharpe ratios here are per period (not annualised); skew and kurtosis come from QuantStats, so
     at benchmark 0 this equals `quantstats.stats.probabilistic_sharpe_ratio`.
     """
-    qs = _qs()
-    r = returns.dropna()
-    n = len(r)
-    if n < 3:
-        return float("nan")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        sr = float(qs.stats.sharpe(r, periods=252, annualize=False))
-        skew = float(qs.stats.skew(r, prepare_returns=False))
-        kurt = float(qs.stats.kurtosis(r, prepare_returns=False)) + 3
-    spread = (1 - skew * sr + (kurt - 1) / 4 * sr ** 2) / (n - 1)
+    sr, spread, _ = _sharpe_moments(returns)
     if not (np.isfinite(sr) and spread > 0):
         return float("nan")
     return float(norm.cdf((sr - benchmark_sr) / math.sqrt(spread)))
+
+
+def sharpe_estimate_variance(returns: pd.Series) -> float:
+    """Sampling variance of the per-period Sharpe estimated from `returns` (Mertens / Lo)."""
+    return _sharpe_moments(returns)[1]
+
+
+def per_period_sharpe(returns: pd.Series) -> float:
+    return _sharpe_moments(returns)[0]
 
 
 def expected_max_sharpe(n_trials: int, sr_variance: float) -> float:
@@ -84,27 +98,31 @@ def expected_max_sharpe(n_trials: int, sr_variance: float) -> float:
 
 def deflated_sharpe(returns: pd.Series, n_trials: int, sr_variance: float) -> float:
     """Deflated Sharpe ratio (Bailey & Lopez de Prado, 2014): the PSR against the best Sharpe that
-    `n_trials` compared strategies would show by luck alone. It falls as more strategies are compared."""
+    `n_trials` configurations would show by luck alone. It falls as more configurations are tried."""
     return probabilistic_sharpe(returns, expected_max_sharpe(n_trials, sr_variance))
 
 
-def comparison_table(results: list[tuple[str, BacktestResult]]) -> pd.DataFrame:
-    """Rows for (ticker, result) pairs, in the given order, with PSR and a DSR deflated by the number
-    of strategies compared on the same ticker."""
+def trial_variance(returns: pd.Series, ledger_variance: float) -> float:
+    """The V of the deflated Sharpe: the ledger's variance of Sharpes across configurations, but never
+    below the sampling variance of one Sharpe estimate (even identical configurations differ by that
+    much under the null, and a handful of ledger rows says little about the spread)."""
+    floor = sharpe_estimate_variance(returns)
+    return max(ledger_variance, floor if np.isfinite(floor) else 0.0)
+
+
+def comparison_table(results: list[tuple[str, BacktestResult]], lstm_strategies: frozenset[str] | set[str] = frozenset(),
+                     n_trials: int = 1, ledger_variance: float = 0.0) -> pd.DataFrame:
+    """Rows for (ticker, result) pairs, in the given order, with PSR for every strategy and the DSR of
+    the strategies in `lstm_strategies` (labels), deflated for `n_trials` configurations tried on the
+    same data (the trial ledger). Benchmarks and controls were not searched over: their DSR is NaN."""
     table = pd.DataFrame([summarise(result, ticker) for ticker, result in results],
                          columns=[c for c in COMPARISON_COLUMNS if c not in ("psr", "dsr")])
-    qs = _qs()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        per_period = pd.Series([float(qs.stats.sharpe(r.returns.fillna(0.0), periods=252, annualize=False))
-                                for _, r in results])
-    books = table["ticker"]
     psr, dsr = [], []
-    for ticker, result in results:
-        peers = per_period[books == ticker]
-        finite = peers[np.isfinite(peers)]
-        variance = float(np.var(finite, ddof=1)) if len(finite) > 1 else 0.0
-        psr.append(probabilistic_sharpe(result.returns.fillna(0.0)))
-        dsr.append(deflated_sharpe(result.returns.fillna(0.0), len(peers), variance))
+    for _, result in results:
+        returns = result.returns.fillna(0.0)
+        psr.append(probabilistic_sharpe(returns))
+        searched = result.strategy in lstm_strategies
+        dsr.append(deflated_sharpe(returns, n_trials, trial_variance(returns, ledger_variance)) if searched
+                   else float("nan"))
     table["psr"], table["dsr"] = psr, dsr
     return table

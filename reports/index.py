@@ -105,6 +105,13 @@ def summary_list(summary: dict) -> str:
     return "<dl>" + "".join(items) + "</dl>"
 
 
+def dsr_note(summary: dict) -> str:
+    n = summary.get("dsr_trials")
+    if n is None:
+        return "the configurations tried"
+    return f"the {n} configuration{'s' if n != 1 else ''} tried on this data (Sharpe variance {summary.get('dsr_variance', 0):.2g})"
+
+
 def render_index(run_id: str, summary: dict, forecast: list[dict], comparison: pd.DataFrame,
                  sheets: dict[tuple[str, str], str], pictures: list[tuple[str, str]]) -> str:
     figures = "".join(f'<h3>{html.escape(title)}</h3><a href="{html.escape(p)}"><img src="{html.escape(p)}" '
@@ -122,8 +129,9 @@ Naive: tomorrow's close is today's. Theil U = RMSE / naive RMSE (below 1 beats n
 test of equal squared error against naive (Harvey-Leybourne-Newbold corrected).</p>
 {forecast_table(forecast)}
 <h2>Strategies (same out-of-sample dates, after costs)</h2>
-<p class="note">PSR: probability that the true Sharpe is above 0. DSR: the same against the best Sharpe that
-this many strategies would show by luck (deflated for the number compared per book).</p>
+<p class="note">PSR: probability that the true Sharpe is above 0. DSR (strategies that trade the LSTM only):
+the same against the best Sharpe that luck would show among {dsr_note(summary)}, as counted by the trial
+ledger (every run, backtest and tuning trial on this data). Benchmarks and controls were not searched over: PSR only.</p>
 {comparison_table(comparison, sheets) if len(comparison) else "<p>No backtests in this run.</p>"}
 <h2>Pictures</h2>{figures}
 </body></html>

@@ -43,3 +43,8 @@ def write_yahoo_csv(frame: pd.DataFrame, path) -> None:
     out.insert(4, "Adj Close", out["Close"])
     out.index.name = "Date"
     out.to_csv(path)
+
+
+def run_dirs(root) -> list:
+    """The run dirs under a runs root (it also holds the trial ledger)."""
+    return sorted(p for p in root.iterdir() if p.is_dir())

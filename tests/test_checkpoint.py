@@ -6,7 +6,7 @@ from backtests import cli
 from forecasting import ForecastingError, walk_forward_predict
 from forecasting.checkpoint import FoldCheckpoints
 from forecasting.walkforward import Progress
-from tests.conftest import make_bars, write_yahoo_csv
+from tests.conftest import run_dirs, make_bars, write_yahoo_csv
 from tests.test_cli import TINY
 
 runner = CliRunner()
@@ -63,14 +63,14 @@ def test_cli_run_resumes_after_an_interrupt(tmp_path, monkeypatch):
     monkeypatch.setattr(cli.RichProgress, "fold", interrupt)
     broken = runner.invoke(app, [*args, "--runs-dir", str(tmp_path / "runs")])
     assert broken.exit_code == 130
-    (run,) = list((tmp_path / "runs").iterdir())
+    (run,) = run_dirs((tmp_path / "runs"))
     assert f"lstm-trader run --resume {run}" in broken.stderr
     assert not (run / "predictions.parquet").exists() and (run / "checkpoints").is_dir()
 
     monkeypatch.setattr(cli.RichProgress, "fold", original)
     resumed = runner.invoke(app, ["run", "--resume", str(run), "--no-report"])
     assert resumed.exit_code == 0, resumed.output
-    (done,) = list((tmp_path / "fresh").iterdir())
+    (done,) = run_dirs((tmp_path / "fresh"))
     pd.testing.assert_frame_equal(pd.read_parquet(run / "predictions.parquet"),
                                   pd.read_parquet(done / "predictions.parquet"))
     pd.testing.assert_frame_equal(pd.read_csv(run / "comparison.csv"), pd.read_csv(done / "comparison.csv"))

@@ -5,7 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from backtests.cli import app
-from tests.conftest import make_bars, write_yahoo_csv
+from tests.conftest import run_dirs, make_bars, write_yahoo_csv
 
 runner = CliRunner()
 
@@ -25,7 +25,7 @@ def test_run_writes_a_complete_run_dir(tmp_path, csv_data):
     result = runner.invoke(app, ["run", *TINY, "--set", f"data.source=csv:{csv_data}", "--set", "name=tiny",
                                  "--runs-dir", str(tmp_path / "runs"), "--no-report"])
     assert result.exit_code == 0, result.output
-    (run,) = list((tmp_path / "runs").iterdir())
+    (run,) = run_dirs((tmp_path / "runs"))
     assert run.name.startswith("tiny-")
     for name in ("config.toml", "predictions.parquet", "metrics.json"):
         assert (run / name).is_file(), name
@@ -94,7 +94,7 @@ def test_run_backtests_every_strategy_and_backtest_command_reuses_predictions(tm
     result = runner.invoke(app, ["run", *TINY, "--set", f"data.source=csv:{csv_data}", "--runs-dir", str(runs),
                                  "--no-report"])
     assert result.exit_code == 0, result.output
-    (run,) = list(runs.iterdir())
+    (run,) = run_dirs(runs)
     for name in ("returns.parquet", "equity.csv", "trades.csv", "fills.csv", "comparison.csv"):
         assert (run / name).is_file(), name
     comparison = pd.read_csv(run / "comparison.csv")
@@ -107,8 +107,22 @@ def test_run_backtests_every_strategy_and_backtest_command_reuses_predictions(tm
     again = runner.invoke(app, ["backtest", str(run / "predictions.parquet"), "--data", f"csv:{csv_data}",
                                 "--runs-dir", str(runs), "--no-report"])
     assert again.exit_code == 0, again.output
-    (second,) = [p for p in runs.iterdir() if p != run]
+    (second,) = [p for p in run_dirs(runs) if p != run]
     pd.testing.assert_frame_equal(pd.read_csv(second / "comparison.csv"), comparison)
+    # the trial ledger: a run and a backtest of the same predictions and costs are one configuration;
+    # only the LSTM strategy is deflated, benchmarks and controls get PSR only
+    from backtests.ledger import Ledger
+
+    rows = Ledger(runs).rows()
+    assert [r["kind"] for r in rows] == ["run", "backtest"] and rows[0]["config"] == rows[1]["config"]
+    assert comparison.loc[comparison["strategy"] != "lstm_signal", "dsr"].isna().all()
+    lstm_row = comparison.set_index("strategy").loc["lstm_signal"]
+    assert lstm_row["dsr"] == pytest.approx(lstm_row["psr"])  # one configuration tried: DSR = PSR
+    assert "1 configuration tried on this data" in result.output
+    costly = runner.invoke(app, ["backtest", str(run / "predictions.parquet"), "--data", f"csv:{csv_data}",
+                                 "--set", "broker.commission_pct=0.002", "--runs-dir", str(runs), "--no-report"])
+    assert costly.exit_code == 0, costly.output
+    assert "2 configurations tried on this data" in costly.output
 
     both = runner.invoke(app, ["compare", str(run), str(second), "--out", str(tmp_path / "cmp.csv")])
     assert both.exit_code == 0, both.output
@@ -146,7 +160,7 @@ def test_two_tickers_run_end_to_end_with_an_equal_weight_portfolio(tmp_path):
     result = runner.invoke(app, ["run", *TINY, "--set", f"data.source=csv:{a},{b}", "--runs-dir", str(runs),
                                  "--no-report"])
     assert result.exit_code == 0, result.output
-    (run,) = list(runs.iterdir())
+    (run,) = run_dirs(runs)
     pred = pd.read_parquet(run / "predictions.parquet")
     assert set(pred["ticker"]) == {"AAA", "BBB"}
     comparison = pd.read_csv(run / "comparison.csv")

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import make_bars, write_yahoo_csv
+from tests.conftest import run_dirs, make_bars, write_yahoo_csv
 from tests.test_cli import TINY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +23,6 @@ def test_two_processes_write_byte_identical_predictions(tmp_path):
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONHASHSEED": "1" if name == "first" else "2"}
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
         assert done.returncode == 0, done.stderr
-        (run,) = list((tmp_path / name).iterdir())
+        (run,) = run_dirs((tmp_path / name))
         files.append((run / "predictions.parquet").read_bytes())
     assert files[0] == files[1]

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from backtests.cli import app
 from reports import ReportError, build_reports
-from tests.conftest import make_bars, write_yahoo_csv
+from tests.conftest import run_dirs, make_bars, write_yahoo_csv
 from tests.test_cli import TINY
 
 runner = CliRunner()
@@ -56,7 +56,7 @@ def run_dir(tmp_path_factory):
     write_yahoo_csv(make_bars(320, seed=9), data)
     result = runner.invoke(app, ["run", *TINY, "--set", f"data.source=csv:{data}", "--runs-dir", str(root / "runs")])
     assert result.exit_code == 0, result.output
-    (run,) = list((root / "runs").iterdir())
+    (run,) = run_dirs((root / "runs"))
     return run, result.output
 
 

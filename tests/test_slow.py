@@ -1,3 +1,4 @@
+from tests.conftest import run_dirs
 """The default experiment end to end on the embedded S&P 500 data (`make test-all` / `pytest -m slow`)."""
 
 import json
@@ -20,7 +21,7 @@ def test_default_experiment_meets_its_promises(tmp_path):
     assert result.exit_code == 0, result.output
     # about 30 s on the 2-core development machine, reports included; twice that leaves room for CI noise
     assert elapsed < 60, f"default run took {elapsed:.0f} s on this machine"
-    (run,) = list(tmp_path.iterdir())
+    (run,) = run_dirs(tmp_path)
     summary = json.loads((run / "metrics.json").read_text())["summary"]
     span = pd.Timestamp(summary["test_end"]) - pd.Timestamp(summary["test_start"])
     assert span.days >= 4 * 365 and summary["retrain_every"] <= 21 and summary["folds"] >= 48
@@ -28,6 +29,6 @@ def test_default_experiment_meets_its_promises(tmp_path):
     # same config and seed: the identical predictions file
     again = runner.invoke(app, ["run", "--runs-dir", str(tmp_path / "again"), "--no-report"])
     assert again.exit_code == 0, again.output
-    (second,) = list((tmp_path / "again").iterdir())
+    (second,) = run_dirs((tmp_path / "again"))
     pd.testing.assert_frame_equal(pd.read_parquet(run / "predictions.parquet"),
                                   pd.read_parquet(second / "predictions.parquet"))
