@@ -274,6 +274,76 @@ def audit(config: ConfigArg = None, set_: SetOpt = None,
         raise typer.Exit(1)
 
 
+@app.command()
+@user_errors
+def tune(config: ConfigArg = None, set_: SetOpt = None,
+         trials: Annotated[int | None, typer.Option(help="finished trials the study should have; default tune.trials")] = None,
+         jobs: Annotated[int, typer.Option(help="worker processes (TensorFlow threads are shared out)")] = 1,
+         timeout: Annotated[float | None, typer.Option(help="stop starting trials after this many seconds")] = None,
+         study: Annotated[str | None, typer.Option(help="study name (folder under --studies-dir); default: config name")] = None,
+         studies_dir: Annotated[Path, typer.Option(help="where studies live")] = Path("studies"),
+         runs_dir: Annotated[Path, typer.Option(help="runs root: its trial ledger records every trial")] = Path("runs"),
+         evaluate: Annotated[bool, typer.Option("--evaluate", help="then run best.toml and the base config on the "
+                                                "out-of-sample span and show them side by side")] = False) -> None:
+    """Tune the network with Optuna on a nested walk-forward before the out-of-sample span.
+
+    Resumable (run it again to continue). Writes trials.csv, best.toml, index.html in studies/NAME/.
+
+    Every trial is a row of the trial ledger, so the deflated Sharpe of later runs counts it.
+    """
+    from backtests.config import load_config
+    from backtests.experiment import load_experiment_prices
+    from backtests.tune import tune as run_tune
+
+    cfg = load_config(config, set_)
+    n_trials = cfg.tune.trials if trials is None else trials
+    prices = load_experiment_prices(cfg)
+    console.print(f"[bold]tuning[/] {', '.join(cfg.tune.space)} on {cfg.data.source}: {n_trials} trials, "
+                  f"{jobs} worker{'s' if jobs > 1 else ''}")
+    with progress_bars() as bars:
+        task = bars.add_task("trials", total=n_trials)
+        result = run_tune(cfg, prices, n_trials, jobs, timeout, study, studies_dir, runs_dir,
+                          on_trial=lambda done, total: bars.update(task, completed=done, total=total))
+    states = result.trials["state"].value_counts().to_dict() if len(result.trials) else {}
+    console.print(f"trials: {', '.join(f'{n} {s.lower()}' for s, n in states.items())}; tuning span ends "
+                  f"{result.tuning_end.date()}, out-of-sample span starts {result.first_test.date()} (never loaded)")
+    if result.best_value is None:
+        console.print("no complete trial yet: run the same command again to continue")
+        return
+    console.print(f"best validation MSE / naive MSE: {result.best_value:.5f} with {result.best_params}")
+    console.print(f"saved {result.study_dir / 'trials.csv'}, {result.study_dir / 'best.toml'}")
+    console.print(f"open: {result.study_dir / 'index.html'}")
+    if not evaluate:
+        console.print(f"next: lstm-trader tune --study {result.study_dir.name} --evaluate "
+                      f"(or lstm-trader run {result.study_dir / 'best.toml'})")
+        return
+    _evaluate(cfg, result.study_dir / "best.toml", runs_dir)
+
+
+def _evaluate(base, best_path: Path, runs_dir: Path) -> None:
+    """Run the tuned and the base config once on the out-of-sample span; show them side by side."""
+    from backtests.config import load_config
+    from backtests.experiment import run_experiment
+
+    rows = []
+    for label, cfg in (("tuned", load_config(best_path)), ("base", base)):
+        with progress_bars() as bars:
+            result = run_experiment(cfg, runs_dir, RichProgress(bars))
+        lstm = result.metrics[result.metrics["model"] == "lstm"].iloc[0]
+        strat = result.comparison.dropna(subset=["dsr"])
+        first = strat.iloc[0] if len(strat) else None
+        rows.append((label, result.path.name, lstm, first, result.trials))
+    view = Table(title="Out-of-sample span, evaluated once each")
+    for col in ("config", "run", "RMSE (ret)", "Theil U", "DM p", "dir. acc.", "Sharpe", "DSR", "N"):
+        view.add_column(col, justify="left" if col in ("config", "run") else "right")
+    for label, run_name, lstm, first, trials in rows:
+        view.add_row(label, run_name, _fmt(lstm["rmse"]), _fmt(lstm["theil_u"], 3), _fmt(lstm["dm_pvalue"], 3),
+                     _pct(lstm["directional_accuracy"], ".1%"), _pct(None if first is None else first["sharpe"], ".2f"),
+                     _pct(None if first is None else first["dsr"], ".0%"), str(trials.n))
+    console.print(view)
+    console.print(f"DSR: {rows[-1][4].describe()} (the trial ledger counts every tuning trial)")
+
+
 @app.command("forecast")
 @user_errors
 def forecast_cmd(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import difflib
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from backtests.engine import BrokerSpec
 from backtests.errors import ConfigError
@@ -33,6 +33,75 @@ class StrategySpec(Strict):
         return self.label or self.name
 
 
+TUNABLE = {  # search-space name -> (config section, default range)
+    "n_layers": ("model", {"low": 1, "high": 3}),
+    "units": ("model", {"low": 16, "high": 128, "log": True}),
+    "dropout": ("model", {"low": 0.0, "high": 0.5}),
+    "learning_rate": ("model", {"low": 1e-4, "high": 1e-2, "log": True}),
+    "lookback": ("model", {"low": 10, "high": 60}),
+    "epochs": ("model", {"low": 5, "high": 40}),
+    "batch_size": ("model", {"choices": [32, 64, 128]}),
+    "finetune_epochs": ("walk_forward", {"low": 0, "high": 5}),
+    "patience": ("model", None),
+    "val_fraction": ("model", None),
+    "finetune_window": ("walk_forward", None),
+    "finetune_learning_rate": ("walk_forward", None),
+}
+
+
+class SearchRange(Strict):
+    """One tuned parameter: a range `low`..`high` (integers stay integers; `log` samples on a log
+    scale) or a list of `choices`."""
+
+    low: int | float | None = None
+    high: int | float | None = None
+    log: bool = False
+    choices: list[float | int | str] | None = None
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> SearchRange:
+        if self.choices is not None:
+            if not self.choices or self.low is not None or self.high is not None:
+                raise ValueError("give either a non-empty list of choices or low and high")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("give low and high (or choices)")
+        if not self.low < self.high:
+            raise ValueError(f"empty or inverted search range: low {self.low} must be below high {self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError("a log-scale range needs low > 0")
+        return self
+
+    @property
+    def is_int(self) -> bool:
+        return self.choices is None and isinstance(self.low, int) and isinstance(self.high, int)
+
+
+def default_space() -> dict[str, SearchRange]:
+    return {name: SearchRange(**default) for name, (_, default) in TUNABLE.items() if default is not None}
+
+
+class TuneSpec(Strict):
+    space: dict[str, SearchRange] = Field(default_factory=default_space,
+                                          description="tuned parameters; names: " + ", ".join(TUNABLE))
+    trials: int = Field(30, ge=1, description="trials of a study (--trials overrides)")
+    inner_train_fraction: float = Field(0.6, gt=0.0, lt=1.0, description="share of the tuning span that trains the "
+                                        "inner walk-forward's first fold; the rest is its validation span")
+    pruner: Literal["median", "none"] = Field("median", description="Optuna pruner over the inner folds")
+
+    @field_validator("space")
+    @classmethod
+    def _known_parameters(cls, space: dict[str, SearchRange]) -> dict[str, SearchRange]:
+        for name in space:
+            if name not in TUNABLE:
+                close = difflib.get_close_matches(name, list(TUNABLE), n=1, cutoff=0.5)
+                raise ValueError(f"unknown tuning parameter '{name}'" +
+                                 (f"; did you mean '{close[0]}'?" if close else "; known: " + ", ".join(TUNABLE)))
+        if not space:
+            raise ValueError("the search space is empty")
+        return space
+
+
 def default_strategies() -> list[StrategySpec]:
     return [StrategySpec(name=n) for n in ("lstm_signal", "naive_signal", "sma_cross", "rsi_reversion", "macd_cross",
                                            "buy_and_hold")]
@@ -46,6 +115,7 @@ class ExperimentConfig(Strict):
     walk_forward: WalkForwardSpec = Field(default_factory=WalkForwardSpec)
     broker: BrokerSpec = Field(default_factory=BrokerSpec)
     strategies: list[StrategySpec] = Field(default_factory=default_strategies)
+    tune: TuneSpec = Field(default_factory=TuneSpec)
 
 
 def parse_value(text: str) -> Any:

@@ -90,17 +90,18 @@ class Ledger:
         connection.close()
 
     def count(self, data: str) -> TrialCount:
-        """Distinct configurations with a Sharpe on this data, and the variance of their (mean) Sharpes."""
+        """Distinct configurations tried on this data (pruned trials too: they were looked at), and the
+        variance of the (mean) Sharpes of those that have one."""
         with self._connect() as connection:
-            rows = connection.execute("SELECT AVG(sharpe) FROM trials WHERE data = ? AND sharpe IS NOT NULL "
-                                      "GROUP BY config", (data,)).fetchall()
+            rows = connection.execute("SELECT AVG(sharpe) FROM trials WHERE data = ? GROUP BY config",
+                                      (data,)).fetchall()
         connection.close()
-        sharpes = [row[0] for row in rows]
-        n = len(sharpes)
-        if n < 2:
+        n = len(rows)
+        sharpes = [row[0] for row in rows if row[0] is not None]
+        if len(sharpes) < 2:
             return TrialCount(max(n, 1), 0.0)
-        mean = sum(sharpes) / n
-        return TrialCount(n, sum((s - mean) ** 2 for s in sharpes) / (n - 1))
+        mean = sum(sharpes) / len(sharpes)
+        return TrialCount(n, sum((s - mean) ** 2 for s in sharpes) / (len(sharpes) - 1))
 
     def rows(self) -> list[dict]:
         with self._connect() as connection:

@@ -11,3 +11,7 @@ class Progress:
 
     def epoch(self, done: int, total: int) -> None:
         """Called after each training epoch of the current fold."""
+
+    def predicted(self, ticker: str, fold: int, table) -> None:
+        """Called with each newly computed fold's rows of the predictions table (not for folds restored
+        from checkpoints). Raising here stops the walk-forward."""

@@ -53,7 +53,7 @@ class WalkForwardSpec(Strict):
     gap: int = Field(0, ge=0, description="extra bars between the last training target and the first test bar")
     train_window: int | None = Field(None, ge=10, description="rolling window in samples; omit for expanding")
     warm_start: bool = Field(True, description="later folds fine-tune the previous fold's weights")
-    finetune_epochs: int = Field(2, ge=1)
+    finetune_epochs: int = Field(2, ge=0, description="0: later folds reuse the first fold's network unchanged")
     finetune_window: int | None = Field(250, ge=10, description="most recent samples used for fine-tuning; omit for all")
     finetune_learning_rate: float | None = Field(1e-4, gt=0.0, description="Adam step while fine-tuning; "
                                                  "a tenth of model.learning_rate keeps warm starts from over-fitting")

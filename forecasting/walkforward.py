@@ -163,7 +163,7 @@ def _predict_ticker(ticker: str, frame: pd.DataFrame, model: ModelSpec, wf: Walk
         if forecaster is None or not wf.warm_start:
             # From scratch: a refit resets the same network to its initial state (no new trace).
             forecaster = (forecaster or make_forecaster(model, seed)).fit(X_train, y_train, on_epoch=progress.epoch)
-        else:
+        elif wf.finetune_epochs > 0:
             recent = slice(-wf.finetune_window, None) if wf.finetune_window else slice(None)
             forecaster.finetune(X_train[recent], y_train[recent], wf.finetune_epochs, wf.finetune_learning_rate,
                                 on_epoch=progress.epoch)
@@ -177,6 +177,7 @@ def _predict_ticker(ticker: str, frame: pd.DataFrame, model: ModelSpec, wf: Walk
         tables.append(fold_table)
         if checkpoints is not None:
             checkpoints.save(ticker, key, fold, fold_table, forecaster if wf.warm_start else None)
+        progress.predicted(ticker, fold, fold_table)
         progress.fold(ticker, fold + 1, n_folds)
     return _sorted(pd.concat(tables, ignore_index=True))
 

@@ -62,5 +62,6 @@ def test_a_resumed_key_or_a_repeated_config_counts_once(tmp_path):
     ledger.add("backtest:b", "backtest", "data", "config-1", {}, "test", 0.05, 0.01)  # same predictions and costs
     assert len(ledger.rows()) == 2
     assert ledger.count("data").n == 1
-    ledger.add("run:c", "run", "data", "config-2", {}, "test", float("nan"), None)  # no Sharpe: not counted
-    assert ledger.count("data").n == 1
+    ledger.add("tune:s:3", "tune", "data", "config-2", {}, "validation", float("nan"), None)  # pruned
+    count = ledger.count("data")
+    assert count.n == 2 and count.variance == 0.0  # counted as tried, but no Sharpe for the variance

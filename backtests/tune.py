@@ -1,0 +1,430 @@
+"""`lstm-trader tune`: Optuna over a nested walk-forward that never sees the out-of-sample span.
+
+The outer walk-forward of `run` tests from its first test date on. The tuner cuts every ticker's
+bars just before the earliest first test date any trial could have (the smallest `lookback` of the
+search space), and each trial runs an inner walk-forward inside that tuning span: its first fold
+trains on `inner_train_fraction` of it, the rest is validation. The objective is the LSTM's
+return-space MSE over the validation span divided by the naive (zero-return) forecast's: below 1
+beats "tomorrow = today". Each inner fold reports the running ratio, so a median pruner can stop
+hopeless trials early.
+
+A study lives in `studies/<name>/`: Optuna's journal file (safe for several worker processes,
+resumable), the config it was started with, `trials.csv`, `best.toml` and `index.html`. Every trial
+is also a row of the trial ledger, so the deflated Sharpe of later runs counts it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import html
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from backtests.config import TUNABLE, ExperimentConfig, SearchRange, dump_config, validate_config
+from backtests.engine import run_backtest
+from backtests.errors import ConfigError
+from backtests.ledger import Ledger, data_fingerprint
+from backtests.rundir import write_csv, write_text
+from forecasting.progress import Progress
+from forecasting.walkforward import make_samples, make_split
+
+STUDY_FILES = ("journal.log", "study.toml")
+
+
+@dataclass
+class TuneResult:
+    study_dir: Path
+    trials: pd.DataFrame
+    best_value: float | None
+    best_params: dict
+    tuning_end: pd.Timestamp
+    first_test: pd.Timestamp
+
+
+def first_test_date(prices: dict[str, pd.DataFrame], config: ExperimentConfig) -> pd.Timestamp:
+    """The earliest first out-of-sample date of the outer walk-forward over every ticker, for the
+    smallest lookback the search space allows (a smaller lookback starts testing earlier)."""
+    lookback = config.model.lookback
+    if "lookback" in config.tune.space:
+        lookback = min(lookback, int(config.tune.space["lookback"].low))
+    model = config.model.model_copy(update={"lookback": lookback})
+    split = make_split(model, config.walk_forward)
+    dates = []
+    for ticker, frame in prices.items():
+        samples = make_samples(frame, model, ticker)
+        dates.append(samples.dates[split.first_test()])
+    return min(dates)
+
+
+def tuning_span(prices: dict[str, pd.DataFrame], config: ExperimentConfig) -> tuple[dict[str, pd.DataFrame],
+                                                                                   pd.Timestamp]:
+    """Every ticker's bars strictly before the outer test span: all a trial is ever given."""
+    first = first_test_date(prices, config)
+    return {ticker: frame[frame.index < first] for ticker, frame in prices.items()}, first
+
+
+def trial_config(config: ExperimentConfig, params: dict) -> ExperimentConfig:
+    """The base config with a trial's parameters set (validated like any config)."""
+    raw = config.model_dump(mode="json")
+    for name, value in params.items():
+        raw[TUNABLE[name][0]][name] = value
+    return validate_config(raw, "tuned parameters")
+
+
+def suggest(trial, space: dict[str, SearchRange]) -> dict:
+    params = {}
+    for name, spec in space.items():
+        if spec.choices is not None:
+            params[name] = trial.suggest_categorical(name, spec.choices)
+        elif spec.is_int:
+            params[name] = trial.suggest_int(name, int(spec.low), int(spec.high), log=spec.log)
+        else:
+            params[name] = trial.suggest_float(name, float(spec.low), float(spec.high), log=spec.log)
+    return params
+
+
+class _Reporter(Progress):
+    """Reports the running MSE ratio after each inner fold and prunes through Optuna."""
+
+    def __init__(self, trial) -> None:
+        self.trial = trial
+        self.squared = {"lstm": 0.0, "naive": 0.0}
+        self.step = 0
+
+    def predicted(self, ticker: str, fold: int, table: pd.DataFrame) -> None:
+        import optuna
+
+        for model in self.squared:
+            rows = table[table["model"] == model]
+            self.squared[model] += float(((rows["y_true"] - rows["y_pred"]) ** 2).sum())
+        self.trial.report(self.ratio(), self.step)
+        self.step += 1
+        if self.trial.should_prune():
+            self.trial.set_user_attr("pruned_at_fold", self.step)
+            raise optuna.TrialPruned()
+
+    def ratio(self) -> float:
+        return self.squared["lstm"] / self.squared["naive"] if self.squared["naive"] > 0 else float("nan")
+
+
+def make_objective(config: ExperimentConfig, span: dict[str, pd.DataFrame], study_name: str, ledger: Ledger,
+                   fingerprint: str) -> Callable:
+    """The Optuna objective: one inner walk-forward on the tuning span per trial."""
+    from backtests.experiment import lstm_strategies, trial_config_hash
+    from forecasting.walkforward import walk_forward_predict
+
+    def objective(trial) -> float:
+        import optuna
+
+        params = suggest(trial, config.tune.space)
+        cfg = trial_config(config, params)
+        shortest = min(len(frame) for frame in span.values())
+        from forecasting.features import warmup_rows
+
+        usable = shortest - warmup_rows(cfg.model.features) - cfg.model.lookback - cfg.model.horizon
+        wf = cfg.walk_forward.model_copy(update={"min_train": max(10, int(usable * config.tune.inner_train_fraction))})
+        reporter = _Reporter(trial)
+        predictions = None
+        try:
+            predictions = walk_forward_predict(span, cfg.model, wf, seed=cfg.seed, progress=reporter)
+        finally:
+            if predictions is None:  # pruned or failed: still a configuration that was looked at
+                ledger.add(f"tune:{study_name}:{trial.number}", "tune", fingerprint,
+                           f"tune:{study_name}:{trial.number}", params, "validation", None, None)
+        value = reporter.ratio()
+        sharpe = _validation_sharpe(span, predictions, cfg, lstm_strategies(cfg))
+        rmse = float(((predictions.query("model == 'lstm'")["y_true"]
+                       - predictions.query("model == 'lstm'")["y_pred"]) ** 2).mean() ** 0.5)
+        trial.set_user_attr("validation_sharpe", sharpe)
+        trial.set_user_attr("last_tuning_date", str(max(f.index[-1] for f in span.values()).date()))
+        ledger.add(f"tune:{study_name}:{trial.number}", "tune", fingerprint, trial_config_hash(predictions, cfg),
+                   params, "validation", sharpe, rmse)
+        if value != value:
+            raise optuna.TrialPruned()
+        return value
+
+    return objective
+
+
+def _validation_sharpe(span, predictions, cfg: ExperimentConfig, labels: set[str]) -> float | None:
+    """Per-day Sharpe of the first LSTM strategy on the inner validation span (for the ledger)."""
+    from backtests.stats import per_period_sharpe
+
+    spec = next((s for s in cfg.strategies if s.title in labels), None)
+    if spec is None:
+        return None
+    ticker = next(iter(span))
+    result = run_backtest({ticker: span[ticker]}, predictions[predictions["ticker"] == ticker], spec.name,
+                          cfg.broker, spec.params, label=spec.title)
+    return per_period_sharpe(result.returns.fillna(0.0))
+
+
+class StudyLock:
+    """One `tune` per study at a time (its workers are its own children)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / ".lock"
+
+    def __enter__(self) -> StudyLock:
+        self.handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.seek(0)
+            owner = self.handle.read().strip() or "?"
+            self.handle.close()
+            raise ConfigError(f"study {self.path.parent} is already being tuned (pid {owner})",
+                              "wait for it, or use another --study name") from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(str(os.getpid()))
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+
+
+def open_study(folder: Path, name: str, config: ExperimentConfig, create: bool = True, worker: int = 0):
+    """Optuna's study on its journal file; a folder made for another config is refused untouched."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    saved = folder / "study.toml"
+    wanted = _study_identity(config)
+    if saved.is_file():
+        if saved.read_text() != wanted:
+            raise ConfigError(f"{folder} holds a study started with another config or search space",
+                              "use another --study name, or the config it was started with")
+    elif create:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_text(saved, wanted)
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(folder / "journal.log")))
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2) if config.tune.pruner == "median" \
+        else optuna.pruners.NopPruner()
+    return optuna.create_study(study_name=name, storage=storage, direction="minimize", load_if_exists=True,
+                               pruner=pruner, sampler=optuna.samplers.TPESampler(seed=config.seed + 7919 * worker))
+
+
+def _study_identity(config: ExperimentConfig) -> str:
+    """What a study's trials depend on: everything but the trial count and the run name."""
+    raw = config.model_dump(mode="json", exclude_none=True)
+    raw["tune"].pop("trials", None)
+    raw["name"] = "study"
+    return "# the config this study was started with (name and trial count aside)\n" + dump_config(
+        validate_config(raw, "study"))
+
+
+def finished(study) -> int:
+    from optuna.trial import TrialState
+
+    return sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.get_trials(deepcopy=False))
+
+
+def requeue_stale(study) -> int:
+    """Trials left RUNNING by a killed `tune` (only one runs per study): fail them and queue their
+    parameters again, so they are retried once and never counted twice."""
+    from optuna.trial import TrialState
+
+    stale = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+    for trial in stale:
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        study.enqueue_trial(trial.params, skip_if_exists=False)
+    return len(stale)
+
+
+def run_worker(folder: str, name: str, config_toml: str, n_trials: int, deadline: float | None,
+               threads: int, span_file: str, fingerprint: str, runs_root: str, worker: int = 0) -> None:
+    """One worker process (or the main one): trials until the study has `n_trials` finished."""
+    if threads:
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        from forecasting.model import import_keras
+
+        import_keras()
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # already initialised in this process
+            pass
+    import optuna
+    import tomllib
+
+    config = validate_config(tomllib.loads(config_toml), "study")
+    span = pd.read_pickle(span_file)
+    study = open_study(Path(folder), name, config, create=False, worker=worker)
+    objective = make_objective(config, span, name, Ledger(runs_root), fingerprint)
+
+    def enough(study, _trial) -> None:
+        if finished(study) >= n_trials or (deadline is not None and time.time() > deadline):
+            study.stop()
+
+    while finished(study) < n_trials and (deadline is None or time.time() < deadline):
+        study.optimize(objective, n_trials=1, callbacks=[enough], catch=(), gc_after_trial=False)
+    del optuna
+
+
+def tune(config: ExperimentConfig, prices: dict[str, pd.DataFrame], n_trials: int, jobs: int = 1,
+         timeout: float | None = None, study_name: str | None = None, studies_root: str | Path = "studies",
+         runs_root: str | Path = "runs", on_trial: Callable[[int, int], None] | None = None) -> TuneResult:
+    """Run (or continue) a study until it has `n_trials` finished trials; write its outputs."""
+    if n_trials < 1:
+        raise ConfigError("--trials must be at least 1", "e.g. --trials 30")
+    if jobs < 1:
+        raise ConfigError("--jobs must be at least 1", "e.g. --jobs 2 on two cores")
+    name = study_name or config.name
+    folder = Path(studies_root) / name
+    span, first_test = tuning_span(prices, config)
+    tuning_end = max(frame.index[-1] for frame in span.values())
+    if not tuning_end < first_test:
+        raise AssertionError("the tuning span reaches the test span")  # never: tuning_span cuts before it
+    fingerprint = data_fingerprint(config.data.source, config.data.start, config.data.end, prices)
+    study = open_study(folder, name, config)
+    with StudyLock(folder):
+        requeue_stale(study)
+        span_file = folder / ".span.pkl"
+        pd.to_pickle(span, span_file)
+        deadline = None if timeout is None else time.time() + timeout
+        args = (str(folder), name, dump_config(config), n_trials, deadline)
+        try:
+            if jobs == 1:
+                _run_with_progress(lambda: run_worker(*args, 0, str(span_file), fingerprint, str(runs_root)),
+                                   study, n_trials, on_trial, None)
+            else:
+                _run_pool(args, jobs, str(span_file), fingerprint, str(runs_root), study, n_trials, on_trial)
+        finally:
+            span_file.unlink(missing_ok=True)
+        result = write_outputs(folder, study, config, tuning_end, first_test)
+    return result
+
+
+def _run_with_progress(work: Callable[[], None], study, n_trials: int, on_trial, processes) -> None:
+    import threading
+
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(1.0):
+            if on_trial is not None:
+                on_trial(min(finished(study), n_trials), n_trials)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        work()
+    finally:
+        stop.set()
+        watcher.join()
+        if on_trial is not None:
+            on_trial(min(finished(study), n_trials), n_trials)
+
+
+def _run_pool(args: tuple, jobs: int, span_file: str, fingerprint: str, runs_root: str, study, n_trials: int,
+              on_trial) -> None:
+    """`jobs` worker processes, each with its share of the cores for TensorFlow's threads."""
+    import multiprocessing
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=run_worker, args=(*args, threads, span_file, fingerprint, runs_root, index))
+               for index in range(jobs)]
+
+    def work() -> None:
+        for worker in workers:
+            worker.start()
+        try:
+            for worker in workers:
+                worker.join()
+        except BaseException:
+            for worker in workers:
+                worker.terminate()
+            raise
+        failed = [w.exitcode for w in workers if w.exitcode]
+        if failed:
+            raise ConfigError(f"{len(failed)} tuning worker(s) failed (exit code {failed[0]})",
+                              "run again to continue the study; rerun with --jobs 1 to see the error")
+
+    _run_with_progress(work, study, n_trials, on_trial, workers)
+
+
+def write_outputs(folder: Path, study, config: ExperimentConfig, tuning_end, first_test) -> TuneResult:
+    """`trials.csv`, `best.toml` and `index.html` (Optuna's own plots) in the study folder."""
+    from optuna.trial import TrialState
+
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        steps = sorted(t.intermediate_values)
+        rows.append({"number": t.number, "state": t.state.name, "value": t.value,
+                     "duration_s": t.duration.total_seconds() if t.duration else None,
+                     "pruned_at_fold": (steps[-1] + 1 if steps else 0) if t.state == TrialState.PRUNED else None,
+                     "validation_sharpe": t.user_attrs.get("validation_sharpe"),
+                     **{f"param_{k}": v for k, v in t.params.items()}})
+    trials = pd.DataFrame(rows)
+    write_csv(folder / "trials.csv", trials)
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    best_value, best_params = None, {}
+    if complete:
+        best = min(complete, key=lambda t: t.value)
+        best_value, best_params = best.value, dict(best.params)
+        best_config = trial_config(config, best_params)
+        write_text(folder / "best.toml", f"# best of {len(complete)} complete trials of study '{study.study_name}': "
+                                         f"validation MSE / naive MSE = {best_value:.6f}\n"
+                                         + dump_config(best_config.model_copy(update={"name": f"{config.name}-tuned"})))
+    write_text(folder / "index.html", _index(folder, study, trials, best_value, best_params, tuning_end, first_test))
+    return TuneResult(folder, trials, best_value, best_params, tuning_end, first_test)
+
+
+def _index(folder: Path, study, trials: pd.DataFrame, best_value, best_params, tuning_end, first_test) -> str:
+    import reports.quiet  # noqa: F401  (Agg backend, no font noise)
+
+    import matplotlib.pyplot as plt
+    import optuna.visualization.matplotlib as vis
+
+    pictures = []
+    for title, plot in (("Optimisation history", vis.plot_optimization_history),
+                        ("Parameter importances", vis.plot_param_importances), ("Slice", vis.plot_slice),
+                        ("Intermediate values (inner folds)", vis.plot_intermediate_values)):
+        file = title.split(" ")[0].lower() + ".png"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+                plot(study)
+            figure = plt.gcf()
+            figure.set_size_inches(max(figure.get_size_inches()[0], 8), 5)
+            figure.savefig(folder / file, dpi=90, bbox_inches="tight")
+            pictures.append((title, file))
+        except Exception as exc:  # noqa: BLE001 - Optuna refuses some plots for too few trials
+            pictures.append((f"{title}: not drawn ({exc.__class__.__name__}: {exc})", None))
+        finally:
+            plt.close("all")
+    table = trials.sort_values("value", na_position="last").head(15).to_html(index=False, float_format="%.5g",
+                                                                           na_rep="—")
+    figures = "".join(f"<h3>{html.escape(t)}</h3>" + (f'<img src="{f}" alt="{html.escape(t)}">' if f else "")
+                      for t, f in pictures)
+    best = (f"best validation MSE / naive MSE <b>{best_value:.5f}</b> with "
+            f"<code>{html.escape(json.dumps(best_params))}</code>") if best_value is not None else "no complete trial yet"
+    return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>study {html.escape(study.study_name)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}}table{{border-collapse:collapse;
+font-size:13px;display:block;overflow-x:auto}}td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}
+img{{max-width:100%}}</style></head><body>
+<h1>Tuning study {html.escape(study.study_name)}</h1>
+<p>{len(trials)} trials. Objective: the LSTM's return-space MSE over an inner walk-forward's validation span,
+divided by the naive (zero-return) forecast's (below 1 beats "tomorrow = today"). Trials saw bars up to
+{tuning_end.date()} only; the out-of-sample span starts {first_test.date()} and was never loaded into a trial.</p>
+<p>{best}. Next: <code>lstm-trader run {html.escape(str(folder / "best.toml"))}</code>, or
+<code>lstm-trader tune --study {html.escape(study.study_name)} --evaluate</code> to put it beside the base config.</p>
+<h2>Best trials</h2>{table}<h2>Optuna's plots</h2>{figures}
+</body></html>
+"""
