@@ -30,4 +30,4 @@ bench: $(STAMP)  ## every benchmark (the walk-forward one takes about 2 minutes)
 	$(BIN)/python benchmarks/walk_forward_speed.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs studies .pytest_cache

@@ -67,7 +67,7 @@ class RichProgress(WalkForwardProgress):
     def fold(self, ticker: str, done: int, total: int) -> None:
         self.progress.update(self.folds, completed=done, total=total, description=f"{ticker} folds")
 
-    def epoch(self, done: int, total: int) -> None:
+    def epoch(self, done: int, total: int, logs: dict | None = None) -> None:
         self.progress.update(self.epochs, completed=done, total=total, description="epochs")
 
 

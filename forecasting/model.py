@@ -235,7 +235,13 @@ class LSTMForecaster:
         self.seed = seed
         self.cell = cell
 
-    def fit(self, X: np.ndarray, y: np.ndarray, on_epoch: Callable[[int, int], None] | None = None) -> LSTMForecaster:
+    def fit(self, X: np.ndarray, y: np.ndarray,
+            on_epoch: Callable[[int, int, dict], None] | None = None) -> LSTMForecaster:
+        """Scale, build (or reset) the network and train it from scratch with early stopping.
+
+        `on_epoch(done, total, logs)` hears every epoch; `logs` has `loss` and, with a validation
+        tail, `val_loss` and `val_zero_loss` (the loss of predicting a raw target of 0 there).
+        """
         X, y = self._check(X, y)
         # Only the last row of each window is new to that sample; fitting on those rows sees every
         # training row once and nothing after the last training sample.
@@ -272,7 +278,7 @@ class LSTMForecaster:
                                   self.learning_rate, seed=self.seed, cell=self.cell)
 
     def finetune(self, X: np.ndarray, y: np.ndarray, epochs: int, learning_rate: float | None = None,
-                 on_epoch: Callable[[int, int], None] | None = None) -> LSTMForecaster:
+                 on_epoch: Callable[[int, int, dict], None] | None = None) -> LSTMForecaster:
         """Continue training the fitted network on (X, y) for `epochs` epochs, scalers unchanged."""
         self._require_fitted()
         X, y = self._check(X, y)
@@ -298,6 +304,8 @@ class LSTMForecaster:
         if n_val >= 2 and len(Xs) - n_val >= 2:
             validation = (Xs[-n_val:], ys[-n_val:])
             Xs, ys = Xs[:-n_val], ys[:-n_val]
+            # the loss of always predicting a raw target of 0 (no change) on the tail: a yardstick for val_loss
+            zero_loss = float(np.mean((validation[1] - self.y_scaler_.column([0.0])[0]) ** 2))
         rng = np.random.default_rng((int(self.seed), self.training_calls_))
         self.training_calls_ += 1
         model, size = self.model_, self.batch_size
@@ -308,12 +316,15 @@ class LSTMForecaster:
             losses = [(float(model.train_on_batch(Xs[batch], ys[batch])), len(batch))
                       for batch in (order[i:i + size] for i in range(0, len(order), size))]
             history["loss"].append(sum(loss * n for loss, n in losses) / len(order))
-            if on_epoch is not None:
-                on_epoch(epoch + 1, epochs)
             if validation is None:
+                if on_epoch is not None:
+                    on_epoch(epoch + 1, epochs, {"loss": history["loss"][-1]})
                 continue
             val_loss = float(model.test_on_batch(*validation))
             history.setdefault("val_loss", []).append(val_loss)
+            if on_epoch is not None:
+                on_epoch(epoch + 1, epochs, {"loss": history["loss"][-1], "val_loss": val_loss,
+                                             "val_zero_loss": zero_loss})
             if val_loss < best:
                 best, best_weights, waited = val_loss, model.get_weights(), 0
             else:

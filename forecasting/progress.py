@@ -9,8 +9,8 @@ class Progress:
     def fold(self, ticker: str, done: int, total: int) -> None:
         """Called after fold `done` of `total` for `ticker`."""
 
-    def epoch(self, done: int, total: int) -> None:
-        """Called after each training epoch of the current fold."""
+    def epoch(self, done: int, total: int, logs: dict | None = None) -> None:
+        """Called after each training epoch of the current fold; `logs` as `LSTMForecaster.fit` gives them."""
 
     def predicted(self, ticker: str, fold: int, table) -> None:
         """Called with each newly computed fold's rows of the predictions table (not for folds restored

@@ -1,0 +1,134 @@
+"""`lstm-trader tune`: the tuner never sees the out-of-sample span, studies resume, outputs run."""
+
+import tomllib
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from backtests.cli import app
+from backtests.config import load_config
+from backtests.ledger import Ledger
+from backtests.tune import first_test_date, open_study, tune
+from tests.conftest import make_bars, run_dirs, write_yahoo_csv
+
+runner = CliRunner()
+
+SPACE = 'tune.space={units={low=2, high=6}, epochs={low=1, high=2}, dropout={low=0.0, high=0.3}}'
+SMALL = ["--set", 'model.features=["log_return", "rsi_14"]', "--set", "model.lookback=5", "--set", "model.n_layers=1",
+         "--set", "walk_forward.min_train=150", "--set", "walk_forward.retrain_every=30",
+         "--set", "walk_forward.finetune_window=50", "--set", "walk_forward.finetune_epochs=1", "--set", SPACE]
+
+
+def small_config(data, *extra):
+    overrides = [SMALL[i + 1] for i in range(0, len(SMALL), 2)]
+    return load_config(None, [*overrides, f"data.source=csv:{data}", *extra])
+
+
+@pytest.fixture
+def data(tmp_path):
+    path = tmp_path / "ACME.csv"
+    write_yahoo_csv(make_bars(420, seed=11), path)
+    return path
+
+
+def prices_of(config):
+    from backtests.experiment import load_experiment_prices
+
+    return load_experiment_prices(config)
+
+
+def test_trials_never_see_the_test_span(tmp_path, data):
+    config = small_config(data)
+    prices = prices_of(config)
+    first = first_test_date(prices, config)
+    result = tune(config, prices, 3, studies_root=tmp_path / "a", runs_root=tmp_path / "runs")
+    assert result.tuning_end < first == result.first_test
+    last_seen = {t.user_attrs["last_tuning_date"] for t in open_study(tmp_path / "a" / config.name, config.name,
+                                                                          config).get_trials()}
+    assert all(pd.Timestamp(d) < first for d in last_seen)
+    # the outer run of the same config starts testing at that date
+    from forecasting.walkforward import make_samples, make_split
+
+    split = make_split(config.model, config.walk_forward)
+    samples = make_samples(prices["ACME"], config.model)
+    assert samples.dates[split.first_test()] >= first
+
+    # change every price from the first test date on: every trial's value is unchanged
+    frame = prices["ACME"].copy()
+    after = frame.index >= first
+    rng = np.random.default_rng(0)
+    frame.loc[after, ["open", "high", "low", "close"]] *= np.exp(np.cumsum(rng.normal(0, 0.05, after.sum())))[:, None]
+    frame.loc[after, "volume"] *= 3
+    perturbed = tune(config, {"ACME": frame}, 3, studies_root=tmp_path / "b", runs_root=tmp_path / "runs-b")
+    assert len(result.trials) == 3
+    pd.testing.assert_series_equal(result.trials["value"], perturbed.trials["value"])
+
+
+def test_a_resumed_study_counts_every_trial_once(tmp_path, data):
+    config = small_config(data)
+    prices = prices_of(config)
+    kwargs = {"studies_root": tmp_path / "studies", "runs_root": tmp_path / "runs"}
+    tune(config, prices, 2, **kwargs)
+    # a tune killed mid-trial leaves a RUNNING trial behind: it is failed and retried, not counted twice
+    study = open_study(tmp_path / "studies" / config.name, config.name, config)
+    orphan = study.ask()
+    orphan.suggest_int("units", 2, 6)
+    resumed = tune(config, prices, 4, **kwargs)
+    states = resumed.trials["state"].tolist()
+    assert states.count("COMPLETE") + states.count("PRUNED") == 4
+    assert states.count("FAIL") == 1 and "RUNNING" not in states
+    retried = resumed.trials[resumed.trials["number"] > orphan.number]
+    assert orphan.params["units"] in retried["param_units"].tolist()
+    ledger = [r for r in Ledger(tmp_path / "runs").rows() if r["kind"] == "tune"]
+    assert len(ledger) == 4 and len({r["key"] for r in ledger}) == 4
+
+
+def test_best_toml_runs_and_later_runs_count_the_trials(tmp_path, data):
+    config = small_config(data)
+    tune(config, prices_of(config), 3, studies_root=tmp_path / "studies", runs_root=tmp_path / "runs")
+    best = tmp_path / "studies" / config.name / "best.toml"
+    assert tomllib.loads(best.read_text())["model"]["units"] in range(2, 7)
+    done = runner.invoke(app, ["run", str(best), "--runs-dir", str(tmp_path / "runs"), "--no-report"])
+    assert done.exit_code == 0, done.output
+    assert "4 configurations tried on this data" in done.output  # 3 trials + this run
+    for name in ("trials.csv", "index.html", "optimisation.png"):
+        assert (tmp_path / "studies" / config.name / name).is_file(), name
+    assert len(run_dirs(tmp_path / "runs")) == 1
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--trials", "0"], "--trials must be at least 1"),
+    (["--set", "tune.space={units={low=64, high=16}}"], "empty or inverted search range"),
+    (["--set", "tune.space={unitz={low=8, high=16}}"], "did you mean 'units'"),
+    (["--set", "tune.space={units={}}"], "give low and high"),
+    (["--jobs", "0"], "--jobs must be at least 1"),
+])
+def test_bad_tuning_input_is_one_line_and_exit_2(tmp_path, data, args, fragment):
+    result = runner.invoke(app, ["tune", "--set", f"data.source=csv:{data}", *SMALL, *args,
+                                 "--studies-dir", str(tmp_path / "studies"), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2, result.output
+    assert fragment in result.stderr and result.stderr.count("\n") == 1 and "Traceback" not in result.output
+
+
+def test_a_study_of_another_config_is_refused_untouched(tmp_path, data):
+    common = ["tune", "--set", f"data.source=csv:{data}", *SMALL, "--study", "s", "--studies-dir",
+              str(tmp_path / "studies"), "--runs-dir", str(tmp_path / "runs")]
+    first = runner.invoke(app, [*common, "--trials", "1"])
+    assert first.exit_code == 0, first.output
+    journal = (tmp_path / "studies" / "s" / "journal.log").read_bytes()
+    other = runner.invoke(app, [*common, "--trials", "2", "--set", "model.n_layers=2"])
+    assert other.exit_code == 2 and "another config" in other.stderr
+    assert (tmp_path / "studies" / "s" / "journal.log").read_bytes() == journal
+
+
+def test_evaluate_runs_the_tuned_and_the_base_config_once_each(tmp_path, data):
+    result = runner.invoke(app, ["tune", "--set", f"data.source=csv:{data}", *SMALL, "--trials", "2", "--evaluate",
+                                 "--studies-dir", str(tmp_path / "studies"), "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    assert "evaluated once each" in result.output and "tuned" in result.output and "base" in result.output
+    runs = [r for r in Ledger(tmp_path / "runs").rows() if r["kind"] == "run"]
+    assert len(runs) == 2 and len(run_dirs(tmp_path / "runs")) == 2
+    assert "4 configurations tried on this data" in result.output  # 2 trials + 2 evaluated runs
