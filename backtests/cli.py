@@ -342,6 +342,7 @@ def _evaluate(base, best_path: Path, runs_dir: Path) -> None:
                      _pct(None if first is None else first["dsr"], ".0%"), str(trials.n))
     console.print(view)
     console.print(f"DSR: {rows[-1][4].describe()} (the trial ledger counts every tuning trial)")
+    console.print("reports: " + " and ".join(f"lstm-trader report {runs_dir / name}" for _, name, *_ in rows))
 
 
 @app.command("forecast")

@@ -413,8 +413,7 @@ def _index(folder: Path, study, trials: pd.DataFrame, best_value, best_params, t
 
     pictures = []
     for title, plot in (("Optimisation history", vis.plot_optimization_history),
-                        ("Parameter importances", vis.plot_param_importances), ("Slice", vis.plot_slice),
-                        ("Intermediate values (inner folds)", vis.plot_intermediate_values)):
+                        ("Parameter importances", vis.plot_param_importances), ("Slice", vis.plot_slice)):
         file = title.split(" ")[0].lower() + ".png"
         try:
             with warnings.catch_warnings():
@@ -428,8 +427,8 @@ def _index(folder: Path, study, trials: pd.DataFrame, best_value, best_params, t
             pictures.append((f"{title}: not drawn ({exc.__class__.__name__}: {exc})", None))
         finally:
             plt.close("all")
-    table = trials.sort_values("value", na_position="last").head(15).to_html(index=False, float_format="%.5g",
-                                                                           na_rep="—")
+    ranked = trials.assign(_done=trials["state"] != "COMPLETE").sort_values(["_done", "value"], na_position="last")
+    table = ranked.drop(columns="_done").head(15).to_html(index=False, float_format="%.5g", na_rep="—")
     figures = "".join(f"<h3>{html.escape(t)}</h3>" + (f'<img src="{f}" alt="{html.escape(t)}">' if f else "")
                       for t, f in pictures)
     best = (f"best validation MSE / naive MSE <b>{best_value:.5f}</b> with "
@@ -444,6 +443,7 @@ divided by the naive (zero-return) forecast's (below 1 beats "tomorrow = today")
 {tuning_end.date()} only; the out-of-sample span starts {first_test.date()} and was never loaded into a trial.</p>
 <p>{best}. Next: <code>lstm-trader run {html.escape(str(folder / "best.toml"))}</code>, or
 <code>lstm-trader tune --study {html.escape(study.study_name)} --evaluate</code> to put it beside the base config.</p>
-<h2>Best trials</h2>{table}<h2>Optuna's plots</h2>{figures}
+<h2>Best trials</h2><p>Complete trials first (a pruned trial's value is its last intermediate value);
+every trial is in trials.csv.</p>{table}<h2>Optuna's plots</h2>{figures}
 </body></html>
 """
