@@ -94,13 +94,13 @@ def _pct(value: float | None, spec: str) -> str:
 
 def metrics_table(metrics) -> Table:
     table = Table(title="Forecast errors (out of sample; naive = tomorrow's close is today's)")
-    for col in ("ticker", "model", "n", "RMSE (price)", "MAE (price)", "MAPE", "RMSE (return)", "dir. acc.",
-                "Theil U", "DM p"):
+    for col in ("ticker", "model", "n", "RMSE (price)", "RMSE (ret)", "U2", "DM p", "CW p", "dir. acc.", "up days",
+                "PT p", "corr."):
         table.add_column(col, justify="left" if col in ("ticker", "model") else "right")
     for row in metrics.itertuples():
-        table.add_row(row.ticker, row.model, str(row.n), _fmt(row.price_rmse), _fmt(row.price_mae),
-                      f"{row.mape:.3%}", _fmt(row.rmse), "—" if row.directional_accuracy != row.directional_accuracy
-                      else f"{row.directional_accuracy:.1%}", _fmt(row.theil_u, 3), _fmt(row.dm_pvalue, 3))
+        table.add_row(row.ticker, row.model, str(row.n), _fmt(row.price_rmse), _fmt(row.rmse), _fmt(row.theil_u, 4),
+                      _fmt(row.dm_pvalue, 3), _fmt(row.cw_pvalue, 3), _pct(row.directional_accuracy, ".1%"),
+                      _pct(row.da_base_rate, ".1%"), _fmt(row.da_pvalue, 3), _fmt(row.correlation, 3))
     return table
 
 

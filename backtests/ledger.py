@@ -106,6 +106,6 @@ class Ledger:
     def rows(self) -> list[dict]:
         with self._connect() as connection:
             connection.row_factory = sqlite3.Row
-            rows = [dict(row) for row in connection.execute("SELECT * FROM trials ORDER BY time, key")]
+            rows = [dict(row) for row in connection.execute("SELECT * FROM trials ORDER BY rowid")]
         connection.close()
         return rows

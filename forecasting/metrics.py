@@ -1,8 +1,12 @@
 """Forecast errors of the predictions table, always beside the naive baseline.
 
 Return space uses `y_pred`/`y_true` (log returns over the horizon); price space uses
-`price_pred`/`price_true`. The naive (persistence) forecast is price_pred = close_t, whose
-return is 0; Theil's U and the Diebold-Mariano test compare each model with it.
+`price_pred`/`price_true`. The naive (random-walk) forecast is price_pred = close_t, whose return
+is 0. The tests against it are in return space, where every day weighs the same: Theil's U2
+(`theil_u`), Diebold-Mariano on squared return errors, and Clark-West (the random walk is nested
+in any model that can predict 0). `theil_u_price` is the price-space RMSE ratio, kept for
+reference: later, higher-priced years dominate it. Directional accuracy comes with its base rate
+(the share of up days, what "always up" scores) and a Pesaran-Timmermann test.
 """
 
 from __future__ import annotations
@@ -13,7 +17,16 @@ from scipy import stats
 from sklearn.metrics import mean_absolute_error, mean_absolute_percentage_error, mean_squared_error
 
 METRIC_COLUMNS = ["n", "mse", "mae", "rmse", "price_mse", "price_mae", "price_rmse", "mape",
-                  "directional_accuracy", "theil_u", "dm_stat", "dm_pvalue"]
+                  "directional_accuracy", "da_base_rate", "da_pvalue", "correlation", "theil_u", "theil_u_price",
+                  "dm_stat", "dm_pvalue", "cw_stat", "cw_pvalue"]
+
+
+def _long_run_variance(d: np.ndarray, horizon: int) -> float:
+    """Variance of the mean of `d`, with autocovariances up to lag h-1 (overlapping h-step errors)."""
+    n = len(d)
+    centred = d - d.mean()
+    gamma = [centred @ centred / n] + [centred[k:] @ centred[:-k] / n for k in range(1, horizon)]
+    return (gamma[0] + 2.0 * sum(gamma[1:])) / n
 
 
 def diebold_mariano(errors_a: np.ndarray, errors_b: np.ndarray, horizon: int = 1) -> tuple[float, float]:
@@ -28,15 +41,52 @@ def diebold_mariano(errors_a: np.ndarray, errors_b: np.ndarray, horizon: int = 1
     if n < 3 or n <= 2 * h:
         return float("nan"), float("nan")
     mean = d.mean()
-    centred = d - mean
-    gamma = [centred @ centred / n] + [centred[k:] @ centred[:-k] / n for k in range(1, h)]
-    variance = (gamma[0] + 2.0 * sum(gamma[1:])) / n
+    variance = _long_run_variance(d, h)
     if not variance > 0:
         return float("nan"), float("nan")
     dm = mean / np.sqrt(variance)
     correction = np.sqrt((n + 1 - 2 * h + h * (h - 1) / n) / n)
     stat = float(dm * correction)
     return stat, float(2.0 * stats.t.sf(abs(stat), df=n - 1))
+
+
+def clark_west(y_pred: np.ndarray, y_true: np.ndarray, horizon: int = 1) -> tuple[float, float]:
+    """Clark-West (2007) test of a model against the nested random walk (forecast 0).
+
+    f_t = y_t^2 - [(y_t - yhat_t)^2 - yhat_t^2]: the random walk's squared error minus the model's,
+    adjusted for the noise of estimating a model whose population forecast could be 0. Returns
+    (t statistic, one-sided p-value from the normal): a small p says the model beats the random walk.
+    """
+    y_pred, y_true = np.asarray(y_pred, dtype="float64"), np.asarray(y_true, dtype="float64")
+    f = y_true ** 2 - ((y_true - y_pred) ** 2 - y_pred ** 2)
+    n = len(f)
+    if n < 3 or not np.any(y_pred != 0):
+        return float("nan"), float("nan")
+    variance = _long_run_variance(f, int(horizon))
+    if not variance > 0:
+        return float("nan"), float("nan")
+    stat = float(f.mean() / np.sqrt(variance))
+    return stat, float(stats.norm.sf(stat))
+
+
+def pesaran_timmermann(y_pred: np.ndarray, y_true: np.ndarray) -> float:
+    """One-sided p-value of the Pesaran-Timmermann (1992) test that predicted and realised up/down
+    moves are independent; small means the forecast calls direction better than chance."""
+    x = np.asarray(y_pred) > 0
+    y = np.asarray(y_true) > 0
+    n = len(x)
+    if n < 3:
+        return float("nan")
+    hit = np.mean(x == y)
+    px, py = x.mean(), y.mean()
+    expected = py * px + (1 - py) * (1 - px)
+    var_hit = expected * (1 - expected) / n
+    var_expected = ((2 * py - 1) ** 2 * px * (1 - px) / n + (2 * px - 1) ** 2 * py * (1 - py) / n
+                    + 4 * py * px * (1 - py) * (1 - px) / n ** 2)
+    spread = var_hit - var_expected
+    if not spread > 0:
+        return float("nan")
+    return float(stats.norm.sf((hit - expected) / np.sqrt(spread)))
 
 
 def directional_accuracy(y_pred: np.ndarray, y_true: np.ndarray) -> float:
@@ -52,12 +102,15 @@ def score(group: pd.DataFrame) -> dict[str, float]:
     y_pred, y_true = group["y_pred"].to_numpy(), group["y_true"].to_numpy()
     p_pred, p_true = group["price_pred"].to_numpy(), group["price_true"].to_numpy()
     close_now = p_true * np.exp(-y_true)  # the close at which each prediction was made
-    naive_err = close_now - p_true
     err = p_pred - p_true
     horizon = int(group["horizon"].iloc[0]) if "horizon" in group else 1
-    naive_rmse = float(np.sqrt(np.mean(naive_err ** 2)))
-    is_naive = np.allclose(p_pred, close_now, rtol=1e-10, atol=0.0)  # close_now is rebuilt, so not bit-equal
-    dm_stat, dm_p = (np.nan, np.nan) if is_naive else diebold_mariano(err, naive_err, horizon)
+    naive_rmse = float(np.sqrt(np.mean((close_now - p_true) ** 2)))
+    is_naive = not np.any(y_pred != 0)
+    return_err, naive_return_err = y_pred - y_true, -y_true
+    dm_stat, dm_p = (np.nan, np.nan) if is_naive else diebold_mariano(return_err, naive_return_err, horizon)
+    cw_stat, cw_p = clark_west(y_pred, y_true, horizon)
+    naive_sq = float(np.sum(y_true ** 2))
+    constant = np.std(y_pred) == 0 or np.std(y_true) == 0
     return {
         "n": float(len(group)),
         "mse": mean_squared_error(y_true, y_pred),
@@ -68,9 +121,17 @@ def score(group: pd.DataFrame) -> dict[str, float]:
         "price_rmse": float(np.sqrt(mean_squared_error(p_true, p_pred))),
         "mape": mean_absolute_percentage_error(p_true, p_pred),
         "directional_accuracy": directional_accuracy(y_pred, y_true),
-        "theil_u": 1.0 if is_naive else float(np.sqrt(np.mean(err ** 2)) / naive_rmse) if naive_rmse > 0 else float("nan"),
+        "da_base_rate": float(np.mean(y_true > 0)),
+        "da_pvalue": float("nan") if is_naive else pesaran_timmermann(y_pred, y_true),
+        "correlation": float("nan") if constant else float(np.corrcoef(y_pred, y_true)[0, 1]),
+        "theil_u": 1.0 if is_naive else float(np.sqrt(np.sum(return_err ** 2) / naive_sq)) if naive_sq > 0
+        else float("nan"),
+        "theil_u_price": 1.0 if is_naive else float(np.sqrt(np.mean(err ** 2)) / naive_rmse) if naive_rmse > 0
+        else float("nan"),
         "dm_stat": dm_stat,
         "dm_pvalue": dm_p,
+        "cw_stat": cw_stat,
+        "cw_pvalue": cw_p,
     }
 
 

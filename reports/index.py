@@ -33,10 +33,11 @@ def _text(value: str, cls: str = "l") -> str:
 
 def forecast_table(forecast: list[dict]) -> str:
     cols = [("n", "d"), ("mse", ".3e"), ("mae", ".3e"), ("rmse", ".3e"), ("price_rmse", ",.3f"),
-            ("price_mae", ",.3f"), ("mape", ".3%"), ("directional_accuracy", ".1%"), ("theil_u", ".3f"),
-            ("dm_stat", ".2f"), ("dm_pvalue", ".3g")]
-    heads = ["n", "MSE (ret)", "MAE (ret)", "RMSE (ret)", "RMSE (price)", "MAE (price)", "MAPE", "dir. acc.",
-             "Theil U", "DM stat", "DM p"]
+            ("price_mae", ",.3f"), ("mape", ".3%"), ("theil_u", ".4f"), ("theil_u_price", ".4f"),
+            ("dm_pvalue", ".3g"), ("cw_pvalue", ".3g"), ("directional_accuracy", ".1%"), ("da_base_rate", ".1%"),
+            ("da_pvalue", ".3g"), ("correlation", ".3f")]
+    heads = ["n", "MSE (ret)", "MAE (ret)", "RMSE (ret)", "RMSE (price)", "MAE (price)", "MAPE", "U2",
+             "U (price)", "DM p", "CW p", "dir. acc.", "up days", "PT p", "corr."]
     rows = []
     for m in forecast:
         cells = [_text(m["ticker"]), _text(m["model"])] + [_num(m.get(k), f) for k, f in cols]
@@ -125,8 +126,14 @@ def render_index(run_id: str, summary: dict, forecast: list[dict], comparison: p
 <h2>Run</h2>{summary_list(summary)}
 <h2>Forecast errors (out of sample)</h2>
 <p class="note">Return-space errors are in log returns over the horizon; price-space errors in price units.
-Naive: tomorrow's close is today's. Theil U = RMSE / naive RMSE (below 1 beats naive); DM: Diebold-Mariano
-test of equal squared error against naive (Harvey-Leybourne-Newbold corrected).</p>
+Naive: tomorrow's close is today's (a zero return).<br>
+U2: Theil's U in return space, RMSE over the naive forecast's RMSE (below 1 beats naive; every day weighs the same).
+U (price): the same ratio on prices, where later, higher-priced years weigh more.<br>
+DM p: Diebold-Mariano test of equal squared return errors against naive (two-sided, HLN-corrected).
+CW p: Clark-West test that the model beats the random walk it nests (one-sided; small = it does).<br>
+dir. acc.: share of days with the right predicted sign; up days: the share of up days, which "always up" scores;
+PT p: Pesaran-Timmermann test that direction is called better than chance. corr.: correlation of predicted and
+realised returns.</p>
 {forecast_table(forecast)}
 <h2>Strategies (same out-of-sample dates, after costs)</h2>
 <p class="note">PSR: probability that the true Sharpe is above 0. DSR (strategies that trade the LSTM only):

@@ -28,16 +28,31 @@ def test_metrics_on_four_points_match_hand_computation():
     assert lstm["price_mae"] == pytest.approx(1.25)
     assert lstm["price_rmse"] == pytest.approx(math.sqrt(1.75))
     assert lstm["mape"] == pytest.approx((1 / 102 + 2 / 101 + 1 / 103 + 1 / 104) / 4)
-    assert lstm["theil_u"] == pytest.approx(math.sqrt(1.75 / 2.5))
+    assert lstm["theil_u_price"] == pytest.approx(math.sqrt(1.75 / 2.5))
     # predicted signs +,+,+,0 against realised +,-,+,+: two of four match
     assert lstm["directional_accuracy"] == pytest.approx(0.5)
     ret_err = np.log(np.array([101, 103, 102, 103]) / np.array([102, 101, 103, 104]))
+    y_true = np.log(np.array([102, 101, 103, 104]) / np.array([100, 102, 101, 103]))
+    y_pred = np.log(np.array([101, 103, 102, 103]) / np.array([100, 102, 101, 103]))
     assert lstm["mse"] == pytest.approx(np.mean(ret_err ** 2))
     assert lstm["rmse"] == pytest.approx(math.sqrt(np.mean(ret_err ** 2)))
-    # d = e^2 - naive^2 = -3, 3, -3, 0: mean -0.75, gamma0 = 24.75 / 4
-    dm = -0.75 / math.sqrt(24.75 / 4 / 4) * math.sqrt(3 / 4)
+    # U2 in return space: the naive forecast predicts a zero return, so its errors are -y_true
+    assert lstm["theil_u"] == pytest.approx(math.sqrt(np.sum(ret_err ** 2) / np.sum(y_true ** 2)))
+    # DM on squared return errors, HLN-corrected (n = 4, h = 1: factor sqrt(3/4)), t with 3 df
+    d = ret_err ** 2 - y_true ** 2
+    dm = d.mean() / math.sqrt(np.mean((d - d.mean()) ** 2) / 4) * math.sqrt(3 / 4)
     assert lstm["dm_stat"] == pytest.approx(dm)
     assert lstm["dm_pvalue"] == pytest.approx(2 * stats.t.sf(abs(dm), df=3))
+    # up days + - + +: "always up" would score 3 of 4
+    assert lstm["da_base_rate"] == pytest.approx(0.75)
+    # Pesaran-Timmermann with x = (pred > 0) = 1,1,1,0 and y = 1,0,1,1: hit 1/2, px = py = 3/4,
+    # P* = 9/16 + 1/16 = 5/8, V(P) = (5/8)(3/8)/4 = 15/256, V(P*) = 2 (1/4)(3/16)/4 + 4 (9/16)(1/16)/16 = 33/1024
+    z = (1 / 2 - 5 / 8) / math.sqrt(15 / 256 - 33 / 1024)
+    assert lstm["da_pvalue"] == pytest.approx(stats.norm.sf(z))
+    cx, cy = y_pred - y_pred.mean(), y_true - y_true.mean()
+    assert lstm["correlation"] == pytest.approx((cx @ cy) / math.sqrt((cx @ cx) * (cy @ cy)))
+    naive = m.loc["naive"]
+    assert naive["theil_u"] == 1.0 and math.isnan(naive["dm_pvalue"]) and math.isnan(naive["cw_pvalue"])
     naive = m.loc["naive"]
     assert naive["price_mse"] == pytest.approx(2.5)
     assert naive["theil_u"] == 1.0
@@ -73,3 +88,20 @@ def test_diebold_mariano_detects_a_better_forecast():
     assert stat < 0 and p < 0.001
     stat, p = diebold_mariano(good, good.copy() * 1.0)
     assert math.isnan(stat)  # identical losses: no variance, no test
+
+
+def test_clark_west_against_the_formula_written_out():
+    from forecasting.metrics import clark_west
+
+    y_true = np.array([0.01, -0.02, 0.015, 0.005, -0.01, 0.02])
+    y_pred = np.array([0.004, -0.001, 0.002, 0.003, 0.001, 0.006])
+    # f = rw error^2 - (model error^2 - (rw forecast - model forecast)^2), rw forecast = 0
+    f = y_true ** 2 - ((y_true - y_pred) ** 2 - y_pred ** 2)
+    stat = f.mean() / math.sqrt(np.mean((f - f.mean()) ** 2) / len(f))
+    got_stat, got_p = clark_west(y_pred, y_true)
+    assert got_stat == pytest.approx(stat) and got_p == pytest.approx(1 - stats.norm.cdf(stat))
+    # f = 2 y yhat: a forecast that knows part of the move beats the random walk clearly, pure noise does not
+    rng = np.random.default_rng(0)
+    truth = rng.normal(0, 0.01, 500)
+    assert clark_west(0.3 * truth + rng.normal(0, 0.01, 500), truth)[1] < 0.001
+    assert clark_west(rng.normal(0, 0.01, 500), truth)[1] > 0.05

@@ -94,8 +94,8 @@ def test_index_numbers_equal_metrics_and_comparison(run_dir):
     metrics = json.loads((run / "metrics.json").read_text())
     forecast_rows = [r for r in page.tables["forecast-table"] if r["values"]]
     assert len(forecast_rows) == len(metrics["forecast"]) == 4
-    keys = ["n", "mse", "mae", "rmse", "price_rmse", "price_mae", "mape", "directional_accuracy", "theil_u",
-            "dm_stat", "dm_pvalue"]
+    keys = ["n", "mse", "mae", "rmse", "price_rmse", "price_mae", "mape", "theil_u", "theil_u_price", "dm_pvalue",
+            "cw_pvalue", "directional_accuracy", "da_base_rate", "da_pvalue", "correlation"]
     for row, m in zip(forecast_rows, metrics["forecast"]):
         assert row["attrs"]["data-model"] == m["model"]
         for key, value in zip(keys, row["values"]):
