@@ -19,7 +19,8 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.t
 
 
 class StrategySpec(Strict):
-    name: str = Field(description="lstm_signal | naive_signal | buy_and_hold | sma_cross | rsi_reversion | macd_cross")
+    name: str = Field(description="lstm_signal | ridge_signal | naive_signal | buy_and_hold | sma_cross | rsi_reversion "
+                           "| macd_cross")
     label: str | None = Field(None, description="how it is called in tables; default: the name")
     params: dict[str, Any] = Field(default_factory=dict, description="strategy parameters")
 
@@ -103,8 +104,8 @@ class TuneSpec(Strict):
 
 
 def default_strategies() -> list[StrategySpec]:
-    return [StrategySpec(name=n) for n in ("lstm_signal", "naive_signal", "sma_cross", "rsi_reversion", "macd_cross",
-                                           "buy_and_hold")]
+    return [StrategySpec(name=n) for n in ("lstm_signal", "ridge_signal", "naive_signal", "sma_cross", "rsi_reversion",
+                                           "macd_cross", "buy_and_hold")]
 
 
 class ExperimentConfig(Strict):

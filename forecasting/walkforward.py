@@ -22,7 +22,7 @@ from forecasting.spec import ModelSpec, WalkForwardSpec
 
 PREDICTION_COLUMNS = ["date", "ticker", "model", "y_pred", "y_true", "price_pred", "price_true",
                       "horizon", "fold", "train_end"]
-BASELINES = ("naive", "drift", "momentum")
+BASELINES = ("ridge", "naive", "drift", "momentum")
 
 
 @dataclass(frozen=True)
@@ -182,6 +182,22 @@ def _predict_ticker(ticker: str, frame: pd.DataFrame, model: ModelSpec, wf: Walk
     return _sorted(pd.concat(tables, ignore_index=True))
 
 
+def ridge_forecast(samples: Samples, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """The linear control: ridge regression of the horizon's log return on the same windows, flattened.
+
+    Fitted per fold on that fold's training samples only: standardisation fitted on them, and the
+    penalty chosen among 13 values by generalised (leave-one-out) cross-validation on them too.
+    """
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    flat = samples.X.reshape(len(samples.X), -1)
+    model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
+    model.fit(flat[train], samples.log_return[train])
+    return model.predict(flat[test])
+
+
 def _sorted(table: pd.DataFrame) -> pd.DataFrame:
     order = {name: i for i, name in enumerate(("lstm",) + BASELINES)}
     table = table.sort_values(["model", "date"], key=lambda s: s.map(order) if s.name == "model" else s)
@@ -196,6 +212,7 @@ def _fold_table(ticker: str, samples: Samples, model: ModelSpec, fold: int, trai
     train_end = samples.dates[train[-1] + model.horizon]
     forecasts = {
         "lstm": lstm_ret,
+        "ridge": ridge_forecast(samples, train, test),
         "naive": np.zeros(len(test)),
         "drift": np.full(len(test), drift),
         "momentum": samples.past_return[test],

@@ -21,6 +21,7 @@ _EXPORTS = {
     "resolve": "strategies.registry",
     "LSTMSignal": "strategies.signal",
     "NaiveSignal": "strategies.signal",
+    "RidgeSignal": "strategies.signal",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -7,11 +7,12 @@ import difflib
 from strategies.base import TargetStrategy
 from strategies.baselines import BuyAndHold, MacdCross, RsiReversion, SmaCross
 from strategies.errors import StrategyError
-from strategies.signal import LSTMSignal, NaiveSignal
+from strategies.signal import LSTMSignal, NaiveSignal, RidgeSignal
 
 STRATEGIES: dict[str, type[TargetStrategy]] = {
     "lstm_signal": LSTMSignal,
     "naive_signal": NaiveSignal,
+    "ridge_signal": RidgeSignal,
     "buy_and_hold": BuyAndHold,
     "sma_cross": SmaCross,
     "rsi_reversion": RsiReversion,

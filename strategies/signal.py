@@ -60,3 +60,9 @@ class NaiveSignal(LSTMSignal):
     """The honest control: the momentum forecast (the last h-bar return persists) through the same rule."""
 
     forecast = "momentum"
+
+
+class RidgeSignal(LSTMSignal):
+    """The linear control: the ridge regression's forecast through the same rule as the LSTM's."""
+
+    forecast = "ridge"

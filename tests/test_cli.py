@@ -98,8 +98,8 @@ def test_run_backtests_every_strategy_and_backtest_command_reuses_predictions(tm
     for name in ("returns.parquet", "equity.csv", "trades.csv", "fills.csv", "comparison.csv"):
         assert (run / name).is_file(), name
     comparison = pd.read_csv(run / "comparison.csv")
-    assert set(comparison["strategy"]) == {"lstm_signal", "naive_signal", "sma_cross", "rsi_reversion", "macd_cross",
-                                           "buy_and_hold"}
+    assert set(comparison["strategy"]) == {"lstm_signal", "ridge_signal", "naive_signal", "sma_cross", "rsi_reversion",
+                                           "macd_cross", "buy_and_hold"}
     assert "Strategies" in result.output
     metrics = json.loads((run / "metrics.json").read_text())
     assert [m["strategy"] for m in metrics["backtest"]] == list(comparison["strategy"])

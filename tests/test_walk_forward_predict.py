@@ -29,7 +29,7 @@ def test_predictions_table_contract(tiny_model, tiny_walk_forward):
     bars = make_bars(260)
     pred = walk_forward_predict({"AAA": bars}, tiny_model, tiny_walk_forward, seed=0)
     assert list(pred.columns) == PREDICTION_COLUMNS
-    assert set(pred["model"]) == {"lstm", "naive", "drift", "momentum"}
+    assert set(pred["model"]) == {"lstm", "ridge", "naive", "drift", "momentum"}
     lstm = pred[pred["model"] == "lstm"]
     assert lstm["date"].is_unique and lstm["date"].is_monotonic_increasing
     # every prediction comes from a model whose training targets were all known by its date
@@ -99,3 +99,19 @@ def test_close_target_gives_price_predictions(tiny_model, tiny_walk_forward):
 def test_too_short_history_is_a_clear_error(tiny_model, tiny_walk_forward):
     with pytest.raises(ForecastingError, match="min_train"):
         walk_forward_predict(make_bars(100), tiny_model, tiny_walk_forward)
+
+
+def test_ridge_learns_a_linear_target_from_training_rows_only():
+    from forecasting.walkforward import Samples, ridge_forecast
+
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(400, 4, 2))
+    target = 0.5 * X[:, -1, 0] - 0.2 * X[:, -2, 1] + rng.normal(0, 0.05, 400)
+    samples = Samples(X=X, target=target, log_return=target, close=np.ones(400), future_close=np.ones(400),
+                      past_return=np.zeros(400), dates=pd.bdate_range("2020-01-01", periods=400))
+    train, test = np.arange(0, 300), np.arange(300, 400)
+    pred = ridge_forecast(samples, train, test)
+    assert np.sqrt(np.mean((pred - target[test]) ** 2)) < 0.08  # noise sd 0.05, signal sd about 0.54
+    # the fit never reads test targets: scrambling them changes nothing
+    scrambled = Samples(**{**samples.__dict__, "log_return": np.r_[target[:300], rng.normal(size=100)]})
+    np.testing.assert_array_equal(ridge_forecast(scrambled, train, test), pred)
