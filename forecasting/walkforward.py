@@ -7,6 +7,7 @@ frame). Sample i's target is known at the close of bar i + horizon.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -156,29 +157,39 @@ def _predict_ticker(ticker: str, frame: pd.DataFrame, model: ModelSpec, wf: Walk
         tables, forecaster, start = checkpoints.restore(ticker, key)
         if start:
             progress.fold(ticker, start, n_folds)
-    for fold, (train, test) in enumerate(split.split(n)):
-        if fold < start:
-            continue
-        X_train, y_train = samples.X[train], samples.target[train]
-        if forecaster is None or not wf.warm_start:
-            # From scratch: a refit resets the same network to its initial state (no new trace).
-            forecaster = (forecaster or make_forecaster(model, seed)).fit(X_train, y_train, on_epoch=progress.epoch)
-        elif wf.finetune_epochs > 0:
-            recent = slice(-wf.finetune_window, None) if wf.finetune_window else slice(None)
-            forecaster.finetune(X_train[recent], y_train[recent], wf.finetune_epochs, wf.finetune_learning_rate,
-                                on_epoch=progress.epoch)
-        raw = forecaster.predict(samples.X[test])
-        close = samples.close[test]
-        if model.target == "log_return":
-            lstm_ret = raw
-        else:
-            lstm_ret = np.log(np.where(raw > 0, raw, np.nan) / close)
-        fold_table = _fold_table(ticker, samples, model, fold, train, test, lstm_ret)
-        tables.append(fold_table)
-        if checkpoints is not None:
-            checkpoints.save(ticker, key, fold, fold_table, forecaster if wf.warm_start else None)
-        progress.predicted(ticker, fold, fold_table)
-        progress.fold(ticker, fold + 1, n_folds)
+    folds = list(split.split(n))
+    # The ridge control needs no network: a thread fits it for every fold while the LSTM trains (its
+    # LAPACK calls release the GIL, as TensorFlow's ops do), so it costs almost no wall time.
+    ridge_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ridge")
+    ridge = {fold: ridge_pool.submit(ridge_forecast, samples, train, test)
+             for fold, (train, test) in enumerate(folds) if fold >= start}
+    try:
+        for fold, (train, test) in enumerate(folds):
+            if fold < start:
+                continue
+            X_train, y_train = samples.X[train], samples.target[train]
+            if forecaster is None or not wf.warm_start:
+                # From scratch: a refit resets the same network to its initial state (no new trace).
+                forecaster = (forecaster or make_forecaster(model, seed)).fit(X_train, y_train,
+                                                                              on_epoch=progress.epoch)
+            elif wf.finetune_epochs > 0:
+                recent = slice(-wf.finetune_window, None) if wf.finetune_window else slice(None)
+                forecaster.finetune(X_train[recent], y_train[recent], wf.finetune_epochs, wf.finetune_learning_rate,
+                                    on_epoch=progress.epoch)
+            raw = forecaster.predict(samples.X[test])
+            close = samples.close[test]
+            if model.target == "log_return":
+                lstm_ret = raw
+            else:
+                lstm_ret = np.log(np.where(raw > 0, raw, np.nan) / close)
+            fold_table = _fold_table(ticker, samples, model, fold, train, test, lstm_ret, ridge[fold].result())
+            tables.append(fold_table)
+            if checkpoints is not None:
+                checkpoints.save(ticker, key, fold, fold_table, forecaster if wf.warm_start else None)
+            progress.predicted(ticker, fold, fold_table)
+            progress.fold(ticker, fold + 1, n_folds)
+    finally:
+        ridge_pool.shutdown(wait=False, cancel_futures=True)
     return _sorted(pd.concat(tables, ignore_index=True))
 
 
@@ -192,10 +203,15 @@ def ridge_forecast(samples: Samples, train: np.ndarray, test: np.ndarray) -> np.
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    from threadpoolctl import threadpool_limits
+
     flat = samples.X.reshape(len(samples.X), -1)
-    model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
-    model.fit(flat[train], samples.log_return[train])
-    return model.predict(flat[test])
+    # "svd" GCV: about 2.5x faster than the automatic choice for these shapes (samples > features);
+    # one BLAS thread, since it runs beside the network's training
+    model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13), gcv_mode="svd"))
+    with threadpool_limits(limits=1, user_api="blas"):
+        model.fit(flat[train], samples.log_return[train])
+        return model.predict(flat[test])
 
 
 def _sorted(table: pd.DataFrame) -> pd.DataFrame:
@@ -205,14 +221,14 @@ def _sorted(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _fold_table(ticker: str, samples: Samples, model: ModelSpec, fold: int, train: np.ndarray, test: np.ndarray,
-                lstm_ret: np.ndarray) -> pd.DataFrame:
+                lstm_ret: np.ndarray, ridge_ret: np.ndarray) -> pd.DataFrame:
     """One fold's rows: the LSTM's and the baselines'."""
     close = samples.close[test]
     drift = float(np.mean(samples.log_return[train]))
     train_end = samples.dates[train[-1] + model.horizon]
     forecasts = {
         "lstm": lstm_ret,
-        "ridge": ridge_forecast(samples, train, test),
+        "ridge": ridge_ret,
         "naive": np.zeros(len(test)),
         "drift": np.full(len(test), drift),
         "momentum": samples.past_return[test],
