@@ -24,6 +24,8 @@ class BrokerSpec(Strict):
     slippage_pct: float = Field(0.0005, ge=0, lt=0.1, description="fills this fraction worse than the open")
     fractional: bool = Field(False, description="allow fractional shares")
     short_borrow_rate: float = Field(0.0, ge=0, lt=1, description="annual cost of short positions")
+    close_at_end: bool = Field(True, description="liquidate every position at the last open, with costs, so that "
+                                                 "total returns are after all costs and every trade is closed")
 
 
 class Commission(bt.CommInfoBase):
@@ -73,13 +75,15 @@ def run_backtest(prices: dict[str, pd.DataFrame] | pd.DataFrame, predictions: pd
     # cheat_on_open only lets the base strategy size its queued orders with the open they fill at
     # (see strategies/base.py); every decision is still made at the previous close.
     cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
-    starts = []
+    starts, penultimate, marks = [], [], {}
     for ticker, frame in prices.items():
         rows = predictions[predictions["ticker"] == ticker] if "ticker" in predictions else predictions
         rows = rows[rows["model"] == model] if model else rows
         feed, first, _ = prediction_frame(frame, rows, warmup=warmup, name=ticker)
         cerebro.adddata(PredictionData(dataname=feed), name=ticker)
         starts.append(first)
+        penultimate.append(feed.index[-2] if len(feed) > 1 else feed.index[-1])
+        marks[ticker] = float(feed["close"].iloc[-1])
     trade_start = max(starts).date()
     cerebro.broker.setcash(broker.cash)
     # Backtrader's submit-time cash check prices market orders at a close, not at the open they
@@ -90,7 +94,9 @@ def run_backtest(prices: dict[str, pd.DataFrame] | pd.DataFrame, predictions: pd
     if broker.slippage_pct:
         cerebro.broker.set_slippage_perc(broker.slippage_pct, slip_open=True, slip_limit=True, slip_match=True,
                                          slip_out=True)  # a cost, not bounded by the bar's printed range
-    cerebro.addstrategy(cls, trade_start=trade_start, fractional=broker.fractional,
+    # close_at_end: decide "flat" at the close of the feed's second-to-last bar, filled at the last open
+    liquidate_on = min(penultimate).date() if broker.close_at_end else None
+    cerebro.addstrategy(cls, trade_start=trade_start, fractional=broker.fractional, liquidate_on=liquidate_on,
                         slippage_pct=broker.slippage_pct, commission_pct=broker.commission_pct,
                         commission_per_share=broker.commission_per_share, **params)
     cerebro.addanalyzer(BookRecorder, _name="book", start=trade_start)
@@ -103,7 +109,7 @@ def run_backtest(prices: dict[str, pd.DataFrame] | pd.DataFrame, predictions: pd
     fills = _fills_table(strat.fills)
     return BacktestResult(
         strategy=label or strategy, equity=equity, returns=equity.pct_change().iloc[1:],
-        positions=book[tickers], fills=fills, trades=round_trips(fills),
+        positions=book[tickers], fills=fills, trades=round_trips(fills, marks),
         tickers=tickers, rejected_orders=strat.rejected,
     )
 
@@ -118,13 +124,15 @@ def _fills_table(fills: list[dict]) -> pd.DataFrame:
     return table[cols]
 
 
-def round_trips(fills: pd.DataFrame) -> pd.DataFrame:
+def round_trips(fills: pd.DataFrame, marks: dict[str, float] | None = None) -> pd.DataFrame:
     """Pair fills into round trips per ticker (flat -> position -> flat); a reversal closes one and opens one.
 
-    A position still open at the end is listed with no exit date.
+    A position still open at the end has no exit date and `open` set; with `marks` (last close per
+    ticker) it is marked to market there (exit price = the mark, no exit costs), so that a losing
+    open trade counts in the win rate; without, its P&L is NaN.
     """
     cols = ["ticker", "direction", "entry_date", "exit_date", "size", "entry_price", "exit_price", "pnl",
-            "entry_commission", "exit_commission", "pnl_net"]
+            "entry_commission", "exit_commission", "pnl_net", "open"]
     trips = []
     for ticker, rows in fills.groupby("ticker", sort=False):
         position, trip = 0.0, None  # signed shares; the round trip being built
@@ -159,6 +167,10 @@ def round_trips(fills: pd.DataFrame) -> pd.DataFrame:
     out = []
     for t in trips:
         entry = t["entry_value"] / t["size"]
+        still_open = pd.isna(t["exit_date"])
+        if still_open and marks and t["ticker"] in marks:  # what is left is valued at the mark
+            t["exit_value"] += (t["size"] - t["exit_size"]) * marks[t["ticker"]]
+            t["exit_size"] = t["size"]
         closed = t["exit_size"] > 0
         exit_price = t["exit_value"] / t["exit_size"] if closed else np.nan
         pnl = t["direction"] * t["exit_size"] * (exit_price - entry) if closed else np.nan
@@ -166,5 +178,6 @@ def round_trips(fills: pd.DataFrame) -> pd.DataFrame:
                     "entry_date": t["entry_date"], "exit_date": t["exit_date"], "size": t["size"],
                     "entry_price": entry, "exit_price": exit_price, "pnl": pnl,
                     "entry_commission": t["entry_commission"], "exit_commission": t["exit_commission"],
-                    "pnl_net": pnl - t["entry_commission"] - t["exit_commission"] if closed else np.nan})
+                    "pnl_net": pnl - t["entry_commission"] - t["exit_commission"] if closed else np.nan,
+                    "open": bool(still_open)})
     return pd.DataFrame(out, columns=cols)

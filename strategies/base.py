@@ -19,6 +19,7 @@ class TargetStrategy(bt.Strategy):
         ("max_exposure", 1.0),    # of equity, split equally over the datas
         ("rebalance_band", 0.1),  # re-size only when the wanted exposure moves by more than this
         ("trade_start", None),    # datetime.date: no decisions before this bar (earlier bars warm indicators)
+        ("liquidate_on", None),   # datetime.date: from this close on, the target is flat (filled at the next open)
         ("fractional", False),    # set by the engine from the broker config
         ("slippage_pct", 0.0),    # set by the engine: sizes leave room for the costs of the fill
         ("commission_pct", 0.0),
@@ -41,10 +42,11 @@ class TargetStrategy(bt.Strategy):
         if self.p.trade_start is not None and self.datetime.date(0) < self.p.trade_start:
             return
         share = self.p.max_exposure / len(self.datas)
+        final = self.p.liquidate_on is not None and self.datetime.date(0) >= self.p.liquidate_on
         for data in self.datas:
             if self._pending.get(data._name):
                 continue
-            wanted = self.target(data)
+            wanted = 0.0 if final else self.target(data)
             if wanted is None or math.isnan(wanted):
                 continue
             wanted = max(-1.0, min(1.0, wanted)) * share

@@ -10,7 +10,7 @@ from backtests.stats import comparison_table
 from strategies import StrategyError
 from tests.conftest import make_bars
 
-FREE = BrokerSpec(commission_pct=0.0, slippage_pct=0.0)
+FREE = BrokerSpec(commission_pct=0.0, slippage_pct=0.0, close_at_end=False)  # positions held to the last close
 
 
 def bars_from(open_, close, start="2020-01-01") -> pd.DataFrame:
@@ -91,7 +91,7 @@ def test_buy_and_hold_is_the_price_ratio_less_costs():
     closes = [100, 101, 99, 103, 104, 102, 106, 108]
     opens = [100, 99.5, 100, 100, 103, 103, 103, 107]
     prices = bars_from(opens, closes)
-    broker = BrokerSpec(cash=50_000, commission_pct=0.001, slippage_pct=0.0, fractional=True)
+    broker = BrokerSpec(cash=50_000, commission_pct=0.001, slippage_pct=0.0, fractional=True, close_at_end=False)
     result = run_backtest({"T": prices}, predictions_for(prices, np.zeros(8)), "buy_and_hold", broker, warmup=0)
     shares = math.floor(50_000 / (99.5 * 1.001) * 1e6) / 1e6  # fractional shares in millionths
     leftover = 50_000 - shares * 99.5 * 1.001
@@ -99,6 +99,37 @@ def test_buy_and_hold_is_the_price_ratio_less_costs():
     assert result.equity.iloc[-1] == pytest.approx(leftover + shares * 108, abs=1e-9)
     # i.e. the price ratio from the first fill to the last close, less the commission
     assert result.equity.iloc[-1] / 50_000 == pytest.approx(108 / (99.5 * 1.001), rel=1e-7)
+    # the open trade is marked to market at the last close: a win of shares * (108 - 99.5) less the entry cost
+    (trade,) = result.trades.itertuples()
+    assert trade.open and trade.exit_price == 108
+    assert trade.pnl_net == pytest.approx(shares * (108 - 99.5) - shares * 99.5 * 0.001)
+
+    # close_at_end (the default): sold at the last open (107) with its commission, every trade closed
+    closed = run_backtest({"T": prices}, predictions_for(prices, np.zeros(8)), "buy_and_hold",
+                          broker.model_copy(update={"close_at_end": True}), warmup=0)
+    assert closed.equity.iloc[-1] == pytest.approx(leftover + shares * 107 * (1 - 0.001), abs=1e-9)
+    assert closed.positions["T"].iloc[-1] == 0 and closed.fills["date"].iloc[-1] == prices.index[-1]
+    (trade,) = closed.trades.itertuples()
+    assert not trade.open and trade.exit_price == pytest.approx(107)
+    assert trade.pnl_net == pytest.approx(shares * (107 - 99.5) - shares * (99.5 + 107) * 0.001)
+
+
+def test_a_losing_open_trade_counts_in_the_win_rate():
+    from backtests.stats import summarise
+
+    # long on day 1 and 2 (a winning round trip), flat, then long again into a fall that is still open
+    closes = [100, 101, 103, 103, 102, 100, 96, 95]
+    opens = [100, 100, 102, 103, 103, 101, 97, 95]
+    prices = bars_from(opens, closes)
+    signal = [1, 1, -1, 1, 1, 1, 1, 1]
+    result = run_backtest({"T": prices}, predictions_for(prices, signal), "lstm_signal", FREE, warmup=0)
+    trades = result.trades
+    assert len(trades) == 2 and trades["open"].tolist() == [False, True]
+    # trade 1: bought at the open of day 1 (100), sold at the open of day 3 (103); trade 2: bought at
+    # the open of day 4 (103), marked at the last close (95)
+    assert trades["entry_price"].tolist() == [100, 103] and trades["exit_price"].tolist() == [103, 95]
+    row = summarise(result, "T")
+    assert row["win_rate"] == pytest.approx(0.5)  # one win, one (open) loss: not 100%
 
 
 def rebuild_from_trades(trades: pd.DataFrame, prices: pd.DataFrame, cash0: float) -> pd.Series:
