@@ -345,6 +345,67 @@ def _evaluate(base, best_path: Path, runs_dir: Path) -> None:
     console.print("reports: " + " and ".join(f"lstm-trader report {runs_dir / name}" for _, name, *_ in rows))
 
 
+@app.command()
+@user_errors
+def sensitivity(run_dir: Annotated[Path, typer.Argument(help="a run dir written by `lstm-trader run` or `backtest`")],
+                costs: Annotated[str, typer.Option(help="costs per side in basis points, comma-separated")]
+                = "0,2,5,10,20,50") -> None:
+    """Trade the run's predictions again at other costs: Sharpe and return per cost, break-even costs.
+
+    Writes sensitivity.csv and break_even.csv into the run dir (`report` then plots them); each
+    cost of the LSTM strategies is a configuration tried, so it goes into the trial ledger.
+    """
+    from backtests.config import load_config
+    from backtests.errors import ConfigError
+    from backtests.experiment import read_predictions, trial_config_hash
+    from backtests.ledger import Ledger, data_fingerprint
+    from backtests.rundir import require_run_dir
+    from backtests.sensitivity import break_even, cost_sensitivity, write_sensitivity
+    from forecasting import load_prices
+
+    try:
+        grid = sorted({float(c) for c in costs.split(",") if c.strip()})
+    except ValueError:
+        raise ConfigError(f"--costs '{costs}' is not a list of numbers", "e.g. --costs 0,2,5,10,20,50") from None
+    if not grid or grid[0] < 0:
+        raise ConfigError(f"--costs '{costs}' needs costs >= 0", "e.g. --costs 0,2,5,10,20,50")
+    run = require_run_dir(run_dir)
+    cfg = load_config(run / "config.toml")
+    predictions = read_predictions(run / "predictions.parquet")
+    prices = load_prices(cfg.data.source, None, cfg.data.end, cfg.data.cache_dir)
+    prices = {t: prices[t] for t in prices if t in set(predictions["ticker"])}
+    with console.status(f"backtesting every strategy at {len(grid)} costs"):
+        table = cost_sensitivity(prices, predictions, cfg, grid)
+    even = break_even(table, cfg)
+    write_sensitivity(run, table, even)
+    ledger, fingerprint = Ledger(run.parent), data_fingerprint(cfg.data.source, cfg.data.start, cfg.data.end, prices)
+    for cost in grid:
+        costly = cfg.model_copy(update={"broker": cfg.broker.model_copy(update={"commission_pct": cost / 1e4,
+                                                                                "slippage_pct": 0.0})})
+        rows = table[(table["cost_bp"] == cost) & table["strategy"].isin(even["strategy"])]
+        ledger.add(f"sensitivity:{run.name}:{cost:g}", "sensitivity", fingerprint,
+                   trial_config_hash(predictions, costly), {"cost_bp": cost}, "test",
+                   float(rows["sharpe"].iloc[0]) / 252 ** 0.5 if len(rows) else None, None)
+    view = Table(title="Sharpe by cost per side (bp)")
+    view.add_column("book", justify="left")
+    view.add_column("strategy", justify="left")
+    for cost in grid:
+        view.add_column(f"{cost:g}", justify="right")
+    for (book, strategy), rows in table.groupby(["ticker", "strategy"], sort=False):
+        view.add_row(book, strategy, *(f"{v:.2f}" for v in rows.sort_values("cost_bp")["sharpe"]))
+    console.print(view)
+    for row in even.itertuples():
+        console.print(f"{row.strategy} on {row.book}: Sharpe falls to buy-and-hold's at "
+                      f"{_bp(row.break_even_vs_buy_and_hold_bp)} and to 0 at {_bp(row.break_even_vs_zero_bp)} per side")
+    console.print(f"saved {run / 'sensitivity.csv'} and {run / 'break_even.csv'}")
+
+
+def _bp(value: float) -> str:
+    if value != value:
+        return "more than the grid's largest cost"
+    return "no cost at all (it is below even at the lowest cost)" if value == 0 else f"{value:.1f} bp"
+
+
 @app.command("forecast")
 @user_errors
 def forecast_cmd(

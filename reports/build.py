@@ -11,7 +11,8 @@ import pandas as pd
 
 from reports.errors import ReportError
 from reports.index import render_index
-from reports.plots import plot_drawdowns, plot_equity, plot_predicted_vs_actual, plot_residuals, plot_rmse_by_fold
+from reports.plots import (plot_drawdowns, plot_equity, plot_predicted_vs_actual, plot_residuals, plot_rmse_by_fold,
+                           plot_sensitivity)
 from reports.tearsheet import tearsheet
 
 BENCHMARK = "buy_and_hold"
@@ -69,6 +70,12 @@ def build_reports(run_dir: str | Path, jobs: int | None = None) -> Path:
             plot_equity(equity[cols], out / f"equity_{slug}.png", f"{book}: equity of every strategy")
             plot_drawdowns(equity[cols], out / f"drawdowns_{slug}.png", f"{book}: drawdowns")
             pictures += [(f"{book}: equity", f"equity_{slug}.png"), (f"{book}: drawdowns", f"drawdowns_{slug}.png")]
+    if (run / "sensitivity.csv").is_file():
+        table = pd.read_csv(run / "sensitivity.csv")
+        for book in dict.fromkeys(table["ticker"]):
+            name = f"sensitivity_{_slug(str(book))}.png"
+            plot_sensitivity(table, out / name, book)
+            pictures.append((f"{book}: Sharpe by trading cost", name))
     sheets = {key: _collect(job, lambda key=key: tearsheet_tasks(run.name, returns, out)[key])
               for key, job in pending.items()}
     page = render_index(run.name, metrics.get("summary", {}), forecast, comparison, sheets, pictures)

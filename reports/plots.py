@@ -130,3 +130,17 @@ def plot_drawdowns(equity: pd.DataFrame, path: Path, title: str) -> Path:
     ax.set_ylabel("drawdown")
     ax.legend(loc="lower left", fontsize=8)
     return _save(fig, path, dpi=100)
+
+
+def plot_sensitivity(table: pd.DataFrame, path: Path, book: str) -> Path:
+    """Sharpe of every strategy against the cost per side (from `lstm-trader sensitivity`)."""
+    fig, ax = plt.subplots(figsize=(11, 4))
+    for strategy, rows in table[table["ticker"] == book].groupby("strategy", sort=False):
+        rows = rows.sort_values("cost_bp")
+        ax.plot(rows["cost_bp"], rows["sharpe"], marker="o", lw=1.6 if "lstm" in strategy else 0.9, label=strategy)
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.set_xlabel("cost per side (bp of traded value)")
+    ax.set_ylabel("Sharpe (annualised)")
+    ax.set_title(f"{book}: Sharpe by trading cost (where the lines cross buy_and_hold, the edge is gone)")
+    ax.legend(loc="lower left", fontsize=8, ncol=2)
+    return _save(fig, path)
