@@ -24,6 +24,8 @@ class BrokerSpec(Strict):
     slippage_pct: float = Field(0.0005, ge=0, lt=0.1, description="fills this fraction worse than the open")
     fractional: bool = Field(False, description="allow fractional shares")
     short_borrow_rate: float = Field(0.0, ge=0, lt=1, description="annual cost of short positions")
+    cash_rate: float = Field(0.0, ge=0, lt=0.5, description="annual interest on idle cash, credited daily "
+                                                         "(rate / 252 per bar); also the Sharpe ratios' risk-free rate")
     close_at_end: bool = Field(True, description="liquidate every position at the last open, with costs, so that "
                                                  "total returns are after all costs and every trade is closed")
 
@@ -50,6 +52,7 @@ class BacktestResult:
     trades: pd.DataFrame         # round trips: entry/exit dates and prices, size, P&L, costs
     tickers: list[str] = field(default_factory=list)
     rejected_orders: int = 0
+    risk_free: float = 0.0       # annual rate the Sharpe ratios subtract (the broker's cash rate)
 
 
 def run_backtest(prices: dict[str, pd.DataFrame] | pd.DataFrame, predictions: pd.DataFrame, strategy: str,
@@ -97,6 +100,7 @@ def run_backtest(prices: dict[str, pd.DataFrame] | pd.DataFrame, predictions: pd
     # close_at_end: decide "flat" at the close of the feed's second-to-last bar, filled at the last open
     liquidate_on = min(penultimate).date() if broker.close_at_end else None
     cerebro.addstrategy(cls, trade_start=trade_start, fractional=broker.fractional, liquidate_on=liquidate_on,
+                        cash_rate=broker.cash_rate,
                         slippage_pct=broker.slippage_pct, commission_pct=broker.commission_pct,
                         commission_per_share=broker.commission_per_share, **params)
     cerebro.addanalyzer(BookRecorder, _name="book", start=trade_start)
@@ -110,7 +114,7 @@ def run_backtest(prices: dict[str, pd.DataFrame] | pd.DataFrame, predictions: pd
     return BacktestResult(
         strategy=label or strategy, equity=equity, returns=equity.pct_change().iloc[1:],
         positions=book[tickers], fills=fills, trades=round_trips(fills, marks),
-        tickers=tickers, rejected_orders=strat.rejected,
+        tickers=tickers, rejected_orders=strat.rejected, risk_free=broker.cash_rate,
     )
 
 

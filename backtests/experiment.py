@@ -15,7 +15,7 @@ from backtests.engine import BacktestResult, run_backtest
 from backtests.errors import BacktestError
 from backtests.rundir import new_run_dir, write_csv, write_json, write_parquet, write_text
 from backtests.ledger import Ledger, TrialCount, config_hash, data_fingerprint
-from backtests.stats import comparison_table, per_period_sharpe
+from backtests.stats import comparison_table, excess_returns, per_period_sharpe
 from forecasting import PREDICTION_COLUMNS, forecast_metrics, load_prices, walk_forward_predict
 from forecasting.checkpoint import FoldCheckpoints
 from forecasting.data import require_rows
@@ -135,7 +135,7 @@ def lstm_sharpe(results: list[tuple[str, BacktestResult]], labels: set[str]) -> 
     """Per-day Sharpe of the first LSTM strategy (on the portfolio book when there is one)."""
     chosen = [r for book, r in results if r.strategy in labels and book == PORTFOLIO] or \
              [r for _, r in results if r.strategy in labels]
-    return per_period_sharpe(chosen[0].returns.fillna(0.0)) if chosen else None
+    return per_period_sharpe(excess_returns(chosen[0])) if chosen else None
 
 
 def lstm_rmse(predictions: pd.DataFrame) -> float | None:

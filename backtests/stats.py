@@ -34,8 +34,8 @@ def summarise(result: BacktestResult, ticker: str) -> dict:
             "total_return": float(equity.iloc[-1] / equity.iloc[0] - 1),
             "cagr": float(qs.stats.cagr(returns, periods=252)),
             "volatility": float(qs.stats.volatility(returns, periods=252)),
-            "sharpe": float(qs.stats.sharpe(returns, periods=252)),
-            "sortino": float(qs.stats.sortino(returns, periods=252)),
+            "sharpe": float(qs.stats.sharpe(returns, rf=result.risk_free, periods=252)),
+            "sortino": float(qs.stats.sortino(returns, rf=result.risk_free, periods=252)),
             "max_drawdown": float(qs.stats.max_drawdown(equity)),
         }
     held = (result.positions.iloc[:-1] != 0).any(axis=1)  # position held over the next day
@@ -110,6 +110,12 @@ def trial_variance(returns: pd.Series, ledger_variance: float) -> float:
     return max(ledger_variance, floor if np.isfinite(floor) else 0.0)
 
 
+def excess_returns(result: BacktestResult) -> pd.Series:
+    """Daily returns over the risk-free rate (the broker's cash rate per bar, (1 + r)^(1/252) - 1, as
+    QuantStats converts it), which the Sharpe ratios use."""
+    return result.returns.fillna(0.0) - ((1 + result.risk_free) ** (1 / 252) - 1)
+
+
 def comparison_table(results: list[tuple[str, BacktestResult]], lstm_strategies: frozenset[str] | set[str] = frozenset(),
                      n_trials: int = 1, ledger_variance: float = 0.0) -> pd.DataFrame:
     """Rows for (ticker, result) pairs, in the given order, with PSR for every strategy and the DSR of
@@ -119,7 +125,7 @@ def comparison_table(results: list[tuple[str, BacktestResult]], lstm_strategies:
                          columns=[c for c in COMPARISON_COLUMNS if c not in ("psr", "dsr")])
     psr, dsr = [], []
     for _, result in results:
-        returns = result.returns.fillna(0.0)
+        returns = excess_returns(result)
         psr.append(probabilistic_sharpe(returns))
         searched = result.strategy in lstm_strategies
         dsr.append(deflated_sharpe(returns, n_trials, trial_variance(returns, ledger_variance)) if searched

@@ -174,7 +174,7 @@ def make_objective(config: ExperimentConfig, span: dict[str, pd.DataFrame], stud
 
 def _validation_sharpe(span, predictions, cfg: ExperimentConfig, labels: set[str]) -> float | None:
     """Per-day Sharpe of the first LSTM strategy on the inner validation span (for the ledger)."""
-    from backtests.stats import per_period_sharpe
+    from backtests.stats import excess_returns, per_period_sharpe
 
     spec = next((s for s in cfg.strategies if s.title in labels), None)
     if spec is None:
@@ -182,7 +182,7 @@ def _validation_sharpe(span, predictions, cfg: ExperimentConfig, labels: set[str
     ticker = next(iter(span))
     result = run_backtest({ticker: span[ticker]}, predictions[predictions["ticker"] == ticker], spec.name,
                           cfg.broker, spec.params, label=spec.title)
-    return per_period_sharpe(result.returns.fillna(0.0))
+    return per_period_sharpe(excess_returns(result))
 
 
 class StudyLock:

@@ -20,6 +20,7 @@ class TargetStrategy(bt.Strategy):
         ("rebalance_band", 0.1),  # re-size only when the wanted exposure moves by more than this
         ("trade_start", None),    # datetime.date: no decisions before this bar (earlier bars warm indicators)
         ("liquidate_on", None),   # datetime.date: from this close on, the target is flat (filled at the next open)
+        ("cash_rate", 0.0),       # annual interest on positive cash, credited for each bar from trade_start on
         ("fractional", False),    # set by the engine from the broker config
         ("slippage_pct", 0.0),    # set by the engine: sizes leave room for the costs of the fill
         ("commission_pct", 0.0),
@@ -41,6 +42,10 @@ class TargetStrategy(bt.Strategy):
     def next(self) -> None:
         if self.p.trade_start is not None and self.datetime.date(0) < self.p.trade_start:
             return
+        cash = self.broker.getcash()
+        if self.p.cash_rate and cash > 0:
+            # one bar's interest at the daily rate QuantStats' Sharpe subtracts, booked at the next bar
+            self.broker.add_cash(cash * ((1 + self.p.cash_rate) ** (1 / 252) - 1))
         share = self.p.max_exposure / len(self.datas)
         final = self.p.liquidate_on is not None and self.datetime.date(0) >= self.p.liquidate_on
         for data in self.datas:

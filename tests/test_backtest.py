@@ -260,3 +260,22 @@ def test_short_borrow_cost_lowers_short_returns():
     days = (prices.index[-1] - free.fills["date"].iloc[0]).days
     gap = free.equity.iloc[-1] - costly.equity.iloc[-1]
     assert 0.5 * short_value * 0.2 * days / 365 < gap < 1.5 * short_value * 0.2 * days / 365
+
+
+def test_idle_cash_earns_the_cash_rate_and_the_sharpe_subtracts_it():
+    from backtests.stats import summarise
+
+    prices = bars_from([100.0] * 12, [100.0 + i % 3 for i in range(12)])
+    broker = BrokerSpec(cash=10_000, commission_pct=0.0, slippage_pct=0.0, cash_rate=0.05)
+    flat = run_backtest({"T": prices}, predictions_for(prices, np.full(12, -0.01)), "lstm_signal", broker, warmup=0)
+    daily = 1.05 ** (1 / 252) - 1
+    # never invested: the interest on the cash at each close is booked at the next bar, so the close of
+    # bar k holds k credits, compounded; the last of the 12 bars holds 11
+    assert flat.fills.empty
+    assert flat.equity.iloc[-1] == pytest.approx(10_000 * (1 + daily) ** 11, rel=1e-12)
+    assert flat.equity.iloc[1] == pytest.approx(10_000 * (1 + daily), rel=1e-12)
+    row = summarise(flat, "T")
+    assert abs(row["sharpe"]) < 1e-6 or np.isnan(row["sharpe"])  # cash earns exactly the risk-free rate
+    no_interest = run_backtest({"T": prices}, predictions_for(prices, np.full(12, -0.01)), "lstm_signal",
+                               broker.model_copy(update={"cash_rate": 0.0}), warmup=0)
+    assert no_interest.equity.iloc[-1] == 10_000
