@@ -179,6 +179,8 @@ def summary(config: ExperimentConfig, prices: dict[str, pd.DataFrame], predictio
         "network": f"{m.n_layers}x LSTM({m.units}), dropout {m.dropout}, lookback {m.lookback}, "
                    f"{len(m.features)} features, target {m.target} h={m.horizon}",
         "seed": config.seed, "elapsed_s": round(elapsed, 2),
+        "ensemble": (f"{m.n_seeds} seeds per fold, mean spread of the LSTM's predictions "
+                     f"{lstm['y_pred_std'].mean():.2e}" if m.n_seeds > 1 and "y_pred_std" in lstm else "one seed"),
         "phases_s": {name: round(seconds, 2) for name, seconds in (phases or {}).items()},
     }
 

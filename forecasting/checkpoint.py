@@ -57,8 +57,8 @@ class FoldCheckpoints:
     def _dir(self, ticker: str) -> Path:
         return self.root / ticker
 
-    def restore(self, ticker: str, key: str) -> tuple[list[pd.DataFrame], LSTMForecaster | None, int]:
-        """Tables of the completed folds, the forecaster after the last of them, and the next fold."""
+    def restore(self, ticker: str, key: str) -> tuple[list[pd.DataFrame], list[LSTMForecaster] | None, int]:
+        """Tables of the completed folds, the forecasters (one per seed) after the last of them, and the next fold."""
         state_path = self._dir(ticker) / "state.json"
         if not state_path.is_file():
             return [], None, 0
@@ -69,25 +69,27 @@ class FoldCheckpoints:
         last = int(state["fold"])
         folder = self._dir(ticker)
         tables = [pd.read_parquet(folder / f"fold_{fold:04d}.parquet") for fold in range(last + 1)]
-        forecaster = None
-        if state.get("model"):
-            with open(folder / "forecaster.pkl", "rb") as handle:
-                forecaster = pickle.load(handle)
-            with np.load(folder / "network.npz") as arrays:
-                restore_network(forecaster, arrays)
-        return tables, forecaster, last + 1
+        forecasters = None
+        if state.get("models"):
+            forecasters = []
+            for k in range(int(state["models"])):
+                with open(folder / f"forecaster_{k}.pkl", "rb") as handle:
+                    forecaster = pickle.load(handle)
+                with np.load(folder / f"network_{k}.npz") as arrays:
+                    restore_network(forecaster, arrays)
+                forecasters.append(forecaster)
+        return tables, forecasters, last + 1
 
-    def save(self, ticker: str, key: str, fold: int, table: pd.DataFrame, forecaster: LSTMForecaster | None) -> None:
+    def save(self, ticker: str, key: str, fold: int, table: pd.DataFrame,
+             forecasters: list[LSTMForecaster] | None) -> None:
         folder = self._dir(ticker)
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write(folder / f"fold_{fold:04d}.parquet", lambda tmp: table.to_parquet(tmp, index=False))
-        if forecaster is not None:
-            atomic_write(folder / "network.npz", lambda tmp: np.savez(tmp, **network_state(forecaster)))
-            state = {k: v for k, v in forecaster.__dict__.items() if k != "model_"}
+        for k, forecaster in enumerate(forecasters or []):
+            atomic_write(folder / f"network_{k}.npz", lambda tmp: np.savez(tmp, **network_state(forecaster)))
+            state = {name: v for name, v in forecaster.__dict__.items() if name != "model_"}
             shell = LSTMForecaster.__new__(LSTMForecaster)
             shell.__dict__.update(state)
-            atomic_write(folder / "forecaster.pkl", lambda tmp: tmp.write_bytes(pickle.dumps(shell)))
+            atomic_write(folder / f"forecaster_{k}.pkl", lambda tmp: tmp.write_bytes(pickle.dumps(shell)))
         atomic_write(folder / "state.json", lambda tmp: tmp.write_text(json.dumps(
-            {"key": key, "fold": fold, "model": forecaster is not None})))
-
-
+            {"key": key, "fold": fold, "models": len(forecasters or [])})))

@@ -37,6 +37,8 @@ class ModelSpec(Strict):
     batch_size: int = Field(64, ge=1)
     patience: int = Field(3, ge=1, description="early-stopping patience on the validation tail")
     val_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="tail of each training span used for early stopping")
+    n_seeds: int = Field(1, ge=1, le=50, description="networks per fold, each from its own seed; the prediction "
+                         "is their mean and y_pred_std their spread")
     cell: Literal["fused", "keras"] = Field("fused", description="LSTM kernel: TensorFlow's fused BlockLSTM (fast on "
                                             "CPU) or keras.layers.LSTM; the same maths")
 

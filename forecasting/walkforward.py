@@ -22,7 +22,7 @@ from forecasting.progress import Progress
 from forecasting.spec import ModelSpec, WalkForwardSpec
 
 PREDICTION_COLUMNS = ["date", "ticker", "model", "y_pred", "y_true", "price_pred", "price_true",
-                      "horizon", "fold", "train_end"]
+                      "horizon", "fold", "train_end", "y_pred_std"]
 BASELINES = ("ridge", "naive", "drift", "momentum")
 
 
@@ -148,13 +148,13 @@ def _predict_ticker(ticker: str, frame: pd.DataFrame, model: ModelSpec, wf: Walk
             f"{ticker}: {n} samples leave nothing to test after min_train={wf.min_train} (+ horizon and gap)",
             "load a longer history (data.start) or lower walk_forward.min_train")
     progress = progress or Progress()
-    forecaster: LSTMForecaster | None = None
+    ensemble: list[LSTMForecaster] | None = None  # one forecaster per seed of `model.n_seeds`
     tables: list[pd.DataFrame] = []
     start = 0
     if checkpoints is not None:
         key = fingerprint(frame, {"model": model.model_dump(mode="json"), "walk_forward": wf.model_dump(mode="json"),
                                   "seed": seed})
-        tables, forecaster, start = checkpoints.restore(ticker, key)
+        tables, ensemble, start = checkpoints.restore(ticker, key)
         if start:
             progress.fold(ticker, start, n_folds)
     folds = list(split.split(n))
@@ -168,24 +168,32 @@ def _predict_ticker(ticker: str, frame: pd.DataFrame, model: ModelSpec, wf: Walk
             if fold < start:
                 continue
             X_train, y_train = samples.X[train], samples.target[train]
-            if forecaster is None or not wf.warm_start:
-                # From scratch: a refit resets the same network to its initial state (no new trace).
-                forecaster = (forecaster or make_forecaster(model, seed)).fit(X_train, y_train,
-                                                                              on_epoch=progress.epoch)
-            elif wf.finetune_epochs > 0:
-                recent = slice(-wf.finetune_window, None) if wf.finetune_window else slice(None)
-                forecaster.finetune(X_train[recent], y_train[recent], wf.finetune_epochs, wf.finetune_learning_rate,
-                                    on_epoch=progress.epoch)
-            raw = forecaster.predict(samples.X[test])
-            close = samples.close[test]
-            if model.target == "log_return":
-                lstm_ret = raw
+            if ensemble is None:
+                ensemble = [make_forecaster(model, member_seed(seed, k)) for k in range(model.n_seeds)]
+                fresh = True
             else:
-                lstm_ret = np.log(np.where(raw > 0, raw, np.nan) / close)
-            fold_table = _fold_table(ticker, samples, model, fold, train, test, lstm_ret, ridge[fold].result())
+                fresh = not wf.warm_start
+            members = []
+            for forecaster in ensemble:
+                if fresh:
+                    # From scratch: a refit resets the same network to its initial state (no new trace).
+                    forecaster.fit(X_train, y_train, on_epoch=progress.epoch)
+                elif wf.finetune_epochs > 0:
+                    recent = slice(-wf.finetune_window, None) if wf.finetune_window else slice(None)
+                    forecaster.finetune(X_train[recent], y_train[recent], wf.finetune_epochs,
+                                        wf.finetune_learning_rate, on_epoch=progress.epoch)
+                raw = forecaster.predict(samples.X[test])
+                if model.target == "log_return":
+                    members.append(raw)
+                else:
+                    members.append(np.log(np.where(raw > 0, raw, np.nan) / samples.close[test]))
+            members = np.vstack(members)
+            spread = members.std(axis=0) if len(members) > 1 else np.zeros(members.shape[1])
+            fold_table = _fold_table(ticker, samples, model, fold, train, test, members.mean(axis=0),
+                                     ridge[fold].result(), spread)
             tables.append(fold_table)
             if checkpoints is not None:
-                checkpoints.save(ticker, key, fold, fold_table, forecaster if wf.warm_start else None)
+                checkpoints.save(ticker, key, fold, fold_table, ensemble if wf.warm_start else None)
             progress.predicted(ticker, fold, fold_table)
             progress.fold(ticker, fold + 1, n_folds)
     finally:
@@ -220,8 +228,15 @@ def _sorted(table: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
+def member_seed(seed: int, member: int) -> int:
+    """The seed of ensemble member `member`: the run's seed for the first, independent draws after."""
+    if member == 0:
+        return int(seed)
+    return int(np.random.SeedSequence((int(seed), member)).generate_state(1)[0] % (2**31 - 1))
+
+
 def _fold_table(ticker: str, samples: Samples, model: ModelSpec, fold: int, train: np.ndarray, test: np.ndarray,
-                lstm_ret: np.ndarray, ridge_ret: np.ndarray) -> pd.DataFrame:
+                lstm_ret: np.ndarray, ridge_ret: np.ndarray, lstm_spread: np.ndarray) -> pd.DataFrame:
     """One fold's rows: the LSTM's and the baselines'."""
     close = samples.close[test]
     drift = float(np.mean(samples.log_return[train]))
@@ -238,5 +253,6 @@ def _fold_table(ticker: str, samples: Samples, model: ModelSpec, fold: int, trai
         "y_pred": y_pred, "y_true": samples.log_return[test],
         "price_pred": close * np.exp(y_pred), "price_true": samples.future_close[test],
         "horizon": model.horizon, "fold": fold, "train_end": train_end,
+        "y_pred_std": lstm_spread if name == "lstm" else np.full(len(test), np.nan),
     }) for name, y_pred in forecasts.items()], ignore_index=True)
 

@@ -97,7 +97,7 @@ def summary_list(summary: dict) -> str:
     labels = [("source", "data"), ("tickers", "tickers"), ("data_start", "data from"), ("data_end", "data to"),
               ("test_start", "out of sample from"), ("test_end", "out of sample to"), ("folds", "folds"),
               ("retrain_every", "retrain every (bars)"), ("warm_start", "warm start"), ("network", "network"),
-              ("seed", "seed"), ("elapsed_s", "elapsed (s)")]
+              ("ensemble", "ensemble"), ("seed", "seed"), ("elapsed_s", "elapsed (s)")]
     items = []
     for key, label in labels:
         if key in summary:

@@ -21,9 +21,11 @@ class StopAfter(Progress):
             raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("warm_start", [True, False])
-def test_interrupted_walk_forward_resumes_to_the_identical_table(tmp_path, tiny_model, tiny_walk_forward, warm_start):
-    model = tiny_model.model_copy(update={"dropout": 0.3})  # dropout's random stream must resume too
+@pytest.mark.parametrize("warm_start, n_seeds", [(True, 1), (False, 1), (True, 2)])
+def test_interrupted_walk_forward_resumes_to_the_identical_table(tmp_path, tiny_model, tiny_walk_forward, warm_start,
+                                                                 n_seeds):
+    # dropout's random stream must resume too, for every member of a seed ensemble
+    model = tiny_model.model_copy(update={"dropout": 0.3, "n_seeds": n_seeds})
     wf = tiny_walk_forward.model_copy(update={"warm_start": warm_start})
     bars = make_bars(300, seed=5)
     unbroken = walk_forward_predict(bars, model, wf, seed=3)

@@ -115,3 +115,20 @@ def test_ridge_learns_a_linear_target_from_training_rows_only():
     # the fit never reads test targets: scrambling them changes nothing
     scrambled = Samples(**{**samples.__dict__, "log_return": np.r_[target[:300], rng.normal(size=100)]})
     np.testing.assert_array_equal(ridge_forecast(scrambled, train, test), pred)
+
+
+def test_a_seed_ensemble_is_the_mean_of_its_members(tiny_model, tiny_walk_forward):
+    from forecasting.walkforward import member_seed
+
+    bars = make_bars(260, seed=12)
+    model = tiny_model.model_copy(update={"dropout": 0.2})
+    ensemble = walk_forward_predict(bars, model.model_copy(update={"n_seeds": 3}), tiny_walk_forward, seed=5)
+    members = [walk_forward_predict(bars, model, tiny_walk_forward, seed=member_seed(5, k)) for k in range(3)]
+    assert member_seed(5, 0) == 5 and len({member_seed(5, k) for k in range(3)}) == 3
+    lstm = ensemble[ensemble["model"] == "lstm"]
+    preds = np.vstack([m.loc[m["model"] == "lstm", "y_pred"].to_numpy() for m in members])
+    np.testing.assert_allclose(lstm["y_pred"].to_numpy(), preds.mean(axis=0), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(lstm["y_pred_std"].to_numpy(), preds.std(axis=0), rtol=1e-12, atol=1e-15)
+    assert (lstm["y_pred_std"] > 0).all()
+    assert ensemble.loc[ensemble["model"] != "lstm", "y_pred_std"].isna().all()
+    assert (members[0].loc[members[0]["model"] == "lstm", "y_pred_std"] == 0).all()  # one seed: no spread
