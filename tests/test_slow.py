@@ -19,8 +19,8 @@ def test_default_experiment_meets_its_promises(tmp_path):
     result = runner.invoke(app, ["run", "--runs-dir", str(tmp_path)])
     elapsed = time.perf_counter() - started
     assert result.exit_code == 0, result.output
-    # about 30 s on the 2-core development machine, reports included; twice that leaves room for CI noise
-    assert elapsed < 60, f"default run took {elapsed:.0f} s on this machine"
+    # 30-45 s on the 2-core development machine, reports included; twice that leaves room for CI noise
+    assert elapsed < 90, f"default run took {elapsed:.0f} s on this machine"
     (run,) = run_dirs(tmp_path)
     summary = json.loads((run / "metrics.json").read_text())["summary"]
     span = pd.Timestamp(summary["test_end"]) - pd.Timestamp(summary["test_start"])
