@@ -214,6 +214,8 @@ def backtest(
 
     cfg = load_config(config, (set_ or []) + ([f"data.source={_quote(data)}"] if data else []))
     result = run_backtest_only(predictions, cfg, runs_dir)
+    if result.skipped:
+        console.print(f"left out {', '.join(result.skipped)}: the predictions have no rows for its forecast")
     console.print(comparison_view(result.comparison))
     console.print(dsr_line(result.comparison, result.trials))
     console.print(f"run dir: {result.path}")

@@ -36,6 +36,7 @@ class RunResult:
     elapsed_s: float
     phases: dict[str, float] = field(default_factory=dict)  # seconds per phase, in order
     trials: TrialCount = TrialCount(1, 0.0)  # what the LSTM strategies' DSR was deflated by
+    skipped: list[str] = field(default_factory=list)  # strategies left out: their forecast is not in the table
 
 
 def load_experiment_prices(config: ExperimentConfig) -> dict[str, pd.DataFrame]:
@@ -264,6 +265,20 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     return table
 
 
+def _tradable(config: ExperimentConfig, models: set[str]) -> tuple[ExperimentConfig, list[str]]:
+    """Leave out the configured strategies whose forecast the predictions table lacks (e.g. `ridge_signal`
+    on a table written before the ridge control existed); the LSTM's own strategy is never left out."""
+    keep, skipped = [], []
+    for spec in config.strategies:
+        cls, _ = resolve(spec.name, spec.params)
+        wanted = forecast_model(cls)
+        if wanted is None or wanted in models or wanted == "lstm":
+            keep.append(spec)
+        else:
+            skipped.append(spec.title)
+    return (config.model_copy(update={"strategies": keep}) if skipped else config), skipped
+
+
 def run_backtest_only(predictions_path: str | Path, config: ExperimentConfig,
                       runs_root: str | Path = "runs") -> RunResult:
     """Backtest an existing predictions table against the config's data and strategies."""
@@ -275,6 +290,7 @@ def run_backtest_only(predictions_path: str | Path, config: ExperimentConfig,
         raise BacktestError(f"predictions are for '{unknown[0]}' but {config.data.source} holds "
                             f"{', '.join(prices)}", "pass the data source the predictions were made from (--data)")
     prices = {t: prices[t] for t in prices if t in set(predictions["ticker"])}
+    config, skipped = _tradable(config, set(predictions["model"]))
     results = run_strategies(prices, predictions, config)
     run = new_run_dir(runs_root, f"{config.name}-backtest")
     comparison, trials = compare_results(results, prices, predictions, config, Ledger(runs_root),
@@ -290,4 +306,5 @@ def run_backtest_only(predictions_path: str | Path, config: ExperimentConfig,
                                       "summary": {"source": config.data.source, "predictions": str(predictions_path),
                                                   "elapsed_s": round(time.perf_counter() - started, 2),
                                                   "dsr_trials": trials.n, "dsr_variance": trials.variance}})
-    return RunResult(run, predictions, overall, comparison, time.perf_counter() - started, trials=trials)
+    return RunResult(run, predictions, overall, comparison, time.perf_counter() - started, trials=trials,
+                     skipped=skipped)

@@ -119,6 +119,15 @@ def test_run_backtests_every_strategy_and_backtest_command_reuses_predictions(tm
     lstm_row = comparison.set_index("strategy").loc["lstm_signal"]
     assert lstm_row["dsr"] == pytest.approx(lstm_row["psr"])  # one configuration tried: DSR = PSR
     assert "1 configuration tried on this data" in result.output
+    # a table written before the ridge control existed: ridge_signal is left out, with a note
+    old_table = pd.read_parquet(run / "predictions.parquet").query("model != 'ridge'")
+    old_table.to_parquet(tmp_path / "old.parquet")
+    older = runner.invoke(app, ["backtest", str(tmp_path / "old.parquet"), "--data", f"csv:{csv_data}",
+                                "--runs-dir", str(tmp_path / "other-runs"), "--no-report"])
+    assert older.exit_code == 0, older.output
+    assert "left out ridge_signal" in older.output
+    (third,) = run_dirs(tmp_path / "other-runs")
+    assert "ridge_signal" not in set(pd.read_csv(third / "comparison.csv")["strategy"])
     costly = runner.invoke(app, ["backtest", str(run / "predictions.parquet"), "--data", f"csv:{csv_data}",
                                  "--set", "broker.commission_pct=0.002", "--runs-dir", str(runs), "--no-report"])
     assert costly.exit_code == 0, costly.output
