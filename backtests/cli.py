@@ -293,18 +293,29 @@ def tune(config: ConfigArg = None, set_: SetOpt = None,
 
     Every trial is a row of the trial ledger, so the deflated Sharpe of later runs counts it.
     """
+    import shlex
+
     from backtests.config import load_config
     from backtests.experiment import load_experiment_prices
+    from backtests.tune import check_arguments, check_space, check_study
     from backtests.tune import tune as run_tune
 
     cfg = load_config(config, set_)
     n_trials = cfg.tune.trials if trials is None else trials
+    check_arguments(n_trials, jobs, timeout)
+    check_space(cfg)
+    name = study or cfg.name
+    already = check_study(studies_dir / name, cfg)
     prices = load_experiment_prices(cfg)
-    console.print(f"[bold]tuning[/] {', '.join(cfg.tune.space)} on {cfg.data.source}: {n_trials} trials, "
-                  f"{jobs} worker{'s' if jobs > 1 else ''}")
+    if already >= n_trials:
+        console.print(f"study '{name}' already has {already} finished trials (asked for {n_trials}): nothing to run; "
+                      "raise --trials to continue it")
+    else:
+        console.print(f"[bold]tuning[/] {', '.join(cfg.tune.space)} on {cfg.data.source}: {n_trials - already} more "
+                      f"trials to reach {n_trials}, {jobs} worker{'s' if jobs > 1 else ''}")
     with progress_bars() as bars:
         task = bars.add_task("trials", total=n_trials)
-        result = run_tune(cfg, prices, n_trials, jobs, timeout, study, studies_dir, runs_dir,
+        result = run_tune(cfg, prices, n_trials, jobs, timeout, name, studies_dir, runs_dir,
                           on_trial=lambda done, total: bars.update(task, completed=done, total=total))
     states = result.trials["state"].value_counts().to_dict() if len(result.trials) else {}
     console.print(f"trials: {', '.join(f'{n} {s.lower()}' for s, n in states.items())}; tuning span ends "
@@ -316,8 +327,10 @@ def tune(config: ConfigArg = None, set_: SetOpt = None,
     console.print(f"saved {result.study_dir / 'trials.csv'}, {result.study_dir / 'best.toml'}")
     console.print(f"open: {result.study_dir / 'index.html'}")
     if not evaluate:
-        console.print(f"next: lstm-trader tune --study {result.study_dir.name} --evaluate "
-                      f"(or lstm-trader run {result.study_dir / 'best.toml'})")
+        same = ([str(config)] if config else []) + [a for pair in (set_ or []) for a in ("--set", pair)] + [
+            "--trials", str(n_trials), "--study", name, "--studies-dir", str(studies_dir), "--runs-dir", str(runs_dir)]
+        console.print("next: lstm-trader tune " + " ".join(shlex.quote(a) for a in same) + " --evaluate", soft_wrap=True)
+        console.print(f"  (or: lstm-trader run {result.study_dir / 'best.toml'})", soft_wrap=True)
         return
     _evaluate(cfg, result.study_dir / "best.toml", runs_dir)
 
@@ -339,7 +352,7 @@ def _evaluate(base, best_path: Path, runs_dir: Path) -> None:
     for col in ("config", "run", "RMSE (ret)", "Theil U", "DM p", "dir. acc.", "Sharpe", "DSR", "N"):
         view.add_column(col, justify="left" if col in ("config", "run") else "right")
     for label, run_name, lstm, first, trials in rows:
-        view.add_row(label, run_name, _fmt(lstm["rmse"]), _fmt(lstm["theil_u"], 3), _fmt(lstm["dm_pvalue"], 3),
+        view.add_row(label, run_name, _fmt(lstm["rmse"]), _fmt(lstm["theil_u"], 4), _fmt(lstm["dm_pvalue"], 3),
                      _pct(lstm["directional_accuracy"], ".1%"), _pct(None if first is None else first["sharpe"], ".2f"),
                      _pct(None if first is None else first["dsr"], ".0%"), str(trials.n))
     console.print(view)
@@ -365,12 +378,17 @@ def sensitivity(run_dir: Annotated[Path, typer.Argument(help="a run dir written 
     from backtests.sensitivity import break_even, cost_sensitivity, write_sensitivity
     from forecasting import load_prices
 
+    import math
+
     try:
         grid = sorted({float(c) for c in costs.split(",") if c.strip()})
     except ValueError:
         raise ConfigError(f"--costs '{costs}' is not a list of numbers", "e.g. --costs 0,2,5,10,20,50") from None
-    if not grid or grid[0] < 0:
-        raise ConfigError(f"--costs '{costs}' needs costs >= 0", "e.g. --costs 0,2,5,10,20,50")
+    if not grid:
+        raise ConfigError("--costs is empty", "e.g. --costs 0,2,5,10,20,50")
+    if not all(math.isfinite(c) and 0 <= c < 1000 for c in grid):
+        raise ConfigError(f"--costs '{costs}': each cost must be a number of basis points from 0 to below 1000",
+                          "e.g. --costs 0,2,5,10,20,50")
     run = require_run_dir(run_dir)
     cfg = load_config(run / "config.toml")
     predictions = read_predictions(run / "predictions.parquet")
@@ -398,14 +416,17 @@ def sensitivity(run_dir: Annotated[Path, typer.Argument(help="a run dir written 
     console.print(view)
     for row in even.itertuples():
         console.print(f"{row.strategy} on {row.book}: Sharpe falls to buy-and-hold's at "
-                      f"{_bp(row.break_even_vs_buy_and_hold_bp)} and to 0 at {_bp(row.break_even_vs_zero_bp)} per side")
+                      f"{_bp(row.break_even_vs_buy_and_hold_bp, grid)} and to 0 at "
+                      f"{_bp(row.break_even_vs_zero_bp, grid)} per side")
     console.print(f"saved {run / 'sensitivity.csv'} and {run / 'break_even.csv'}")
 
 
-def _bp(value: float) -> str:
+def _bp(value: float, grid: list[float]) -> str:
     if value != value:
-        return "more than the grid's largest cost"
-    return "no cost at all (it is below even at the lowest cost)" if value == 0 else f"{value:.1f} bp"
+        return f"more than {grid[-1]:g} bp (the largest cost tried)"
+    if value == grid[0]:
+        return f"or below {grid[0]:g} bp (already there at the lowest cost tried)"
+    return f"{value:.1f} bp"
 
 
 @app.command("forecast")

@@ -167,7 +167,8 @@ def validate_config(raw: dict, source: str = "config") -> ExperimentConfig:
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"])
         got = f" (got {error['input']!r})" if "input" in error and not isinstance(error["input"], dict) else ""
-        raise ConfigError(f"{source}: config key '{where}': {error['msg']}{got}",
+        message = error["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{source}: config key '{where}': {message}{got}",
                           "fix the value in the TOML file or the --set override") from None
 
 

@@ -56,7 +56,10 @@ def data_fingerprint(source: str, start, end, prices: dict) -> str:
 
     digest = hashlib.sha256(json.dumps([source, str(start), str(end), sorted(prices)]).encode())
     for ticker in sorted(prices):
-        head = prices[ticker].iloc[:FINGERPRINT_BARS]
+        frame = prices[ticker]
+        if start is not None:  # a caller that loaded earlier bars (for warm-up) hashes the same bars
+            frame = frame[frame.index >= pd.Timestamp(start)]
+        head = frame.iloc[:FINGERPRINT_BARS]
         digest.update(pd.util.hash_pandas_object(head, index=True).to_numpy().tobytes())
     return digest.hexdigest()[:16]
 

@@ -38,10 +38,11 @@ def cost_sensitivity(prices: dict[str, pd.DataFrame], predictions: pd.DataFrame,
 def _crossing(costs: np.ndarray, gap: np.ndarray) -> float:
     """The first cost where `gap` (decreasing in cost, ideally) reaches 0, linearly interpolated.
 
-    0 when it is not positive at the first cost; NaN when it stays positive on the whole grid.
+    The lowest cost when it is not positive even there (the break-even is at or below it); NaN when
+    it stays positive on the whole grid.
     """
     if not gap[0] > 0:
-        return 0.0
+        return float(costs[0])
     for i in range(1, len(gap)):
         if gap[i] <= 0:
             return float(costs[i - 1] + (costs[i] - costs[i - 1]) * gap[i - 1] / (gap[i - 1] - gap[i]))

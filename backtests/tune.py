@@ -78,6 +78,37 @@ def trial_config(config: ExperimentConfig, params: dict) -> ExperimentConfig:
     return validate_config(raw, "tuned parameters")
 
 
+def check_space(config: ExperimentConfig) -> None:
+    """Every bound and choice of the search space must make a valid config, checked before any trial."""
+    for name, spec in config.tune.space.items():
+        for value in (spec.choices if spec.choices is not None else (spec.low, spec.high)):
+            try:
+                trial_config(config, {name: value})
+            except ConfigError as exc:
+                raise ConfigError(f"tune.space.{name}: the value {value!r} is not a valid {TUNABLE[name][0]}.{name} "
+                                  f"({exc.message.split(': ', 2)[-1]})", "narrow the range in [tune.space]") from None
+
+
+def check_arguments(n_trials: int, jobs: int, timeout: float | None) -> None:
+    if n_trials < 1:
+        raise ConfigError("--trials must be at least 1", "e.g. --trials 30")
+    if jobs < 1:
+        raise ConfigError("--jobs must be at least 1", "e.g. --jobs 2 on two cores")
+    if timeout is not None and not timeout > 0:
+        raise ConfigError("--timeout must be a positive number of seconds", "e.g. --timeout 600, or leave it out")
+
+
+def check_study(folder: Path, config: ExperimentConfig) -> int:
+    """Refuse a study folder started with another config; the number of finished trials it holds."""
+    saved = folder / "study.toml"
+    if saved.is_file() and saved.read_text() != _study_identity(config):
+        raise ConfigError(f"{folder} holds a study started with another config or search space",
+                          "use another --study name, or the config it was started with")
+    if not (folder / "journal.log").is_file():
+        return 0
+    return finished(open_study(folder, folder.name, config, create=False))
+
+
 def suggest(trial, space: dict[str, SearchRange]) -> dict:
     params = {}
     for name, spec in space.items():
@@ -300,10 +331,8 @@ def tune(config: ExperimentConfig, prices: dict[str, pd.DataFrame], n_trials: in
          timeout: float | None = None, study_name: str | None = None, studies_root: str | Path = "studies",
          runs_root: str | Path = "runs", on_trial: Callable[[int, int], None] | None = None) -> TuneResult:
     """Run (or continue) a study until it has `n_trials` finished trials; write its outputs."""
-    if n_trials < 1:
-        raise ConfigError("--trials must be at least 1", "e.g. --trials 30")
-    if jobs < 1:
-        raise ConfigError("--jobs must be at least 1", "e.g. --jobs 2 on two cores")
+    check_arguments(n_trials, jobs, timeout)
+    check_space(config)
     name = study_name or config.name
     folder = Path(studies_root) / name
     span, first_test = tuning_span(prices, config)
@@ -384,13 +413,14 @@ def write_outputs(folder: Path, study, config: ExperimentConfig, tuning_end, fir
     from optuna.trial import TrialState
 
     rows = []
+    columns = ["number", "state", "value", "duration_s", "pruned_at", "validation_sharpe"]
     for t in study.get_trials(deepcopy=False):
         rows.append({"number": t.number, "state": t.state.name, "value": t.value,
                      "duration_s": t.duration.total_seconds() if t.duration else None,
                      "pruned_at": t.user_attrs.get("pruned_at") if t.state == TrialState.PRUNED else None,
                      "validation_sharpe": t.user_attrs.get("validation_sharpe"),
                      **{f"param_{k}": v for k, v in t.params.items()}})
-    trials = pd.DataFrame(rows)
+    trials = pd.DataFrame(rows, columns=list(dict.fromkeys(columns + [k for r in rows for k in r])))
     write_csv(folder / "trials.csv", trials)
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     best_value, best_params = None, {}
@@ -428,6 +458,7 @@ def _index(folder: Path, study, trials: pd.DataFrame, best_value, best_params, t
         finally:
             plt.close("all")
     ranked = trials.assign(_done=trials["state"] != "COMPLETE").sort_values(["_done", "value"], na_position="last")
+    ranked["pruned_at"] = ranked["pruned_at"].fillna("—")
     table = ranked.drop(columns="_done").head(15).to_html(index=False, float_format="%.5g", na_rep="—")
     figures = "".join(f"<h3>{html.escape(t)}</h3>" + (f'<img src="{f}" alt="{html.escape(t)}">' if f else "")
                       for t, f in pictures)

@@ -17,7 +17,8 @@ runner = CliRunner()
 def test_crossing_interpolates_linearly():
     costs = np.array([0.0, 10.0, 20.0])
     assert _crossing(costs, np.array([0.4, 0.1, -0.2])) == pytest.approx(10 + 10 * 0.1 / 0.3)
-    assert _crossing(costs, np.array([-0.1, -0.2, -0.3])) == 0.0  # never above
+    assert _crossing(costs, np.array([-0.1, -0.2, -0.3])) == 0.0  # never above: at or below the lowest cost
+    assert _crossing(costs + 5, np.array([-0.1, -0.2, -0.3])) == 5.0
     assert np.isnan(_crossing(costs, np.array([0.5, 0.4, 0.3])))  # above on the whole grid
 
 
@@ -48,9 +49,13 @@ def test_sensitivity_command_writes_tables_plot_and_ledger_rows(tmp_path):
     table = pd.read_csv(run / "sensitivity.csv")
     assert sorted(table["cost_bp"].unique()) == [0, 10, 50] and len(table) == 3 * 7
     assert (run / "break_even.csv").is_file() and "lstm_signal on ACME" in result.output
-    assert [r["kind"] for r in Ledger(runs).rows()].count("sensitivity") == 3
+    rows = Ledger(runs).rows()
+    assert [r["kind"] for r in rows].count("sensitivity") == 3
+    assert len({r["data"] for r in rows}) == 1  # counted on the same data as the run (warm-up bars aside)
     report = runner.invoke(app, ["report", str(run)])
     assert report.exit_code == 0, report.output
     assert (run / "reports" / "sensitivity_ACME.png").is_file()
-    bad = runner.invoke(app, ["sensitivity", str(run), "--costs", "5,x"])
-    assert bad.exit_code == 2 and "not a list of numbers" in bad.stderr
+    for costs, message in (("5,x", "not a list of numbers"), ("nan", "from 0 to below 1000"),
+                           ("inf", "from 0 to below 1000"), (",", "--costs is empty"), ("-5", "from 0 to below 1000")):
+        bad = runner.invoke(app, ["sensitivity", str(run), "--costs", costs])
+        assert bad.exit_code == 2 and message in bad.stderr and "Traceback" not in bad.output, (costs, bad.output)

@@ -105,12 +105,17 @@ def test_best_toml_runs_and_later_runs_count_the_trials(tmp_path, data):
     (["--set", "tune.space={unitz={low=8, high=16}}"], "did you mean 'units'"),
     (["--set", "tune.space={units={}}"], "give low and high"),
     (["--jobs", "0"], "--jobs must be at least 1"),
+    (["--timeout", "0"], "--timeout must be a positive"),
+    (["--set", "tune.space={units={low=0, high=4}}"], "tune.space.units: the value 0 is not a valid model.units"),
+    (["--set", "tune.space={dropout={low=0.5, high=1.5}}"], "tune.space.dropout: the value 1.5"),
 ])
 def test_bad_tuning_input_is_one_line_and_exit_2(tmp_path, data, args, fragment):
     result = runner.invoke(app, ["tune", "--set", f"data.source=csv:{data}", *SMALL, *args,
                                  "--studies-dir", str(tmp_path / "studies"), "--runs-dir", str(tmp_path / "runs")])
     assert result.exit_code == 2, result.output
     assert fragment in result.stderr and result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert result.stdout == ""  # nothing printed before the error
+    assert not (tmp_path / "studies").exists()  # and no study started
 
 
 def test_a_study_of_another_config_is_refused_untouched(tmp_path, data):
@@ -120,7 +125,7 @@ def test_a_study_of_another_config_is_refused_untouched(tmp_path, data):
     assert first.exit_code == 0, first.output
     journal = (tmp_path / "studies" / "s" / "journal.log").read_bytes()
     other = runner.invoke(app, [*common, "--trials", "2", "--set", "model.n_layers=2"])
-    assert other.exit_code == 2 and "another config" in other.stderr
+    assert other.exit_code == 2 and "another config" in other.stderr and other.stdout == ""
     assert (tmp_path / "studies" / "s" / "journal.log").read_bytes() == journal
 
 
