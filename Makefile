@@ -23,11 +23,12 @@ test: $(STAMP)  ## the fast test suite (slow tests: make test-all)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
-bench: $(STAMP)  ## every benchmark (the walk-forward one takes about 2 minutes)
+bench: $(STAMP)  ## every benchmark (about 10 minutes: walk-forward and tuning take most)
 	$(BIN)/python benchmarks/train_speed.py
 	$(BIN)/python benchmarks/run_speed.py
 	$(BIN)/python benchmarks/backtest_speed.py
 	$(BIN)/python benchmarks/walk_forward_speed.py
+	$(BIN)/python benchmarks/tune_speed.py
 
 clean:
 	rm -rf $(VENV) runs studies .pytest_cache
