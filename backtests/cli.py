@@ -20,9 +20,32 @@ from strategies.errors import StrategyError
 
 USER_ERRORS = (ForecastingError, StrategyError, ReportError)
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+HELP = {"help_option_names": ["-h", "--help"]}
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, context_settings=HELP,
                   help="Walk-forward stacked-LSTM forecasts, traded in Backtrader, reported with QuantStats.")
-data_app = typer.Typer(no_args_is_help=True, help="Data sources: fill the Yahoo cache.")
+data_app = typer.Typer(no_args_is_help=True, context_settings=HELP, help="Data sources: fill the Yahoo cache.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("lstm-trader")
+        except PackageNotFoundError:  # run from a source tree that is not installed
+            number = "unknown (not installed)"
+        typer.echo(f"lstm-trader {number}")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def main_options(ctx: typer.Context,
+                 version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                       help="print the version and exit")] = False) -> None:
+    """Walk-forward stacked-LSTM forecasts, traded in Backtrader, reported with QuantStats."""
+    if ctx.invoked_subcommand is None:  # bare `lstm-trader`: the help, and success
+        typer.echo(ctx.get_help())
+        raise typer.Exit()
 app.add_typer(data_app, name="data")
 
 # Rich falls back to 80 columns when piped; tables of metrics need more.

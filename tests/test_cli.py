@@ -197,3 +197,14 @@ def test_audit_catches_a_leaky_feature(tmp_path, csv_data, monkeypatch):
                                  "--set", 'model.features=["log_return", "tomorrow"]'])
     assert result.exit_code == 1, result.output
     assert "FAILED" in result.output
+
+
+def test_bare_command_help_short_flag_and_version():
+    bare = runner.invoke(app, [])
+    assert bare.exit_code == 0 and "tune" in bare.output and "sensitivity" in bare.output
+    short = runner.invoke(app, ["run", "-h"])
+    assert short.exit_code == 0 and "--resume" in short.output
+    version = runner.invoke(app, ["--version"])
+    from importlib.metadata import version as installed
+
+    assert version.exit_code == 0 and version.output.strip() == f"lstm-trader {installed('lstm-trader')}"
