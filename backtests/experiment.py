@@ -13,7 +13,7 @@ import pandas as pd
 from backtests.config import ExperimentConfig, StrategySpec, dump_config
 from backtests.engine import BacktestResult, run_backtest
 from backtests.errors import BacktestError
-from backtests.rundir import new_run_dir, write_csv, write_json, write_parquet, write_text
+from backtests.rundir import FolderLock, new_run_dir, write_csv, write_json, write_parquet, write_text
 from backtests.ledger import Ledger, TrialCount, config_hash, data_fingerprint
 from backtests.stats import comparison_table, excess_returns, per_period_sharpe
 from forecasting import PREDICTION_COLUMNS, forecast_metrics, load_prices, walk_forward_predict
@@ -211,14 +211,24 @@ def run_experiment(config: ExperimentConfig, runs_root: str | Path = "runs", pro
         run = resume
     if announce is not None:
         announce(run)
+    with FolderLock(run, "run dir", "another `lstm-trader run` is working on it; wait for it to finish"):
+        return _run_in(run, config, prices, progress, resume, started, phases, lap)
+
+
+def _run_in(run: Path, config: ExperimentConfig, prices: dict[str, pd.DataFrame], progress: Progress | None,
+            resume: Path | None, started: float, phases: dict[str, float], lap: Callable[[str], None]) -> RunResult:
     lap("data")
-    import_keras()
-    lap("TensorFlow import")
-    checkpoints = FoldCheckpoints(run / "checkpoints")
-    predictions = walk_forward_predict(prices, config.model, config.walk_forward, seed=config.seed,
-                                       progress=progress, checkpoints=checkpoints)
-    write_parquet(run / "predictions.parquet", predictions)
-    shutil.rmtree(run / "checkpoints", ignore_errors=True)  # predictions.parquet now holds every fold
+    if resume is not None and (run / "predictions.parquet").is_file() and not (run / "checkpoints").exists():
+        # interrupted after the walk-forward (in the backtests): its predictions are complete
+        predictions = pd.read_parquet(run / "predictions.parquet")
+    else:
+        import_keras()
+        lap("TensorFlow import")
+        checkpoints = FoldCheckpoints(run / "checkpoints")
+        predictions = walk_forward_predict(prices, config.model, config.walk_forward, seed=config.seed,
+                                           progress=progress, checkpoints=checkpoints)
+        write_parquet(run / "predictions.parquet", predictions)
+        shutil.rmtree(run / "checkpoints", ignore_errors=True)  # predictions.parquet now holds every fold
     overall = forecast_metrics(predictions)
     per_fold = forecast_metrics(predictions, per_fold=True)
     lap("walk-forward")
@@ -242,7 +252,7 @@ def load_resumable(run_dir: str | Path) -> tuple[ExperimentConfig, Path]:
     run = Path(run_dir)
     if not (run / "config.toml").is_file():
         raise BacktestError(f"{run} is not a run dir (no config.toml)", "pass the folder printed as 'run dir:'")
-    if (run / "predictions.parquet").is_file() and not (run / "checkpoints").exists():
+    if (run / "metrics.json").is_file() and not (run / "checkpoints").exists():  # metrics.json is written last
         raise BacktestError(f"{run} has already finished", "start a new run, or `lstm-trader report` it")
     return load_config(run / "config.toml"), run
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import math
 from datetime import datetime
 from pathlib import Path
@@ -68,3 +70,31 @@ def require_run_dir(path: str | Path, needs: tuple[str, ...] = ("config.toml", "
         if not (path / name).is_file():
             raise BacktestError(f"{path} has no {name}", "pass a run dir written by `lstm-trader run`")
     return path
+
+
+class FolderLock:
+    """An exclusive lock on a folder (`.lock` in it, holding the owner's pid) for as long as the
+    `with` block runs; a second process gets a clear error instead of two writers on one run dir
+    or study. The operating system drops the lock when its process dies, so a killed run leaves none."""
+
+    def __init__(self, folder: Path, what: str = "run dir", hint: str = "wait for it to finish") -> None:
+        self.path, self.what, self.hint = Path(folder) / ".lock", what, hint
+
+    def __enter__(self) -> FolderLock:
+        self.handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.seek(0)
+            owner = self.handle.read().strip() or "?"
+            self.handle.close()
+            raise BacktestError(f"{self.what} {self.path.parent} is already in use (pid {owner})", self.hint) from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(str(os.getpid()))
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()

@@ -15,7 +15,6 @@ is also a row of the trial ledger, so the deflated Sharpe of later runs counts i
 
 from __future__ import annotations
 
-import fcntl
 import html
 import json
 import os
@@ -31,7 +30,7 @@ from backtests.config import TUNABLE, ExperimentConfig, SearchRange, dump_config
 from backtests.engine import run_backtest
 from backtests.errors import ConfigError
 from backtests.ledger import Ledger, data_fingerprint
-from backtests.rundir import write_csv, write_text
+from backtests.rundir import FolderLock, write_csv, write_text
 from forecasting.progress import Progress
 from forecasting.walkforward import make_samples, make_split
 
@@ -216,33 +215,6 @@ def _validation_sharpe(span, predictions, cfg: ExperimentConfig, labels: set[str
     return per_period_sharpe(excess_returns(result))
 
 
-class StudyLock:
-    """One `tune` per study at a time (its workers are its own children)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / ".lock"
-
-    def __enter__(self) -> StudyLock:
-        self.handle = open(self.path, "a+")
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.handle.seek(0)
-            owner = self.handle.read().strip() or "?"
-            self.handle.close()
-            raise ConfigError(f"study {self.path.parent} is already being tuned (pid {owner})",
-                              "wait for it, or use another --study name") from None
-        self.handle.seek(0)
-        self.handle.truncate()
-        self.handle.write(str(os.getpid()))
-        self.handle.flush()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        fcntl.flock(self.handle, fcntl.LOCK_UN)
-        self.handle.close()
-
-
 def open_study(folder: Path, name: str, config: ExperimentConfig, create: bool = True, worker: int = 0):
     """Optuna's study on its journal file; a folder made for another config is refused untouched."""
     import optuna
@@ -341,7 +313,7 @@ def tune(config: ExperimentConfig, prices: dict[str, pd.DataFrame], n_trials: in
         raise AssertionError("the tuning span reaches the test span")  # never: tuning_span cuts before it
     fingerprint = data_fingerprint(config.data.source, config.data.start, config.data.end, prices)
     study = open_study(folder, name, config)
-    with StudyLock(folder):
+    with FolderLock(folder, "study", "wait for it, or use another --study name"):
         requeue_stale(study)
         span_file = folder / ".span.pkl"
         pd.to_pickle(span, span_file)

@@ -80,3 +80,60 @@ def test_cli_run_resumes_after_an_interrupt(tmp_path, monkeypatch):
 
     again = runner.invoke(app, ["run", "--resume", str(run)])
     assert again.exit_code == 2 and "already finished" in again.stderr
+
+
+def test_a_run_interrupted_in_the_backtests_resumes_without_training(tmp_path, monkeypatch):
+    from backtests import experiment
+
+    data = tmp_path / "ACME.csv"
+    write_yahoo_csv(make_bars(320, seed=9), data)
+    args = ["run", *TINY, "--set", f"data.source=csv:{data}", "--no-report"]
+    fresh = runner.invoke(cli.app, [*args, "--runs-dir", str(tmp_path / "fresh")])
+    assert fresh.exit_code == 0, fresh.output
+
+    original = experiment.backtest_all
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiment, "backtest_all", interrupted)
+    broken = runner.invoke(cli.app, [*args, "--runs-dir", str(tmp_path / "runs")])
+    assert broken.exit_code == 130
+    (run,) = run_dirs(tmp_path / "runs")
+    assert (run / "predictions.parquet").is_file() and not (run / "metrics.json").exists()
+
+    monkeypatch.setattr(experiment, "backtest_all", original)
+    monkeypatch.setattr(experiment, "walk_forward_predict", lambda *a, **k: pytest.fail("retrained"))
+    resumed = runner.invoke(cli.app, ["run", "--resume", str(run), "--no-report"])
+    assert resumed.exit_code == 0, resumed.output
+    (done,) = run_dirs(tmp_path / "fresh")
+    for name in ("comparison.csv", "equity.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(run / name), pd.read_csv(done / name))
+    again = runner.invoke(cli.app, ["run", "--resume", str(run)])
+    assert again.exit_code == 2 and "already finished" in again.stderr
+
+
+def test_a_second_process_on_the_same_run_dir_is_refused(tmp_path, monkeypatch):
+    from backtests.rundir import FolderLock
+
+    data = tmp_path / "ACME.csv"
+    write_yahoo_csv(make_bars(320, seed=9), data)
+    original = cli.RichProgress.fold
+
+    def interrupt(self, ticker, done, total):
+        original(self, ticker, done, total)
+        if done == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.RichProgress, "fold", interrupt)
+    broken = runner.invoke(cli.app, ["run", *TINY, "--set", f"data.source=csv:{data}", "--no-report",
+                                     "--runs-dir", str(tmp_path / "runs")])
+    assert broken.exit_code == 130
+    monkeypatch.setattr(cli.RichProgress, "fold", original)
+    (run,) = run_dirs(tmp_path / "runs")
+    with FolderLock(run):  # as another `run --resume` of this dir would hold it
+        second = runner.invoke(cli.app, ["run", "--resume", str(run), "--no-report"])
+    assert second.exit_code == 2 and "already in use" in second.stderr and "pid" in second.stderr
+    assert not (run / "predictions.parquet").exists()
+    finished = runner.invoke(cli.app, ["run", "--resume", str(run), "--no-report"])  # the lock is gone with its holder
+    assert finished.exit_code == 0, finished.output
