@@ -48,6 +48,19 @@ def test_checkpoints_refuse_other_settings(tmp_path, tiny_model, tiny_walk_forwa
         walk_forward_predict(bars, tiny_model, tiny_walk_forward, seed=4, checkpoints=store)
 
 
+def interrupt_after(monkeypatch, folds: int):
+    """Make the CLI's progress bar raise Ctrl-C after `folds` folds; returns the original method."""
+    original = cli.RichProgress.fold
+
+    def interrupt(self, ticker, done, total):
+        original(self, ticker, done, total)
+        if done == folds:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.RichProgress, "fold", interrupt)
+    return original
+
+
 def test_cli_run_resumes_after_an_interrupt(tmp_path, monkeypatch):
     data = tmp_path / "ACME.csv"
     write_yahoo_csv(make_bars(320, seed=9), data)
@@ -55,14 +68,7 @@ def test_cli_run_resumes_after_an_interrupt(tmp_path, monkeypatch):
     fresh = runner.invoke(app := cli.app, [*args, "--runs-dir", str(tmp_path / "fresh")])
     assert fresh.exit_code == 0, fresh.output
 
-    original = cli.RichProgress.fold
-
-    def interrupt(self, ticker, done, total):
-        original(self, ticker, done, total)
-        if done == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(cli.RichProgress, "fold", interrupt)
+    original = interrupt_after(monkeypatch, 2)
     broken = runner.invoke(app, [*args, "--runs-dir", str(tmp_path / "runs")])
     assert broken.exit_code == 130
     (run,) = run_dirs((tmp_path / "runs"))
@@ -118,14 +124,7 @@ def test_a_second_process_on_the_same_run_dir_is_refused(tmp_path, monkeypatch):
 
     data = tmp_path / "ACME.csv"
     write_yahoo_csv(make_bars(320, seed=9), data)
-    original = cli.RichProgress.fold
-
-    def interrupt(self, ticker, done, total):
-        original(self, ticker, done, total)
-        if done == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(cli.RichProgress, "fold", interrupt)
+    original = interrupt_after(monkeypatch, 1)
     broken = runner.invoke(cli.app, ["run", *TINY, "--set", f"data.source=csv:{data}", "--no-report",
                                      "--runs-dir", str(tmp_path / "runs")])
     assert broken.exit_code == 130
