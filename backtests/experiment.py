@@ -64,12 +64,13 @@ def strategies_with_benchmark(config: ExperimentConfig) -> list[StrategySpec]:
 
 def lstm_strategies(config: ExperimentConfig) -> set[str]:
     """Labels of the strategies that trade the LSTM's predictions: the ones the trial ledger deflates."""
-    labels = set()
-    for spec in strategies_with_benchmark(config):
-        cls, _ = resolve(spec.name, spec.params)
-        if forecast_model(cls) == "lstm":
-            labels.add(spec.title)
-    return labels
+    return {spec.title for spec in strategies_with_benchmark(config) if traded_forecast(spec) == "lstm"}
+
+
+def traded_forecast(spec: StrategySpec) -> str | None:
+    """Which model's rows of the predictions table a strategy trades (None for rule-based ones)."""
+    cls, _ = resolve(spec.name, spec.params)
+    return forecast_model(cls)
 
 
 def run_strategies(prices: dict[str, pd.DataFrame], predictions: pd.DataFrame,
@@ -113,7 +114,8 @@ def trial_config_hash(predictions: pd.DataFrame, config: ExperimentConfig) -> st
     """
     lstm = predictions[predictions["model"] == "lstm"] if "model" in predictions else predictions
     content = pd.util.hash_pandas_object(lstm[[c for c in ("date", "ticker", "y_pred") if c in lstm]], index=False)
-    rules = [s.model_dump(mode="json") for s in config.strategies if s.title in lstm_strategies(config)]
+    labels = lstm_strategies(config)
+    rules = [s.model_dump(mode="json") for s in config.strategies if s.title in labels]
     return config_hash({"predictions": int(content.sum()), "broker": config.broker.model_dump(mode="json"),
                         "strategies": rules})
 
@@ -280,8 +282,7 @@ def _tradable(config: ExperimentConfig, models: set[str]) -> tuple[ExperimentCon
     on a table written before the ridge control existed); the LSTM's own strategy is never left out."""
     keep, skipped = [], []
     for spec in config.strategies:
-        cls, _ = resolve(spec.name, spec.params)
-        wanted = forecast_model(cls)
+        wanted = traded_forecast(spec)
         if wanted is None or wanted in models or wanted == "lstm":
             keep.append(spec)
         else:

@@ -34,9 +34,6 @@ from backtests.rundir import FolderLock, write_csv, write_text
 from forecasting.progress import Progress
 from forecasting.walkforward import make_samples, make_split
 
-STUDY_FILES = ("journal.log", "study.toml")
-
-
 @dataclass
 class TuneResult:
     study_dir: Path
@@ -166,7 +163,7 @@ class _Reporter(Progress):
 def make_objective(config: ExperimentConfig, span: dict[str, pd.DataFrame], study_name: str, ledger: Ledger,
                    fingerprint: str) -> Callable:
     """The Optuna objective: one inner walk-forward on the tuning span per trial."""
-    from backtests.experiment import lstm_strategies, trial_config_hash
+    from backtests.experiment import lstm_rmse, lstm_strategies, trial_config_hash
     from forecasting.walkforward import walk_forward_predict
 
     def objective(trial) -> float:
@@ -189,8 +186,7 @@ def make_objective(config: ExperimentConfig, span: dict[str, pd.DataFrame], stud
                            f"tune:{study_name}:{trial.number}", params, "validation", None, None)
         value = reporter.ratio()
         sharpe = _validation_sharpe(span, predictions, cfg, lstm_strategies(cfg))
-        rmse = float(((predictions.query("model == 'lstm'")["y_true"]
-                       - predictions.query("model == 'lstm'")["y_pred"]) ** 2).mean() ** 0.5)
+        rmse = lstm_rmse(predictions)
         trial.set_user_attr("validation_sharpe", sharpe)
         trial.set_user_attr("last_tuning_date", str(max(f.index[-1] for f in span.values()).date()))
         ledger.add(f"tune:{study_name}:{trial.number}", "tune", fingerprint, trial_config_hash(predictions, cfg),
@@ -282,21 +278,15 @@ def run_worker(folder: str, name: str, config_toml: str, n_trials: int, deadline
             tf.config.threading.set_inter_op_parallelism_threads(1)
         except RuntimeError:  # already initialised in this process
             pass
-    import optuna
     import tomllib
 
     config = validate_config(tomllib.loads(config_toml), "study")
     span = pd.read_pickle(span_file)
     study = open_study(Path(folder), name, config, create=False, worker=worker)
     objective = make_objective(config, span, name, Ledger(runs_root), fingerprint)
-
-    def enough(study, _trial) -> None:
-        if finished(study) >= n_trials or (deadline is not None and time.time() > deadline):
-            study.stop()
-
+    # one trial at a time, counting the study's finished trials (other workers' too) before each
     while finished(study) < n_trials and (deadline is None or time.time() < deadline):
-        study.optimize(objective, n_trials=1, callbacks=[enough], catch=(), gc_after_trial=False)
-    del optuna
+        study.optimize(objective, n_trials=1, catch=(), gc_after_trial=False)
 
 
 def tune(config: ExperimentConfig, prices: dict[str, pd.DataFrame], n_trials: int, jobs: int = 1,
@@ -322,7 +312,7 @@ def tune(config: ExperimentConfig, prices: dict[str, pd.DataFrame], n_trials: in
         try:
             if jobs == 1:
                 _run_with_progress(lambda: run_worker(*args, 0, str(span_file), fingerprint, str(runs_root)),
-                                   study, n_trials, on_trial, None)
+                                   study, n_trials, on_trial)
             else:
                 _run_pool(args, jobs, str(span_file), fingerprint, str(runs_root), study, n_trials, on_trial)
         finally:
@@ -331,7 +321,7 @@ def tune(config: ExperimentConfig, prices: dict[str, pd.DataFrame], n_trials: in
     return result
 
 
-def _run_with_progress(work: Callable[[], None], study, n_trials: int, on_trial, processes) -> None:
+def _run_with_progress(work: Callable[[], None], study, n_trials: int, on_trial) -> None:
     import threading
 
     stop = threading.Event()
@@ -377,7 +367,7 @@ def _run_pool(args: tuple, jobs: int, span_file: str, fingerprint: str, runs_roo
             raise ConfigError(f"{len(failed)} tuning worker(s) failed (exit code {failed[0]})",
                               "run again to continue the study; rerun with --jobs 1 to see the error")
 
-    _run_with_progress(work, study, n_trials, on_trial, workers)
+    _run_with_progress(work, study, n_trials, on_trial)
 
 
 def write_outputs(folder: Path, study, config: ExperimentConfig, tuning_end, first_test) -> TuneResult:
