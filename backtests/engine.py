@@ -23,6 +23,9 @@ class BrokerSpec(Strict):
     commission_min: float = Field(0.0, ge=0, description="minimum commission per fill")
     slippage_pct: float = Field(0.0005, ge=0, lt=0.1, description="fills this fraction worse than the open")
     fractional: bool = Field(False, description="allow fractional shares")
+    cash_buffer: float = Field(0.01, ge=0, lt=0.5, description="fraction of equity kept in cash: orders are sized "
+                                                            "from the close and fill at the next open, so a gap up "
+                                                            "must not leave a fully invested buy short of cash")
     short_borrow_rate: float = Field(0.0, ge=0, lt=1, description="annual cost of short positions")
     cash_rate: float = Field(0.0, ge=0, lt=0.5, description="annual interest on idle cash, credited daily "
                                                          "(rate / 252 per bar); also the Sharpe ratios' risk-free rate")
@@ -52,6 +55,7 @@ class BacktestResult:
     trades: pd.DataFrame         # round trips: entry/exit dates and prices, size, P&L, costs
     tickers: list[str] = field(default_factory=list)
     rejected_orders: int = 0
+    decisions: pd.DataFrame = field(default_factory=pd.DataFrame)  # date, ticker, target at every close
     risk_free: float = 0.0       # annual rate the Sharpe ratios subtract (the broker's cash rate)
 
 
@@ -60,9 +64,9 @@ def run_backtest(prices: dict[str, pd.DataFrame] | pd.DataFrame, predictions: pd
                  warmup: int = WARMUP_BARS) -> BacktestResult:
     """Backtest `strategy` (a registry name) on every ticker of `prices` as one portfolio.
 
-    Decisions are made at each close and filled at the next open, so the prediction made at close t
-    trades at open t+1 (plus slippage); the order is sized with that open so that a gap cannot bounce
-    it. Equity is recorded from the first prediction date on.
+    Decisions are made and sized at each close (`strategies.decision`, the rule paper trading uses)
+    and filled at the next open, so the prediction made at close t trades at open t+1 (plus
+    slippage). Equity is recorded from the first prediction date on.
     """
     broker = broker or BrokerSpec()
     if isinstance(prices, pd.DataFrame):
@@ -75,9 +79,7 @@ def run_backtest(prices: dict[str, pd.DataFrame] | pd.DataFrame, predictions: pd
             raise BacktestError(f"strategy '{strategy}' trades the '{model}' forecast, which the predictions lack",
                                 "use a predictions table written by walk_forward_predict")
         model = sorted(available)[0] if available else None
-    # cheat_on_open only lets the base strategy size its queued orders with the open they fill at
-    # (see strategies/base.py); every decision is still made at the previous close.
-    cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
+    cerebro = bt.Cerebro(stdstats=False)
     starts, penultimate, marks = [], [], {}
     for ticker, frame in prices.items():
         rows = predictions[predictions["ticker"] == ticker] if "ticker" in predictions else predictions
@@ -89,8 +91,8 @@ def run_backtest(prices: dict[str, pd.DataFrame] | pd.DataFrame, predictions: pd
         marks[ticker] = float(feed["close"].iloc[-1])
     trade_start = max(starts).date()
     cerebro.broker.setcash(broker.cash)
-    # Backtrader's submit-time cash check prices market orders at a close, not at the open they
-    # fill at; the strategy sizes against that open, and execution still refuses what cash can't buy.
+    # No submit-time check: at the next open, execution refuses what cash can't buy (as a live
+    # broker would); the check at submission would also miss that sells fill before buys.
     cerebro.broker.set_checksubmit(False)
     cerebro.broker.addcommissioninfo(Commission(pct=broker.commission_pct, per_share=broker.commission_per_share,
                                                 minimum=broker.commission_min, interest=broker.short_borrow_rate, interest_long=False))
@@ -100,6 +102,7 @@ def run_backtest(prices: dict[str, pd.DataFrame] | pd.DataFrame, predictions: pd
     # close_at_end: decide "flat" at the close of the feed's second-to-last bar, filled at the last open
     liquidate_on = min(penultimate).date() if broker.close_at_end else None
     cerebro.addstrategy(cls, trade_start=trade_start, fractional=broker.fractional, liquidate_on=liquidate_on,
+                        cash_buffer=broker.cash_buffer,
                         cash_rate=broker.cash_rate,
                         slippage_pct=broker.slippage_pct, commission_pct=broker.commission_pct,
                         commission_per_share=broker.commission_per_share, **params)
@@ -115,6 +118,7 @@ def run_backtest(prices: dict[str, pd.DataFrame] | pd.DataFrame, predictions: pd
         strategy=label or strategy, equity=equity, returns=equity.pct_change().iloc[1:],
         positions=book[tickers], fills=fills, trades=round_trips(fills, marks),
         tickers=tickers, rejected_orders=strat.rejected, risk_free=broker.cash_rate,
+        decisions=pd.DataFrame(strat.decisions, columns=["date", "ticker", "target"]),
     )
 
 
@@ -124,7 +128,9 @@ def _fills_table(fills: list[dict]) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     table = pd.DataFrame(fills)
     table["date"] = pd.to_datetime(table["date"])
-    table["slippage"] = (table["price"] - table["open"]).abs() * table["size"].abs()
+    gap = (table["price"] - table["open"]).abs()
+    gap = gap.where(gap > 1e-12 * table["open"], 0.0)  # Backtrader's price averaging leaves ~1e-14 noise
+    table["slippage"] = gap * table["size"].abs()
     return table[cols]
 
 

@@ -12,7 +12,8 @@ from scipy.stats import norm
 from backtests.engine import BacktestResult
 
 COMPARISON_COLUMNS = ["strategy", "ticker", "total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown",
-                      "exposure", "trades", "turnover", "win_rate", "costs", "final_equity", "psr", "dsr"]
+                      "exposure", "trades", "rejected", "turnover", "win_rate", "costs", "final_equity", "psr",
+                      "dsr"]
 EULER_GAMMA = 0.5772156649015329
 
 
@@ -45,6 +46,7 @@ def summarise(result: BacktestResult, ticker: str) -> dict:
         "strategy": result.strategy, "ticker": ticker, **stats,
         "exposure": float(held.mean()) if len(held) else 0.0,
         "trades": int(len(result.trades)),
+        "rejected": int(result.rejected_orders),  # orders the broker refused (a gap beyond the cash buffer)
         "turnover": float(traded / equity.mean() / years),
         "win_rate": float((closed["pnl_net"] > 0).mean()) if len(closed) else float("nan"),
         "costs": float(result.fills["commission"].sum() + result.fills["slippage"].sum()),

@@ -1,17 +1,16 @@
-"""The shared skeleton of every strategy: a target exposure per data, traded at the next open.
+"""The shared skeleton of every strategy: a target exposure per data, decided at the close, filled at the next open.
 
 A subclass says only what it wants to hold: `target(data) -> float` in [-1, 1] (long 1, flat 0,
-short -1), decided in `next()` at the close of bar t with data up to t. The base queues that
-decision and sends the order in `next_open()` of bar t+1 (Backtrader's cheat-on-open hook), where
-it fills at that open. Only the *size* uses the t+1 open, so that an overnight gap never makes a
-fully invested order bounce for lack of cash; the decision itself never sees bar t+1.
+short -1), decided in `next()` at the close of bar t with data up to t. The orders come from the
+same pure rule the paper-trading job uses (`strategies.decision.plan_orders`): sized from equity
+and the close of t, sent at that close, and filled by Backtrader at the open of t+1.
 """
 
 from __future__ import annotations
 
-import math
-
 import backtrader as bt
+
+from strategies.decision import Sizing, cash_interest, plan_orders
 
 
 class TargetStrategy(bt.Strategy):
@@ -22,6 +21,7 @@ class TargetStrategy(bt.Strategy):
         ("liquidate_on", None),   # datetime.date: from this close on, the target is flat (filled at the next open)
         ("cash_rate", 0.0),       # annual interest on positive cash, credited for each bar from trade_start on
         ("fractional", False),    # set by the engine from the broker config
+        ("cash_buffer", 0.01),    # set by the engine: equity kept in cash so that a gap up rarely bounces a buy
         ("slippage_pct", 0.0),    # set by the engine: sizes leave room for the costs of the fill
         ("commission_pct", 0.0),
         ("commission_per_share", 0.0),
@@ -30,64 +30,41 @@ class TargetStrategy(bt.Strategy):
     def __init__(self) -> None:
         self.fills: list[dict] = []
         self.rejected = 0
-        self._queued: dict = {}
+        self.decisions: list[dict] = []  # date, ticker, target (in [-1, 1]) at every close from trade_start
         self._pending: dict = {}
         self._intended: dict = {}
+        self._sizing = Sizing(max_exposure=self.p.max_exposure, rebalance_band=self.p.rebalance_band,
+                              cash_buffer=self.p.cash_buffer, fractional=self.p.fractional,
+                              slippage_pct=self.p.slippage_pct, commission_pct=self.p.commission_pct,
+                              commission_per_share=self.p.commission_per_share)
 
     # --- what subclasses define ---------------------------------------------------------------
     def target(self, data) -> float:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    # --- close of bar t: decide ---------------------------------------------------------------
+    # --- close of bar t: decide, size from this close, send; it fills at the next open ----------
     def next(self) -> None:
-        if self.p.trade_start is not None and self.datetime.date(0) < self.p.trade_start:
+        day = self.datetime.date(0)
+        if self.p.trade_start is not None and day < self.p.trade_start:
             return
         cash = self.broker.getcash()
-        if self.p.cash_rate and cash > 0:
-            # one bar's interest at the daily rate QuantStats' Sharpe subtracts, booked at the next bar
-            self.broker.add_cash(cash * ((1 + self.p.cash_rate) ** (1 / 252) - 1))
-        share = self.p.max_exposure / len(self.datas)
-        final = self.p.liquidate_on is not None and self.datetime.date(0) >= self.p.liquidate_on
+        if self.p.cash_rate:
+            self.broker.add_cash(cash_interest(cash, self.p.cash_rate))  # booked at the next bar
+        final = self.p.liquidate_on is not None and day >= self.p.liquidate_on
+        targets = {}
         for data in self.datas:
             if self._pending.get(data._name):
                 continue
-            wanted = 0.0 if final else self.target(data)
-            if wanted is None or math.isnan(wanted):
-                continue
-            wanted = max(-1.0, min(1.0, wanted)) * share
-            intended = self._intended.get(data._name)
-            if intended is None or self._differs(wanted, intended, share):
-                self._intended[data._name] = wanted
-                self._queued[data._name] = (data, wanted)
-
-    def _differs(self, wanted: float, intended: float, share: float) -> bool:
-        if (wanted == 0) != (intended == 0) or math.copysign(1, wanted) != math.copysign(1, intended):
-            return True
-        return abs(wanted - intended) > self.p.rebalance_band * share
-
-    # --- open of bar t+1: size with the open price and send; it fills at this open ------------
-    def next_open(self) -> None:
-        if not self._queued:
-            return
-        cost = (1 + self.p.slippage_pct) * (1 + self.p.commission_pct) - 1  # per unit of traded value
-        value = self.broker.getcash() + sum(self.getposition(d).size * d.open[0] for d in self.datas)
-        for data, wanted in self._queued.values():  # closing or reversing pays costs before opening
-            held = self.getposition(data).size
-            if held and (wanted == 0 or math.copysign(1, wanted) != math.copysign(1, held)):
-                value -= abs(held) * (data.open[0] * cost + self.p.commission_per_share)
-        orders = []
-        for data, wanted in self._queued.values():
-            price = data.open[0]
-            shares = wanted * value / (price * (1 + cost) + self.p.commission_per_share)
-            # whole shares, or fractional ones in millionths, always rounded towards zero
-            shares = math.trunc(shares * 1e6) / 1e6 if self.p.fractional else float(math.trunc(shares))
-            delta = shares - self.getposition(data).size
-            if delta:
-                orders.append((delta, data))
-        self._queued.clear()
-        for delta, data in sorted(orders, key=lambda o: o[0]):  # sells first, so their cash pays for buys
-            order = self.buy(data=data, size=delta) if delta > 0 else self.sell(data=data, size=-delta)
-            self._pending[data._name] = order
+            targets[data._name] = 0.0 if final else self.target(data)
+            self.decisions.append({"date": day, "ticker": data._name, "target": float(targets[data._name])})
+        by_name = {d._name: d for d in self.datas}
+        plan = plan_orders(targets, {n: self.getposition(d).size for n, d in by_name.items()},
+                           {n: d.close[0] for n, d in by_name.items()}, cash, self._intended,
+                           self._sizing, len(self.datas))
+        self._intended = plan.intended
+        for name, delta in plan.orders:
+            data = by_name[name]
+            self._pending[name] = self.buy(data=data, size=delta) if delta > 0 else self.sell(data=data, size=-delta)
 
     def notify_order(self, order) -> None:
         name = order.data._name

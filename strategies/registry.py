@@ -18,7 +18,7 @@ STRATEGIES: dict[str, type[TargetStrategy]] = {
     "rsi_reversion": RsiReversion,
     "macd_cross": MacdCross,
 }
-INTERNAL_PARAMS = {"trade_start", "liquidate_on", "cash_rate", "fractional", "slippage_pct", "commission_pct", "commission_per_share"}
+INTERNAL_PARAMS = {"trade_start", "liquidate_on", "cash_rate", "fractional", "cash_buffer", "slippage_pct", "commission_pct", "commission_per_share"}
 
 
 def _suggest(name: str, choices: list[str]) -> str:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
-
 from strategies.base import TargetStrategy
+from strategies.decision import SignalParams, signal_target
 
 
 class LSTMSignal(TargetStrategy):
@@ -25,35 +22,16 @@ class LSTMSignal(TargetStrategy):
     def __init__(self) -> None:
         super().__init__()
         self._stopped: dict = {}
+        self._rule = SignalParams(enter_long=self.p.enter_long, enter_short=self.p.enter_short,
+                                  allow_short=self.p.allow_short, target_vol=self.p.target_vol,
+                                  vol_window=self.p.vol_window, stop_loss=self.p.stop_loss)
 
     def target(self, data) -> float:
-        pred = data.y_pred[0]
-        if math.isnan(pred):
-            return float("nan")
-        side = 1.0 if pred > self.p.enter_long else -1.0 if self.p.allow_short and pred < self.p.enter_short else 0.0
-        if self._stopped.get(data._name) == side:
-            return 0.0
-        self._stopped.pop(data._name, None)
-        if side and self.p.stop_loss and self._hit_stop(data):
-            self._stopped[data._name] = side
-            return 0.0
-        return side * self._scale(data)
-
-    def _hit_stop(self, data) -> bool:
         position = self.getposition(data)
-        if not position.size:
-            return False
-        move = data.close[0] / position.price - 1.0
-        return (move if position.size > 0 else -move) < -self.p.stop_loss
-
-    def _scale(self, data) -> float:
-        if not self.p.target_vol:
-            return 1.0
-        closes = np.asarray(data.close.get(size=self.p.vol_window + 1))
-        if len(closes) <= 2:
-            return 1.0
-        realised = float(np.std(np.diff(np.log(closes)), ddof=1) * math.sqrt(252))
-        return min(1.0, self.p.target_vol / realised) if realised > 0 else 1.0
+        target, self._stopped[data._name] = signal_target(
+            data.y_pred[0], self._rule, position=position.size, entry_price=position.price,
+            closes=list(data.close.get(size=self.p.vol_window + 1)), stopped=self._stopped.get(data._name))
+        return target
 
 
 class NaiveSignal(LSTMSignal):

@@ -40,7 +40,8 @@ def test_order_decided_at_close_t_fills_at_open_t_plus_1():
     assert fills["price"].iloc[1] == pytest.approx(107 * 0.999)  # bar 5's open, less slippage
     # the equity curve starts at the first prediction and the position shows from the fill bar on
     size = fills["size"].iloc[0]
-    assert size == math.trunc(100_000 / (104 * 1.001))  # all-in at the fill price, whole shares
+    # sized at the deciding close (bar 2: 103.5) with the costs and the 1% cash buffer, whole shares
+    assert size == math.trunc(100_000 * 0.99 / (103.5 * 1.001))
     assert result.positions["T"].tolist() == [0, 0, 0, size, size, 0]
 
 
@@ -50,10 +51,22 @@ def test_perfect_foresight_cannot_earn_the_close_to_close_return():
     close = 100 * np.cumprod([1.0] + [1.02 if i % 2 == 0 else 0.99 for i in range(40)])
     prices = bars_from(open_=close, close=close)
     y = np.append(np.log(close[1:] / close[:-1]), 0.0)
-    result = run_backtest({"T": prices}, predictions_for(prices, y), "lstm_signal", FREE, warmup=0)
+    roomy = FREE.model_copy(update={"cash_buffer": 0.05})  # the 2% gaps must not bounce the buys
+    result = run_backtest({"T": prices}, predictions_for(prices, y), "lstm_signal", roomy, warmup=0)
+    assert result.rejected_orders == 0 and len(result.fills) == 40
     cheat = np.prod([1.02] * 20)  # what trading at close t would have earned on the 20 up days
     assert cheat > 1.4
     assert result.equity.iloc[-1] < result.equity.iloc[0]  # held from open t+1 it earns the down days
+
+
+def test_a_gap_up_beyond_the_cash_buffer_bounces_the_buy_and_the_rule_decides_again():
+    # sized at close 0 (100) with 1% left in cash; the open of bar 1 gaps up 3%: cash can't pay, the
+    # broker refuses it (as a live one would); at close 1 the rule sizes again from 103 and fills at open 2
+    prices = bars_from(open_=[100, 103, 103.5, 104], close=[100, 103, 104, 104.5])
+    result = run_backtest({"T": prices}, predictions_for(prices, [1, 1, 1, 1]), "lstm_signal", FREE, warmup=0)
+    assert result.rejected_orders == 1
+    assert result.fills["date"].tolist() == [prices.index[2]]
+    assert result.fills["size"].iloc[0] == math.trunc(100_000 * 0.99 / 103)
 
 
 def test_three_trades_hand_computed():
@@ -64,18 +77,18 @@ def test_three_trades_hand_computed():
     broker = BrokerSpec(cash=10_000, commission_pct=0.001, slippage_pct=0.002)
     result = run_backtest({"T": prices}, predictions_for(prices, signal + [0]), "lstm_signal", broker, warmup=0)
 
-    def buy(cash, open_):  # all-in: whole shares that cash buys at open * (1 + slippage), plus commission
-        size = math.floor(cash / (open_ * 1.002 * 1.001))
+    def buy(cash, close, open_):  # all-in but the 1% buffer: whole shares sized at the close, filled at the open
+        size = math.floor(cash * 0.99 / (close * 1.002 * 1.001))
         return size, cash - size * open_ * 1.002 * 1.001
 
     def sell(cash, size, open_):
         return cash + size * open_ * 0.998 * 0.999
 
-    size1, cash = buy(10_000.0, 101)  # long at close 0 -> bought at open 1
-    cash = sell(cash, size1, 102)     # flat at close 1 -> sold at open 2
-    size2, cash = buy(cash, 104)      # long at close 2 -> bought at open 3
-    cash = sell(cash, size2, 101)     # flat at close 4 -> sold at open 5
-    size3, cash = buy(cash, 102)      # long at close 6 -> bought at open 7
+    size1, cash = buy(10_000.0, 100.5, 101)  # long at close 0 -> bought at open 1
+    cash = sell(cash, size1, 102)            # flat at close 1 -> sold at open 2
+    size2, cash = buy(cash, 103, 104)        # long at close 2 -> bought at open 3
+    cash = sell(cash, size2, 101)            # flat at close 4 -> sold at open 5
+    size3, cash = buy(cash, 101, 102)        # long at close 6 -> bought at open 7
     cash = sell(cash, size3, 106)     # flat at close 9 -> sold at open 10
 
     assert list(result.fills["size"]) == [size1, -size1, size2, -size2, size3, -size3]
@@ -87,21 +100,20 @@ def test_three_trades_hand_computed():
     assert trades["pnl_net"].sum() == pytest.approx(cash - 10_000, abs=1e-9)
 
 
-def test_buy_and_hold_is_the_price_ratio_less_costs():
+def test_buy_and_hold_is_the_price_move_less_costs():
     closes = [100, 101, 99, 103, 104, 102, 106, 108]
     opens = [100, 99.5, 100, 100, 103, 103, 103, 107]
     prices = bars_from(opens, closes)
     broker = BrokerSpec(cash=50_000, commission_pct=0.001, slippage_pct=0.0, fractional=True, close_at_end=False)
     result = run_backtest({"T": prices}, predictions_for(prices, np.zeros(8)), "buy_and_hold", broker, warmup=0)
-    shares = math.floor(50_000 / (99.5 * 1.001) * 1e6) / 1e6  # fractional shares in millionths
-    leftover = 50_000 - shares * 99.5 * 1.001
-    assert 0 <= leftover < 1e-3
+    # fractional shares in millionths, sized at the first close (100) less the 1% cash buffer
+    shares = math.floor(50_000 * 0.99 / (100 * 1.001) * 1e6) / 1e6
+    leftover = 50_000 - shares * 99.5 * 1.001  # filled at the next open (99.5) with its commission
+    assert 0.01 * 50_000 < leftover < 0.02 * 50_000
     assert result.equity.iloc[-1] == pytest.approx(leftover + shares * 108, abs=1e-9)
-    # i.e. the price ratio from the first fill to the last close, less the commission
-    assert result.equity.iloc[-1] / 50_000 == pytest.approx(108 / (99.5 * 1.001), rel=1e-7)
     # the open trade is marked to market at the last close: a win of shares * (108 - 99.5) less the entry cost
     (trade,) = result.trades.itertuples()
-    assert trade.open and trade.exit_price == 108
+    assert trade.open and trade.exit_price == pytest.approx(108)
     assert trade.pnl_net == pytest.approx(shares * (108 - 99.5) - shares * 99.5 * 0.001)
 
     # close_at_end (the default): sold at the last open (107) with its commission, every trade closed
@@ -152,7 +164,8 @@ def test_returns_rebuilt_from_trades_csv_match_the_engine(tmp_path):
     prices = make_bars(400, seed=12)
     rng = np.random.default_rng(1)
     preds = predictions_for(prices, rng.normal(0.0002, 0.01, 400), ticker="ACME")
-    broker = BrokerSpec(cash=25_000, commission_pct=0.0007, commission_min=1.0, slippage_pct=0.001)
+    broker = BrokerSpec(cash=25_000, commission_pct=0.0007, commission_min=1.0, slippage_pct=0.001,
+                        cash_buffer=0.05)  # these random bars gap by up to 4% overnight
     result = run_backtest({"ACME": prices}, preds, "lstm_signal", broker, params={"allow_short": True}, warmup=0)
     assert (result.trades["direction"] == "short").any() and len(result.trades) > 20
     write_backtests(tmp_path, [("ACME", result)], comparison_table([("ACME", result)]))
@@ -180,9 +193,10 @@ def test_equal_weight_portfolio_across_tickers():
     preds = pd.concat([predictions_for(a, np.full(300, 0.01), ticker="A"),
                        predictions_for(b, np.full(300, 0.01), ticker="B")])
     result = run_backtest({"A": a, "B": b}, preds, "lstm_signal", FREE, warmup=0)
-    first = result.fills.groupby("ticker")["value"].first()
-    assert first["A"] == pytest.approx(0.5 * 100_000, rel=0.01)
-    assert first["B"] == pytest.approx(0.5 * 100_000, rel=0.01)
+    first = result.fills.groupby("ticker")["size"].first()
+    # half of the equity each (less the 1% cash buffer), sized at the first close
+    assert first["A"] == math.trunc(0.5 * 100_000 * 0.99 / a["close"].iloc[0])
+    assert first["B"] == math.trunc(0.5 * 100_000 * 0.99 / b["close"].iloc[0])
 
 
 def test_bad_predictions_are_clear_errors():
@@ -246,7 +260,8 @@ def test_volatility_targeting_scales_exposure():
     first = result.fills.iloc[0]
     equity = 100_000.0
     assert first["date"] == prices.index[31]
-    assert first["value"] / equity == pytest.approx(0.10 / realised, abs=1.5 * close[31] / equity)
+    # sized at the deciding close (bar 30) on 99% of equity (the cash buffer), whole shares
+    assert first["size"] == math.trunc(0.10 / realised * equity * 0.99 / close[30])
 
 
 def test_short_borrow_cost_lowers_short_returns():

@@ -1,0 +1,123 @@
+"""The decision rule, as pure functions: what to hold after the close of day t, and the orders for it.
+
+Both executors call these: the Backtrader strategies (`strategies.base.TargetStrategy`) and the paper
+trading job (`backtests.paper`). Everything here is known at the close of t: the prediction made at
+that close, the strategy's parameters, the current position and cash, and the close itself. Orders
+are sized from the close and fill at the next open; `cash_buffer` keeps a small part of equity in
+cash so that an overnight gap up rarely leaves a fully invested buy short of cash (the broker then
+refuses it, as a live broker would, and the rule decides again at the next close).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Sizing:
+    max_exposure: float = 1.0      # of equity, split equally over the tickers
+    rebalance_band: float = 0.1    # re-size only when the wanted exposure moves by more than this
+    cash_buffer: float = 0.01      # fraction of equity kept in cash when fully invested
+    fractional: bool = False       # whole shares, or fractional ones in millionths
+    slippage_pct: float = 0.0      # sizes leave room for the costs of the fill
+    commission_pct: float = 0.0
+    commission_per_share: float = 0.0
+
+
+@dataclass(frozen=True)
+class SignalParams:
+    enter_long: float = 0.0
+    enter_short: float = 0.0
+    allow_short: bool = False
+    target_vol: float | None = None  # annualised volatility target; None = fixed exposure
+    vol_window: int = 20
+    stop_loss: float | None = None   # close a position this far under its entry; re-enter on a new signal
+
+
+@dataclass
+class Plan:
+    """The outcome of one close: orders (ticker, signed shares), sells first, and the new intended exposures."""
+
+    orders: list[tuple[str, float]]
+    intended: dict[str, float] = field(default_factory=dict)
+
+
+def signal_target(pred: float, params: SignalParams, *, position: float = 0.0, entry_price: float = 0.0,
+                  closes: Sequence[float] = (), stopped: float | None = None) -> tuple[float, float | None]:
+    """The forecast rule: target exposure in [-1, 1] from the prediction made at close t.
+
+    `closes` are the last `vol_window + 1` closes up to t (for the stop and volatility scaling);
+    `stopped` is the side a stop-loss closed, which is not re-entered until the signal changes.
+    Returns the target (NaN when there is no prediction) and the new `stopped` state.
+    """
+    if pred is None or math.isnan(pred):
+        return float("nan"), stopped
+    side = 1.0 if pred > params.enter_long else -1.0 if params.allow_short and pred < params.enter_short else 0.0
+    if stopped == side:
+        return 0.0, stopped
+    if side and params.stop_loss and position:
+        move = closes[-1] / entry_price - 1.0
+        if (move if position > 0 else -move) < -params.stop_loss:
+            return 0.0, side
+    return side * volatility_scale(closes, params), None
+
+
+def volatility_scale(closes: Sequence[float], params: SignalParams) -> float:
+    if not params.target_vol or len(closes) <= 2:
+        return 1.0
+    logs = [math.log(b / a) for a, b in zip(closes[:-1], closes[1:])]
+    mean = sum(logs) / len(logs)
+    realised = math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1)) * math.sqrt(252)
+    return min(1.0, params.target_vol / realised) if realised > 0 else 1.0
+
+
+def plan_orders(targets: Mapping[str, float], positions: Mapping[str, float], closes: Mapping[str, float],
+                cash: float, intended: Mapping[str, float], sizing: Sizing, n_assets: int) -> Plan:
+    """Orders that move the book towards `targets` (per ticker, in [-1, 1]; NaN = no decision).
+
+    A ticker is re-sized only when its wanted exposure changes side or moves by more than the
+    rebalance band from what was last intended. Sizes use equity and prices at this close:
+    closing or reversing pays its costs first, then each wanted exposure buys whole (or
+    fractional) shares at the close plus the costs, rounded towards zero.
+    """
+    share = sizing.max_exposure / n_assets
+    new_intended = dict(intended)
+    queued: dict[str, float] = {}
+    for ticker, target in targets.items():
+        if target is None or math.isnan(target):
+            continue
+        wanted = max(-1.0, min(1.0, target)) * share
+        before = intended.get(ticker)
+        if before is None or _differs(wanted, before, share, sizing.rebalance_band):
+            new_intended[ticker] = queued[ticker] = wanted
+    if not queued:
+        return Plan([], new_intended)
+    cost = (1 + sizing.slippage_pct) * (1 + sizing.commission_pct) - 1  # per unit of traded value
+    value = cash + sum(positions.get(t, 0.0) * closes[t] for t in positions if positions.get(t, 0.0))
+    for ticker, wanted in queued.items():  # closing or reversing pays costs before opening
+        held = positions.get(ticker, 0.0)
+        if held and (wanted == 0 or math.copysign(1, wanted) != math.copysign(1, held)):
+            value -= abs(held) * (closes[ticker] * cost + sizing.commission_per_share)
+    value *= 1 - sizing.cash_buffer
+    orders = []
+    for ticker, wanted in queued.items():
+        shares = wanted * value / (closes[ticker] * (1 + cost) + sizing.commission_per_share)
+        shares = math.trunc(shares * 1e6) / 1e6 if sizing.fractional else float(math.trunc(shares))
+        delta = shares - positions.get(ticker, 0.0)
+        if delta:
+            orders.append((ticker, delta))
+    orders.sort(key=lambda o: o[1])  # sells first, so their cash pays for buys
+    return Plan(orders, new_intended)
+
+
+def _differs(wanted: float, intended: float, share: float, band: float) -> bool:
+    if (wanted == 0) != (intended == 0) or math.copysign(1, wanted) != math.copysign(1, intended):
+        return True
+    return abs(wanted - intended) > band * share
+
+
+def cash_interest(cash: float, annual_rate: float) -> float:
+    """One bar's interest on positive cash, at the daily rate QuantStats' Sharpe subtracts."""
+    return cash * ((1 + annual_rate) ** (1 / 252) - 1) if annual_rate and cash > 0 else 0.0
