@@ -56,10 +56,18 @@ class WalkForwardSplit:
     def split(self, n_samples: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for fold in range(self.n_splits(n_samples)):
             test_start = self.first_test() + fold * self.retrain_every
-            train_stop = test_start - self.horizon - self.gap + 1
-            train_start = 0 if self.train_window is None else max(0, train_stop - self.train_window)
-            yield (np.arange(train_start, train_stop),
-                   np.arange(test_start, min(test_start + self.retrain_every, n_samples)))
+            yield self.train_rows(fold), np.arange(test_start, min(test_start + self.retrain_every, n_samples))
+
+    def train_rows(self, fold: int) -> np.ndarray:
+        """Fold `fold`'s training samples: all of them have targets known by its first test sample."""
+        train_stop = self.first_test() + fold * self.retrain_every - self.horizon - self.gap + 1
+        train_start = 0 if self.train_window is None else max(0, train_stop - self.train_window)
+        return np.arange(train_start, train_stop)
+
+    def fold_of(self, sample: int) -> int | None:
+        """The fold whose model predicts `sample` (None before the first test sample)."""
+        first = self.first_test()
+        return None if sample < first else (sample - first) // self.retrain_every
 
 
 @dataclass
@@ -148,13 +156,14 @@ def _predict_ticker(ticker: str, frame: pd.DataFrame, model: ModelSpec, wf: Walk
             f"{ticker}: {n} samples leave nothing to test after min_train={wf.min_train} (+ horizon and gap)",
             "load a longer history (data.start) or lower walk_forward.min_train")
     progress = progress or Progress()
-    ensemble: list[LSTMForecaster] | None = None  # one forecaster per seed of `model.n_seeds`
+    network = WalkForwardModel(model, wf, seed)
     tables: list[pd.DataFrame] = []
     start = 0
     if checkpoints is not None:
         key = fingerprint(frame, {"model": model.model_dump(mode="json"), "walk_forward": wf.model_dump(mode="json"),
                                   "seed": seed})
-        tables, ensemble, start = checkpoints.restore(ticker, key)
+        tables, network.ensemble, start = checkpoints.restore(ticker, key)
+        network.fold = start - 1
         if start:
             progress.fold(ticker, start, n_folds)
     folds = list(split.split(n))
@@ -167,38 +176,66 @@ def _predict_ticker(ticker: str, frame: pd.DataFrame, model: ModelSpec, wf: Walk
         for fold, (train, test) in enumerate(folds):
             if fold < start:
                 continue
-            X_train, y_train = samples.X[train], samples.target[train]
-            if ensemble is None:
-                ensemble = [make_forecaster(model, member_seed(seed, k)) for k in range(model.n_seeds)]
-                fresh = True
-            else:
-                fresh = not wf.warm_start
-            members = []
-            for forecaster in ensemble:
-                if fresh:
-                    # From scratch: a refit resets the same network to its initial state (no new trace).
-                    forecaster.fit(X_train, y_train, on_epoch=progress.epoch)
-                elif wf.finetune_epochs > 0:
-                    recent = slice(-wf.finetune_window, None) if wf.finetune_window else slice(None)
-                    forecaster.finetune(X_train[recent], y_train[recent], wf.finetune_epochs,
-                                        wf.finetune_learning_rate, on_epoch=progress.epoch)
-                raw = forecaster.predict(samples.X[test])
-                if model.target == "log_return":
-                    members.append(raw)
-                else:
-                    members.append(np.log(np.where(raw > 0, raw, np.nan) / samples.close[test]))
-            members = np.vstack(members)
-            spread = members.std(axis=0) if len(members) > 1 else np.zeros(members.shape[1])
-            fold_table = _fold_table(ticker, samples, model, fold, train, test, members.mean(axis=0),
-                                     ridge[fold].result(), spread)
+            network.train_fold(fold, samples, train, progress)
+            mean, spread = network.predict(samples, test)
+            fold_table = _fold_table(ticker, samples, model, fold, train, test, mean, ridge[fold].result(), spread)
             tables.append(fold_table)
             if checkpoints is not None:
-                checkpoints.save(ticker, key, fold, fold_table, ensemble if wf.warm_start else None)
+                checkpoints.save(ticker, key, fold, fold_table, network.ensemble if wf.warm_start else None)
             progress.predicted(ticker, fold, fold_table)
             progress.fold(ticker, fold + 1, n_folds)
     finally:
         ridge_pool.shutdown(wait=False, cancel_futures=True)
     return _sorted(pd.concat(tables, ignore_index=True))
+
+
+class WalkForwardModel:
+    """The LSTM ensemble (one forecaster per seed of `model.n_seeds`) as the walk-forward trains it.
+
+    `train_fold(k, ...)` is the one training step of fold k: a fit from scratch on the first fold
+    (and on every fold without warm start), a fine-tune of the previous fold's weights otherwise.
+    `walk_forward_predict` and paper trading both step it fold by fold, so a paper account serves
+    exactly the network the backtest traded. `fold` is the last fold trained (-1: none).
+    """
+
+    def __init__(self, model: ModelSpec, walk_forward: WalkForwardSpec, seed: int) -> None:
+        self.model, self.walk_forward, self.seed = model, walk_forward, seed
+        self.ensemble: list[LSTMForecaster] | None = None
+        self.fold = -1
+
+    def train_fold(self, fold: int, samples: Samples, train: np.ndarray, progress: Progress | None = None) -> None:
+        if fold != self.fold + 1:
+            raise ForecastingError(f"fold {fold} cannot follow fold {self.fold}", "train the folds in order")
+        progress = progress or Progress()
+        wf = self.walk_forward
+        X_train, y_train = samples.X[train], samples.target[train]
+        if self.ensemble is None:
+            self.ensemble = [make_forecaster(self.model, member_seed(self.seed, k)) for k in range(self.model.n_seeds)]
+            fresh = True
+        else:
+            fresh = not wf.warm_start
+        for forecaster in self.ensemble:
+            if fresh:
+                # From scratch: a refit resets the same network to its initial state (no new trace).
+                forecaster.fit(X_train, y_train, on_epoch=progress.epoch)
+            elif wf.finetune_epochs > 0:
+                recent = slice(-wf.finetune_window, None) if wf.finetune_window else slice(None)
+                forecaster.finetune(X_train[recent], y_train[recent], wf.finetune_epochs,
+                                    wf.finetune_learning_rate, on_epoch=progress.epoch)
+        self.fold = fold
+
+    def predict(self, samples: Samples, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted log returns over the horizon for sample `rows`: the ensemble's mean and spread."""
+        members = []
+        for forecaster in self.ensemble or []:
+            raw = forecaster.predict(samples.X[rows])
+            if self.model.target == "log_return":
+                members.append(raw)
+            else:
+                members.append(np.log(np.where(raw > 0, raw, np.nan) / samples.close[rows]))
+        members = np.vstack(members)
+        spread = members.std(axis=0) if len(members) > 1 else np.zeros(members.shape[1])
+        return members.mean(axis=0), spread
 
 
 def ridge_forecast(samples: Samples, train: np.ndarray, test: np.ndarray) -> np.ndarray:
