@@ -108,6 +108,16 @@ def default_strategies() -> list[StrategySpec]:
                                            "macd_cross", "buy_and_hold")]
 
 
+class PaperSpec(Strict):
+    """`lstm-trader paper`: which strategy a paper account trades, on which calendar and symbols."""
+
+    strategy: str = Field("lstm_signal", description="the [[strategies]] entry (label or name) the account "
+                                                      "trades; it must trade the LSTM's forecast")
+    calendar: str = Field("XNYS", description="exchange calendar (exchange-calendars code) of the trading days")
+    symbols: dict[str, str] = Field(default_factory=dict, description="data ticker -> broker symbol, e.g. "
+                                    "{ sp500 = \"SPY\" }; the embedded sets default to SPY and QQQ")
+
+
 class ExperimentConfig(Strict):
     name: str = Field("experiment", pattern=r"^[A-Za-z0-9_.-]+$", description="run dir prefix")
     seed: int = Field(42, description="one seed for Python, NumPy and Keras")
@@ -117,6 +127,7 @@ class ExperimentConfig(Strict):
     broker: BrokerSpec = Field(default_factory=BrokerSpec)
     strategies: list[StrategySpec] = Field(default_factory=default_strategies)
     tune: TuneSpec = Field(default_factory=TuneSpec)
+    paper: PaperSpec = Field(default_factory=PaperSpec)
 
 
 def parse_value(text: str) -> Any:

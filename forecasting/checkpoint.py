@@ -50,6 +50,29 @@ def restore_network(forecaster: LSTMForecaster, arrays) -> None:
     forecaster.model_ = model
 
 
+def save_ensemble(folder: Path, forecasters: list[LSTMForecaster]) -> None:
+    """Each forecaster's network state (`network_{k}.npz`) and the rest of it (`forecaster_{k}.pkl`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, forecaster in enumerate(forecasters):
+        atomic_write(folder / f"network_{k}.npz", lambda tmp: np.savez(tmp, **network_state(forecaster)))
+        state = {name: v for name, v in forecaster.__dict__.items() if name != "model_"}
+        shell = LSTMForecaster.__new__(LSTMForecaster)
+        shell.__dict__.update(state)
+        atomic_write(folder / f"forecaster_{k}.pkl", lambda tmp: tmp.write_bytes(pickle.dumps(shell)))
+
+
+def load_ensemble(folder: Path, n: int) -> list[LSTMForecaster]:
+    """The `n` forecasters `save_ensemble` wrote, ready to predict or train on."""
+    forecasters = []
+    for k in range(n):
+        with open(folder / f"forecaster_{k}.pkl", "rb") as handle:
+            forecaster = pickle.load(handle)
+        with np.load(folder / f"network_{k}.npz") as arrays:
+            restore_network(forecaster, arrays)
+        forecasters.append(forecaster)
+    return forecasters
+
+
 class FoldCheckpoints:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -69,15 +92,7 @@ class FoldCheckpoints:
         last = int(state["fold"])
         folder = self._dir(ticker)
         tables = [pd.read_parquet(folder / f"fold_{fold:04d}.parquet") for fold in range(last + 1)]
-        forecasters = None
-        if state.get("models"):
-            forecasters = []
-            for k in range(int(state["models"])):
-                with open(folder / f"forecaster_{k}.pkl", "rb") as handle:
-                    forecaster = pickle.load(handle)
-                with np.load(folder / f"network_{k}.npz") as arrays:
-                    restore_network(forecaster, arrays)
-                forecasters.append(forecaster)
+        forecasters = load_ensemble(folder, int(state["models"])) if state.get("models") else None
         return tables, forecasters, last + 1
 
     def save(self, ticker: str, key: str, fold: int, table: pd.DataFrame,
@@ -85,11 +100,6 @@ class FoldCheckpoints:
         folder = self._dir(ticker)
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write(folder / f"fold_{fold:04d}.parquet", lambda tmp: table.to_parquet(tmp, index=False))
-        for k, forecaster in enumerate(forecasters or []):
-            atomic_write(folder / f"network_{k}.npz", lambda tmp: np.savez(tmp, **network_state(forecaster)))
-            state = {name: v for name, v in forecaster.__dict__.items() if name != "model_"}
-            shell = LSTMForecaster.__new__(LSTMForecaster)
-            shell.__dict__.update(state)
-            atomic_write(folder / f"forecaster_{k}.pkl", lambda tmp: tmp.write_bytes(pickle.dumps(shell)))
+        save_ensemble(folder, forecasters or [])
         atomic_write(folder / "state.json", lambda tmp: tmp.write_text(json.dumps(
             {"key": key, "fold": fold, "models": len(forecasters or [])})))

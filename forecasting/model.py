@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import os
 from collections.abc import Callable
 
@@ -297,6 +299,22 @@ class LSTMForecaster:
         out = [np.asarray(self.model_.predict_on_batch(scaled[i:i + 4096])).ravel() for i in range(0, len(X), 4096)]
         return self.y_scaler_.inverse(np.concatenate(out))
 
+    def predict_rows(self, X: np.ndarray) -> np.ndarray:
+        """As `predict`, but every window goes through the network on its own (a batch of one).
+
+        A batched matrix product rounds a row differently with other rows beside it (by up to a few
+        float32 ulps), so a prediction would depend on which days were predicted together. Row by row,
+        the walk-forward's block of test days and paper trading's one day at a time give
+        bit-identical predictions.
+        """
+        self._require_fitted()
+        X = np.asarray(X, dtype="float64")
+        if X.ndim != 3 or X.shape[1:] != (self.lookback_, self.n_features_in_):
+            raise ForecastingError(f"predict expects windows of shape (n, {self.lookback_}, {self.n_features_in_}), "
+                                   f"got {X.shape}")
+        scaled = self.x_scaler_.windows(X).astype("float32")
+        return self.y_scaler_.inverse(np.asarray(_row_function(self.model_)(scaled)).ravel().astype("float64"))
+
     def _train(self, X, y, epochs, val_fraction, on_epoch) -> dict:
         Xs, ys = self.x_scaler_.windows(X), self.y_scaler_.column(y)
         n_val = int(len(Xs) * val_fraction)
@@ -352,3 +370,20 @@ class LSTMForecaster:
     def _require_fitted(self) -> None:
         if not hasattr(self, "model_"):
             raise NotFittedError("this LSTMForecaster is not fitted yet", "call fit(X, y) before predict or finetune")
+
+
+_ROW_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _row_function(model):
+    """A traced function that maps the network over its input one window at a time."""
+    if model not in _ROW_FUNCTIONS:
+        import tensorflow as tf
+
+        @tf.function(reduce_retracing=True)
+        def rows(x):
+            return tf.map_fn(lambda r: model(r[tf.newaxis], training=False)[0], x,
+                             fn_output_signature=tf.float32, parallel_iterations=1)
+
+        _ROW_FUNCTIONS[model] = rows
+    return _ROW_FUNCTIONS[model]

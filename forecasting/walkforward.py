@@ -228,7 +228,7 @@ class WalkForwardModel:
         """Predicted log returns over the horizon for sample `rows`: the ensemble's mean and spread."""
         members = []
         for forecaster in self.ensemble or []:
-            raw = forecaster.predict(samples.X[rows])
+            raw = forecaster.predict_rows(samples.X[rows])  # row by row: the same number whatever the batch
             if self.model.target == "log_return":
                 members.append(raw)
             else:

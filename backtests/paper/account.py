@@ -1,0 +1,493 @@
+"""A paper account: a directory with the config, the walk-forward model and its ledger, stepped once a day.
+
+`step(D)` after the close of D: settle the orders sent for D's open, mark the book at D's close,
+train the network only when the walk-forward schedule starts a new fold (the same
+`WalkForwardModel.train_fold` as `walk_forward_predict`), predict D, decide with the backtest's own
+rule (`strategies.decision`), and send the orders for the next open. Each phase is one transaction;
+sending is idempotent (client order ids), and a step interrupted anywhere finishes on the next call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from backtests.config import ExperimentConfig, StrategySpec, dump_config, load_config
+from backtests.engine import BrokerSpec
+from backtests.errors import BacktestError
+from backtests.experiment import load_experiment_prices, traded_forecast
+from backtests.paper.brokers import AlpacaBroker, LocalBroker
+from backtests.paper.ledger import Ledger
+from backtests.rundir import FolderLock, write_json, write_text
+from forecasting.checkpoint import fingerprint, load_ensemble, save_ensemble
+from forecasting.walkforward import Samples, WalkForwardModel, make_samples, make_split
+from strategies.decision import Plan, SignalParams, Sizing, cash_interest, plan_orders, signal_target
+
+BROKERS = ("local", "alpaca")
+DEFAULT_SYMBOLS = {"sp500": "SPY", "nasdaq": "QQQ"}  # tradable proxies of the embedded indices
+NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+FAULT_ENV = "LSTM_TRADER_PAPER_FAULT"  # tests: "PHASE:DATE" kills the process there, as a crash would
+
+
+def account_path(root: str | Path, name: str) -> Path:
+    return Path(root) / name
+
+
+def init_account(config_path: str | Path | None, overrides: list[str] | None, name: str, broker: str,
+                 root: str | Path = "paper") -> Path:
+    """Create `root/name/` with the resolved config, the account file and an empty ledger."""
+    if not NAME.match(name):
+        raise BacktestError(f"account name '{name}' may hold only letters, digits, '_', '.' and '-'",
+                            "e.g. --name spy-daily")
+    if broker not in BROKERS:
+        raise BacktestError(f"unknown broker '{broker}'", "use --broker local or --broker alpaca")
+    config = load_config(config_path, overrides)
+    spec = paper_strategy(config)
+    folder = account_path(root, name)
+    if folder.exists():
+        raise BacktestError(f"paper account '{name}' already exists in {folder}",
+                            "pick another --name, or step the existing one: lstm-trader paper step " + name)
+    if broker == "alpaca":
+        AlpacaBroker(symbols(config)).check()  # keys and extra present, account reachable and active
+    folder.mkdir(parents=True)
+    write_text(folder / "config.toml", dump_config(config))
+    write_json(folder / "account.json", {"name": name, "broker": broker, "strategy": spec.title,
+                                         "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    Ledger(folder / "ledger.sqlite").close()
+    return folder
+
+
+def paper_strategy(config: ExperimentConfig) -> StrategySpec:
+    """The strategy entry the account trades; it must trade the LSTM's forecast."""
+    wanted = config.paper.strategy
+    for spec in config.strategies:
+        if spec.title == wanted or spec.name == wanted:
+            if traded_forecast(spec) != "lstm":
+                raise BacktestError(f"paper.strategy '{wanted}' does not trade the LSTM's forecast",
+                                    "paper accounts trade lstm_signal (with its params from [[strategies]])")
+            return spec
+    if wanted == "lstm_signal":
+        return StrategySpec(name="lstm_signal")
+    raise BacktestError(f"paper.strategy '{wanted}' is not among the config's [[strategies]]",
+                        "name an lstm_signal entry by its label or name")
+
+
+def symbols(config: ExperimentConfig) -> dict[str, str]:
+    source = config.data.source
+    default = {}
+    if source.lower().startswith("builtin:"):
+        name = source.split(":", 1)[1].lower()
+        default = {name: DEFAULT_SYMBOLS.get(name, name.upper())}
+    return {**default, **config.paper.symbols}
+
+
+@dataclass
+class StepReport:
+    date: str
+    status: str                      # done | already | holiday
+    equity: float | None = None
+    orders: list[dict] = field(default_factory=list)
+    fills: int = 0
+    trained: list[int] = field(default_factory=list)
+    reconciled: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class Account:
+    """One paper account. Use as a context manager: it holds the account's lock."""
+
+    def __init__(self, root: str | Path, name: str) -> None:
+        self.folder = account_path(root, name)
+        if not (self.folder / "account.json").is_file():
+            known = sorted(p.name for p in Path(root).glob("*") if (p / "account.json").is_file()) if Path(root).is_dir() else []
+            raise BacktestError(f"unknown paper account '{name}' (no {self.folder / 'account.json'})",
+                                "create it with lstm-trader paper init CONFIG --name " + name
+                                + (f"; existing: {', '.join(known)}" if known else ""))
+        self.name = name
+        self.info = json.loads((self.folder / "account.json").read_text())
+        self.config = load_config(self.folder / "config.toml")
+        self.spec = paper_strategy(self.config)
+        self.lock = FolderLock(self.folder, "paper account", "another `paper` command is working on it")
+        self._prices: dict[str, pd.DataFrame] | None = None
+        self._models: dict[str, WalkForwardModel] = {}
+
+    def __enter__(self) -> Account:
+        self.lock.__enter__()
+        self.ledger = Ledger(self.folder / "ledger.sqlite")
+        self.broker = (LocalBroker(self.ledger.db, self.config.broker) if self.info["broker"] == "local"
+                       else AlpacaBroker(symbols(self.config)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.ledger.close()
+        self.lock.__exit__(*exc)
+
+    # --- data and calendar ----------------------------------------------------------------------
+    def prices(self) -> dict[str, pd.DataFrame]:
+        if self._prices is None:
+            self._prices = load_experiment_prices(self.config)
+        return self._prices
+
+    def use_prices(self, prices: dict[str, pd.DataFrame]) -> None:
+        self._prices = prices
+
+    def sessions(self, first: pd.Timestamp, last: pd.Timestamp) -> pd.DatetimeIndex:
+        return trading_calendar(self.config.paper.calendar).sessions_in_range(first, last)
+
+    def is_session(self, day: pd.Timestamp) -> bool:
+        cal = trading_calendar(self.config.paper.calendar)
+        return cal.first_session <= day <= cal.last_session and cal.is_session(day)
+
+    # --- the daily step -------------------------------------------------------------------------
+    def step(self, day: date | None = None, on_day=None) -> list[StepReport]:
+        """Step `day` (default: the data's last bar), first catching up any session missed since the last step."""
+        prices = self.prices()
+        last_bar = min(frame.index[-1] for frame in prices.values())
+        target = pd.Timestamp(day) if day is not None else last_bar
+        if not self.is_session(target):
+            return [StepReport(target.date().isoformat(), "holiday",
+                               notes=[f"{target.date()} is not a trading day on {self.config.paper.calendar}: "
+                                      "nothing to do"])]
+        if target > last_bar:
+            raise BacktestError(f"the data ends on {last_bar.date()}, before {target.date()}",
+                                "step after the data source has that day's bar (yahoo: lstm-trader data fetch)")
+        done = self.ledger.last_step()
+        days = [target]
+        if done is not None and pd.Timestamp(done) < target:
+            days = [d for d in self.sessions(pd.Timestamp(done), target) if d > pd.Timestamp(done)]
+        elif done is not None and not self.ledger.done(target.date().isoformat()):
+            raise BacktestError(f"{target.date()} is before the account's last step ({done})",
+                                "a paper account only moves forward; step a later date")
+        self.broker.check()
+        self._check_market_closed(target)
+        reports = []
+        for d in days:
+            reports.append(self.step_day(d))
+            if on_day is not None:
+                on_day(reports[-1])
+        return reports
+
+    def _check_market_closed(self, day: pd.Timestamp) -> None:
+        if not isinstance(self.broker, AlpacaBroker):
+            return
+        clock = self.broker._call("reading the market clock", self.broker.client.get_clock)
+        today = str(clock.get("timestamp", ""))[:10]
+        if clock.get("is_open") and today == day.date().isoformat():
+            raise BacktestError(f"the market is still open on {today}: {day.date()}'s close is not known yet",
+                                "run `lstm-trader paper step` after the close (e.g. from cron at 16:30 New York time)")
+
+    def step_day(self, day: pd.Timestamp) -> StepReport:
+        key = day.date().isoformat()
+        if self.ledger.done(key):
+            return StepReport(key, "already", notes=[f"{key} was already stepped: nothing sent"])
+        report = StepReport(key, "done")
+        frames = {t: f.loc[:day] for t, f in self.prices().items()}
+        for ticker, frame in frames.items():
+            if frame.index[-1] != day:
+                raise BacktestError(f"{ticker}: the data has no bar for {key} (last: {frame.index[-1].date()})",
+                                    "step after the data source has that day's bar")
+        if not self.ledger.decided(key):
+            self._settle_and_decide(day, frames, report)
+        else:
+            report.notes.append(f"{key}: decision already recorded; finishing the step")
+        self._send(key, report)
+        _fault("before-done", key)
+        with self.ledger.transaction():
+            self.ledger.add("steps", {"date": key, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        row = self.ledger.db.execute("SELECT equity FROM equity WHERE date = ?", (key,)).fetchone()
+        report.equity = row[0] if row else None
+        report.orders = [dict(r) for r in self.ledger.orders(key)]
+        return report
+
+    def _settle_and_decide(self, day: pd.Timestamp, frames: dict[str, pd.DataFrame], report: StepReport) -> None:
+        key = day.date().isoformat()
+        predictions = {t: self._predict(t, frame, day, report) for t, frame in frames.items()}
+        opens = {t: float(f["open"].iloc[-1]) for t, f in frames.items()}
+        closes = {t: float(f["close"].iloc[-1]) for t, f in frames.items()}
+        sent = self.ledger.orders(status="sent")
+        rule = signal_params(self.spec)
+        sizing = sizing_for(self.spec, self.config.broker)
+        _fault("before-decide", key)
+        with self.ledger.transaction():
+            if isinstance(self.broker, LocalBroker):
+                fills, refused = self.broker.settle(key, opens)
+            else:
+                fills, refused = self.broker.settle(key, opens, [dict(r) for r in sent])
+            for fill in fills:
+                self.ledger.add("fills", fill.__dict__)
+                self.ledger.set_order_status(fill.client_order_id, "filled")
+            for order_id, reason in refused:
+                self.ledger.set_order_status(order_id, "rejected", reason=reason)
+            report.fills = len(fills)
+            intended = {k: v for k, v in self.ledger.get_state("intended", {}).items()}
+            stopped = self.ledger.get_state("stopped", {})
+            for order_id, _ in refused:  # decide again at this close, as the backtest does
+                ticker = self.ledger.db.execute("SELECT ticker FROM orders WHERE client_order_id = ?",
+                                                (order_id,)).fetchone()
+                if ticker:
+                    intended.pop(ticker[0], None)
+            book = self.broker.book()
+            unsettled = {r["ticker"] for r in self.ledger.orders(status="sent")}  # still working at the broker
+            targets = {}
+            for ticker, (y_pred, spread, fold) in predictions.items():
+                held, entry = book.positions.get(ticker, (0.0, 0.0))
+                if ticker in unsettled:
+                    target = float("nan")
+                else:
+                    closes_window = frames[ticker]["close"].to_numpy()[-(rule.vol_window + 1):].tolist()
+                    target, stopped[ticker] = signal_target(y_pred, rule, position=held, entry_price=entry,
+                                                            closes=closes_window, stopped=stopped.get(ticker))
+                    targets[ticker] = target
+                self.ledger.add("signals", {"date": key, "ticker": ticker, "y_pred": y_pred, "y_pred_std": spread,
+                                            "fold": fold, "close": closes[ticker], "target": target})
+            positions = {t: q for t, (q, _) in book.positions.items()}
+            plan: Plan = plan_orders(targets, positions, closes, book.cash, intended, sizing, len(frames))
+            interest = cash_interest(book.cash, self.config.broker.cash_rate) if isinstance(self.broker, LocalBroker) else 0.0
+            self.broker.credit(interest)
+            cash = book.cash + interest
+            equity = cash + sum(q * closes[t] for t, q in positions.items())
+            self.ledger.add("equity", {"date": key, "cash": cash, "equity": equity,
+                                       "positions": json.dumps({t: q for t, q in positions.items() if q})})
+            names = symbols(self.config)
+            for ticker, qty in plan.orders:
+                self.ledger.add("orders", {"client_order_id": client_order_id(self.name, ticker, key, qty),
+                                           "date": key, "ticker": ticker, "symbol": names.get(ticker, ticker),
+                                           "qty": qty, "status": "new"})
+            self.ledger.set_state("intended", plan.intended)
+            self.ledger.set_state("stopped", {t: s for t, s in stopped.items() if s is not None})
+
+    def _send(self, key: str, report: StepReport) -> None:
+        for row in self.ledger.orders(key, status="new"):
+            found = self.broker.find(row["client_order_id"])
+            if found is not None:  # sent before a crash: the broker has it, so it is not sent again
+                report.reconciled += 1
+                broker_id = found["id"]
+            else:
+                broker_id = self._submit(row)
+                if broker_id is None:
+                    continue
+                _fault("after-send", key)
+            with self.ledger.transaction():
+                self.ledger.set_order_status(row["client_order_id"], "sent", broker_id=str(broker_id))
+
+    def _submit(self, row) -> str | None:
+        try:
+            return self.broker.submit(row["client_order_id"], row["ticker"], row["symbol"], row["qty"], row["date"])
+        except BacktestError as exc:
+            if "buying power" in str(exc).lower() or "insufficient" in str(exc).lower():
+                with self.ledger.transaction():
+                    self.ledger.set_order_status(row["client_order_id"], "rejected", reason=str(exc))
+                raise BacktestError(f"order {row['client_order_id']} was rejected: {exc}",
+                                    "the rejection is in the ledger; the next step decides again") from None
+            raise
+
+    # --- the model ------------------------------------------------------------------------------
+    def _predict(self, ticker: str, frame: pd.DataFrame, day: pd.Timestamp,
+                 report: StepReport) -> tuple[float, float, int]:
+        model_spec, wf = self.config.model, self.config.walk_forward
+        samples = make_samples(frame, model_spec, ticker)
+        split = make_split(model_spec, wf)
+        last = len(samples.dates) - 1
+        fold = split.fold_of(last)
+        if fold is None:
+            first = samples.dates[split.first_test()] if split.first_test() < len(samples.dates) else None
+            raise BacktestError(f"{ticker}: {day.date()} comes before the walk-forward's first prediction"
+                                + (f" ({first.date()})" if first is not None else ""),
+                                "start the account later, or lower walk_forward.min_train / load more history")
+        network = self._load_model(ticker, samples)
+        while network.fold < fold:
+            k = network.fold + 1
+            network.train_fold(k, samples, split.train_rows(k))
+            self._save_model(ticker, network, samples, split)
+            report.trained.append(k)
+        mean, spread = network.predict(samples, np.array([last]))
+        return float(mean[0]), float(spread[0]), fold
+
+    def _model_key(self) -> str:
+        c = self.config
+        return fingerprint(pd.DataFrame(), {"model": c.model.model_dump(mode="json"),
+                                            "walk_forward": c.walk_forward.model_dump(mode="json"),
+                                            "seed": c.seed, "start": str(c.data.start), "source": c.data.source})
+
+    def _load_model(self, ticker: str, samples: Samples) -> WalkForwardModel:
+        if ticker in self._models:
+            return self._models[ticker]
+        network = WalkForwardModel(self.config.model, self.config.walk_forward, self.config.seed)
+        pointer = self.folder / "model" / ticker / "current.json"
+        if pointer.is_file():
+            state = json.loads(pointer.read_text())
+            if state["key"] != self._model_key():
+                raise BacktestError(f"the saved model of {ticker} was trained with other settings",
+                                    "the account's config.toml must not change; create a new account instead")
+            through = pd.Timestamp(state["trained_through"])
+            if _bars_hash(self.prices()[ticker].loc[:through]) != state["bars"]:
+                raise BacktestError(f"{ticker}: the data up to {through.date()} changed since the model was trained "
+                                    "on it (a revised or re-adjusted history)",
+                                    "use unadjusted prices, or create a new account to retrain on the new history")
+            network.ensemble = load_ensemble(self.folder / "model" / ticker / state["dir"], state["members"])
+            network.fold = state["fold"]
+        self._models[ticker] = network
+        return network
+
+    def _save_model(self, ticker: str, network: WalkForwardModel, samples: Samples, split) -> None:
+        """The new fold's ensemble in its own folder, then the pointer to it (atomic), then old folders go."""
+        root = self.folder / "model" / ticker
+        name = f"fold_{network.fold:04d}"
+        save_ensemble(root / name, network.ensemble)
+        train = split.train_rows(network.fold)
+        through = samples.dates[train[-1] + self.config.model.horizon]
+        first = samples.dates[split.first_test() + network.fold * split.retrain_every]
+        write_json(root / "current.json", {"key": self._model_key(), "fold": network.fold, "dir": name,
+                                           "members": len(network.ensemble), "trained_through": through.isoformat(),
+                                           "first_date": first.isoformat(),
+                                           "bars": _bars_hash(self.prices()[ticker].loc[:through])})
+        for old in root.glob("fold_*"):
+            if old.name != name:
+                for item in old.iterdir():
+                    item.unlink()
+                old.rmdir()
+        with self.ledger.transaction():
+            self.ledger.add("models", {"fold": network.fold, "trained_through": through.date().isoformat(),
+                                       "first_date": first.date().isoformat(),
+                                       "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+
+
+def signal_params(spec: StrategySpec) -> SignalParams:
+    fields = SignalParams.__dataclass_fields__
+    return SignalParams(**{k: v for k, v in spec.params.items() if k in fields})
+
+
+def sizing_for(spec: StrategySpec, broker: BrokerSpec) -> Sizing:
+    params = spec.params
+    return Sizing(max_exposure=params.get("max_exposure", 1.0), rebalance_band=params.get("rebalance_band", 0.1),
+                  cash_buffer=broker.cash_buffer, fractional=broker.fractional, slippage_pct=broker.slippage_pct,
+                  commission_pct=broker.commission_pct, commission_per_share=broker.commission_per_share)
+
+
+def client_order_id(account: str, ticker: str, day: str, qty: float) -> str:
+    """Account, ticker, date and leg: the same decision always gets the same id."""
+    return f"lt-{account}-{ticker}-{day.replace('-', '')}-{'buy' if qty > 0 else 'sell'}"
+
+
+def _bars_hash(frame: pd.DataFrame) -> str:
+    return fingerprint(frame[["open", "high", "low", "close", "volume"]], {})
+
+
+_CALENDARS: dict = {}
+
+
+def trading_calendar(code: str):
+    if code not in _CALENDARS:
+        import exchange_calendars as xcals
+
+        try:
+            _CALENDARS[code] = xcals.get_calendar(code, start="1990-01-01")
+        except Exception:  # InvalidCalendarName and friends
+            raise BacktestError(f"unknown exchange calendar '{code}'", "use an exchange-calendars code, e.g. XNYS") from None
+    return _CALENDARS[code]
+
+
+def _fault(phase: str, day: str) -> None:
+    """Die here, as a crash would, when the test hook names this phase and day."""
+    if os.environ.get(FAULT_ENV) == f"{phase}:{day}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def replay(account: Account, start: date, end: date, on_day=None) -> list[StepReport]:
+    """Step every session from `start` to `end` over historical data, with the local broker."""
+    if account.info["broker"] != "local":
+        raise BacktestError("replay runs on the local broker only", "create a local account for it: "
+                            "lstm-trader paper init CONFIG --name NAME --broker local")
+    first, last = pd.Timestamp(start), pd.Timestamp(end)
+    if last < first:
+        raise BacktestError(f"--to {end} is before --from {start}", "give --from D1 --to D2 with D1 <= D2")
+    prices = account.prices()
+    last_bar = min(frame.index[-1] for frame in prices.values())
+    if last > last_bar:
+        raise BacktestError(f"the data ends on {last_bar.date()}, before --to {end}", "replay a span inside the data")
+    done = account.ledger.last_step()
+    days = [d for d in account.sessions(first, last) if done is None or d > pd.Timestamp(done)]
+    if done is not None and days:
+        following = [d for d in account.sessions(pd.Timestamp(done), last) if d > pd.Timestamp(done)]
+        if following and following[0] < days[0]:
+            raise BacktestError(f"the account's last step is {done}; --from {start} would skip sessions",
+                                f"replay --from {following[0].date()} (or a new account)")
+    reports = []
+    for day in days:
+        reports.append(account.step_day(day))
+        if on_day is not None:
+            on_day(reports[-1], len(days))
+    return reports
+
+
+def status(account: Account) -> dict:
+    """Positions, cash, equity and P&L, the last signal, the model's age and the drift from the backtest."""
+    ledger = account.ledger
+    equity = ledger.table("equity", "date")
+    if equity.empty:
+        return {"name": account.name, "broker": account.info["broker"], "strategy": account.spec.title, "steps": 0}
+    last = equity.iloc[-1]
+    start_cash = account.config.broker.cash
+    signals = ledger.table("signals", "date")
+    last_signal = signals[signals["date"] == signals["date"].max()].to_dict("records")
+    orders = ledger.table("orders", "date")
+    models = {}
+    for pointer in sorted((account.folder / "model").glob("*/current.json")):
+        state = json.loads(pointer.read_text())
+        models[pointer.parent.name] = _model_age(account, pointer.parent.name, state, last["date"])
+    return {
+        "name": account.name, "broker": account.info["broker"], "strategy": account.spec.title,
+        "steps": int(len(equity)), "first": equity["date"].iloc[0], "last": last["date"],
+        "cash": float(last["cash"]), "equity": float(last["equity"]),
+        "positions": json.loads(last["positions"]), "pnl": float(last["equity"] - start_cash),
+        "return": float(last["equity"] / start_cash - 1),
+        "last_signal": last_signal, "models": models,
+        "open_orders": orders[orders["status"].isin(["new", "sent"])].to_dict("records"),
+        "rejected_orders": int((orders["status"] == "rejected").sum()) if len(orders) else 0,
+        "drift": drift(account, equity, signals),
+    }
+
+
+def _model_age(account: Account, ticker: str, state: dict, last_day: str) -> dict:
+    split = make_split(account.config.model, account.config.walk_forward)
+    frame = account.prices()[ticker]
+    sessions = frame.loc[:last_day].index
+    first = pd.Timestamp(state["first_date"])
+    age = int(((sessions > first) & (sessions <= pd.Timestamp(last_day))).sum())
+    return {"fold": state["fold"], "trained_through": state["trained_through"][:10],
+            "serving_since": state["first_date"][:10], "sessions_served": age + 1,
+            "next_retrain_in": max(split.retrain_every - age - 1, 0)}
+
+
+def drift(account: Account, equity: pd.DataFrame, signals: pd.DataFrame) -> dict:
+    """The backtest of the account's own predictions over its dates, beside the ledger.
+
+    The same predictions, rule and costs in Backtrader: with the local broker the equity curves and
+    targets agree to rounding, so any drift is a bug; with a real broker it is the cost of reality.
+    """
+    from backtests.engine import WARMUP_BARS, run_backtest
+
+    last_day = pd.Timestamp(equity["date"].iloc[-1])
+    prices = {t: f.loc[:last_day] for t, f in account.prices().items()}
+    table = signals.assign(date=pd.to_datetime(signals["date"]), model="lstm",
+                           price_pred=signals["close"] * np.exp(signals["y_pred"]))
+    broker = account.config.broker.model_copy(update={"close_at_end": False})
+    result = run_backtest(prices, table, account.spec.name, broker, account.spec.params, warmup=WARMUP_BARS)
+    paper = pd.Series(equity["equity"].to_numpy(), index=pd.to_datetime(equity["date"]))
+    common = paper.index.intersection(result.equity.index)
+    rel = (paper[common] / result.equity[common] - 1).abs()
+    decided = result.decisions.assign(date=pd.to_datetime(result.decisions["date"]))
+    merged = table.merge(decided, on=["date", "ticker"], how="inner", suffixes=("_paper", "_backtest"))
+    same = np.isclose(merged["target_paper"], merged["target_backtest"], rtol=0, atol=1e-12, equal_nan=True)
+    return {"days": int(len(common)), "max_equity_drift": float(rel.max()) if len(rel) else 0.0,
+            "last_equity_drift": float(rel.iloc[-1]) if len(rel) else 0.0,
+            "backtest_equity": float(result.equity[common].iloc[-1]) if len(common) else None,
+            "target_mismatches": int((~same).sum())}

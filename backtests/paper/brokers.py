@@ -1,0 +1,237 @@
+"""Where a paper account's orders go: the local simulated broker, or an Alpaca paper account.
+
+Both take market orders after the close with a client order id and fill them at the next session's
+open. Submitting is idempotent: an id the broker already knows is never sent twice, and `find`
+asks the broker about an id, which is how a step that crashed after sending reconciles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import date
+
+from backtests.engine import BrokerSpec
+from backtests.errors import BacktestError
+
+KEY_ENV, SECRET_ENV, URL_ENV = "APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "APCA_API_BASE_URL"
+
+
+@dataclass
+class Fill:
+    client_order_id: str
+    ticker: str
+    qty: float          # signed shares
+    price: float
+    commission: float
+    date: str
+
+
+@dataclass
+class Book:
+    cash: float
+    positions: dict[str, tuple[float, float]]  # ticker -> (signed shares, average entry price)
+
+
+class LocalBroker:
+    """A simulated broker in the account's SQLite file: fills at the next open from the data source,
+    with the config's slippage and commission, exactly as the backtest's Backtrader broker does.
+
+    Its own tables (`broker_orders`, `broker_book`) stand for the broker's side of the world: the
+    ledger reads them through this class only.
+    """
+
+    name = "local"
+
+    def __init__(self, db, costs: BrokerSpec) -> None:
+        self.db, self.costs = db, costs
+        db.executescript("""
+            CREATE TABLE IF NOT EXISTS broker_orders (client_order_id TEXT PRIMARY KEY, ticker TEXT NOT NULL,
+                qty REAL NOT NULL, date TEXT NOT NULL, status TEXT NOT NULL, fill_date TEXT, price REAL,
+                commission REAL);
+            CREATE TABLE IF NOT EXISTS broker_book (ticker TEXT PRIMARY KEY, qty REAL NOT NULL, price REAL NOT NULL,
+                since TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS broker_cash (id INTEGER PRIMARY KEY CHECK (id = 0), cash REAL NOT NULL);
+        """)
+        if db.execute("SELECT 1 FROM broker_cash").fetchone() is None:
+            db.execute("INSERT OR IGNORE INTO broker_cash (id, cash) VALUES (0, ?)", (costs.cash,))
+
+    def check(self) -> None:
+        return None
+
+    def book(self) -> Book:
+        cash = self.db.execute("SELECT cash FROM broker_cash").fetchone()[0]
+        rows = self.db.execute("SELECT ticker, qty, price FROM broker_book WHERE qty != 0").fetchall()
+        return Book(cash, {r[0]: (r[1], r[2]) for r in rows})
+
+    def find(self, client_order_id: str) -> dict | None:
+        row = self.db.execute("SELECT client_order_id, status FROM broker_orders WHERE client_order_id = ?",
+                              (client_order_id,)).fetchone()
+        return {"id": row[0], "status": row[1]} if row else None
+
+    def submit(self, client_order_id: str, ticker: str, symbol: str, qty: float, day: str) -> str:
+        self.db.execute("BEGIN IMMEDIATE")
+        self.db.execute("INSERT OR IGNORE INTO broker_orders (client_order_id, ticker, qty, date, status) "
+                        "VALUES (?, ?, ?, ?, 'accepted')", (client_order_id, ticker, qty, day))
+        self.db.execute("COMMIT")
+        return client_order_id
+
+    def credit(self, amount: float) -> None:
+        """Interest on cash, credited at the close it is computed at (inside the caller's transaction)."""
+        if amount:
+            self.db.execute("UPDATE broker_cash SET cash = cash + ?", (amount,))
+
+    def settle(self, day: str, opens: dict[str, float]) -> tuple[list[Fill], list[tuple[str, str]]]:
+        """Fill every accepted order sent before `day` at `day`'s open (inside the caller's transaction).
+
+        As Backtrader: short positions are charged their borrow interest first; orders fill in the
+        order they were sent (sells first); a buy that cash can't pay is refused.
+        """
+        c = self.costs
+        cash = self.db.execute("SELECT cash FROM broker_cash").fetchone()[0]
+        book = {r[0]: [r[1], r[2], r[3]] for r in self.db.execute("SELECT ticker, qty, price, since FROM broker_book")}
+        if c.short_borrow_rate:
+            for ticker, (qty, price, since) in book.items():
+                if qty < 0 and day > since:
+                    days = (date.fromisoformat(day) - date.fromisoformat(since)).days
+                    cash -= days * price * abs(qty) * c.short_borrow_rate / 365
+                if qty:
+                    book[ticker][2] = day
+        fills, refused = [], []
+        pending = self.db.execute("SELECT client_order_id, ticker, qty FROM broker_orders WHERE status = 'accepted' "
+                                  "AND date < ? ORDER BY rowid", (day,)).fetchall()
+        for client_order_id, ticker, qty in pending:
+            open_ = opens[ticker]
+            price = open_ * (1 + c.slippage_pct) if qty > 0 else open_ * (1 - c.slippage_pct)
+            commission = max(c.commission_min, abs(qty) * price * c.commission_pct + abs(qty) * c.commission_per_share)
+            held, avg, _ = book.get(ticker, [0.0, 0.0, day])
+            opening = qty if held == 0 or (held > 0) == (qty > 0) else (qty + held if abs(qty) > abs(held) else 0.0)
+            after = cash - qty * price - commission
+            if opening > 0 and after < 0:
+                refused.append((client_order_id, "insufficient cash at the open"))
+                self.db.execute("UPDATE broker_orders SET status = 'rejected', fill_date = ? WHERE client_order_id = ?",
+                                (day, client_order_id))
+                continue
+            cash = after
+            book[ticker] = [held + qty, _average(held, avg, qty, price), day]
+            fills.append(Fill(client_order_id, ticker, qty, price, commission, day))
+            self.db.execute("UPDATE broker_orders SET status = 'filled', fill_date = ?, price = ?, commission = ? "
+                            "WHERE client_order_id = ?", (day, price, commission, client_order_id))
+        self.db.execute("UPDATE broker_cash SET cash = ?", (cash,))
+        for ticker, (qty, price, since) in book.items():
+            self.db.execute("INSERT OR REPLACE INTO broker_book (ticker, qty, price, since) VALUES (?, ?, ?, ?)",
+                            (ticker, qty, price, since))
+        return fills, refused
+
+
+def _average(held: float, avg: float, qty: float, price: float) -> float:
+    """Average entry price after a fill, as Backtrader's Position keeps it."""
+    new = held + qty
+    if new == 0:
+        return 0.0
+    if held == 0 or (held > 0) != (new > 0):  # opened, or reversed: the fill's price
+        return price
+    if (held > 0) == (qty > 0):  # added to the position
+        return (avg * held + price * qty) / new
+    return avg  # reduced
+
+
+class AlpacaBroker:
+    """An Alpaca paper account through alpaca-py. Keys come from the environment only and are
+    never written anywhere; `APCA_API_BASE_URL` points the client elsewhere (a test stub)."""
+
+    name = "alpaca"
+
+    def __init__(self, symbols: dict[str, str]) -> None:
+        try:
+            from alpaca.trading.client import TradingClient
+        except ImportError:
+            raise BacktestError("the alpaca broker needs alpaca-py, which is not installed",
+                                "pip install 'lstm-trader[alpaca]'") from None
+        key, secret = os.environ.get(KEY_ENV), os.environ.get(SECRET_ENV)
+        if not key or not secret:
+            raise BacktestError(f"the alpaca broker needs {KEY_ENV} and {SECRET_ENV} in the environment",
+                                "export your Alpaca paper-trading keys (they are never written to disk)")
+        self.symbols = symbols
+        self.client = TradingClient(key, secret, paper=True, raw_data=True,
+                                    url_override=os.environ.get(URL_ENV) or None)
+
+    def _call(self, what: str, fn, *args):
+        from alpaca.common.exceptions import APIError
+        from requests.exceptions import RequestException
+
+        try:
+            return fn(*args)
+        except APIError as exc:
+            status = getattr(exc, "status_code", None)
+            if status in (401, 403):
+                raise BacktestError(f"Alpaca refused the keys ({what}: HTTP {status})",
+                                    f"check {KEY_ENV} / {SECRET_ENV}: they must be paper-trading keys") from None
+            raise BacktestError(f"Alpaca: {what} failed: {_message(exc)}", "see the order in the Alpaca dashboard") from None
+        except RequestException as exc:
+            raise BacktestError(f"Alpaca: {what} failed: cannot reach the API ({type(exc).__name__})",
+                                "check the network; the next step reconciles whatever was sent") from None
+
+    def check(self) -> None:
+        account = self._call("reading the account", self.client.get_account)
+        if str(account.get("status", "ACTIVE")).upper() != "ACTIVE":
+            raise BacktestError(f"the Alpaca account is {account.get('status')}", "open the Alpaca dashboard")
+
+    def book(self) -> Book:
+        account = self._call("reading the account", self.client.get_account)
+        positions = self._call("reading positions", self.client.get_all_positions)
+        by_symbol = {v: k for k, v in self.symbols.items()}
+        held = {}
+        for p in positions:
+            ticker = by_symbol.get(p["symbol"])
+            if ticker is not None:
+                held[ticker] = (float(p["qty"]), float(p.get("avg_entry_price") or 0.0))
+        return Book(float(account["cash"]), held)
+
+    def find(self, client_order_id: str) -> dict | None:
+        from alpaca.common.exceptions import APIError
+
+        try:
+            order = self.client.get_order_by_client_id(client_order_id)
+        except APIError as exc:
+            if getattr(exc, "status_code", None) == 404:
+                return None
+            return self._call("looking up an order", lambda: (_ for _ in ()).throw(exc))
+        return {"id": order["id"], "status": order["status"], "filled_qty": float(order.get("filled_qty") or 0),
+                "price": float(order["filled_avg_price"]) if order.get("filled_avg_price") else None,
+                "filled_at": order.get("filled_at")}
+
+    def submit(self, client_order_id: str, ticker: str, symbol: str, qty: float, day: str) -> str:
+        from alpaca.trading.enums import OrderSide, TimeInForce
+        from alpaca.trading.requests import MarketOrderRequest
+
+        request = MarketOrderRequest(symbol=symbol, qty=abs(qty), side=OrderSide.BUY if qty > 0 else OrderSide.SELL,
+                                     time_in_force=TimeInForce.DAY, client_order_id=client_order_id)
+        order = self._call(f"sending {client_order_id}", self.client.submit_order, request)
+        return order["id"]
+
+    def credit(self, amount: float) -> None:
+        return None  # the broker pays its own interest
+
+    def settle(self, day: str, opens: dict[str, float], sent: list | None = None) -> tuple[list[Fill], list]:
+        """Fills of the orders `sent` (ledger rows) as the broker reports them."""
+        fills, refused = [], []
+        for row in sent or []:
+            found = self.find(row["client_order_id"])
+            if found is None:
+                refused.append((row["client_order_id"], "unknown to the broker"))
+            elif found["status"] in ("filled", "partially_filled") and found["filled_qty"]:
+                sign = 1.0 if row["qty"] > 0 else -1.0
+                fills.append(Fill(row["client_order_id"], row["ticker"], sign * found["filled_qty"], found["price"],
+                                  0.0, day))
+            elif found["status"] in ("rejected", "canceled", "expired"):
+                refused.append((row["client_order_id"], found["status"]))
+        return fills, refused
+
+
+def _message(exc) -> str:
+    try:
+        return json.loads(str(exc)).get("message", str(exc))
+    except (ValueError, AttributeError):
+        return str(exc)
