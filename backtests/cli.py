@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import functools
 import sys
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
-from forecasting.errors import ForecastingError
+from backtests.console import (HELP, ConfigArg, SetOpt, _interrupt_hint, console, progress_bars,
+                               user_errors)
+from backtests.paper.commands import paper_app
 from forecasting.progress import Progress as WalkForwardProgress
-from reports.errors import ReportError
-from strategies.errors import StrategyError
 
-USER_ERRORS = (ForecastingError, StrategyError, ReportError)
-
-HELP = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, context_settings=HELP,
                   help="Walk-forward stacked-LSTM forecasts, traded in Backtrader, reported with QuantStats.")
 data_app = typer.Typer(no_args_is_help=True, context_settings=HELP, help="Data sources: fill the Yahoo cache.")
@@ -47,37 +42,7 @@ def main_options(ctx: typer.Context,
         typer.echo(ctx.get_help())
         raise typer.Exit()
 app.add_typer(data_app, name="data")
-
-# Rich falls back to 80 columns when piped; tables of metrics need more.
-console = Console(width=None if sys.stdout.isatty() else 130)
-errors = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
-
-ConfigArg = Annotated[Path | None, typer.Argument(help="TOML experiment; default: configs/default.toml")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="override a key: section.key=value (repeatable)")]
-
-
-_interrupt_hint: dict = {}
-
-
-def user_errors(command):
-    """Print user errors (bad data, config, strategy, run dir) as one line with a hint; exit 2."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except USER_ERRORS as exc:
-            line = f"error: {exc.message}" + (f" (hint: {exc.hint})" if exc.hint else "")
-            errors.print(line, markup=False, highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            run_dir = _interrupt_hint.pop("run", None)
-            hint = f"; finish it with: lstm-trader run --resume {run_dir}" if run_dir else ""
-            errors.print(f"interrupted: completed folds are saved{hint}", markup=False, soft_wrap=True)
-            raise typer.Exit(130) from None
-
-    return wrapper
-
+app.add_typer(paper_app, name="paper")
 
 class RichProgress(WalkForwardProgress):
     """Two bars: folds of the current ticker and epochs of the current fit."""
@@ -92,17 +57,6 @@ class RichProgress(WalkForwardProgress):
 
     def epoch(self, done: int, total: int, logs: dict | None = None) -> None:
         self.progress.update(self.epochs, completed=done, total=total, description="epochs")
-
-
-def progress_bars() -> Progress:
-    return Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, transient=False, disable=not console.is_terminal and not _force_progress())
-
-
-def _force_progress() -> bool:
-    import os
-
-    return os.environ.get("LSTM_TRADER_PROGRESS") == "1"
 
 
 def _fmt(value: float, digits: int = 4) -> str:

@@ -61,7 +61,10 @@ def init_account(config_path: str | Path | None, overrides: list[str] | None, na
     write_text(folder / "config.toml", dump_config(config))
     write_json(folder / "account.json", {"name": name, "broker": broker, "strategy": spec.title,
                                          "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-    Ledger(folder / "ledger.sqlite").close()
+    ledger = Ledger(folder / "ledger.sqlite")
+    if broker == "local":
+        LocalBroker.create(ledger.db, config.broker)
+    ledger.close()
     return folder
 
 
@@ -122,8 +125,12 @@ class Account:
     def __enter__(self) -> Account:
         self.lock.__enter__()
         self.ledger = Ledger(self.folder / "ledger.sqlite")
-        self.broker = (LocalBroker(self.ledger.db, self.config.broker) if self.info["broker"] == "local"
-                       else AlpacaBroker(symbols(self.config)))
+        try:
+            self.broker = (LocalBroker(self.ledger.db, self.config.broker) if self.info["broker"] == "local"
+                           else AlpacaBroker(symbols(self.config)))
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
@@ -153,9 +160,12 @@ class Account:
         last_bar = min(frame.index[-1] for frame in prices.values())
         target = pd.Timestamp(day) if day is not None else last_bar
         if not self.is_session(target):
-            return [StepReport(target.date().isoformat(), "holiday",
-                               notes=[f"{target.date()} is not a trading day on {self.config.paper.calendar}: "
-                                      "nothing to do"])]
+            report = StepReport(target.date().isoformat(), "holiday",
+                                notes=[f"{target.date()} is not a trading day on {self.config.paper.calendar}: "
+                                       "nothing to do"])
+            if on_day is not None:
+                on_day(report)
+            return [report]
         if target > last_bar:
             raise BacktestError(f"the data ends on {last_bar.date()}, before {target.date()}",
                                 "step after the data source has that day's bar (yahoo: lstm-trader data fetch)")

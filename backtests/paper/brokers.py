@@ -46,6 +46,10 @@ class LocalBroker:
 
     def __init__(self, db, costs: BrokerSpec) -> None:
         self.db, self.costs = db, costs
+
+    @staticmethod
+    def create(db, costs: BrokerSpec) -> None:
+        """The broker's tables and its starting cash (at `paper init`)."""
         db.executescript("""
             CREATE TABLE IF NOT EXISTS broker_orders (client_order_id TEXT PRIMARY KEY, ticker TEXT NOT NULL,
                 qty REAL NOT NULL, date TEXT NOT NULL, status TEXT NOT NULL, fill_date TEXT, price REAL,
@@ -164,11 +168,11 @@ class AlpacaBroker:
         try:
             return fn(*args)
         except APIError as exc:
-            status = getattr(exc, "status_code", None)
-            if status in (401, 403):
+            status, message = getattr(exc, "status_code", None), _message(exc)
+            if status == 401 or (status == 403 and "not authorized" in message.lower()):
                 raise BacktestError(f"Alpaca refused the keys ({what}: HTTP {status})",
                                     f"check {KEY_ENV} / {SECRET_ENV}: they must be paper-trading keys") from None
-            raise BacktestError(f"Alpaca: {what} failed: {_message(exc)}", "see the order in the Alpaca dashboard") from None
+            raise BacktestError(f"Alpaca: {what} failed: {message}", "see the Alpaca dashboard") from None
         except RequestException as exc:
             raise BacktestError(f"Alpaca: {what} failed: cannot reach the API ({type(exc).__name__})",
                                 "check the network; the next step reconciles whatever was sent") from None

@@ -1,0 +1,69 @@
+"""The pure decision rule that the backtest and paper trading share."""
+
+import math
+
+import numpy as np
+import pytest
+
+from strategies.decision import SignalParams, Sizing, cash_interest, plan_orders, signal_target
+
+RULE = SignalParams()
+
+
+def test_signal_sides_and_missing_prediction():
+    assert signal_target(0.002, RULE) == (1.0, None)
+    assert signal_target(-0.002, RULE) == (0.0, None)  # no shorts unless allowed
+    assert signal_target(-0.002, SignalParams(allow_short=True)) == (-1.0, None)
+    assert signal_target(0.0005, SignalParams(enter_long=0.001)) == (0.0, None)
+    target, _ = signal_target(float("nan"), RULE)
+    assert math.isnan(target)
+
+
+def test_stop_loss_closes_and_waits_for_a_new_signal():
+    rule = SignalParams(stop_loss=0.05)
+    # long from 100, close at 94: 6% under the entry -> flat, and the stopped side is remembered
+    assert signal_target(0.01, rule, position=10, entry_price=100.0, closes=[94.0]) == (0.0, 1.0)
+    # still long-signalled next day: stays flat; a flat signal clears the stop; long again re-enters
+    assert signal_target(0.01, rule, position=0, closes=[95.0], stopped=1.0) == (0.0, 1.0)
+    assert signal_target(-0.01, rule, position=0, closes=[95.0], stopped=1.0) == (0.0, None)
+    assert signal_target(0.01, rule, position=0, closes=[95.0]) == (1.0, None)
+
+
+def test_volatility_target_scales_by_realised_volatility():
+    closes = list(100 * np.exp(np.cumsum(np.random.default_rng(3).normal(0, 0.02, 21))))
+    realised = np.std(np.diff(np.log(closes)), ddof=1) * np.sqrt(252)
+    target, _ = signal_target(0.01, SignalParams(target_vol=0.1), closes=closes)
+    assert target == pytest.approx(min(1.0, 0.1 / realised), rel=1e-12)
+
+
+def test_orders_sized_at_the_close_with_costs_and_buffer():
+    sizing = Sizing(cash_buffer=0.01, slippage_pct=0.001, commission_pct=0.0005)
+    plan = plan_orders({"A": 1.0}, {}, {"A": 50.0}, 10_000.0, {}, sizing, n_assets=1)
+    cost = 1.001 * 1.0005
+    assert plan.orders == [("A", float(math.trunc(10_000 * 0.99 / (50 * cost))))]
+    assert plan.intended == {"A": 1.0}
+
+
+def test_band_keeps_small_changes_and_sells_come_first():
+    sizing = Sizing(cash_buffer=0.0, rebalance_band=0.1)
+    # A's exposure moves 1.0 -> 0.95 (inside the band: no order); B is sold, C bought
+    plan = plan_orders({"A": 0.95, "B": 0.0, "C": 1.0}, {"A": 30.0, "B": 20.0}, {"A": 10.0, "B": 10.0, "C": 20.0},
+                       100.0, {"A": 1 / 3, "B": 1 / 3}, sizing, n_assets=3)
+    assert [t for t, _ in plan.orders] == ["B", "C"]
+    assert plan.orders[0] == ("B", -20.0)
+    value = 100.0 + 30 * 10 + 20 * 10  # cash plus both positions at the close
+    assert plan.orders[1] == ("C", float(math.trunc(value / 3 / 20)))
+    assert plan.intended["A"] == pytest.approx(1 / 3)  # unchanged: the band held it
+
+
+def test_reversal_pays_its_closing_costs_before_sizing():
+    sizing = Sizing(cash_buffer=0.0, commission_pct=0.01)
+    plan = plan_orders({"A": -1.0}, {"A": 10.0}, {"A": 100.0}, 0.0, {"A": 1.0}, sizing, n_assets=1)
+    value = 10 * 100.0 - 10 * 100.0 * 0.01  # the long's value less the commission of closing it
+    short = -math.trunc(value / (100.0 * 1.01))
+    assert plan.orders == [("A", short - 10.0)]
+
+
+def test_cash_interest_is_daily_and_only_on_positive_cash():
+    assert cash_interest(1_000.0, 0.05) == pytest.approx(1_000.0 * (1.05 ** (1 / 252) - 1))
+    assert cash_interest(-5.0, 0.05) == 0.0 and cash_interest(1_000.0, 0.0) == 0.0
