@@ -410,12 +410,12 @@ def _bp(value: float, grid: list[float]) -> str:
 @user_errors
 def forecast_cmd(
     data: Annotated[str | None, typer.Option(help="data URI; default: the config's data.source")] = None,
-    days: Annotated[int, typer.Option(min=1, max=260, help="business days to forecast")] = 10,
+    days: Annotated[int, typer.Option(min=1, max=260, help="trading days to forecast (exchange calendar paper.calendar, XNYS by default)")] = 10,
     config: Annotated[Path | None, typer.Option(help="TOML experiment for the network settings")] = None,
     set_: SetOpt = None,
     out: Annotated[Path, typer.Option(help="folder for the forecast CSV and plot")] = Path("runs/forecasts"),
 ) -> None:
-    """Train on every bar to the last close and forecast the next N business days (recursive)."""
+    """Forecast the next N trading days with the network the walk-forward serves at the last close (recursive)."""
     from backtests.config import load_config
     from backtests.rundir import write_csv
     from forecasting import forecast, load_prices
@@ -425,10 +425,11 @@ def forecast_cmd(
     prices = load_prices(cfg.data.source, cfg.data.start, cfg.data.end, cfg.data.cache_dir)
     out.mkdir(parents=True, exist_ok=True)
     for ticker, frame in prices.items():
-        with console.status(f"training on {len(frame)} bars of {ticker} to {frame.index[-1].date()}"):
-            table = forecast(frame, cfg.model, days, seed=cfg.seed, ticker=ticker)
+        with progress_bars() as bars:
+            table = forecast(frame, cfg.model, days, seed=cfg.seed, ticker=ticker, walk_forward=cfg.walk_forward,
+                             calendar=cfg.paper.calendar, progress=RichProgress(bars))
         view = Table(title=f"{ticker}: forecast from the close of {frame.index[-1].date()} "
-                           f"({frame['close'].iloc[-1]:,.2f})")
+                           f"({frame['close'].iloc[-1]:,.2f}), walk-forward fold {int(table['fold'].iloc[0])}")
         for col in ("date", "step", "predicted close", "log return"):
             view.add_column(col, justify="right")
         for row in table.itertuples():

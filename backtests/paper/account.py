@@ -27,6 +27,7 @@ from backtests.experiment import load_experiment_prices, traded_forecast
 from backtests.paper.brokers import AlpacaBroker, LocalBroker
 from backtests.paper.ledger import Ledger
 from backtests.rundir import FolderLock, write_json, write_text
+from forecasting.calendar import is_session, sessions, trading_calendar
 from forecasting.checkpoint import fingerprint, load_ensemble, save_ensemble
 from forecasting.walkforward import Samples, WalkForwardModel, make_samples, make_split
 from strategies.decision import Plan, SignalParams, Sizing, cash_interest, plan_orders, signal_target
@@ -51,6 +52,7 @@ def init_account(config_path: str | Path | None, overrides: list[str] | None, na
         raise BacktestError(f"unknown broker '{broker}'", "use --broker local or --broker alpaca")
     config = load_config(config_path, overrides)
     spec = paper_strategy(config)
+    trading_calendar(config.paper.calendar)  # an unknown calendar fails here, not at the first step
     folder = account_path(root, name)
     if folder.exists():
         raise BacktestError(f"paper account '{name}' already exists in {folder}",
@@ -147,11 +149,10 @@ class Account:
         self._prices = prices
 
     def sessions(self, first: pd.Timestamp, last: pd.Timestamp) -> pd.DatetimeIndex:
-        return trading_calendar(self.config.paper.calendar).sessions_in_range(first, last)
+        return sessions(first, last, self.config.paper.calendar)
 
     def is_session(self, day: pd.Timestamp) -> bool:
-        cal = trading_calendar(self.config.paper.calendar)
-        return cal.first_session <= day <= cal.last_session and cal.is_session(day)
+        return is_session(day, self.config.paper.calendar)
 
     # --- the daily step -------------------------------------------------------------------------
     def step(self, day: date | None = None, on_day=None) -> list[StepReport]:
@@ -389,20 +390,6 @@ def client_order_id(account: str, ticker: str, day: str, qty: float) -> str:
 
 def _bars_hash(frame: pd.DataFrame) -> str:
     return fingerprint(frame[["open", "high", "low", "close", "volume"]], {})
-
-
-_CALENDARS: dict = {}
-
-
-def trading_calendar(code: str):
-    if code not in _CALENDARS:
-        import exchange_calendars as xcals
-
-        try:
-            _CALENDARS[code] = xcals.get_calendar(code, start="1990-01-01")
-        except Exception:  # InvalidCalendarName and friends
-            raise BacktestError(f"unknown exchange calendar '{code}'", "use an exchange-calendars code, e.g. XNYS") from None
-    return _CALENDARS[code]
 
 
 def _fault(phase: str, day: str) -> None:
