@@ -32,6 +32,25 @@ def new_run_dir(root: str | Path, name: str, now: datetime | None = None) -> Pat
     raise BacktestError(f"could not create a run dir under {root}", "clean up old runs")
 
 
+def check_output_folder(folder: str | Path, option: str) -> Path:
+    """Fail early, before any data is loaded or network trained, if `folder` can't hold what we write.
+
+    It must be a folder (or not exist yet) under a writable folder; nothing is created here.
+    """
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        what = "is a file" if probe == folder else f"lies under {probe}, which is a file"
+        raise BacktestError(f"{option} {folder} {what}", f"give {option} a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise BacktestError(f"{option} {folder}: {probe} is not writable", f"give {option} a folder you can write to")
+    return folder
+
+
 def write_text(path: Path, text: str) -> Path:
     return atomic_write(Path(path), lambda tmp: tmp.write_text(text))
 

@@ -380,9 +380,11 @@ def _row_function(model):
     if model not in _ROW_FUNCTIONS:
         import tensorflow as tf
 
+        network = weakref.ref(model)  # the function must not keep its (weakly keyed) model alive
+
         @tf.function(reduce_retracing=True)
         def rows(x):
-            return tf.map_fn(lambda r: model(r[tf.newaxis], training=False)[0], x,
+            return tf.map_fn(lambda r: network()(r[tf.newaxis], training=False)[0], x,
                              fn_output_signature=tf.float32, parallel_iterations=1)
 
         _ROW_FUNCTIONS[model] = rows

@@ -68,7 +68,9 @@ class TargetStrategy(bt.Strategy):
 
     def notify_order(self, order) -> None:
         name = order.data._name
-        if order.status == order.Completed:
+        # a market order fills whole (Completed), or closes the position and is refused the rest for lack
+        # of cash (Partial, then Margin): each is one notification with what was executed
+        if order.status in (order.Partial, order.Completed) and order.executed.size:
             self.fills.append({
                 "date": bt.num2date(order.executed.dt).date(), "ticker": name,
                 "size": float(order.executed.size), "price": float(order.executed.price),

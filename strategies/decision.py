@@ -57,7 +57,7 @@ def signal_target(pred: float, params: SignalParams, *, position: float = 0.0, e
     side = 1.0 if pred > params.enter_long else -1.0 if params.allow_short and pred < params.enter_short else 0.0
     if stopped == side:
         return 0.0, stopped
-    if side and params.stop_loss and position:
+    if side and params.stop_loss and position and entry_price > 0:
         move = closes[-1] / entry_price - 1.0
         if (move if position > 0 else -move) < -params.stop_loss:
             return 0.0, side

@@ -294,3 +294,15 @@ def test_idle_cash_earns_the_cash_rate_and_the_sharpe_subtracts_it():
     no_interest = run_backtest({"T": prices}, predictions_for(prices, np.full(12, -0.01)), "lstm_signal",
                                broker.model_copy(update={"cash_rate": 0.0}), warmup=0)
     assert no_interest.equity.iloc[-1] == 10_000
+
+
+def test_a_reversal_cash_cant_pay_closes_the_position_and_refuses_the_rest():
+    # short 99 at open 1 (100); at close 1 (150) the rule reverses to long 33; the open of bar 2 gaps to 200:
+    # covering takes 19,800 of the 19,900 cash, so the long part can't be paid: closed, the rest refused
+    prices = bars_from(open_=[100, 100, 200, 200], close=[100, 150, 200, 200])
+    result = run_backtest({"T": prices}, predictions_for(prices, [-1, 1, 1, 1]), "lstm_signal",
+                          FREE.model_copy(update={"cash": 10_000}), params={"allow_short": True}, warmup=0)
+    assert result.fills["size"].tolist() == [-99.0, 99.0]  # the cover is a fill, though the order was refused
+    assert result.rejected_orders == 1
+    assert result.positions["T"].tolist() == [0, -99, 0, 0]
+    assert result.equity.iloc[-1] == pytest.approx(10_000 + 99 * 100 - 99 * 200)

@@ -49,12 +49,21 @@ def replayed(root, name="acct", start=None, end=None, sets=SETS):
     return tables, state
 
 
-@pytest.mark.parametrize("sets, params", [(SETS, {}), (REBALANCING, VOL_TARGET)], ids=["default", "vol-target"])
-def test_replay_makes_the_backtests_decisions_and_equity(tmp_path, predicted, sets, params):
+# long and short, with interest on cash, a borrow fee, a minimum commission per fill and per-share fees
+SHORTS = {"allow_short": True}
+COSTLY = {"cash_rate": 0.04, "short_borrow_rate": 0.03, "commission_min": 2.0, "commission_per_share": 0.005}
+SHORTING = SETS + ['strategies=[{name="lstm_signal", params={allow_short=true}}]'] + [
+    f"broker.{key}={value}" for key, value in COSTLY.items()]
+
+
+@pytest.mark.parametrize("sets, params, broker", [(SETS, {}, {}), (REBALANCING, VOL_TARGET, {}),
+                                                  (SHORTING, SHORTS, COSTLY)],
+                         ids=["default", "vol-target", "shorts-and-fees"])
+def test_replay_makes_the_backtests_decisions_and_equity(tmp_path, predicted, sets, params, broker):
     # the run's way: the walk-forward's predictions table, traded by the backtest (positions kept at the end)
     config, prices, predictions = predicted
-    result = run_backtest(prices, predictions, "lstm_signal", config.broker.model_copy(update={"close_at_end": False}),
-                          params)
+    costs = config.broker.model_copy(update={"close_at_end": False, **broker})
+    result = run_backtest(prices, predictions, "lstm_signal", costs, params)
     lstm = predictions[predictions["model"] == "lstm"]
     first, last = lstm["date"].min(), lstm["date"].max()
     tables, state = replayed(tmp_path, start=first.date(), end=last.date(), sets=sets)
@@ -85,7 +94,8 @@ def test_a_step_twice_sends_nothing_new_and_holidays_do_nothing(tmp_path):
         close = account.prices()["sp500"].loc["2018-12-03", "close"]
         cost = 1.0005 * 1.0005
         assert order["qty"] == math.trunc(100_000 * 0.99 / (close * cost))
-        assert order["client_order_id"] == "lt-twice-sp500-20181203-buy" and order["symbol"] == "SPY"
+        nonce = account.info["nonce"]
+        assert order["client_order_id"] == f"lt-twice-{nonce}-sp500-20181203-buy" and order["symbol"] == "SPY"
         (again,) = account.step(pd.Timestamp("2018-12-03").date())
         assert again.status == "already"
         (holiday,) = account.step(pd.Timestamp("2018-12-05").date())  # markets closed for a national day of mourning
@@ -117,7 +127,10 @@ def test_kill_9_during_a_step_then_rerun_ends_as_an_unbroken_run(tmp_path, phase
         tables = {t: account.ledger.table(t, "rowid") for t in ("signals", "orders", "fills", "equity")}
         sent_to_broker = account.ledger.db.execute("SELECT count(*) FROM broker_orders").fetchone()[0]
     assert sent_to_broker == len(reference["orders"])  # no order sent twice
-    for name, table in tables.items():
+    for name, table in tables.items():  # order ids differ only by each account's nonce
+        if "client_order_id" in table:
+            assert table["client_order_id"].is_unique
+            table, reference[name] = (t.drop(columns="client_order_id") for t in (table, reference[name]))
         pd.testing.assert_frame_equal(table, reference[name], check_exact=True, obj=name)
 
 
@@ -250,7 +263,8 @@ def test_alpaca_step_sends_the_order_once_and_never_writes_the_keys(tmp_path, al
     close = load_experiment_prices(load_config(None, SETS))["sp500"].loc["2018-12-03", "close"]
     assert order["symbol"] == "SPY" and order["side"] == "buy" and order["time_in_force"] == "day"
     assert float(order["qty"]) == math.trunc(100_000 * 0.99 / (close * 1.0005 * 1.0005))
-    assert order["client_order_id"] == "lt-live-sp500-20181203-buy"
+    nonce = json.loads((root / "live" / "account.json").read_text())["nonce"]
+    assert order["client_order_id"] == f"lt-live-{nonce}-sp500-20181203-buy"
     second = runner.invoke(app, step)
     assert second.exit_code == 0 and "already stepped" in second.output
     assert alpaca.posts == 1
@@ -288,10 +302,10 @@ def test_alpaca_errors_are_one_line_and_leave_the_ledger_alone(tmp_path, alpaca,
     before = ledger.read_bytes()
     step = ["paper", "step", "live", "--date", "2018-12-03", "--paper-dir", str(root)]
 
-    alpaca.is_open = True  # stepping D while D's session is still open
-    alpaca.now = "2018-12-03T15:00:00Z"
+    alpaca.is_open = True  # a market order sent now would fill during the session, not at the next open
+    alpaca.now = "2018-12-04T15:00:00Z"
     result = runner.invoke(app, step)
-    assert result.exit_code == 2 and result.output.startswith("error: the market is still open on 2018-12-03")
+    assert result.exit_code == 2 and result.output.startswith("error: the market is open (2018-12-04)")
     alpaca.is_open = False
 
     monkeypatch.setenv("APCA_API_SECRET_KEY", "wrong")
@@ -327,3 +341,25 @@ def test_alpaca_without_the_extra_names_it(tmp_path, monkeypatch):
     result = runner.invoke(app, ["paper", "init", "--name", "x", "--broker", "alpaca", "--paper-dir", str(tmp_path)])
     assert result.exit_code == 2 and "pip install 'lstm-trader[alpaca]'" in result.output
     assert not (tmp_path / "x").exists()
+
+
+def test_local_broker_closes_then_refuses_what_cash_cant_pay_as_backtrader_does():
+    # the numbers of test_backtest's reversal case: short 99 at 100, then buy 132 at an open of 200
+    import sqlite3
+
+    from backtests.engine import BrokerSpec
+    from backtests.paper.brokers import LocalBroker
+
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    costs = BrokerSpec(cash=10_000, commission_pct=0.0, slippage_pct=0.0)
+    LocalBroker.create(db, costs)
+    broker = LocalBroker(db, costs)
+    broker.submit("short", "T", "T", -99.0, "2020-01-01")
+    fills, refused = broker.settle("2020-01-02", {"T": 100.0})
+    assert [f.qty for f in fills] == [-99.0] and broker.book().cash == 19_900
+    broker.submit("reverse", "T", "T", 132.0, "2020-01-02")
+    fills, refused = broker.settle("2020-01-03", {"T": 200.0})
+    assert [(f.qty, f.price) for f in fills] == [(99.0, 200.0)]
+    assert [order for order, _ in refused] == ["reverse"]
+    book = broker.book()
+    assert book.positions == {} and book.cash == pytest.approx(10_000 + 99 * 100 - 99 * 200)

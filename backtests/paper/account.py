@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import signal
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -24,9 +25,9 @@ from backtests.config import ExperimentConfig, StrategySpec, dump_config, load_c
 from backtests.engine import BrokerSpec
 from backtests.errors import BacktestError
 from backtests.experiment import load_experiment_prices, traded_forecast
-from backtests.paper.brokers import AlpacaBroker, LocalBroker
+from backtests.paper.brokers import AlpacaBroker, LocalBroker, OrderRejected
 from backtests.paper.ledger import Ledger
-from backtests.rundir import FolderLock, write_json, write_text
+from backtests.rundir import FolderLock, check_output_folder, write_json, write_text
 from forecasting.calendar import is_session, sessions, trading_calendar
 from forecasting.checkpoint import fingerprint, load_ensemble, save_ensemble
 from forecasting.walkforward import Samples, WalkForwardModel, make_samples, make_split
@@ -50,6 +51,7 @@ def init_account(config_path: str | Path | None, overrides: list[str] | None, na
                             "e.g. --name spy-daily")
     if broker not in BROKERS:
         raise BacktestError(f"unknown broker '{broker}'", "use --broker local or --broker alpaca")
+    check_output_folder(root, "--paper-dir")
     config = load_config(config_path, overrides)
     spec = paper_strategy(config)
     trading_calendar(config.paper.calendar)  # an unknown calendar fails here, not at the first step
@@ -58,10 +60,18 @@ def init_account(config_path: str | Path | None, overrides: list[str] | None, na
         raise BacktestError(f"paper account '{name}' already exists in {folder}",
                             "pick another --name, or step the existing one: lstm-trader paper step " + name)
     if broker == "alpaca":
+        if spec.params.get("allow_short"):
+            raise BacktestError("alpaca accounts trade long or flat: Alpaca refuses one order that flips a "
+                                "position from long to short", "set allow_short = false for this account")
         AlpacaBroker(symbols(config)).check()  # keys and extra present, account reachable and active
-    folder.mkdir(parents=True)
+    try:
+        folder.mkdir(parents=True)
+    except FileExistsError:
+        raise BacktestError(f"paper account '{name}' already exists in {folder}", "pick another --name") from None
     write_text(folder / "config.toml", dump_config(config))
+    # the nonce keeps a re-created account of the same name from matching the old one's orders at the broker
     write_json(folder / "account.json", {"name": name, "broker": broker, "strategy": spec.title,
+                                         "nonce": secrets.token_hex(3),
                                          "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     ledger = Ledger(folder / "ledger.sqlite")
     if broker == "local":
@@ -103,6 +113,7 @@ class StepReport:
     fills: int = 0
     trained: list[int] = field(default_factory=list)
     reconciled: int = 0
+    rejected: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -172,28 +183,49 @@ class Account:
                                 "step after the data source has that day's bar (yahoo: lstm-trader data fetch)")
         done = self.ledger.last_step()
         days = [target]
+        notes = []
         if done is not None and pd.Timestamp(done) < target:
             days = [d for d in self.sessions(pd.Timestamp(done), target) if d > pd.Timestamp(done)]
+            if isinstance(self.broker, AlpacaBroker) and len(days) > 1:
+                # the broker only knows today's cash and positions: past sessions can't be marked honestly
+                notes.append(f"skipped {len(days) - 1} missed session(s) from {days[0].date()}: a broker account "
+                             "is stepped on the latest session only")
+                days = days[-1:]
         elif done is not None and not self.ledger.done(target.date().isoformat()):
             raise BacktestError(f"{target.date()} is before the account's last step ({done})",
                                 "a paper account only moves forward; step a later date")
+        self._check_session_closed(target)
         self.broker.check()
-        self._check_market_closed(target)
+        self._check_market_closed()
         reports = []
         for d in days:
             reports.append(self.step_day(d))
+            if day is None and reports[-1].status == "already":  # the data was not refreshed since
+                reports[-1].notes = [f"the data's last bar is {target.date()}, which was already stepped: nothing to "
+                                     "do (refresh the data first, e.g. lstm-trader data fetch TICKER --refresh)"]
+            reports[-1].notes[:0] = notes
+            notes = []
             if on_day is not None:
                 on_day(reports[-1])
         return reports
 
-    def _check_market_closed(self, day: pd.Timestamp) -> None:
+    def _check_session_closed(self, day: pd.Timestamp) -> None:
+        """A bar for today's session before its close is a partial bar: deciding on it would be a look-ahead."""
+        close = trading_calendar(self.config.paper.calendar).session_close(day)
+        if pd.Timestamp.now(tz="UTC") < close:
+            raise BacktestError(f"the session of {day.date()} closes at {close.tz_convert('America/New_York'):%H:%M} "
+                                "New York time: its bar is not final yet",
+                                "run `lstm-trader paper step` after the close (e.g. from cron at 16:30 New York time)")
+
+    def _check_market_closed(self) -> None:
         if not isinstance(self.broker, AlpacaBroker):
             return
         clock = self.broker._call("reading the market clock", self.broker.client.get_clock)
-        today = str(clock.get("timestamp", ""))[:10]
-        if clock.get("is_open") and today == day.date().isoformat():
-            raise BacktestError(f"the market is still open on {today}: {day.date()}'s close is not known yet",
-                                "run `lstm-trader paper step` after the close (e.g. from cron at 16:30 New York time)")
+        if clock.get("is_open"):
+            today = str(clock.get("timestamp", ""))[:10]
+            raise BacktestError(f"the market is open ({today}): a market order now would fill during the session, "
+                                "not at the next open", "run `lstm-trader paper step` after the close "
+                                "(e.g. from cron at 16:30 New York time)")
 
     def step_day(self, day: pd.Timestamp) -> StepReport:
         key = day.date().isoformat()
@@ -213,6 +245,9 @@ class Account:
         _fault("before-done", key)
         with self.ledger.transaction():
             self.ledger.add("steps", {"date": key, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        if report.rejected:
+            raise BacktestError(f"{key}: the broker rejected {', '.join(report.rejected)}",
+                                "the step is done and the rejection is in the ledger; the next close decides again")
         row = self.ledger.db.execute("SELECT equity FROM equity WHERE date = ?", (key,)).fetchone()
         report.equity = row[0] if row else None
         report.orders = [dict(r) for r in self.ledger.orders(key)]
@@ -259,46 +294,48 @@ class Account:
                     targets[ticker] = target
                 self.ledger.add("signals", {"date": key, "ticker": ticker, "y_pred": y_pred, "y_pred_std": spread,
                                             "fold": fold, "close": closes[ticker], "target": target})
-            positions = {t: q for t, (q, _) in book.positions.items()}
+            positions = {t: q for t, (q, _) in book.positions.items() if t in frames}  # others are not this account's
             plan: Plan = plan_orders(targets, positions, closes, book.cash, intended, sizing, len(frames))
-            interest = cash_interest(book.cash, self.config.broker.cash_rate) if isinstance(self.broker, LocalBroker) else 0.0
-            self.broker.credit(interest)
-            cash = book.cash + interest
+            if isinstance(self.broker, LocalBroker):  # booked after the next open's fills, as Backtrader does
+                self.broker.credit(cash_interest(book.cash, self.config.broker.cash_rate))
+            cash = book.cash
             equity = cash + sum(q * closes[t] for t, q in positions.items())
             self.ledger.add("equity", {"date": key, "cash": cash, "equity": equity,
                                        "positions": json.dumps({t: q for t, q in positions.items() if q})})
             names = symbols(self.config)
             for ticker, qty in plan.orders:
-                self.ledger.add("orders", {"client_order_id": client_order_id(self.name, ticker, key, qty),
+                self.ledger.add("orders", {"client_order_id": client_order_id(self.name, self.info.get("nonce", "0"),
+                                                                              ticker, key, qty),
                                            "date": key, "ticker": ticker, "symbol": names.get(ticker, ticker),
                                            "qty": qty, "status": "new"})
+            for pointer in sorted((self.folder / "model").glob("*/current.json")):  # the versions serving today
+                state = json.loads(pointer.read_text())
+                self.ledger.add("models", {"ticker": pointer.parent.name, "fold": state["fold"], "trained_through": state["trained_through"][:10],
+                                           "first_date": state["first_date"][:10],
+                                           "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
             self.ledger.set_state("intended", plan.intended)
             self.ledger.set_state("stopped", {t: s for t, s in stopped.items() if s is not None})
 
     def _send(self, key: str, report: StepReport) -> None:
+        rejected = []
         for row in self.ledger.orders(key, status="new"):
             found = self.broker.find(row["client_order_id"])
             if found is not None:  # sent before a crash: the broker has it, so it is not sent again
                 report.reconciled += 1
                 broker_id = found["id"]
             else:
-                broker_id = self._submit(row)
-                if broker_id is None:
+                try:
+                    broker_id = self.broker.submit(row["client_order_id"], row["ticker"], row["symbol"], row["qty"],
+                                                   row["date"])
+                except OrderRejected as exc:  # recorded; the other orders still go, the next close decides again
+                    with self.ledger.transaction():
+                        self.ledger.set_order_status(row["client_order_id"], "rejected", reason=exc.reason)
+                    rejected.append(f"{row['client_order_id']} ({exc.reason})")
                     continue
                 _fault("after-send", key)
             with self.ledger.transaction():
                 self.ledger.set_order_status(row["client_order_id"], "sent", broker_id=str(broker_id))
-
-    def _submit(self, row) -> str | None:
-        try:
-            return self.broker.submit(row["client_order_id"], row["ticker"], row["symbol"], row["qty"], row["date"])
-        except BacktestError as exc:
-            if "buying power" in str(exc).lower() or "insufficient" in str(exc).lower():
-                with self.ledger.transaction():
-                    self.ledger.set_order_status(row["client_order_id"], "rejected", reason=str(exc))
-                raise BacktestError(f"order {row['client_order_id']} was rejected: {exc}",
-                                    "the rejection is in the ledger; the next step decides again") from None
-            raise
+        report.rejected = rejected
 
     # --- the model ------------------------------------------------------------------------------
     def _predict(self, ticker: str, frame: pd.DataFrame, day: pd.Timestamp,
@@ -342,7 +379,7 @@ class Account:
             if _bars_hash(self.prices()[ticker].loc[:through]) != state["bars"]:
                 raise BacktestError(f"{ticker}: the data up to {through.date()} changed since the model was trained "
                                     "on it (a revised or re-adjusted history)",
-                                    "use unadjusted prices, or create a new account to retrain on the new history")
+                                    "a split or a corrected history: create a new account to retrain on it")
             network.ensemble = load_ensemble(self.folder / "model" / ticker / state["dir"], state["members"])
             network.fold = state["fold"]
         self._models[ticker] = network
@@ -365,10 +402,7 @@ class Account:
                 for item in old.iterdir():
                     item.unlink()
                 old.rmdir()
-        with self.ledger.transaction():
-            self.ledger.add("models", {"fold": network.fold, "trained_through": through.date().isoformat(),
-                                       "first_date": first.date().isoformat(),
-                                       "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+
 
 
 def signal_params(spec: StrategySpec) -> SignalParams:
@@ -383,9 +417,9 @@ def sizing_for(spec: StrategySpec, broker: BrokerSpec) -> Sizing:
                   commission_pct=broker.commission_pct, commission_per_share=broker.commission_per_share)
 
 
-def client_order_id(account: str, ticker: str, day: str, qty: float) -> str:
-    """Account, ticker, date and leg: the same decision always gets the same id."""
-    return f"lt-{account}-{ticker}-{day.replace('-', '')}-{'buy' if qty > 0 else 'sell'}"
+def client_order_id(account: str, nonce: str, ticker: str, day: str, qty: float) -> str:
+    """Account (name and nonce), ticker, date and leg: the same decision always gets the same id."""
+    return f"lt-{account}-{nonce}-{ticker}-{day.replace('-', '')}-{'buy' if qty > 0 else 'sell'}"
 
 
 def _bars_hash(frame: pd.DataFrame) -> str:

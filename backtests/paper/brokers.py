@@ -56,7 +56,8 @@ class LocalBroker:
                 commission REAL);
             CREATE TABLE IF NOT EXISTS broker_book (ticker TEXT PRIMARY KEY, qty REAL NOT NULL, price REAL NOT NULL,
                 since TEXT NOT NULL);
-            CREATE TABLE IF NOT EXISTS broker_cash (id INTEGER PRIMARY KEY CHECK (id = 0), cash REAL NOT NULL);
+            CREATE TABLE IF NOT EXISTS broker_cash (id INTEGER PRIMARY KEY CHECK (id = 0), cash REAL NOT NULL,
+                pending REAL NOT NULL DEFAULT 0);
         """)
         if db.execute("SELECT 1 FROM broker_cash").fetchone() is None:
             db.execute("INSERT OR IGNORE INTO broker_cash (id, cash) VALUES (0, ?)", (costs.cash,))
@@ -70,21 +71,21 @@ class LocalBroker:
         return Book(cash, {r[0]: (r[1], r[2]) for r in rows})
 
     def find(self, client_order_id: str) -> dict | None:
-        row = self.db.execute("SELECT client_order_id, status FROM broker_orders WHERE client_order_id = ?",
+        row = self.db.execute("SELECT rowid, status FROM broker_orders WHERE client_order_id = ?",
                               (client_order_id,)).fetchone()
-        return {"id": row[0], "status": row[1]} if row else None
+        return {"id": f"local-{row[0]}", "status": row[1]} if row else None
 
     def submit(self, client_order_id: str, ticker: str, symbol: str, qty: float, day: str) -> str:
         self.db.execute("BEGIN IMMEDIATE")
         self.db.execute("INSERT OR IGNORE INTO broker_orders (client_order_id, ticker, qty, date, status) "
                         "VALUES (?, ?, ?, ?, 'accepted')", (client_order_id, ticker, qty, day))
         self.db.execute("COMMIT")
-        return client_order_id
+        return self.find(client_order_id)["id"]
 
     def credit(self, amount: float) -> None:
-        """Interest on cash, credited at the close it is computed at (inside the caller's transaction)."""
+        """Interest on cash computed at this close; it reaches the cash after the next open's fills."""
         if amount:
-            self.db.execute("UPDATE broker_cash SET cash = cash + ?", (amount,))
+            self.db.execute("UPDATE broker_cash SET pending = pending + ?", (amount,))
 
     def settle(self, day: str, opens: dict[str, float]) -> tuple[list[Fill], list[tuple[str, str]]]:
         """Fill every accepted order sent before `day` at `day`'s open (inside the caller's transaction).
@@ -108,25 +109,47 @@ class LocalBroker:
         for client_order_id, ticker, qty in pending:
             open_ = opens[ticker]
             price = open_ * (1 + c.slippage_pct) if qty > 0 else open_ * (1 - c.slippage_pct)
-            commission = max(c.commission_min, abs(qty) * price * c.commission_pct + abs(qty) * c.commission_per_share)
             held, avg, _ = book.get(ticker, [0.0, 0.0, day])
-            opening = qty if held == 0 or (held > 0) == (qty > 0) else (qty + held if abs(qty) > abs(held) else 0.0)
-            after = cash - qty * price - commission
+            # as Backtrader: the part that closes (or reduces) the position, then the part that opens one,
+            # each with its own commission; only the opening part needs cash
+            closing = -held if held and (held > 0) != (qty > 0) and abs(qty) >= abs(held) else (
+                qty if held and (held > 0) != (qty > 0) else 0.0)
+            opening = qty - closing
+            cash -= closing * price + self._commission(closing, price)
+            after = cash - opening * price - self._commission(opening, price)
+            status, reason = "filled", None
             if opening > 0 and after < 0:
-                refused.append((client_order_id, "insufficient cash at the open"))
-                self.db.execute("UPDATE broker_orders SET status = 'rejected', fill_date = ? WHERE client_order_id = ?",
-                                (day, client_order_id))
-                continue
-            cash = after
-            book[ticker] = [held + qty, _average(held, avg, qty, price), day]
-            fills.append(Fill(client_order_id, ticker, qty, price, commission, day))
-            self.db.execute("UPDATE broker_orders SET status = 'filled', fill_date = ?, price = ?, commission = ? "
-                            "WHERE client_order_id = ?", (day, price, commission, client_order_id))
-        self.db.execute("UPDATE broker_cash SET cash = ?", (cash,))
+                status, reason, opening = "rejected", "insufficient cash at the open", 0.0
+                if closing:
+                    reason = "the position was closed, but cash can't pay the rest at the open"
+            else:
+                cash = after
+            done = closing + opening
+            if status == "rejected":
+                refused.append((client_order_id, reason))
+            if done:
+                commission = self._commission(closing, price) + self._commission(opening, price)
+                position = held
+                for leg in (closing, opening):
+                    if leg:
+                        avg, position = _average(position, avg, leg, price), position + leg
+                book[ticker] = [position, avg, day]
+                fills.append(Fill(client_order_id, ticker, done, price, commission, day))
+            self.db.execute("UPDATE broker_orders SET status = ?, fill_date = ?, price = ?, commission = ? "
+                            "WHERE client_order_id = ?", (status, day, price if done else None,
+                                                          self._commission(closing, price) + self._commission(opening, price)
+                                                          if done else None, client_order_id))
+        # interest credited at the previous close reaches the cash after this open's fills (Backtrader's add_cash)
+        cash += self.db.execute("SELECT pending FROM broker_cash").fetchone()[0]
+        self.db.execute("UPDATE broker_cash SET cash = ?, pending = 0", (cash,))
         for ticker, (qty, price, since) in book.items():
             self.db.execute("INSERT OR REPLACE INTO broker_book (ticker, qty, price, since) VALUES (?, ?, ?, ?)",
                             (ticker, qty, price, since))
         return fills, refused
+
+    def _commission(self, qty: float, price: float) -> float:
+        c = self.costs
+        return max(c.commission_min, abs(qty) * price * c.commission_pct + abs(qty) * c.commission_per_share) if qty else 0.0
 
 
 def _average(held: float, avg: float, qty: float, price: float) -> float:
@@ -161,7 +184,9 @@ class AlpacaBroker:
         self.client = TradingClient(key, secret, paper=True, raw_data=True,
                                     url_override=os.environ.get(URL_ENV) or None)
 
-    def _call(self, what: str, fn, *args):
+    def _call(self, what: str, fn, *args, missing_ok: bool = False, order: bool = False):
+        """Call the API; errors become one clear line. `missing_ok`: a 404 returns None. `order`: a refusal
+        of the order itself (403/422, e.g. insufficient buying power) raises OrderRejected."""
         from alpaca.common.exceptions import APIError
         from requests.exceptions import RequestException
 
@@ -172,6 +197,10 @@ class AlpacaBroker:
             if status == 401 or (status == 403 and "not authorized" in message.lower()):
                 raise BacktestError(f"Alpaca refused the keys ({what}: HTTP {status})",
                                     f"check {KEY_ENV} / {SECRET_ENV}: they must be paper-trading keys") from None
+            if missing_ok and status == 404:
+                return None
+            if order and status in (403, 422):
+                raise OrderRejected(message) from None
             raise BacktestError(f"Alpaca: {what} failed: {message}", "see the Alpaca dashboard") from None
         except RequestException as exc:
             raise BacktestError(f"Alpaca: {what} failed: cannot reach the API ({type(exc).__name__})",
@@ -188,23 +217,17 @@ class AlpacaBroker:
         by_symbol = {v: k for k, v in self.symbols.items()}
         held = {}
         for p in positions:
-            ticker = by_symbol.get(p["symbol"])
-            if ticker is not None:
-                held[ticker] = (float(p["qty"]), float(p.get("avg_entry_price") or 0.0))
+            ticker = by_symbol.get(p["symbol"], p["symbol"])  # unmapped: the data's ticker is the symbol
+            held[ticker] = (float(p["qty"]), float(p.get("avg_entry_price") or 0.0))
         return Book(float(account["cash"]), held)
 
     def find(self, client_order_id: str) -> dict | None:
-        from alpaca.common.exceptions import APIError
-
-        try:
-            order = self.client.get_order_by_client_id(client_order_id)
-        except APIError as exc:
-            if getattr(exc, "status_code", None) == 404:
-                return None
-            return self._call("looking up an order", lambda: (_ for _ in ()).throw(exc))
+        order = self._call(f"looking up {client_order_id}", self.client.get_order_by_client_id, client_order_id,
+                           missing_ok=True)
+        if order is None:
+            return None
         return {"id": order["id"], "status": order["status"], "filled_qty": float(order.get("filled_qty") or 0),
-                "price": float(order["filled_avg_price"]) if order.get("filled_avg_price") else None,
-                "filled_at": order.get("filled_at")}
+                "price": float(order["filled_avg_price"]) if order.get("filled_avg_price") else None}
 
     def submit(self, client_order_id: str, ticker: str, symbol: str, qty: float, day: str) -> str:
         from alpaca.trading.enums import OrderSide, TimeInForce
@@ -212,26 +235,43 @@ class AlpacaBroker:
 
         request = MarketOrderRequest(symbol=symbol, qty=abs(qty), side=OrderSide.BUY if qty > 0 else OrderSide.SELL,
                                      time_in_force=TimeInForce.DAY, client_order_id=client_order_id)
-        order = self._call(f"sending {client_order_id}", self.client.submit_order, request)
+        order = self._call(f"sending {client_order_id}", self.client.submit_order, request, order=True)
         return order["id"]
 
     def credit(self, amount: float) -> None:
         return None  # the broker pays its own interest
 
     def settle(self, day: str, opens: dict[str, float], sent: list | None = None) -> tuple[list[Fill], list]:
-        """Fills of the orders `sent` (ledger rows) as the broker reports them."""
+        """Fills of the orders `sent` (ledger rows) that the broker has finished with.
+
+        Filled, or canceled/expired after a partial fill: the filled part is a fill. Rejected,
+        canceled or expired with nothing filled: refused. Still working (new, accepted,
+        partially filled, pending): left as sent, and that ticker is not re-decided until it is done.
+        """
         fills, refused = [], []
         for row in sent or []:
             found = self.find(row["client_order_id"])
             if found is None:
                 refused.append((row["client_order_id"], "unknown to the broker"))
-            elif found["status"] in ("filled", "partially_filled") and found["filled_qty"]:
+                continue
+            final = found["status"] in ("filled", "canceled", "expired", "rejected", "done_for_day")
+            if not final:
+                continue
+            if found["filled_qty"] and found["price"] is not None:
                 sign = 1.0 if row["qty"] > 0 else -1.0
                 fills.append(Fill(row["client_order_id"], row["ticker"], sign * found["filled_qty"], found["price"],
                                   0.0, day))
-            elif found["status"] in ("rejected", "canceled", "expired"):
+            else:
                 refused.append((row["client_order_id"], found["status"]))
         return fills, refused
+
+
+class OrderRejected(BacktestError):
+    """The broker refused an order (e.g. insufficient buying power)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the broker rejected the order: {reason}", "the rejection is in the ledger")
+        self.reason = reason
 
 
 def _message(exc) -> str:

@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS fills (
 CREATE TABLE IF NOT EXISTS equity (
     date TEXT PRIMARY KEY, cash REAL NOT NULL, equity REAL NOT NULL, positions TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS models (
-    fold INTEGER PRIMARY KEY, trained_through TEXT NOT NULL, first_date TEXT NOT NULL, created_at TEXT NOT NULL);
+    ticker TEXT NOT NULL, fold INTEGER NOT NULL, trained_through TEXT NOT NULL, first_date TEXT NOT NULL,
+    created_at TEXT NOT NULL, PRIMARY KEY (ticker, fold));
 CREATE TABLE IF NOT EXISTS state (
     key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
