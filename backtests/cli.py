@@ -13,7 +13,9 @@ from rich.table import Table
 
 from backtests.console import (HELP, ConfigArg, SetOpt, _interrupt_hint, console, progress_bars,
                                user_errors)
+from backtests.errors import BacktestError
 from backtests.paper.commands import paper_app
+from backtests.rundir import check_output_folder
 from forecasting.progress import Progress as WalkForwardProgress
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, context_settings=HELP,
@@ -141,6 +143,7 @@ def run(config: ConfigArg = None, set_: SetOpt = None,
     from backtests.experiment import load_resumable, run_experiment
 
     imported = time.perf_counter() - started
+    check_output_folder(runs_dir, "--runs-dir")
     if resume is not None:
         if config is not None or set_:
             raise ConfigError("--resume takes the run dir's own config.toml", "drop CONFIG and --set")
@@ -189,6 +192,7 @@ def backtest(
     from backtests.config import load_config
     from backtests.experiment import run_backtest_only
 
+    check_output_folder(runs_dir, "--runs-dir")
     cfg = load_config(config, (set_ or []) + ([f"data.source={_quote(data)}"] if data else []))
     result = run_backtest_only(predictions, cfg, runs_dir)
     if result.skipped:
@@ -207,6 +211,10 @@ def compare(runs: Annotated[list[Path], typer.Argument(help="run dirs to put sid
     """Put runs side by side: each strategy's results and the LSTM's forecast error of each run."""
     from backtests.compare import compare_runs, write_rows
 
+    if out is not None:
+        check_output_folder(out.parent, "--out's folder")
+        if not out.parent.is_dir():
+            raise BacktestError(f"--out {out}: the folder {out.parent} does not exist", "create it first")
     rows = compare_runs(runs)
     view = Table(title="Runs compared")
     for col in ("run", "ticker", "strategy", "CAGR", "Sharpe", "max DD", "trades", "LSTM RMSE", "Theil U"):
@@ -224,28 +232,39 @@ def compare(runs: Annotated[list[Path], typer.Argument(help="run dirs to put sid
 @app.command()
 @user_errors
 def audit(config: ConfigArg = None, set_: SetOpt = None,
-          date: Annotated[str | None, typer.Option(help="the date D (ISO); default: the middle of the test span")] = None
+          date: Annotated[list[str] | None, typer.Option(help="a cut date D (ISO; repeatable); default: a fold start "
+                                                               "mid-span, the session before it and one inside it")] = None
           ) -> None:
     """Prove there is no look-ahead: change every price after a date D and rerun.
 
-    Checks that no prediction, fill or equity value on or before D changed; exit code 1 if one did.
+    For each D, checks that no prediction, decision, fill or equity value of any strategy made on or
+    before D changed, and that every prediction's model was trained on targets known by its date.
+    Exit code 1 if anything did. Costs one walk-forward per cut date, plus one.
     """
-    from backtests.audit import run_audit
+    from backtests.audit import parse_dates, run_audit
     from backtests.config import load_config
     from backtests.experiment import load_experiment_prices
 
     cfg = load_config(config, set_)
     prices = load_experiment_prices(cfg)
+    cuts = parse_dates(cfg, prices, date)
     with progress_bars() as bars:
-        result = run_audit(cfg, prices, date, RichProgress(bars))
-    view = Table(title=f"Look-ahead audit: every price after {result.date.date()} changed")
-    for col in ("checked on or before D", "count", "changed"):
-        view.add_column(col, justify="left" if col.startswith("checked") else "right")
-    view.add_row("predictions (all models)", str(result.predictions_checked), str(result.predictions_changed))
-    view.add_row("lstm_signal fills", str(result.fills_checked), str(result.fills_changed))
-    view.add_row("lstm_signal equity days", str(result.equity_days_checked), str(result.equity_days_changed))
+        result = run_audit(cfg, prices, cuts, RichProgress(bars))
+    view = Table(title="Look-ahead audit: prices after D changed; what was made on or before D must not move")
+    for col in ("D", "predictions", "decisions", "fills", "equity days", "later preds moved"):
+        view.add_column(col, justify="right")
+    for cut in result.cuts:
+        view.add_row(str(cut.date.date()), f"{cut.predictions_changed}/{cut.predictions_checked}",
+                     f"{cut.decisions_changed}/{cut.decisions_checked}", f"{cut.fills_changed}/{cut.fills_checked}",
+                     f"{cut.equity_days_changed}/{cut.equity_days_checked}", str(cut.later_changed))
     console.print(view)
-    console.print(f"predictions after D that changed (the perturbation did reach the model): {result.later_changed}")
+    console.print("changed/checked on or before D, over every strategy; 'later preds moved' shows the "
+                  "perturbation did reach the model")
+    console.print(f"predictions whose model was trained on a target after their date: "
+                  f"{result.trained_after} of {result.predictions}")
+    for cut in result.cuts:
+        if cut.changed_strategies:
+            console.print(f"{cut.date.date()}: moved by later prices: {', '.join(cut.changed_strategies)}")
     if result.passed:
         console.print("[green]passed[/]: nothing made on or before D depends on prices after it")
     else:
@@ -277,6 +296,8 @@ def tune(config: ConfigArg = None, set_: SetOpt = None,
     from backtests.tune import check_arguments, check_space, check_study
     from backtests.tune import tune as run_tune
 
+    check_output_folder(studies_dir, "--studies-dir")
+    check_output_folder(runs_dir, "--runs-dir")
     cfg = load_config(config, set_)
     n_trials = cfg.tune.trials if trials is None else trials
     check_arguments(n_trials, jobs, timeout)
@@ -421,13 +442,14 @@ def forecast_cmd(
     from forecasting import forecast, load_prices
     from reports.plots import plot_forecast
 
+    check_output_folder(out, "--out")
     cfg = load_config(config, (set_ or []) + ([f"data.source={_quote(data)}"] if data else []))
     prices = load_prices(cfg.data.source, cfg.data.start, cfg.data.end, cfg.data.cache_dir)
-    out.mkdir(parents=True, exist_ok=True)
     for ticker, frame in prices.items():
         with progress_bars() as bars:
             table = forecast(frame, cfg.model, days, seed=cfg.seed, ticker=ticker, walk_forward=cfg.walk_forward,
                              calendar=cfg.paper.calendar, progress=RichProgress(bars))
+        out.mkdir(parents=True, exist_ok=True)  # only once there is something to save
         view = Table(title=f"{ticker}: forecast from the close of {frame.index[-1].date()} "
                            f"({frame['close'].iloc[-1]:,.2f}), walk-forward fold {int(table['fold'].iloc[0])}")
         for col in ("date", "step", "predicted close", "log return"):

@@ -170,7 +170,8 @@ def _check_keys(raw: dict, model: type[BaseModel], prefix: str = "") -> None:
                     _check_keys(item, StrategySpec, f"{path}[{i}].")
 
 
-def validate_config(raw: dict, source: str = "config") -> ExperimentConfig:
+def validate_config(raw: dict, source: str = "config", overrides: list[str] | None = None) -> ExperimentConfig:
+    """Check keys and values; an error names the `--set` that caused it, or else the file."""
     _check_keys(raw, ExperimentConfig)
     try:
         return ExperimentConfig.model_validate(raw)
@@ -179,22 +180,31 @@ def validate_config(raw: dict, source: str = "config") -> ExperimentConfig:
         where = ".".join(str(p) for p in error["loc"])
         got = f" (got {error['input']!r})" if "input" in error and not isinstance(error["input"], dict) else ""
         message = error["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{source}: config key '{where}': {message}{got}",
-                          "fix the value in the TOML file or the --set override") from None
+        origin, hint = source, "fix the value in the TOML file"
+        for assignment in reversed(overrides or []):
+            key = assignment.partition("=")[0].strip()
+            if where == key or where.startswith(key + ".") or key.startswith(where + "."):
+                origin, hint = f"--set {assignment}", "fix the --set value"
+                break
+        raise ConfigError(f"{origin}: config key '{where}': {message}{got}", hint) from None
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read a TOML experiment (the default one when `path` is None) and apply `--set` overrides."""
     path = Path(path) if path else DEFAULT_CONFIG
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder, not a config file", "pass a TOML file, e.g. configs/default.toml")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}", "pass a TOML file, e.g. configs/default.toml")
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})", "save the config as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc})", "check quotes and brackets on that line") from None
     for assignment in overrides or []:
         apply_override(raw, assignment)
-    return validate_config(raw, str(path))
+    return validate_config(raw, str(path), overrides)
 
 
 def dump_config(config: ExperimentConfig) -> str:

@@ -1,8 +1,10 @@
 """Daily OHLCV data by URI (`builtin:`, `csv:`, `yahoo:`), validated before anything uses it.
 
 Every loader returns frames with a DatetimeIndex named `date` and lower-case columns
-`open, high, low, close, volume`, sorted and unique. When an adjusted close is present the
-OHLC prices are scaled by adj_close / close, so splits and dividends do not look like crashes.
+`open, high, low, close, volume`, sorted and unique. Prices are the file's own (for Yahoo: split-
+adjusted, not dividend-adjusted). An Adj Close column is validated but never applied: Yahoo's
+adjusted close at day t is scaled by every dividend paid *after* t, so scaling the bars by it
+would make each price level depend on the future.
 """
 
 from __future__ import annotations
@@ -76,12 +78,15 @@ def _load_builtin(name: str) -> pd.DataFrame:
 def read_csv(path: str | Path) -> pd.DataFrame:
     """Read a Yahoo-style CSV (Date, Open, High, Low, Close, [Adj Close], Volume; any case)."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a csv file", "name the file after 'csv:', e.g. csv:data/AAPL.csv")
     if not path.is_file():
         raise DataError(f"csv file not found: {path}", "check the path after 'csv:'")
     try:
         raw = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a readable CSV ({exc})", "export daily bars with a header row") from None
+        reason = " ".join(str(exc).split())  # the tokenizer's message holds newlines
+        raise DataError(f"{path}: not a readable CSV ({reason})", "export daily bars with a header row") from None
     cols = {c.lower().strip(): c for c in raw.columns}
     date_col = cols.get("date") or cols.get("datetime") or cols.get("timestamp")
     if date_col is None:
@@ -99,7 +104,7 @@ def read_csv(path: str | Path) -> pd.DataFrame:
 
 
 def standardise(raw: pd.DataFrame, source: str, row_offset: int = 0) -> pd.DataFrame:
-    """Rename columns to lower case, apply the adjusted close, then validate."""
+    """Rename columns to lower case, make every price a number, then validate (Adj Close is checked, not applied)."""
     import difflib
 
     rename = {c: str(c).lower().strip().replace("_", " ") for c in raw.columns}
@@ -114,11 +119,16 @@ def standardise(raw: pd.DataFrame, source: str, row_offset: int = 0) -> pd.DataF
     if index.tz is not None:
         index = index.tz_localize(None)
     frame.index = index.normalize().rename("date")
+    for col in list(REQUIRED) + (["adj close"] if "adj close" in frame.columns else []):
+        numbers = pd.to_numeric(frame[col], errors="coerce")
+        text = numbers.isna() & frame[col].notna()
+        if text.any():
+            pos = int(np.flatnonzero(text.to_numpy())[0])
+            raise DataError(f"{source}: row {pos + row_offset} ({frame.index[pos].date()}), column '{col}': "
+                            f"not a number ({frame[col].iloc[pos]!r})", "repair or drop that bar")
+        frame[col] = numbers
     out = frame[list(REQUIRED)].astype("float64")
     validate(out, source, row_offset=row_offset, adj_close=frame.get("adj close"))
-    if "adj close" in frame.columns:
-        factor = frame["adj close"].astype("float64") / out["close"]
-        out[["open", "high", "low", "close"]] = out[["open", "high", "low", "close"]].mul(factor, axis=0)
     return out
 
 
@@ -133,6 +143,9 @@ def validate(frame: pd.DataFrame, source: str, row_offset: int = 0, adj_close: p
         if nan.size:
             raise DataError(f"{where(int(nan[0]))}, column '{col}': missing value (NaN)",
                             "drop or repair that row; values are never filled in, since filling can leak the future")
+        infinite = np.flatnonzero(np.isinf(frame[col].to_numpy()))
+        if infinite.size:
+            raise DataError(f"{where(int(infinite[0]))}, column '{col}': infinite value", "repair or drop that bar")
     if adj_close is not None:
         nan = np.flatnonzero(pd.to_numeric(adj_close, errors="coerce").isna().to_numpy())
         if nan.size:

@@ -45,7 +45,38 @@ def resolve(name: str, params: dict | None = None) -> tuple[type[TargetStrategy]
         if isinstance(default, (int, float)) and not isinstance(default, bool) and (
                 isinstance(value, bool) or not isinstance(value, (int, float))):
             raise StrategyError(f"strategy '{name}': '{key}' must be a number (got {value!r})", f"default {default}")
+    _check_bounds(name, cls, dict(params or {}))
     return cls, dict(params or {})
+
+
+# (low, high, integer) per parameter name; None = unbounded on that side. Optional params may be None.
+BOUNDS = {
+    "fast": (1, None, True), "slow": (1, None, True), "signal": (1, None, True), "period": (1, None, True),
+    "vol_window": (2, None, True), "lower": (0, 100, False), "upper": (0, 100, False),
+    "target_vol": (1e-6, 10, False), "stop_loss": (1e-6, 1, False), "max_exposure": (1e-6, 1, False),
+    "rebalance_band": (0, 1, False),
+}
+
+
+def _check_bounds(name: str, cls: type[TargetStrategy], params: dict) -> None:
+    known = strategy_params(cls)
+    merged = {**known, **params}
+    for key, value in params.items():
+        if key not in BOUNDS or value is None:
+            continue
+        low, high, integer = BOUNDS[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise StrategyError(f"strategy '{name}': '{key}' must be a number (got {value!r})", f"default {known[key]}")
+        if integer and value != int(value):
+            raise StrategyError(f"strategy '{name}': '{key}' must be a whole number of bars (got {value!r})",
+                                f"default {known[key]}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            span = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
+            raise StrategyError(f"strategy '{name}': '{key}' must be {span} (got {value!r})", f"default {known[key]}")
+    for small, large in (("fast", "slow"), ("lower", "upper")):
+        if small in merged and large in merged and merged[small] >= merged[large]:
+            raise StrategyError(f"strategy '{name}': '{small}' ({merged[small]}) must be below '{large}' "
+                                f"({merged[large]})", "swap them")
 
 
 def forecast_model(cls: type[TargetStrategy]) -> str | None:

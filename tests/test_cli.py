@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -182,10 +183,50 @@ def test_two_tickers_run_end_to_end_with_an_equal_weight_portfolio(tmp_path):
     assert first.sum() == pytest.approx(100_000, rel=0.01) and first.min() > 0.45 * 100_000
 
 
-def test_audit_passes_on_the_real_pipeline(tmp_path, csv_data):
-    result = runner.invoke(app, ["audit", *TINY, "--set", f"data.source=csv:{csv_data}"])
+LSTM_ONLY = ["--set", 'strategies=[{name="lstm_signal"}]']  # (buy-and-hold is always added)
+
+
+def test_audit_passes_on_the_real_pipeline_with_dividends_in_adj_close(tmp_path):
+    bars = make_bars(320, seed=9)
+    path = tmp_path / "DIV.csv"
+    write_yahoo_csv(bars, path)
+    frame = pd.read_csv(path)
+    paid = np.cumprod(np.where(np.arange(len(frame)) % 63 == 62, 0.99, 1.0))  # a 1% dividend every quarter
+    frame["Adj Close"] = frame["Close"] * paid / paid[-1]
+    frame.to_csv(path, index=False)
+    result = runner.invoke(app, ["audit", *TINY, *LSTM_ONLY, "--set", f"data.source=csv:{path}"])
     assert result.exit_code == 0, result.output
-    assert "passed" in result.output
+    assert "passed" in result.output and "trained on a target after their date: 0 of" in result.output
+    assert len([line for line in result.output.splitlines() if line.startswith("│ 20")]) == 3  # three cut dates
+
+
+def test_audit_catches_a_strategy_that_reads_tomorrows_bar(csv_data, monkeypatch):
+    from strategies import TargetStrategy
+    from strategies.registry import STRATEGIES
+
+    class Peek(TargetStrategy):  # Backtrader's preloaded lines let close[1] read the next bar
+        def target(self, data):
+            try:
+                return 1.0 if data.close[1] > data.close[0] else 0.0
+            except IndexError:
+                return 0.0
+
+    monkeypatch.setitem(STRATEGIES, "peek", Peek)
+    result = runner.invoke(app, ["audit", *TINY, "--set", f"data.source=csv:{csv_data}",
+                                 "--set", 'strategies=[{name="peek"}]'])
+    assert result.exit_code == 1, result.output
+    assert "FAILED" in result.output and "moved by later prices: peek" in result.output
+
+
+def test_audit_catches_a_split_that_trains_on_one_sample_too_many(csv_data, monkeypatch):
+    from forecasting.walkforward import WalkForwardSplit
+
+    honest = WalkForwardSplit.train_rows
+    monkeypatch.setattr(WalkForwardSplit, "train_rows", lambda self, fold: np.append(honest(self, fold),
+                                                                                     honest(self, fold)[-1] + 1))
+    result = runner.invoke(app, ["audit", *TINY, *LSTM_ONLY, "--set", f"data.source=csv:{csv_data}"])
+    assert result.exit_code == 1, result.output
+    assert "FAILED" in result.output and "trained on a target after their date: 0 of" not in result.output
 
 
 def test_audit_catches_a_leaky_feature(tmp_path, csv_data, monkeypatch):
@@ -194,7 +235,7 @@ def test_audit_catches_a_leaky_feature(tmp_path, csv_data, monkeypatch):
     # a feature that peeks at tomorrow's close: exactly the bug the audit exists to catch
     leak = (lambda f, w: f["close"].shift(-1).fillna(f["close"]) / f["close"], 0, False)
     monkeypatch.setitem(features.FEATURES, "tomorrow", leak)
-    result = runner.invoke(app, ["audit", *TINY, "--set", f"data.source=csv:{csv_data}",
+    result = runner.invoke(app, ["audit", *TINY, *LSTM_ONLY, "--set", f"data.source=csv:{csv_data}",
                                  "--set", 'model.features=["log_return", "tomorrow"]'])
     assert result.exit_code == 1, result.output
     assert "FAILED" in result.output

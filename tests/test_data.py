@@ -21,17 +21,31 @@ def test_builtin_date_range_and_nasdaq():
     assert len(frame) == 21  # trading days in January 2018
 
 
-def test_csv_columns_are_case_insensitive_and_adjusted(tmp_path):
+def test_csv_columns_are_case_insensitive_and_prices_are_not_back_adjusted(tmp_path):
     path = tmp_path / "abc.csv"
     path.write_text("date,OPEN,High,low,Close,Adj Close,VOLUME\n"
                     "2020-01-02,10,12,9,11,5.5,100\n"
                     "2020-01-03,11,13,10,12,6,200\n")
     frame = load_prices(f"csv:{path}")["abc"]
-    # adj close / close = 0.5 on both days: OHLC halved, volume untouched
-    assert frame["close"].tolist() == [5.5, 6.0]
-    assert frame["open"].tolist() == [5.0, 5.5]
-    assert frame["high"].tolist() == [6.0, 6.5]
+    # the file's own prices: Adj Close (which moves with dividends paid later) is validated, not applied
+    assert frame["close"].tolist() == [11.0, 12.0]
+    assert frame["open"].tolist() == [10.0, 11.0]
+    assert frame["high"].tolist() == [12.0, 13.0]
     assert frame["volume"].tolist() == [100.0, 200.0]
+
+
+def test_a_dividend_paid_after_d_changes_no_bar_on_or_before_d(tmp_path):
+    bars = make_bars(40, seed=5)
+    cut = bars.index[25]
+    before, after = tmp_path / "before.csv", tmp_path / "after.csv"
+    write_yahoo_csv(bars, before)
+    write_yahoo_csv(bars, after)
+    # a 3% dividend with ex-date after D: Yahoo rescales the Adj Close of every earlier day
+    text = pd.read_csv(after)
+    text.loc[text["Date"] <= str(cut.date()), "Adj Close"] *= 0.97
+    text.to_csv(after, index=False)
+    a, b = load_prices(f"csv:{before}")["before"], load_prices(f"csv:{after}")["after"]
+    pd.testing.assert_frame_equal(a.loc[:cut], b.loc[:cut])
 
 
 def test_csv_without_adj_close(tmp_path):
@@ -102,8 +116,8 @@ def test_yahoo_downloads_once_then_reads_the_cache(tmp_path, monkeypatch):
     first = load_prices("yahoo:aapl,msft", cache_dir=tmp_path)
     assert list(first) == ["AAPL", "MSFT"] and calls == ["AAPL", "MSFT"]
     expected = recorded_yahoo_frame()
-    np.testing.assert_allclose(first["AAPL"]["close"].to_numpy(), expected["Adj Close"].to_numpy())
-    np.testing.assert_allclose(first["AAPL"]["open"].to_numpy(), expected["Open"].to_numpy() * 0.9)
+    np.testing.assert_allclose(first["AAPL"]["close"].to_numpy(), expected["Close"].to_numpy())
+    np.testing.assert_allclose(first["AAPL"]["open"].to_numpy(), expected["Open"].to_numpy())
     assert (tmp_path / "AAPL.parquet").is_file()
 
     monkeypatch.setattr(data_module, "yahoo_download", lambda t: pytest.fail("cache not used"))
