@@ -80,6 +80,11 @@ def metrics_table(metrics) -> Table:
         table.add_row(row.ticker, row.model, str(row.n), _fmt(row.price_rmse), _fmt(row.rmse), _fmt(row.theil_u, 4),
                       _fmt(row.dm_pvalue, 3), _fmt(row.cw_pvalue, 3), _pct(row.directional_accuracy, ".1%"),
                       _pct(row.da_base_rate, ".1%"), _fmt(row.da_pvalue, 3), _fmt(row.correlation, 3))
+    invalid = [f"{row.ticker} {row.model}: {row.n_invalid}" for row in metrics.itertuples()
+               if getattr(row, "n_invalid", 0)]
+    if invalid:
+        table.caption = ("predictions with no finite value (a predicted close <= 0), left out of the errors and "
+                         "traded as no signal: " + ", ".join(invalid))
     return table
 
 
@@ -481,8 +486,40 @@ def data_fetch(
         console.print(f"{ticker.upper()}: {len(frame)} bars, {frame.index[0].date()} to {frame.index[-1].date()}")
 
 
-def main() -> None:  # pragma: no cover - console entry point for `python -m backtests.cli`
-    app()
+def main(argv: list[str] | None = None) -> int:
+    """The console entry point: the app, with usage errors (unknown option, bad value, missing
+    argument) printed as one `error:` line plus a hint, like every other user error, exit 2."""
+    from backtests.console import errors
+
+    try:
+        return app(args=argv, prog_name="lstm-trader", standalone_mode=False) or 0
+    except _usage_errors() as exc:
+        ctx = getattr(exc, "ctx", None)
+        command = ctx.command_path if ctx is not None else "lstm-trader"
+        message = " ".join(exc.format_message().split())
+        errors.print(f"error: {message} (hint: {command} -h)", markup=False, highlight=False, soft_wrap=True)
+        return int(getattr(exc, "exit_code", 2) or 2)
+    except typer.Abort:
+        errors.print("aborted", markup=False)
+        return 130
+
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """Typer's own exceptions (it vendors Click from 0.2x on), and Click's for older Typer."""
+    found: list[type[Exception]] = []
+    try:
+        from typer.exceptions import TyperException
+
+        found.append(TyperException)
+    except ImportError:  # pragma: no cover - older Typer
+        pass
+    try:
+        import click
+
+        found.append(click.ClickException)
+    except ImportError:
+        pass
+    return tuple(found)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,13 +33,18 @@ def compare_runs(runs: list[str | Path]) -> list[dict]:
             raise BacktestError(f"{run}/metrics.json is not valid JSON", "rerun `lstm-trader report` or the run") from None
         lstm = {m["ticker"]: m for m in metrics.get("forecast", []) if m.get("model") == "lstm"}
         with open(run / "comparison.csv", newline="", encoding="utf-8") as handle:
-            for record in csv.DictReader(handle):
-                row = {"run": run.name}
-                row.update({k: v if k in TEXT_COLUMNS else _number(v) for k, v in record.items()})
-                forecast = lstm.get(row.get("ticker"), {})
-                row["lstm_price_rmse"] = forecast.get("price_rmse")
-                row["lstm_theil_u"] = forecast.get("theil_u")
-                rows.append(row)
+            records = list(csv.DictReader(handle))
+        if not records or "strategy" not in records[0]:
+            raise BacktestError(f"{run}/comparison.csv has no strategy rows",
+                                f"backtest its predictions again (lstm-trader backtest {run / 'predictions.parquet'}) "
+                                "or leave it out")
+        for record in records:
+            row = {"run": run.name}
+            row.update({k: v if k in TEXT_COLUMNS else _number(v) for k, v in record.items()})
+            forecast = lstm.get(row.get("ticker"), {})
+            row["lstm_price_rmse"] = forecast.get("price_rmse")
+            row["lstm_theil_u"] = forecast.get("theil_u")
+            rows.append(row)
     return rows
 
 

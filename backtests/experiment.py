@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from backtests.config import ExperimentConfig, StrategySpec, dump_config
@@ -263,8 +264,10 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise BacktestError(f"predictions file not found: {path}", "pass predictions.parquet from a run dir")
+    if path.is_dir():
+        raise BacktestError(f"{path} is a folder", "pass the predictions.parquet file inside a run dir")
     try:
-        table = pd.read_parquet(path) if path.suffix != ".csv" else pd.read_csv(path, parse_dates=["date"])
+        table = pd.read_parquet(path) if path.suffix != ".csv" else pd.read_csv(path)
     except Exception as exc:  # pyarrow raises several kinds for a non-parquet file
         raise BacktestError(f"{path}: not a readable predictions table ({exc.__class__.__name__})",
                             "pass predictions.parquet (or a CSV with the same columns)") from None
@@ -273,7 +276,17 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     if missing:
         raise BacktestError(f"{path}: missing column '{missing[0]}'",
                             "the predictions table has columns " + ", ".join(PREDICTION_COLUMNS))
-    table["date"] = pd.to_datetime(table["date"])
+    if table.empty:
+        raise BacktestError(f"{path}: the predictions table has no rows", "pass the predictions of a finished run")
+    dates = pd.to_datetime(table["date"], errors="coerce", format="mixed")
+    for column, parsed, what in (("date", dates, "a date"),
+                                 ("y_pred", pd.to_numeric(table["y_pred"], errors="coerce"), "a number")):
+        bad = parsed.isna() & table[column].notna() if column == "y_pred" else parsed.isna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise BacktestError(f"{path}: row {row + 1}, column '{column}': {table[column].iloc[row]!r} is not {what}",
+                                "repair the predictions file")
+        table[column] = parsed
     return table
 
 

@@ -112,8 +112,9 @@ def parse_feature(name: str) -> tuple[str, int]:
         if window < 1:
             raise FeatureError(f"feature '{name}': the window must be at least 1", "write e.g. sma_20")
         return match["base"], window
+    # each name once: windowed ones with their default window, which the close-match also finds
     examples = [n if not FEATURES[n][2] else f"{n}_{FEATURES[n][1]}" for n in FEATURES]
-    raise FeatureError(f"unknown feature '{name}'", did_you_mean(name, list(FEATURES) + examples))
+    raise FeatureError(f"unknown feature '{name}'", did_you_mean(name, examples))
 
 
 def validate_features(names: Sequence[str]) -> None:

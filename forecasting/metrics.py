@@ -18,7 +18,7 @@ from sklearn.metrics import mean_absolute_error, mean_absolute_percentage_error,
 
 METRIC_COLUMNS = ["n", "mse", "mae", "rmse", "price_mse", "price_mae", "price_rmse", "mape",
                   "directional_accuracy", "da_base_rate", "da_pvalue", "correlation", "theil_u", "theil_u_price",
-                  "dm_stat", "dm_pvalue", "cw_stat", "cw_pvalue"]
+                  "dm_stat", "dm_pvalue", "cw_stat", "cw_pvalue", "n_invalid"]
 
 
 def _long_run_variance(d: np.ndarray, horizon: int) -> float:
@@ -140,7 +140,13 @@ def forecast_metrics(predictions: pd.DataFrame, per_fold: bool = False) -> pd.Da
     keys = ["ticker", "model"] + (["fold"] if per_fold else [])
     rows = []
     for key, group in predictions.dropna(subset=["y_true"]).groupby(keys, sort=False):
-        rows.append({**dict(zip(keys, key)), **score(group)})
+        # a prediction with no finite value (e.g. a predicted close <= 0 for the `close` target) is
+        # counted, and left out of the errors; a strategy treats it as no signal that day
+        valid = np.isfinite(group["y_pred"].to_numpy(dtype="float64"))
+        scores = score(group[valid]) if valid.sum() >= 3 else {name: float("nan") for name in METRIC_COLUMNS}
+        scores.update({"n": float(valid.sum()), "n_invalid": float((~valid).sum())})
+        rows.append({**dict(zip(keys, key)), **scores})
     out = pd.DataFrame(rows, columns=keys + METRIC_COLUMNS)
     out["n"] = out["n"].astype(int)
+    out["n_invalid"] = out["n_invalid"].astype(int)
     return out

@@ -31,12 +31,29 @@ def _read(run: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame | None, pd.DataFr
         metrics = json.loads((run / "metrics.json").read_text())
     except json.JSONDecodeError:
         raise ReportError(f"{run}/metrics.json is not valid JSON", "rerun the experiment") from None
-    comparison = pd.read_csv(run / "comparison.csv") if (run / "comparison.csv").is_file() else pd.DataFrame()
+    comparison = _comparison(run)
     returns = pd.read_parquet(run / "returns.parquet") if (run / "returns.parquet").is_file() else None
     equity = pd.read_csv(run / "equity.csv", index_col="date", parse_dates=["date"]) \
         if (run / "equity.csv").is_file() else None
     predictions = pd.read_parquet(run / "predictions.parquet") if (run / "predictions.parquet").is_file() else None
     return metrics, comparison, returns, equity, predictions
+
+
+def _comparison(run: Path) -> pd.DataFrame:
+    """The run's comparison table; an empty or foreign file is an error, not a traceback or a blank page."""
+    path = run / "comparison.csv"
+    if not path.is_file():
+        return pd.DataFrame()
+    hint = f"backtest its predictions again: lstm-trader backtest {run / 'predictions.parquet'}"
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError):
+        raise ReportError(f"{path} is empty or not a CSV table", hint) from None
+    missing = {"strategy", "ticker", "sharpe"} - set(table.columns)
+    if table.empty or missing:
+        what = "has no rows" if not missing else f"lacks the column '{sorted(missing)[0]}'"
+        raise ReportError(f"{path} {what}", hint)
+    return table
 
 
 def build_reports(run_dir: str | Path, jobs: int | None = None) -> Path:

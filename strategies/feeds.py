@@ -51,7 +51,8 @@ def prediction_frame(prices: pd.DataFrame, predictions: pd.DataFrame, warmup: in
     aligned = predictions.set_index(pd.DatetimeIndex(predictions["date"]))
     frame["y_pred"] = aligned["y_pred"].reindex(frame.index).astype("float64")
     frame["price_pred"] = aligned["price_pred"].reindex(frame.index).astype("float64")
-    if not np.isfinite(frame.loc[first:last, "y_pred"]).all():
-        bad = frame.loc[first:last].index[~np.isfinite(frame.loc[first:last, "y_pred"])][0]
-        raise StrategyError(f"{name}: prediction for {bad.date()} is NaN or infinite", "repair the predictions file")
+    span = frame.loc[first:last, "y_pred"]
+    if np.isinf(span).any():  # NaN is allowed: no forecast that day (e.g. a predicted close <= 0), no decision
+        bad = span.index[np.isinf(span)][0]
+        raise StrategyError(f"{name}: prediction for {bad.date()} is infinite", "repair the predictions file")
     return frame, first, last

@@ -306,3 +306,12 @@ def test_a_reversal_cash_cant_pay_closes_the_position_and_refuses_the_rest():
     assert result.rejected_orders == 1
     assert result.positions["T"].tolist() == [0, -99, 0, 0]
     assert result.equity.iloc[-1] == pytest.approx(10_000 + 99 * 100 - 99 * 200)
+
+
+def test_a_day_without_a_prediction_is_no_decision():
+    # a NaN prediction (e.g. a predicted close <= 0) keeps the position: here the long bought at open 1 is held
+    prices = bars_from(open_=[100, 101, 102, 103, 104], close=[100, 101, 102, 103, 104])
+    result = run_backtest({"T": prices}, predictions_for(prices, [1, np.nan, np.nan, -1, 0]), "lstm_signal", FREE,
+                          warmup=0)
+    held = result.positions["T"].tolist()
+    assert held[1] == held[2] == held[3] > 0 and held[4] == 0

@@ -105,3 +105,20 @@ def test_clark_west_against_the_formula_written_out():
     truth = rng.normal(0, 0.01, 500)
     assert clark_west(0.3 * truth + rng.normal(0, 0.01, 500), truth)[1] < 0.001
     assert clark_west(rng.normal(0, 0.01, 500), truth)[1] > 0.05
+
+
+def test_predictions_without_a_finite_value_are_counted_and_left_out():
+    # e.g. the `close` target predicting a close <= 0: y_pred is NaN; the errors use the other rows
+    rng = np.random.default_rng(4)
+    y_true = rng.normal(0, 0.01, 60)
+    y_pred = rng.normal(0, 0.005, 60)
+    close = 100 * np.exp(np.cumsum(y_true))
+    table = pd.DataFrame({"ticker": "T", "model": "lstm", "y_pred": y_pred, "y_true": y_true,
+                          "price_pred": close * np.exp(y_pred), "price_true": close * np.exp(y_true), "horizon": 1})
+    broken = table.copy()
+    broken.loc[[3, 17, 40], ["y_pred", "price_pred"]] = np.nan
+    row = forecast_metrics(broken).iloc[0]
+    clean = forecast_metrics(table.drop(index=[3, 17, 40])).iloc[0]
+    assert row["n_invalid"] == 3 and row["n"] == 57
+    assert row["rmse"] == pytest.approx(clean["rmse"], rel=1e-12)
+    assert row["theil_u"] == pytest.approx(clean["theil_u"], rel=1e-12)

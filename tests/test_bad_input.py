@@ -1,0 +1,184 @@
+"""The bad-input corpus: every command, fed something wrong, prints exactly one `error:` line naming the
+problem (plus a hint), exits 2, shows no traceback, and creates or changes no file outside what it owns.
+
+Each case runs the console entry point (`backtests.cli.main`, so usage errors are covered too) in a
+fresh folder holding the fixtures below, and compares that folder's files before and after.
+"""
+
+import json
+
+import pandas as pd
+import pytest
+
+from backtests.cli import main
+from backtests.config import dump_config, load_config
+from tests.conftest import make_bars, write_yahoo_csv
+
+TINY = ["--set", 'model.features=["log_return", "rsi_14"]', "--set", "model.lookback=5", "--set", "model.units=4",
+        "--set", "model.n_layers=1", "--set", "model.epochs=1", "--set", "walk_forward.min_train=150",
+        "--set", "walk_forward.retrain_every=50"]
+HEADER = "Date,Open,High,Low,Close,Adj Close,Volume\n"
+ROW = "{d},10,12,9,{c},{c},100\n"
+
+
+def csv_text(closes, dates=None) -> str:
+    dates = dates or [f"2020-01-{i + 1:02d}" for i in range(len(closes))]
+    return HEADER + "".join(ROW.format(d=d, c=c) for d, c in zip(dates, closes))
+
+
+def fixtures(root):
+    """Files the cases point at; made before the snapshot, so only what a command adds or changes shows."""
+    files = {
+        "good.csv": None,
+        "nan.csv": csv_text([10, 11, "", 10.5]),
+        "text.csv": csv_text([10, 11, "abc", 10.5]),
+        "inf.csv": csv_text([10, 11, "inf", 10.5]),
+        "unsorted.csv": csv_text([10, 11, 10.5], ["2020-01-02", "2020-01-01", "2020-01-03"]),
+        "dup.csv": csv_text([10, 11, 10.5], ["2020-01-01", "2020-01-02", "2020-01-02"]),
+        "baddate.csv": csv_text([10, 11], ["2020-01-01", "yesterday"]),
+        "negative.csv": csv_text([10, -11, 10.5]).replace(",10,12,9,-11", ",-10,12,-9,-11"),
+        "lowhigh.csv": HEADER + "2020-01-01,10,12,9,13,13,100\n",
+        "noclose.csv": "Date,Open,High,Low,Volume\n2020-01-01,10,12,9,100\n",
+        "empty.csv": "",
+        "short.csv": csv_text([10 + i * 0.1 for i in range(20)]),
+        "bad.toml": 'name = "x\n',
+        "latin1.toml": b'name = "caf\xe9"\n',
+        "unknown.toml": "[model]\nunits = 8\nepoch = 3\n",
+        "preds_text.csv": "date,ticker,model,y_pred\n2015-06-01,good,lstm,abc\n",
+        "preds_date.csv": "date,ticker,model,y_pred\nnot-a-day,good,lstm,0.1\n",
+        "preds_nocol.csv": "date,ticker,model\n2015-06-01,good,lstm\n",
+        "preds_other.csv": "date,ticker,model,y_pred\n2015-06-01,ZZZ,lstm,0.1\n",
+        "afile": "",
+    }
+    for name, text in files.items():
+        path = root / name
+        if name == "good.csv":
+            write_yahoo_csv(make_bars(320, seed=9), path)
+        elif isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(text)
+    (root / "folder.csv").mkdir()
+    config = dump_config(load_config(None, ['data.source="csv:good.csv"']))
+    for name, comparison in (("emptyrun", ""), ("norows", "strategy,ticker,sharpe\n")):
+        run = root / name
+        run.mkdir()
+        (run / "config.toml").write_text(config)
+        (run / "metrics.json").write_text(json.dumps({"forecast": []}))
+        (run / "comparison.csv").write_text(comparison)
+    damaged = root / "damaged"
+    (damaged / "checkpoints" / "good").mkdir(parents=True)
+    (damaged / "config.toml").write_text(dump_config(load_config(None, ['data.source="csv:good.csv"'] +
+                                                                 [TINY[i + 1] for i in range(0, len(TINY), 2)])))
+    (damaged / "checkpoints" / "good" / "state.json").write_text("{not json")
+    (root / "nometrics").mkdir()
+
+
+def snapshot(root) -> dict:
+    # a run dir's `.lock` (a lock file taken by the command that owns the dir) is not a change
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else "dir"
+            for p in sorted(root.rglob("*")) if p.name != ".lock"}
+
+
+def src(name):
+    return ["--set", f'data.source="csv:{name}"']
+
+
+CASES = [
+    # data
+    (["run", *src("missing.csv")], "csv file not found: missing.csv"),
+    (["run", *src("folder.csv")], "folder.csv is a folder, not a csv file"),
+    (["run", *src("noclose.csv")], "missing column 'close'"),
+    (["run", *src("nan.csv")], "row 4 (2020-01-03), column 'close': missing value (NaN)"),
+    (["run", *src("text.csv")], "row 4 (2020-01-03), column 'close': not a number ('abc')"),
+    (["run", *src("inf.csv")], "row 4 (2020-01-03), column 'close': infinite value"),
+    (["run", *src("unsorted.csv")], "column 'date': dates are not sorted"),
+    (["run", *src("dup.csv")], "column 'date': duplicate date"),
+    (["run", *src("baddate.csv")], "row 3, column 'Date': cannot parse date 'yesterday'"),
+    (["run", *src("negative.csv")], "must be positive"),
+    (["run", *src("lowhigh.csv")], "column 'high': high is below max(open, close)"),
+    (["run", *src("empty.csv")], "empty.csv: not a readable CSV"),
+    (["run", *src("short.csv")], "usable rows, but"),
+    (["run", "--set", 'data.source="ftp:x"'], "unknown data scheme 'ftp'"),
+    (["run", "--set", 'data.source="builtin:dax"'], "unknown embedded data set 'builtin:dax'"),
+    (["run", "--set", 'data.source="yahoo:ZZZZ"', "--set", 'data.cache_dir="cache"'],
+     "yahoo:ZZZZ: could not download from Yahoo Finance and nothing is cached"),
+    # config
+    (["run", "missing.toml"], "config file not found: missing.toml"),
+    (["run", "folder.csv"], "folder.csv is a folder, not a config file"),
+    (["run", "bad.toml"], "bad.toml: invalid TOML"),
+    (["run", "latin1.toml"], "latin1.toml: not UTF-8 text"),
+    (["run", "unknown.toml"], "unknown config key 'model.epoch' (hint: did you mean 'model.epochs'?)"),
+    (["run", "--set", "model.units=-3"], "--set model.units=-3: config key 'model.units'"),
+    (["run", "--set", "model.units"], "--set 'model.units' is not of the form section.key=value"),
+    (["run", "--set", 'model.features=["sma_20", "rsx_14"]'], "unknown feature 'rsx_14' (hint: did you mean 'rsi_14'?)"),
+    (["run", "--set", 'strategies=[{name="lstm_sgnal"}]'], "unknown strategy 'lstm_sgnal'"),
+    (["run", "--set", 'strategies=[{name="lstm_signal", params={enter_lng=0.1}}]'], "has no parameter 'enter_lng'"),
+    (["run", "--set", 'strategies=[{name="sma_cross", params={fast=-5}}]'], "'fast' must be at least 1"),
+    (["run", "--set", 'strategies=[{name="sma_cross", params={fast=300}}]'], "'fast' (300) must be below 'slow' (200)"),
+    (["run", "--set", 'strategies=[{name="rsi_reversion", params={period=2.5}}]'], "'period' must be a whole number"),
+    (["run", "--set", 'strategies=[{name="lstm_signal", params={stop_loss="big"}}]'], "'stop_loss' must be a number"),
+    # usage (Typer/Click's own errors, as one line too)
+    (["run", "--epochs", "3"], "No such option: --epochs"),
+    (["forecast", "--days", "0"], "Invalid value for '--days'"),
+    (["data", "fetch"], "Missing argument"),
+    (["nosuch"], "No such command 'nosuch'"),
+    # run dirs and resume
+    (["run", "--runs-dir", "afile"], "--runs-dir afile is a file"),
+    (["run", "--runs-dir", "afile/runs"], "--runs-dir afile/runs lies under afile, which is a file"),
+    (["run", "--resume", "nowhere"], "nowhere"),
+    (["run", "good.toml", "--resume", "emptyrun"], "--resume takes the run dir's own config.toml"),
+    (["run", "--resume", "damaged"], "the checkpoints in damaged/checkpoints/good are damaged"),
+    # backtest
+    (["backtest", "missing.parquet", *src("good.csv")], "predictions file not found: missing.parquet"),
+    (["backtest", "preds_text.csv", *src("good.csv")], "row 1, column 'y_pred': 'abc' is not a number"),
+    (["backtest", "preds_date.csv", *src("good.csv")], "row 1, column 'date': 'not-a-day' is not a date"),
+    (["backtest", "preds_nocol.csv", *src("good.csv")], "missing column 'y_pred'"),
+    (["backtest", "preds_other.csv", *src("good.csv")], "predictions are for 'ZZZ'"),
+    (["backtest", "preds_text.csv", *src("good.csv"), "--runs-dir", "afile"], "--runs-dir afile is a file"),
+    # compare and report
+    (["compare", "nowhere"], "run dir not found: nowhere"),
+    (["compare", "emptyrun"], "emptyrun/comparison.csv has no strategy rows"),
+    (["compare", "norows"], "norows/comparison.csv has no strategy rows"),
+    (["compare", "norows", "--out", "nofolder/x.csv"], "the folder nofolder does not exist"),
+    (["report", "emptyrun"], "emptyrun/comparison.csv is empty or not a CSV table"),
+    (["report", "norows"], "norows/comparison.csv has no rows"),
+    (["report", "nometrics"], "nometrics has no metrics.json"),
+    # audit and forecast
+    (["audit", *TINY, *src("good.csv"), "--date", "notadate"], "--date 'notadate' is not a date"),
+    (["audit", *TINY, *src("good.csv"), "--date", "2001-01-01"], "audit date 2001-01-01 is outside the out-of-sample span"),
+    (["forecast", "--data", "csv:good.csv", "--out", "afile/fc"], "--out afile/fc lies under afile, which is a file"),
+    (["forecast", "--data", "csv:short.csv", *TINY], "samples are fewer than the walk-forward's first training span"),
+    # tune and paper
+    (["tune", "--jobs", "0"], "--jobs must be at least 1"),
+    (["tune", "--studies-dir", "afile"], "--studies-dir afile is a file"),
+    (["paper", "step", "ghost"], "unknown paper account 'ghost'"),
+    (["paper", "init", "--broker", "ib"], "unknown broker 'ib'"),
+    (["paper", "init", "--name", "a/b"], "account name 'a/b' may hold only"),
+    (["paper", "init", "--paper-dir", "afile"], "--paper-dir afile is a file"),
+]
+
+
+@pytest.mark.parametrize("args, message", CASES, ids=[" ".join(a)[:60] for a, _ in CASES])
+def test_bad_input_is_one_error_line_exit_2_and_touches_nothing(tmp_path, monkeypatch, capsys, args, message):
+    import forecasting.data as data_module
+
+    fixtures(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(data_module, "yahoo_download", lambda ticker: pd.DataFrame())  # offline
+    before = snapshot(tmp_path)
+    code = main(args)
+    out, err = capsys.readouterr()
+    lines = [line for line in (out + err).splitlines() if line.strip()]
+    assert code == 2, out + err
+    assert "Traceback" not in out + err
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0], out + err
+    assert lines[-1] == errors[0]  # the error line is the last thing printed
+    assert snapshot(tmp_path) == before, "the command created or changed files"
+
+
+def test_the_corpus_is_large_and_covers_every_command():
+    commands = {args[0] for args, _ in CASES}
+    assert len(CASES) >= 40
+    assert commands >= {"run", "backtest", "compare", "report", "audit", "forecast", "tune", "paper", "data"}
