@@ -184,7 +184,7 @@ def validate_config(raw: dict, source: str = "config", overrides: list[str] | No
         for assignment in reversed(overrides or []):
             key = assignment.partition("=")[0].strip()
             if where == key or where.startswith(key + ".") or key.startswith(where + "."):
-                origin, hint = f"--set {assignment}", "fix the --set value"
+                origin, hint = f"--set {assignment}", "fix the value given with --set"
                 break
         raise ConfigError(f"{origin}: config key '{where}': {message}{got}", hint) from None
 

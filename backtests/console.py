@@ -42,7 +42,7 @@ def user_errors(command):
         except KeyboardInterrupt:
             run_dir = _interrupt_hint.pop("run", None)
             hint = f"; finish it with: lstm-trader run --resume {run_dir}" if run_dir else ""
-            errors.print(f"interrupted: completed folds are saved{hint}", markup=False, soft_wrap=True)
+            errors.print(f"interrupted: what was finished is saved{hint}", markup=False, soft_wrap=True)
             raise typer.Exit(130) from None
 
     return wrapper

@@ -20,6 +20,7 @@ from backtests.stats import comparison_table, excess_returns, per_period_sharpe
 from forecasting import PREDICTION_COLUMNS, forecast_metrics, load_prices, walk_forward_predict
 from forecasting.checkpoint import FoldCheckpoints
 from forecasting.data import require_rows
+from forecasting.faults import inject
 from forecasting.features import warmup_rows
 from forecasting.model import import_keras
 from forecasting.walkforward import Progress
@@ -235,6 +236,7 @@ def _run_in(run: Path, config: ExperimentConfig, prices: dict[str, pd.DataFrame]
     overall = forecast_metrics(predictions)
     per_fold = forecast_metrics(predictions, per_fold=True)
     lap("walk-forward")
+    inject("run:backtests")
     results, comparison, trials = backtest_all(prices, predictions, config, Ledger(run.parent), f"run:{run.name}")
     write_backtests(run, results, comparison)
     lap("backtests")

@@ -143,7 +143,7 @@ def forecast_metrics(predictions: pd.DataFrame, per_fold: bool = False) -> pd.Da
         # a prediction with no finite value (e.g. a predicted close <= 0 for the `close` target) is
         # counted, and left out of the errors; a strategy treats it as no signal that day
         valid = np.isfinite(group["y_pred"].to_numpy(dtype="float64"))
-        scores = score(group[valid]) if valid.sum() >= 3 else {name: float("nan") for name in METRIC_COLUMNS}
+        scores = score(group[valid]) if valid.any() else {name: float("nan") for name in METRIC_COLUMNS}
         scores.update({"n": float(valid.sum()), "n_invalid": float((~valid).sum())})
         rows.append({**dict(zip(keys, key)), **scores})
     out = pd.DataFrame(rows, columns=keys + METRIC_COLUMNS)

@@ -16,6 +16,7 @@ import pandas as pd
 from forecasting.checkpoint import FoldCheckpoints, fingerprint
 from forecasting.data import require_rows
 from forecasting.errors import ForecastingError
+from forecasting.faults import inject
 from forecasting.features import build_features
 from forecasting.model import LSTMForecaster
 from forecasting.progress import Progress
@@ -182,6 +183,7 @@ def _predict_ticker(ticker: str, frame: pd.DataFrame, model: ModelSpec, wf: Walk
             tables.append(fold_table)
             if checkpoints is not None:
                 checkpoints.save(ticker, key, fold, fold_table, network.ensemble if wf.warm_start else None)
+                inject(f"fold:{fold}")
             progress.predicted(ticker, fold, fold_table)
             progress.fold(ticker, fold + 1, n_folds)
     finally:

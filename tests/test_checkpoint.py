@@ -84,7 +84,7 @@ def test_cli_run_resumes_after_an_interrupt(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(pd.read_csv(run / "comparison.csv"), pd.read_csv(done / "comparison.csv"))
     assert not (run / "checkpoints").exists()
 
-    again = runner.invoke(app, ["run", "--resume", str(run)])
+    again = runner.invoke(app, ["run", "--resume", str(run), "--no-report"])
     assert again.exit_code == 2 and "already finished" in again.stderr
 
 
@@ -115,7 +115,7 @@ def test_a_run_interrupted_in_the_backtests_resumes_without_training(tmp_path, m
     (done,) = run_dirs(tmp_path / "fresh")
     for name in ("comparison.csv", "equity.csv"):
         pd.testing.assert_frame_equal(pd.read_csv(run / name), pd.read_csv(done / name))
-    again = runner.invoke(cli.app, ["run", "--resume", str(run)])
+    again = runner.invoke(cli.app, ["run", "--resume", str(run), "--no-report"])
     assert again.exit_code == 2 and "already finished" in again.stderr
 
 

@@ -17,7 +17,8 @@ from backtests.cli import app
 from backtests.config import load_config
 from backtests.engine import run_backtest
 from backtests.experiment import load_experiment_prices
-from backtests.paper.account import FAULT_ENV, Account, init_account, replay, status
+from backtests.paper.account import Account, init_account, replay, status
+from forecasting.faults import FAULT_ENV
 from forecasting.walkforward import make_samples, walk_forward_predict
 
 runner = CliRunner()
@@ -119,7 +120,7 @@ def test_kill_9_during_a_step_then_rerun_ends_as_an_unbroken_run(tmp_path, phase
     init_account(None, REBALANCING, "acct", "local", root)
     command = [sys.executable, "-m", "backtests.cli", "paper", "replay", "acct", "--from", start, "--to", end,
                "--paper-dir", str(root)]
-    crashed = subprocess.run(command, env={**os.environ, FAULT_ENV: f"{phase}:{crash_day}"}, capture_output=True)
+    crashed = subprocess.run(command, env={**os.environ, FAULT_ENV: f"paper.{phase}:{crash_day}"}, capture_output=True)
     assert crashed.returncode == -9  # killed, as by kill -9
     with Account(root, "acct") as account:
         assert account.ledger.last_step() < crash_day  # the crashed day is not marked done

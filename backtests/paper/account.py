@@ -13,7 +13,6 @@ import json
 import os
 import re
 import secrets
-import signal
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -30,13 +29,13 @@ from backtests.paper.ledger import Ledger
 from backtests.rundir import FolderLock, check_output_folder, write_json, write_text
 from forecasting.calendar import is_session, sessions, trading_calendar
 from forecasting.checkpoint import fingerprint, load_ensemble, save_ensemble
+from forecasting.faults import inject
 from forecasting.walkforward import Samples, WalkForwardModel, make_samples, make_split
 from strategies.decision import Plan, SignalParams, Sizing, cash_interest, plan_orders, signal_target
 
 BROKERS = ("local", "alpaca")
 DEFAULT_SYMBOLS = {"sp500": "SPY", "nasdaq": "QQQ"}  # tradable proxies of the embedded indices
 NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-FAULT_ENV = "LSTM_TRADER_PAPER_FAULT"  # tests: "PHASE:DATE" kills the process there, as a crash would
 
 
 def account_path(root: str | Path, name: str) -> Path:
@@ -242,7 +241,7 @@ class Account:
         else:
             report.notes.append(f"{key}: decision already recorded; finishing the step")
         self._send(key, report)
-        _fault("before-done", key)
+        inject(f"paper.before-done:{key}")
         with self.ledger.transaction():
             self.ledger.add("steps", {"date": key, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
         if report.rejected:
@@ -261,7 +260,7 @@ class Account:
         sent = self.ledger.orders(status="sent")
         rule = signal_params(self.spec)
         sizing = sizing_for(self.spec, self.config.broker)
-        _fault("before-decide", key)
+        inject(f"paper.before-decide:{key}")
         with self.ledger.transaction():
             if isinstance(self.broker, LocalBroker):
                 fills, refused = self.broker.settle(key, opens)
@@ -332,7 +331,7 @@ class Account:
                         self.ledger.set_order_status(row["client_order_id"], "rejected", reason=exc.reason)
                     rejected.append(f"{row['client_order_id']} ({exc.reason})")
                     continue
-                _fault("after-send", key)
+                inject(f"paper.after-send:{key}")
             with self.ledger.transaction():
                 self.ledger.set_order_status(row["client_order_id"], "sent", broker_id=str(broker_id))
         report.rejected = rejected
@@ -425,11 +424,6 @@ def client_order_id(account: str, nonce: str, ticker: str, day: str, qty: float)
 def _bars_hash(frame: pd.DataFrame) -> str:
     return fingerprint(frame[["open", "high", "low", "close", "volume"]], {})
 
-
-def _fault(phase: str, day: str) -> None:
-    """Die here, as a crash would, when the test hook names this phase and day."""
-    if os.environ.get(FAULT_ENV) == f"{phase}:{day}":
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def replay(account: Account, start: date, end: date, on_day=None) -> list[StepReport]:
