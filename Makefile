@@ -23,12 +23,14 @@ test: $(STAMP)  ## the fast test suite (slow tests: make test-all)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
-bench: $(STAMP)  ## every benchmark (about 10 minutes: walk-forward and tuning take most)
+bench: $(STAMP)  ## every benchmark (about 15 minutes: walk-forward, tuning and scale-out take most)
 	$(BIN)/python benchmarks/train_speed.py
 	$(BIN)/python benchmarks/run_speed.py
 	$(BIN)/python benchmarks/backtest_speed.py
 	$(BIN)/python benchmarks/walk_forward_speed.py
 	$(BIN)/python benchmarks/tune_speed.py
+	$(BIN)/python benchmarks/scale_speed.py
+	$(BIN)/python benchmarks/paper_parity.py
 
 clean:
 	rm -rf $(VENV) runs studies .pytest_cache

@@ -18,8 +18,7 @@ import pandas as pd
 from backtests.config import ExperimentConfig
 from backtests.engine import run_backtest
 from backtests.errors import BacktestError
-from backtests.experiment import strategies_with_benchmark
-from forecasting import walk_forward_predict
+from backtests.experiment import predict_all, strategies_with_benchmark
 from forecasting.walkforward import Progress, make_samples, make_split
 
 
@@ -116,7 +115,7 @@ def _differs(a: pd.DataFrame, b: pd.DataFrame, cols: list[str]) -> int:
 def run_audit(config: ExperimentConfig, prices: dict[str, pd.DataFrame], dates: list[pd.Timestamp] | None = None,
               progress: Progress | None = None) -> AuditResult:
     """Walk forward and trade every strategy on the real prices and, per cut date, on perturbed ones."""
-    first = walk_forward_predict(prices, config.model, config.walk_forward, seed=config.seed, progress=progress)
+    first = predict_all(prices, config, progress)
     trained_after = int((pd.to_datetime(first["train_end"]) > pd.to_datetime(first["date"])).sum())
     cuts = list(dates) if dates else default_cuts(first)
     specs = strategies_with_benchmark(config)
@@ -124,7 +123,7 @@ def run_audit(config: ExperimentConfig, prices: dict[str, pd.DataFrame], dates: 
     results = []
     for number, cut in enumerate(cuts):
         changed = {t: perturb_after(frame, cut, seed=config.seed + number) for t, frame in prices.items()}
-        second = walk_forward_predict(changed, config.model, config.walk_forward, seed=config.seed, progress=progress)
+        second = predict_all(changed, config, progress)
         cols = ["date", "ticker", "model", "y_pred", "price_pred", "fold", "train_end"]
         result = CutResult(cut)
         before_a, before_b = first[first["date"] <= cut], second[second["date"] <= cut]

@@ -11,8 +11,8 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from backtests.console import (HELP, ConfigArg, SetOpt, _interrupt_hint, console, progress_bars,
-                               user_errors)
+from backtests.console import (HELP, ConfigArg, ExecutorOpt, RayAddressOpt, SetOpt, WorkersOpt, _interrupt_hint,
+                               console, execution_sets, progress_bars, user_errors)
 from backtests.errors import BacktestError
 from backtests.paper.commands import paper_app
 from backtests.rundir import check_output_folder
@@ -59,6 +59,18 @@ class RichProgress(WalkForwardProgress):
 
     def epoch(self, done: int, total: int, logs: dict | None = None) -> None:
         self.progress.update(self.epochs, completed=done, total=total, description="epochs")
+
+    def tasks(self, done: int, total: int) -> None:  # parallel tickers: one bar over all of them
+        self.progress.update(self.folds, completed=done, total=total, description="tickers")
+        self.progress.update(self.epochs, visible=False)
+
+
+def connect(cfg, workers: int | None = None) -> None:
+    """With the ray executor, reach the cluster (or start the local instance) before any output is written."""
+    if cfg.execution.executor == "ray":
+        from backtests.execution import start_ray
+
+        start_ray(cfg.execution, workers)
 
 
 def _fmt(value: float, digits: int = 4) -> str:
@@ -137,7 +149,8 @@ def run(config: ConfigArg = None, set_: SetOpt = None,
         open_: OpenOpt = False,
         no_report: Annotated[bool, typer.Option("--no-report", help="skip the HTML reports")] = False,
         resume: Annotated[Path | None, typer.Option(help="finish an interrupted run dir from its last complete "
-                                                         "fold (uses that dir's config.toml)")] = None) -> None:
+                                                         "fold (uses that dir's config.toml)")] = None,
+        executor: ExecutorOpt = None, workers: WorkersOpt = None, ray_address: RayAddressOpt = None) -> None:
     """Run an experiment: walk-forward LSTM, forecast metrics, every strategy backtested, reports.
 
     Everything is saved in runs/<name>-<time>/; the last line printed is the index.html to open.
@@ -157,8 +170,12 @@ def run(config: ConfigArg = None, set_: SetOpt = None,
             console.print(f"open: {_make_reports(resume, open_)}")
             return
         cfg, resume = load_resumable(resume)
+        if executor or workers or ray_address:  # where it runs may change on resume; what it computes may not
+            cfg = cfg.model_copy(update={"execution": load_config(
+                None, execution_sets(executor, workers, ray_address)).execution})
     else:
-        cfg = load_config(config, set_)
+        cfg = load_config(config, (set_ or []) + execution_sets(executor, workers, ray_address))
+    connect(cfg)
     console.print(f"[bold]{cfg.name}[/]: {cfg.data.source}, {cfg.model.n_layers}x LSTM({cfg.model.units}), "
                   f"lookback {cfg.model.lookback}, retrain every {cfg.walk_forward.retrain_every} bars"
                   f" ({'warm start' if cfg.walk_forward.warm_start else 'from scratch'})")
@@ -242,8 +259,8 @@ def compare(runs: Annotated[list[Path], typer.Argument(help="run dirs to put sid
 @user_errors
 def audit(config: ConfigArg = None, set_: SetOpt = None,
           date: Annotated[list[str] | None, typer.Option(help="a cut date D (ISO; repeatable); default: a fold start "
-                                                               "mid-span, the session before it and one inside it")] = None
-          ) -> None:
+                                                               "mid-span, the session before it and one inside it")] = None,
+          executor: ExecutorOpt = None, workers: WorkersOpt = None, ray_address: RayAddressOpt = None) -> None:
     """Prove there is no look-ahead: change every price after a date D and rerun.
 
     For each D, checks that no prediction, decision, fill or equity value of any strategy made on or
@@ -254,7 +271,8 @@ def audit(config: ConfigArg = None, set_: SetOpt = None,
     from backtests.config import load_config
     from backtests.experiment import load_experiment_prices
 
-    cfg = load_config(config, set_)
+    cfg = load_config(config, (set_ or []) + execution_sets(executor, workers, ray_address))
+    connect(cfg)
     prices = load_experiment_prices(cfg)
     cuts = parse_dates(cfg, prices, date)
     with progress_bars() as bars:
@@ -285,13 +303,14 @@ def audit(config: ConfigArg = None, set_: SetOpt = None,
 @user_errors
 def tune(config: ConfigArg = None, set_: SetOpt = None,
          trials: Annotated[int | None, typer.Option(help="finished trials the study should have; default tune.trials")] = None,
-         jobs: Annotated[int, typer.Option(help="worker processes (TensorFlow threads are shared out)")] = 1,
+         jobs: Annotated[int, typer.Option(help="workers: processes, or Ray tasks with --executor ray (TensorFlow threads are shared out)")] = 1,
          timeout: Annotated[float | None, typer.Option(help="stop starting trials after this many seconds")] = None,
          study: Annotated[str | None, typer.Option(help="study name (folder under --studies-dir); default: config name")] = None,
          studies_dir: Annotated[Path, typer.Option(help="where studies live")] = Path("studies"),
          runs_dir: Annotated[Path, typer.Option(help="runs root: its trial ledger records every trial")] = Path("runs"),
          evaluate: Annotated[bool, typer.Option("--evaluate", help="then run best.toml and the base config on the "
-                                                "out-of-sample span and show them side by side")] = False) -> None:
+                                                "out-of-sample span and show them side by side")] = False,
+         executor: ExecutorOpt = None, ray_address: RayAddressOpt = None) -> None:
     """Tune the network with Optuna on a nested walk-forward before the out-of-sample span.
 
     Resumable (run it again to continue). Writes trials.csv, best.toml, index.html in studies/NAME/.
@@ -307,7 +326,8 @@ def tune(config: ConfigArg = None, set_: SetOpt = None,
 
     check_output_folder(studies_dir, "--studies-dir")
     check_output_folder(runs_dir, "--runs-dir")
-    cfg = load_config(config, set_)
+    cfg = load_config(config, (set_ or []) + execution_sets(executor, None, ray_address))
+    connect(cfg, jobs)
     n_trials = cfg.tune.trials if trials is None else trials
     check_arguments(n_trials, jobs, timeout)
     check_space(cfg)

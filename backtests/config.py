@@ -11,6 +11,7 @@ import tomli_w
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from backtests.engine import BrokerSpec
+from backtests.execution import ExecutionSpec
 from backtests.errors import ConfigError
 from forecasting.spec import DataSpec, ModelSpec, Strict, WalkForwardSpec
 from strategies import resolve
@@ -128,6 +129,7 @@ class ExperimentConfig(Strict):
     strategies: list[StrategySpec] = Field(default_factory=default_strategies)
     tune: TuneSpec = Field(default_factory=TuneSpec)
     paper: PaperSpec = Field(default_factory=PaperSpec)
+    execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
 
 
 def parse_value(text: str) -> Any:

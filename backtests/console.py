@@ -24,6 +24,36 @@ console = Console(width=None if sys.stdout.isatty() else 130)
 errors = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 ConfigArg = Annotated[Path | None, typer.Argument(help="TOML experiment; default: configs/default.toml")]
+ExecutorOpt = Annotated[str | None, typer.Option(help="serial, local (a process pool; the default) or ray: where "
+                                                  "tickers (and tuning workers) run; sets execution.executor")]
+WorkersOpt = Annotated[int | None, typer.Option(help="parallel workers (execution.workers); default: one per core")]
+RayAddressOpt = Annotated[str | None, typer.Option(help="an existing Ray cluster: auto, host:6379 or ray://host:10001 "
+                                                        "(execution.ray_address); implies --executor ray")]
+
+
+def execution_sets(executor: str | None, workers: int | None, ray_address: str | None) -> list[str]:
+    """The execution flags as `--set` overrides (checked here first, so an error names the flag)."""
+    import difflib
+
+    from backtests.errors import ConfigError
+
+    if executor is not None and executor not in ("serial", "local", "ray"):
+        close = difflib.get_close_matches(executor, ["serial", "local", "ray"], n=1, cutoff=0.5)
+        raise ConfigError(f"unknown --executor '{executor}'",
+                          f"did you mean '{close[0]}'?" if close else "use serial, local or ray")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be at least 1 (got {workers})", "e.g. --workers 2 on two cores")
+    sets = []
+    if ray_address is not None:
+        sets.append(f'execution.ray_address="{ray_address}"')
+        executor = executor or "ray"
+    if executor is not None:
+        sets.append(f'execution.executor="{executor}"')
+    if workers is not None:
+        sets.append(f"execution.workers={workers}")
+    return sets
+
+
 SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="override a key: section.key=value (repeatable)")]
 
 _interrupt_hint: dict = {}

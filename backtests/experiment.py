@@ -14,6 +14,7 @@ import pandas as pd
 from backtests.config import ExperimentConfig, StrategySpec, dump_config
 from backtests.engine import BacktestResult, run_backtest
 from backtests.errors import BacktestError
+from backtests.execution import run_tasks
 from backtests.rundir import FolderLock, new_run_dir, write_csv, write_json, write_parquet, write_text
 from backtests.ledger import Ledger, TrialCount, config_hash, data_fingerprint
 from backtests.stats import comparison_table, excess_returns, per_period_sharpe
@@ -226,11 +227,10 @@ def _run_in(run: Path, config: ExperimentConfig, prices: dict[str, pd.DataFrame]
         # interrupted after the walk-forward (in the backtests): its predictions are complete
         predictions = pd.read_parquet(run / "predictions.parquet")
     else:
-        import_keras()
-        lap("TensorFlow import")
-        checkpoints = FoldCheckpoints(run / "checkpoints")
-        predictions = walk_forward_predict(prices, config.model, config.walk_forward, seed=config.seed,
-                                           progress=progress, checkpoints=checkpoints)
+        if runs_here(config, prices):
+            import_keras()
+            lap("TensorFlow import")
+        predictions = predict_all(prices, config, progress, run / "checkpoints")
         write_parquet(run / "predictions.parquet", predictions)
         shutil.rmtree(run / "checkpoints", ignore_errors=True)  # predictions.parquet now holds every fold
     overall = forecast_metrics(predictions)
@@ -248,6 +248,38 @@ def _run_in(run: Path, config: ExperimentConfig, prices: dict[str, pd.DataFrame]
                     "dsr_trials": trials.n, "dsr_variance": trials.variance},
     })
     return RunResult(run, predictions, overall, comparison, time.perf_counter() - started, phases, trials)
+
+
+def predict_all(prices: dict[str, pd.DataFrame], config: ExperimentConfig, progress: Progress | None = None,
+                checkpoints: Path | None = None) -> pd.DataFrame:
+    """The walk-forward of every ticker, one task per ticker on the configured executor (`[execution]`).
+
+    Serially (or with one ticker on the local pool) it runs here, with fold-by-fold progress; each
+    task sends its ticker's bars once and returns its rows, so the table is the same whichever runs it.
+    """
+    spec = config.execution
+    if runs_here(config, prices):
+        return walk_forward_predict(prices, config.model, config.walk_forward, seed=config.seed, progress=progress,
+                                    checkpoints=FoldCheckpoints(checkpoints) if checkpoints is not None else None)
+    tasks = [(ticker, frame, config.model, config.walk_forward, config.seed,
+              str(checkpoints) if checkpoints is not None else None) for ticker, frame in prices.items()]
+    on_done = progress.tasks if progress is not None else None
+    if on_done is not None:
+        on_done(0, len(tasks))
+    tables = run_tasks(ticker_walk_forward, tasks, list(prices), spec, on_done)
+    return pd.concat(tables, ignore_index=True)[PREDICTION_COLUMNS]
+
+
+def runs_here(config: ExperimentConfig, prices: dict) -> bool:
+    """Whether the walk-forward runs in this process (serial, or one ticker on the local pool)."""
+    return config.execution.executor == "serial" or len(prices) == 1 and config.execution.executor == "local"
+
+
+def ticker_walk_forward(ticker: str, frame: pd.DataFrame, model, walk_forward, seed: int,
+                        checkpoints: str | None) -> pd.DataFrame:
+    """One task: a ticker's walk-forward (checkpointed in its own folder, so tasks never share files)."""
+    return walk_forward_predict({ticker: frame}, model, walk_forward, seed=seed,
+                                checkpoints=FoldCheckpoints(checkpoints) if checkpoints else None)
 
 
 def load_resumable(run_dir: str | Path) -> tuple[ExperimentConfig, Path]:

@@ -241,6 +241,8 @@ def _study_identity(config: ExperimentConfig) -> str:
     raw = config.model_dump(mode="json", exclude_none=True)
     raw["tune"].pop("trials", None)
     raw["name"] = "study"
+    raw.pop("execution", None)  # where trials run never changes what they compute
+    raw.pop("paper", None)
     return "# the config this study was started with (name and trial count aside)\n" + dump_config(
         validate_config(raw, "study"))
 
@@ -264,29 +266,31 @@ def requeue_stale(study) -> int:
 
 
 def run_worker(folder: str, name: str, config_toml: str, n_trials: int, deadline: float | None,
-               threads: int, span_file: str, fingerprint: str, runs_root: str, worker: int = 0) -> None:
-    """One worker process (or the main one): trials until the study has `n_trials` finished."""
+               threads: int, span_file: str, fingerprint: str, runs_root: str, worker: int = 0,
+               budget: int | None = None) -> None:
+    """One worker (process, Ray task or the main process): at most `budget` trials, and none once the
+    study has `n_trials` finished. The budgets of all workers add up to what is missing, so a study
+    never ends with more trials than asked, however the workers race."""
     if threads:
-        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-        from forecasting.model import import_keras
+        from backtests.execution import pin_threads
 
-        import_keras()
-        import tensorflow as tf
-
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:  # already initialised in this process
-            pass
+        pin_threads(threads)
     import tomllib
 
     config = validate_config(tomllib.loads(config_toml), "study")
     span = pd.read_pickle(span_file)
     study = open_study(Path(folder), name, config, create=False, worker=worker)
     objective = make_objective(config, span, name, Ledger(runs_root), fingerprint)
-    # one trial at a time, counting the study's finished trials (other workers' too) before each
-    while finished(study) < n_trials and (deadline is None or time.time() < deadline):
+    done = 0
+    while (budget is None or done < budget) and finished(study) < n_trials and (
+            deadline is None or time.time() < deadline):
         study.optimize(objective, n_trials=1, catch=(), gc_after_trial=False)
+        done += 1
+
+
+def budgets(missing: int, jobs: int) -> list[int]:
+    """`missing` trials shared out over `jobs` workers (the first ones take the remainder)."""
+    return [missing // jobs + (1 if index < missing % jobs else 0) for index in range(jobs)]
 
 
 def tune(config: ExperimentConfig, prices: dict[str, pd.DataFrame], n_trials: int, jobs: int = 1,
@@ -310,9 +314,13 @@ def tune(config: ExperimentConfig, prices: dict[str, pd.DataFrame], n_trials: in
         deadline = None if timeout is None else time.time() + timeout
         args = (str(folder), name, dump_config(config), n_trials, deadline)
         try:
-            if jobs == 1:
+            executor = config.execution.executor
+            if jobs == 1 and executor != "ray":
                 _run_with_progress(lambda: run_worker(*args, 0, str(span_file), fingerprint, str(runs_root)),
                                    study, n_trials, on_trial)
+            elif executor == "ray":
+                _run_ray(args, jobs, str(span_file), fingerprint, str(runs_root), study, n_trials, on_trial,
+                         config.execution)
             else:
                 _run_pool(args, jobs, str(span_file), fingerprint, str(runs_root), study, n_trials, on_trial)
         finally:
@@ -349,7 +357,9 @@ def _run_pool(args: tuple, jobs: int, span_file: str, fingerprint: str, runs_roo
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=run_worker, args=(*args, threads, span_file, fingerprint, runs_root, index))
+    shares = budgets(max(0, n_trials - finished(study)), jobs)
+    workers = [context.Process(target=run_worker, args=(*args, threads, span_file, fingerprint, runs_root, index,
+                                                        shares[index]))
                for index in range(jobs)]
 
     def work() -> None:
@@ -366,6 +376,30 @@ def _run_pool(args: tuple, jobs: int, span_file: str, fingerprint: str, runs_roo
         if failed:
             raise ConfigError(f"{len(failed)} tuning worker(s) failed (exit code {failed[0]})",
                               "run again to continue the study; rerun with --jobs 1 to see the error")
+
+    _run_with_progress(work, study, n_trials, on_trial)
+
+
+def _run_ray(args: tuple, jobs: int, span_file: str, fingerprint: str, runs_root: str, study, n_trials: int,
+             on_trial, execution) -> None:
+    """`jobs` tuning workers as Ray tasks; all of them write to the one study storage (on a multi-node
+    cluster the studies folder must be shared storage). A worker lost with its node is retried; its
+    trial left RUNNING is failed and queued again at the next `tune`, never counted twice."""
+    from backtests.execution import start_ray
+
+    ray = start_ray(execution, jobs)
+    threads = max(1, int(ray.cluster_resources().get("CPU", 1)) // jobs)
+    shares = budgets(max(0, n_trials - finished(study)), jobs)
+    remote = ray.remote(num_cpus=1, max_retries=1)(run_worker)
+
+    def work() -> None:
+        refs = [remote.remote(*args, threads, span_file, fingerprint, runs_root, index, shares[index])
+                for index in range(jobs)]
+        try:
+            ray.get(refs)
+        except ray.exceptions.RayError as exc:
+            raise ConfigError(f"a tuning worker failed on Ray ({type(exc).__name__})",
+                              "run again to continue the study; rerun with --jobs 1 to see the error") from None
 
     _run_with_progress(work, study, n_trials, on_trial)
 

@@ -1,7 +1,9 @@
 """Crash injection for the tests: die at a named point, exactly as `kill -9` would.
 
 `LSTM_TRADER_FAULT=POINT` (e.g. `fold:2`, `run:backtests`, `paper.after-send:2018-10-11`) makes
-`inject(POINT)` kill its own process with SIGKILL there. Nothing happens when the variable is unset.
+`inject(POINT)` kill its own process with SIGKILL there. With `LSTM_TRADER_FAULT_ONCE=PATH` it fires
+only once: the first process to get there creates PATH and dies, later ones (a retry) go on.
+Nothing happens when the variables are unset.
 """
 
 from __future__ import annotations
@@ -10,8 +12,16 @@ import os
 import signal
 
 FAULT_ENV = "LSTM_TRADER_FAULT"
+FAULT_ONCE_ENV = "LSTM_TRADER_FAULT_ONCE"
 
 
 def inject(point: str) -> None:
-    if os.environ.get(FAULT_ENV) == point:
-        os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get(FAULT_ENV) != point:
+        return
+    marker = os.environ.get(FAULT_ONCE_ENV)
+    if marker:
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -15,3 +15,6 @@ class Progress:
     def predicted(self, ticker: str, fold: int, table) -> None:
         """Called with each newly computed fold's rows of the predictions table (not for folds restored
         from checkpoints). Raising here stops the walk-forward."""
+
+    def tasks(self, done: int, total: int) -> None:
+        """Called when tickers run as parallel tasks (executor local or ray): `done` of `total` finished."""

@@ -183,7 +183,7 @@ def _predict_ticker(ticker: str, frame: pd.DataFrame, model: ModelSpec, wf: Walk
             tables.append(fold_table)
             if checkpoints is not None:
                 checkpoints.save(ticker, key, fold, fold_table, network.ensemble if wf.warm_start else None)
-                inject(f"fold:{fold}")
+            inject(f"fold:{fold}")
             progress.predicted(ticker, fold, fold_table)
             progress.fold(ticker, fold + 1, n_folds)
     finally:

@@ -149,6 +149,13 @@ CASES = [
     (["audit", *TINY, *src("good.csv"), "--date", "2001-01-01"], "audit date 2001-01-01 is outside the out-of-sample span"),
     (["forecast", "--data", "csv:good.csv", "--out", "afile/fc"], "--out afile/fc lies under afile, which is a file"),
     (["forecast", "--data", "csv:short.csv", *TINY], "samples are fewer than the walk-forward's first training span"),
+    # executors
+    (["run", "--workers", "0"], "--workers must be at least 1 (got 0)"),
+    (["run", "--executor", "rey"], "unknown --executor 'rey' (hint: did you mean 'ray'?)"),
+    (["run", "--set", 'execution.executor="rey"'], "config key 'execution.executor': Input should be 'serial', 'local'"),
+    (["run", "--ray-address", "127.0.0.1:1"], "cannot reach a Ray cluster at 127.0.0.1:1"),
+    (["audit", "--ray-address", "127.0.0.1:1"], "cannot reach a Ray cluster at 127.0.0.1:1"),
+    (["tune", "--executor", "ray", "--ray-address", "127.0.0.1:1"], "cannot reach a Ray cluster at 127.0.0.1:1"),
     # tune and paper
     (["tune", "--jobs", "0"], "--jobs must be at least 1"),
     (["tune", "--studies-dir", "afile"], "--studies-dir afile is a file"),

@@ -1,0 +1,88 @@
+"""Executors: tickers (and tuning workers) in this process, a local process pool or Ray give the same
+results; a worker that dies fails the run with the tickers named (local) or is retried (Ray)."""
+
+import os
+
+import optuna
+import pandas as pd
+import pytest
+
+from backtests.config import load_config
+from backtests.errors import BacktestError
+from backtests.experiment import load_experiment_prices, predict_all
+from forecasting.faults import FAULT_ENV, FAULT_ONCE_ENV
+from tests.conftest import make_bars, write_yahoo_csv
+
+ray = pytest.importorskip("ray")  # the `ray` extra; installed with `dev`, so CI runs these
+
+TINY = ['model.features=["log_return", "rsi_14"]', "model.lookback=5", "model.units=4", "model.n_layers=1",
+        "model.epochs=2", "walk_forward.min_train=150", "walk_forward.retrain_every=50",
+        "walk_forward.finetune_window=50", "execution.workers=2"]
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("three")
+    paths = []
+    for index, name in enumerate(("AAA", "BBB", "CCC")):
+        path = folder / f"{name}.csv"
+        write_yahoo_csv(make_bars(320, seed=30 + index), path)
+        paths.append(str(path))
+    yield "csv:" + ",".join(paths)
+    ray.shutdown()
+
+
+def config_for(source, executor, *extra):
+    return load_config(None, [*TINY, f'data.source="{source}"', f'execution.executor="{executor}"', *extra])
+
+
+def test_serial_local_and_ray_write_byte_identical_predictions(three, tmp_path):
+    written = {}
+    for executor in ("serial", "local", "ray"):
+        config = config_for(three, executor)
+        table = predict_all(load_experiment_prices(config), config)
+        assert sorted(table["ticker"].unique()) == ["AAA", "BBB", "CCC"]
+        path = tmp_path / f"{executor}.parquet"
+        table.to_parquet(path, index=False)
+        written[executor] = path.read_bytes()
+    assert written["local"] == written["serial"] and written["ray"] == written["serial"]
+
+
+def test_a_killed_local_worker_fails_the_run_naming_its_tickers(three, monkeypatch):
+    monkeypatch.setenv(FAULT_ENV, "fold:1")  # every worker dies after its ticker's second fold
+    config = config_for(three, "local")
+    with pytest.raises(BacktestError) as info:
+        predict_all(load_experiment_prices(config), config)
+    assert "a worker process died while running" in info.value.message
+    assert any(name in info.value.message for name in ("AAA", "BBB", "CCC"))
+
+
+def test_a_killed_ray_worker_is_retried_and_no_ticker_is_missing(three, tmp_path, monkeypatch):
+    monkeypatch.setenv(FAULT_ENV, "fold:1")
+    monkeypatch.setenv(FAULT_ONCE_ENV, str(tmp_path / "died-once"))  # the first worker there dies, its retry not
+    ray.shutdown()  # a fresh local instance, so its workers see the fault variables
+    config = config_for(three, "ray")
+    table = predict_all(load_experiment_prices(config), config)
+    assert (tmp_path / "died-once").exists()
+    monkeypatch.delenv(FAULT_ENV)
+    reference = predict_all(load_experiment_prices(config_for(three, "serial")), config_for(three, "serial"))
+    pd.testing.assert_frame_equal(table, reference)
+    ray.shutdown()
+
+
+def test_a_six_trial_tune_on_ray_records_exactly_six_trials(tmp_path):
+    from backtests.tune import tune
+
+    data = tmp_path / "ACME.csv"
+    write_yahoo_csv(make_bars(420, seed=11), data)
+    space = 'tune.space={units={low=2, high=6}, epochs={low=1, high=2}}'
+    config = load_config(None, [*TINY, "walk_forward.retrain_every=30", space, f'data.source="csv:{data}"',
+                                'execution.executor="ray"'])
+    result = tune(config, load_experiment_prices(config), 6, jobs=2, studies_root=tmp_path / "studies",
+                  runs_root=tmp_path / "runs")
+    states = result.trials["state"].tolist()
+    assert states.count("COMPLETE") + states.count("PRUNED") == 6 and len(states) == 6
+    study = optuna.load_study(study_name=config.name, storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "studies" / config.name / "journal.log"))))
+    assert len(study.trials) == 6
+    ray.shutdown()
