@@ -59,6 +59,11 @@ def _call(fn: Callable, threads: int, args: tuple) -> Any:
     return fn(*args)
 
 
+def _call_spread(fn: Callable, threads: int, *args) -> Any:
+    """As `_call`, with the task's arguments spread out, so that Ray resolves object-store references."""
+    return _call(fn, threads, args)
+
+
 def run_tasks(fn: Callable, tasks: Sequence[tuple], names: Sequence[str], spec: ExecutionSpec,
               on_done: Callable[[int, int], None] | None = None) -> list:
     """`fn(*task)` for every task, results in task order. `on_done(done, total)` after each one.
@@ -148,8 +153,17 @@ def _run_ray(fn, tasks, names, spec, on_done) -> list:
     ray = start_ray(spec, worker_count(spec, len(tasks)))
     workers = spec.workers or int(ray.cluster_resources().get("CPU", 1))
     threads = max(1, int(ray.cluster_resources().get("CPU", 1)) // max(1, workers))
-    remote = ray.remote(num_cpus=1, max_retries=2)(_call)  # a task lost with its worker runs again
-    refs = [remote.remote(fn, threads, task) for task in tasks]
+    remote = ray.remote(num_cpus=1, max_retries=2)(_call_spread)  # a task lost with its worker runs again
+    shared: dict[int, Any] = {}  # a frame used by several tasks (a ticker's folds) goes to the object store once
+
+    def once(value):
+        if not hasattr(value, "to_parquet"):
+            return value
+        if id(value) not in shared:
+            shared[id(value)] = ray.put(value)
+        return shared[id(value)]
+
+    refs = [remote.remote(fn, threads, *(once(arg) for arg in task)) for task in tasks]
     index = {ref: i for i, ref in enumerate(refs)}
     results: dict[int, Any] = {}
     pending = list(refs)

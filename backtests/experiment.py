@@ -24,7 +24,7 @@ from forecasting.data import require_rows
 from forecasting.faults import inject
 from forecasting.features import warmup_rows
 from forecasting.model import import_keras
-from forecasting.walkforward import Progress
+from forecasting.walkforward import Progress, assemble_folds, fold_count, predict_fold
 from strategies import forecast_model, resolve
 
 PORTFOLIO = "portfolio"
@@ -261,9 +261,18 @@ def predict_all(prices: dict[str, pd.DataFrame], config: ExperimentConfig, progr
     if runs_here(config, prices):
         return walk_forward_predict(prices, config.model, config.walk_forward, seed=config.seed, progress=progress,
                                     checkpoints=FoldCheckpoints(checkpoints) if checkpoints is not None else None)
+    on_done = progress.tasks if progress is not None else None
+    if not config.walk_forward.warm_start:  # from-scratch folds are independent: one task per (ticker, fold)
+        pairs = [(ticker, fold) for ticker, frame in prices.items()
+                 for fold in range(fold_count(frame, config.model, config.walk_forward, ticker))]
+        tasks = [(ticker, prices[ticker], config.model, config.walk_forward, config.seed, fold) for ticker, fold in pairs]
+        if on_done is not None:
+            on_done(0, len(tasks))
+        tables = run_tasks(predict_fold, tasks, [f"{ticker} fold {fold}" for ticker, fold in pairs], spec, on_done)
+        per_ticker = [assemble_folds([t for (ticker, _), t in zip(pairs, tables) if ticker == name]) for name in prices]
+        return pd.concat(per_ticker, ignore_index=True)[PREDICTION_COLUMNS]
     tasks = [(ticker, frame, config.model, config.walk_forward, config.seed,
               str(checkpoints) if checkpoints is not None else None) for ticker, frame in prices.items()]
-    on_done = progress.tasks if progress is not None else None
     if on_done is not None:
         on_done(0, len(tasks))
     tables = run_tasks(ticker_walk_forward, tasks, list(prices), spec, on_done)
@@ -271,8 +280,10 @@ def predict_all(prices: dict[str, pd.DataFrame], config: ExperimentConfig, progr
 
 
 def runs_here(config: ExperimentConfig, prices: dict) -> bool:
-    """Whether the walk-forward runs in this process (serial, or one ticker on the local pool)."""
-    return config.execution.executor == "serial" or len(prices) == 1 and config.execution.executor == "local"
+    """Whether the walk-forward runs in this process: serial, or a single warm-started ticker on the
+    local pool (from-scratch folds are tasks of their own, so even one ticker goes to the pool)."""
+    return config.execution.executor == "serial" or (
+        len(prices) == 1 and config.execution.executor == "local" and config.walk_forward.warm_start)
 
 
 def ticker_walk_forward(ticker: str, frame: pd.DataFrame, model, walk_forward, seed: int,

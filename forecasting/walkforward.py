@@ -240,6 +240,37 @@ class WalkForwardModel:
         return members.mean(axis=0), spread
 
 
+def fold_count(frame: pd.DataFrame, model: ModelSpec, walk_forward: WalkForwardSpec, ticker: str = "asset") -> int:
+    """How many walk-forward folds the ticker's bars make."""
+    return make_split(model, walk_forward).n_splits(make_samples(frame, model, ticker).n_known)
+
+
+def predict_fold(ticker: str, frame: pd.DataFrame, model: ModelSpec, walk_forward: WalkForwardSpec, seed: int,
+                 fold: int) -> pd.DataFrame:
+    """One from-scratch fold on its own (`warm_start = false`): its rows of the predictions table.
+
+    A from-scratch fit starts from the network's initial state and a fresh shuffle stream, so fold k
+    alone equals fold k of `walk_forward_predict`; `assemble_folds` puts a ticker's folds together.
+    """
+    if walk_forward.warm_start:
+        raise ForecastingError("a warm-started fold depends on the one before it", "run the folds in order")
+    samples = make_samples(frame, model, ticker)
+    split = make_split(model, walk_forward)
+    train = split.train_rows(fold)
+    start = split.first_test() + fold * split.retrain_every
+    test = np.arange(start, min(start + split.retrain_every, samples.n_known))
+    network = WalkForwardModel(model, walk_forward, seed)
+    network.fold = fold - 1
+    network.train_fold(fold, samples, train)
+    mean, spread = network.predict(samples, test)
+    return _fold_table(ticker, samples, model, fold, train, test, mean, ridge_forecast(samples, train, test), spread)
+
+
+def assemble_folds(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """A ticker's fold tables in the order `walk_forward_predict` returns them."""
+    return _sorted(pd.concat(tables, ignore_index=True))
+
+
 def ridge_forecast(samples: Samples, train: np.ndarray, test: np.ndarray) -> np.ndarray:
     """The linear control: ridge regression of the horizon's log return on the same windows, flattened.
 

@@ -88,6 +88,7 @@ def test_cli_run_resumes_after_an_interrupt(tmp_path, monkeypatch):
     assert again.exit_code == 2 and "already finished" in again.stderr
 
 
+@pytest.mark.slow  # tests/test_resume.py kills a run at the same point (SIGKILL) in the fast suite
 def test_a_run_interrupted_in_the_backtests_resumes_without_training(tmp_path, monkeypatch):
     from backtests import experiment
 

@@ -1,8 +1,6 @@
 """Executors: tickers (and tuning workers) in this process, a local process pool or Ray give the same
 results; a worker that dies fails the run with the tickers named (local) or is retried (Ray)."""
 
-import os
-
 import optuna
 import pandas as pd
 import pytest
@@ -32,15 +30,21 @@ def three(tmp_path_factory):
     ray.shutdown()
 
 
+@pytest.fixture(scope="module")
+def serial_table(three):
+    config = config_for(three, "serial")
+    return predict_all(load_experiment_prices(config), config)
+
+
 def config_for(source, executor, *extra):
     return load_config(None, [*TINY, f'data.source="{source}"', f'execution.executor="{executor}"', *extra])
 
 
-def test_serial_local_and_ray_write_byte_identical_predictions(three, tmp_path):
+def test_serial_local_and_ray_write_byte_identical_predictions(three, serial_table, tmp_path):
     written = {}
     for executor in ("serial", "local", "ray"):
         config = config_for(three, executor)
-        table = predict_all(load_experiment_prices(config), config)
+        table = serial_table if executor == "serial" else predict_all(load_experiment_prices(config), config)
         assert sorted(table["ticker"].unique()) == ["AAA", "BBB", "CCC"]
         path = tmp_path / f"{executor}.parquet"
         table.to_parquet(path, index=False)
@@ -57,16 +61,14 @@ def test_a_killed_local_worker_fails_the_run_naming_its_tickers(three, monkeypat
     assert any(name in info.value.message for name in ("AAA", "BBB", "CCC"))
 
 
-def test_a_killed_ray_worker_is_retried_and_no_ticker_is_missing(three, tmp_path, monkeypatch):
+def test_a_killed_ray_worker_is_retried_and_no_ticker_is_missing(three, serial_table, tmp_path, monkeypatch):
     monkeypatch.setenv(FAULT_ENV, "fold:1")
     monkeypatch.setenv(FAULT_ONCE_ENV, str(tmp_path / "died-once"))  # the first worker there dies, its retry not
     ray.shutdown()  # a fresh local instance, so its workers see the fault variables
     config = config_for(three, "ray")
     table = predict_all(load_experiment_prices(config), config)
     assert (tmp_path / "died-once").exists()
-    monkeypatch.delenv(FAULT_ENV)
-    reference = predict_all(load_experiment_prices(config_for(three, "serial")), config_for(three, "serial"))
-    pd.testing.assert_frame_equal(table, reference)
+    pd.testing.assert_frame_equal(table, serial_table)
     ray.shutdown()
 
 
@@ -85,4 +87,15 @@ def test_a_six_trial_tune_on_ray_records_exactly_six_trials(tmp_path):
     study = optuna.load_study(study_name=config.name, storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "studies" / config.name / "journal.log"))))
     assert len(study.trials) == 6
+    ray.shutdown()
+
+
+def test_from_scratch_folds_run_as_tasks_of_their_own_with_the_same_result(three, tmp_path):
+    # warm_start = false: every (ticker, fold) is a task; the table equals the serial walk-forward's
+    scratch = ["walk_forward.warm_start=false", "walk_forward.retrain_every=80"]
+    serial = config_for(three, "serial", *scratch)
+    expected = predict_all(load_experiment_prices(serial), serial)
+    for executor in ("local", "ray"):
+        config = config_for(three, executor, *scratch)
+        pd.testing.assert_frame_equal(predict_all(load_experiment_prices(config), config), expected, check_exact=True)
     ray.shutdown()
