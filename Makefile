@@ -33,4 +33,4 @@ bench: $(STAMP)  ## every benchmark (about 15 minutes: walk-forward, tuning and 
 	$(BIN)/python benchmarks/paper_parity.py
 
 clean:
-	rm -rf $(VENV) runs studies .pytest_cache
+	rm -rf $(VENV) runs studies .pytest_cache  # paper accounts (paper/) are kept: they hold ledgers
