@@ -61,6 +61,7 @@ def interrupt_after(monkeypatch, folds: int):
     return original
 
 
+@pytest.mark.slow  # tests/test_resume.py kills a run in the walk-forward (SIGKILL) in the fast suite
 def test_cli_run_resumes_after_an_interrupt(tmp_path, monkeypatch):
     data = tmp_path / "ACME.csv"
     write_yahoo_csv(make_bars(320, seed=9), data)

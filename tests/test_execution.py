@@ -90,6 +90,7 @@ def test_a_six_trial_tune_on_ray_records_exactly_six_trials(tmp_path):
     ray.shutdown()
 
 
+@pytest.mark.slow  # about 45 s on 2 cores: a worker start-up per executor
 def test_from_scratch_folds_run_as_tasks_of_their_own_with_the_same_result(three, tmp_path):
     # warm_start = false: every (ticker, fold) is a task; the table equals the serial walk-forward's
     scratch = ["walk_forward.warm_start=false", "walk_forward.retrain_every=80"]

@@ -110,7 +110,7 @@ def test_a_step_twice_sends_nothing_new_and_holidays_do_nothing(tmp_path):
         assert len(account.ledger.table("orders")) == 1 and nxt.fills == 1
 
 
-@pytest.mark.parametrize("phase", ["after-send", "before-done"])
+@pytest.mark.parametrize("phase", ["after-send", pytest.param("before-done", marks=pytest.mark.slow)])
 def test_kill_9_during_a_step_then_rerun_ends_as_an_unbroken_run(tmp_path, phase):
     start, end = "2018-10-01", "2018-11-02"
     reference, _ = replayed(tmp_path / "unbroken", start=pd.Timestamp(start).date(), end=pd.Timestamp(end).date(),
