@@ -446,6 +446,8 @@ def replay(account: Account, start: date, end: date, on_day=None) -> list[StepRe
             raise BacktestError(f"the account's last step is {done}; --from {start} would skip sessions",
                                 f"replay --from {following[0].date()} (or a new account)")
     reports = []
+    if on_day is not None:
+        on_day(None, len(days))  # the total, before the first step (which trains the folds up to it)
     for day in days:
         reports.append(account.step_day(day))
         if on_day is not None:

@@ -76,7 +76,7 @@ def replay_cmd(name: NameArg,
     with Account(paper_dir, name) as account, progress_bars() as bars:
         task = bars.add_task("sessions", total=None)
         reports = replay(account, from_.date(), to.date(),
-                         on_day=lambda report, total: bars.update(task, advance=1, total=total))
+                         on_day=lambda report, total: bars.update(task, advance=report is not None, total=total))
         state = status(account)
     done = [r for r in reports if r.status == "done"]
     console.print(f"replayed {len(done)} sessions of '{name}' ({len(reports) - len(done)} already done)",
