@@ -11,8 +11,9 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from backtests.console import (HELP, ConfigArg, ExecutorOpt, RayAddressOpt, SetOpt, WorkersOpt, _interrupt_hint,
-                               console, execution_sets, progress_bars, user_errors)
+from backtests.console import (HELP, ConfigArg, ExecutorOpt, RayAddressOpt, SetOpt, WideOpt, WorkersOpt,
+                               _interrupt_hint, console, execution_sets, fitted_table, progress_bars, show,
+                               user_errors)
 from backtests.errors import BacktestError
 from backtests.paper.commands import paper_app
 from backtests.rundir import check_output_folder
@@ -83,34 +84,45 @@ def _pct(value: float | None, spec: str) -> str:
     return "—" if value is None or value != value else format(value, spec)
 
 
-def metrics_table(metrics) -> Table:
-    table = Table(title="Forecast errors (out of sample; naive = tomorrow's close is today's)")
-    for col in ("ticker", "model", "n", "RMSE (price)", "RMSE (ret)", "U2", "DM p", "CW p", "dir. acc.", "up days",
-                "PT p", "corr."):
-        table.add_column(col, justify="left" if col in ("ticker", "model") else "right")
-    for row in metrics.itertuples():
-        table.add_row(row.ticker, row.model, str(row.n), _fmt(row.price_rmse), _fmt(row.rmse), _fmt(row.theil_u, 4),
-                      _fmt(row.dm_pvalue, 3), _fmt(row.cw_pvalue, 3), _pct(row.directional_accuracy, ".1%"),
-                      _pct(row.da_base_rate, ".1%"), _fmt(row.da_pvalue, 3), _fmt(row.correlation, 3))
+def _single_ticker(table) -> str | None:
+    tickers = list(dict.fromkeys(table["ticker"])) if len(table) else []
+    return tickers[0] if len(tickers) == 1 else None
+
+
+def metrics_table(metrics, wide: bool = False) -> Table:
+    single = _single_ticker(metrics)
+    columns = [("ticker", "left", 9), ("model", "left", 10), ("n", "right", 2), ("RMSE (price)", "right", 6),
+               ("RMSE (ret)", "right", 3), ("U2", "right", 9), ("DM p", "right", 8), ("CW p", "right", 7),
+               ("dir. acc.", "right", 8), ("up days", "right", 7), ("PT p", "right", 4), ("corr.", "right", 5)]
+    rows = [[row.ticker, row.model, str(row.n), _fmt(row.price_rmse), _fmt(row.rmse), _fmt(row.theil_u, 4),
+             _fmt(row.dm_pvalue, 3), _fmt(row.cw_pvalue, 3), _pct(row.directional_accuracy, ".1%"),
+             _pct(row.da_base_rate, ".1%"), _fmt(row.da_pvalue, 3), _fmt(row.correlation, 3)]
+            for row in metrics.itertuples()]
+    if single is not None:  # one ticker: it goes in the title
+        columns, rows = columns[1:], [r[1:] for r in rows]
     invalid = [f"{row.ticker} {row.model}: {row.n_invalid}" for row in metrics.itertuples()
                if getattr(row, "n_invalid", 0)]
-    if invalid:
-        table.caption = ("predictions with no finite value (a predicted close <= 0), left out of the errors and "
-                         "traded as no signal: " + ", ".join(invalid))
-    return table
+    caption = ("predictions with no finite value (a predicted close <= 0), left out of the errors and traded as no "
+               "signal: " + ", ".join(invalid)) if invalid else None
+    title = "Forecast errors, out of sample" + (f", {single}" if single else "") + " (naive: tomorrow = today)"
+    return fitted_table(title, columns, rows, wide, caption)
 
 
-def comparison_view(comparison, title: str = "Strategies (same out-of-sample dates, after costs)") -> Table:
-    table = Table(title=title)
-    for col in ("ticker", "strategy", "total", "CAGR", "vol", "Sharpe", "Sortino", "max DD", "exposure", "trades",
-                "turnover", "win rate", "costs"):
-        table.add_column(col, justify="left" if col in ("ticker", "strategy") else "right")
-    for row in comparison.itertuples():
-        table.add_row(row.ticker, row.strategy, f"{row.total_return:+.1%}", f"{row.cagr:+.2%}", f"{row.volatility:.1%}",
-                      f"{row.sharpe:.2f}", f"{row.sortino:.2f}", f"{row.max_drawdown:.1%}", f"{row.exposure:.0%}",
-                      str(row.trades), f"{row.turnover:.1f}x", "—" if row.win_rate != row.win_rate
-                      else f"{row.win_rate:.0%}", f"{row.costs:,.0f}")
-    return table
+def comparison_view(comparison, title: str = "Strategies (same out-of-sample dates, after costs)",
+                    wide: bool = False) -> Table:
+    single = _single_ticker(comparison)
+    columns = [("ticker", "left", 9), ("strategy", "left", 10), ("total", "right", 8), ("CAGR", "right", 6),
+               ("vol", "right", 3), ("Sharpe", "right", 9), ("Sortino", "right", 2), ("max DD", "right", 7),
+               ("exposure", "right", 4), ("trades", "right", 5), ("turnover", "right", 1), ("win rate", "right", 2),
+               ("costs", "right", 3)]
+    rows = [[row.ticker, row.strategy, f"{row.total_return:+.1%}", f"{row.cagr:+.2%}", f"{row.volatility:.1%}",
+             f"{row.sharpe:.2f}", f"{row.sortino:.2f}", f"{row.max_drawdown:.1%}", f"{row.exposure:.0%}",
+             str(row.trades), f"{row.turnover:.1f}x", "—" if row.win_rate != row.win_rate else f"{row.win_rate:.0%}",
+             f"{row.costs:,.0f}"] for row in comparison.itertuples()]
+    if single is not None:
+        columns, rows = columns[1:], [r[1:] for r in rows]
+        title = f"{title}, {single}"
+    return fitted_table(title, columns, rows, wide)
 
 
 def dsr_line(comparison, trials) -> str:
@@ -150,7 +162,8 @@ def run(config: ConfigArg = None, set_: SetOpt = None,
         no_report: Annotated[bool, typer.Option("--no-report", help="skip the HTML reports")] = False,
         resume: Annotated[Path | None, typer.Option(help="finish an interrupted run dir from its last complete "
                                                          "fold (uses that dir's config.toml)")] = None,
-        executor: ExecutorOpt = None, workers: WorkersOpt = None, ray_address: RayAddressOpt = None) -> None:
+        executor: ExecutorOpt = None, workers: WorkersOpt = None, ray_address: RayAddressOpt = None,
+        wide: WideOpt = False) -> None:
     """Run an experiment: walk-forward LSTM, forecast metrics, every strategy backtested, reports.
 
     Everything is saved in runs/<name>-<time>/; the last line printed is the index.html to open.
@@ -185,8 +198,8 @@ def run(config: ConfigArg = None, set_: SetOpt = None,
 
     with progress_bars() as bars:
         result = run_experiment(cfg, runs_dir, RichProgress(bars), resume=resume, announce=announce)
-    console.print(metrics_table(result.metrics))
-    console.print(comparison_view(result.comparison))
+    show(metrics_table(result.metrics, wide))
+    show(comparison_view(result.comparison, wide=wide))
     console.print(dsr_line(result.comparison, result.trials))
     phases = {"start-up": imported, **result.phases}
     index = None if no_report else _make_reports(result.path, open_, phases)
@@ -213,6 +226,7 @@ def backtest(
     set_: SetOpt = None,
     runs_dir: Annotated[Path, typer.Option(help="where the run dir is created")] = Path("runs"),
     no_report: Annotated[bool, typer.Option("--no-report", help="skip the HTML reports")] = False,
+    wide: WideOpt = False,
 ) -> None:
     """Backtest an existing predictions table with the configured strategies; writes a new run dir."""
     from backtests.config import load_config
@@ -223,7 +237,7 @@ def backtest(
     result = run_backtest_only(predictions, cfg, runs_dir)
     if result.skipped:
         console.print(f"left out {', '.join(result.skipped)}: the predictions have no rows for its forecast")
-    console.print(comparison_view(result.comparison))
+    show(comparison_view(result.comparison, wide=wide))
     console.print(dsr_line(result.comparison, result.trials))
     console.print(f"run dir: {result.path}")
     if not no_report:
@@ -233,7 +247,8 @@ def backtest(
 @app.command()
 @user_errors
 def compare(runs: Annotated[list[Path], typer.Argument(help="run dirs to put side by side")],
-            out: Annotated[Path | None, typer.Option(help="also write the table to this CSV")] = None) -> None:
+            out: Annotated[Path | None, typer.Option(help="also write the table to this CSV")] = None,
+            wide: WideOpt = False) -> None:
     """Put runs side by side: each strategy's results and the LSTM's forecast error of each run."""
     from backtests.compare import compare_runs, write_rows
 
@@ -242,14 +257,13 @@ def compare(runs: Annotated[list[Path], typer.Argument(help="run dirs to put sid
         if not out.parent.is_dir():
             raise BacktestError(f"--out {out}: the folder {out.parent} does not exist", "create it first")
     rows = compare_runs(runs)
-    view = Table(title="Runs compared")
-    for col in ("run", "ticker", "strategy", "CAGR", "Sharpe", "max DD", "trades", "LSTM RMSE", "Theil U"):
-        view.add_column(col, justify="left" if col in ("run", "ticker", "strategy") else "right")
-    for row in rows:
-        view.add_row(row["run"], row["ticker"], row["strategy"], _pct(row.get("cagr"), "+.2%"),
-                     _pct(row.get("sharpe"), ".2f"), _pct(row.get("max_drawdown"), ".1%"), str(row.get("trades")),
-                     _fmt(row["lstm_price_rmse"]), _fmt(row["lstm_theil_u"], 3))
-    console.print(view)
+    columns = [("run", "left", 10), ("ticker", "left", 6), ("strategy", "left", 10), ("CAGR", "right", 7),
+               ("Sharpe", "right", 9), ("max DD", "right", 8), ("trades", "right", 4), ("LSTM RMSE", "right", 3),
+               ("Theil U", "right", 5)]
+    table = [[row["run"], str(row["ticker"]), str(row["strategy"]), _pct(row.get("cagr"), "+.2%"),
+              _pct(row.get("sharpe"), ".2f"), _pct(row.get("max_drawdown"), ".1%"), str(row.get("trades")),
+              _fmt(row["lstm_price_rmse"]), _fmt(row["lstm_theil_u"], 3)] for row in rows]
+    show(fitted_table("Runs compared", columns, table, wide))
     if out is not None:
         write_rows(out, rows)
         console.print(f"saved {out}")

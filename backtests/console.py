@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -20,7 +21,7 @@ USER_ERRORS = (ForecastingError, StrategyError, ReportError)
 HELP = {"help_option_names": ["-h", "--help"]}
 
 # Rich falls back to 80 columns when piped; tables of metrics need more.
-console = Console(width=None if sys.stdout.isatty() else 130)
+console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 130)
 errors = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 ConfigArg = Annotated[Path | None, typer.Argument(help="TOML experiment; default: configs/default.toml")]
@@ -86,3 +87,47 @@ def _force_progress() -> bool:
 
     return os.environ.get("LSTM_TRADER_PROGRESS") == "1"
 
+
+WideOpt = Annotated[bool, typer.Option("--wide", help="every column of the tables, however wide the terminal")]
+
+
+def fitted_table(title: str, columns: list[tuple[str, str, int]], rows: list[list[str]], wide: bool = False,
+                 caption: str | None = None):
+    """A rich table that fits the console: columns are (header, justify, priority); while the table is
+    wider than the console, the column of lowest priority goes (named in the caption), so no cell is
+    ever cut to '…'. `wide` keeps them all (the CSV files always have every column, at full precision)."""
+    from rich.table import Table
+
+    def natural(indices: list[int]) -> int:
+        return 1 + sum(3 + max([len(columns[i][0])] + [len(row[i]) for row in rows]) for i in indices)
+
+    shown = list(range(len(columns)))
+    dropped: list[str] = []
+    while not wide and len(shown) > 2 and natural(shown) > console.width:
+        weakest = min(shown, key=lambda i: (columns[i][2], -i))
+        shown.remove(weakest)
+        dropped.append(columns[weakest][0])
+    notes = [caption] if caption else []
+    if dropped:
+        notes.append(f"not shown at {console.width} columns: {', '.join(dropped)} (--wide shows them)")
+    table = Table(title=title, caption=" ".join(notes) or None, caption_justify="left")
+    for i in shown:
+        table.add_column(columns[i][0], justify=columns[i][1], no_wrap=True)
+    for row in rows:
+        table.add_row(*(row[i] for i in shown))
+    table.natural_width = natural(shown)
+    return table
+
+
+def show(table) -> None:
+    """Print a table at its own width when that is wider than the console (--wide), else at the console's."""
+    width = getattr(table, "natural_width", 0)
+    if width <= console.width:
+        console.print(table)
+        return
+    saved = console.width
+    console.width = width  # Rich clamps any per-call width to the console's
+    try:
+        console.print(table)
+    finally:
+        console.width = saved

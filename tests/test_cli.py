@@ -250,3 +250,23 @@ def test_bare_command_help_short_flag_and_version():
     from importlib.metadata import version as installed
 
     assert version.exit_code == 0 and version.output.strip() == f"lstm-trader {installed('lstm-trader')}"
+
+
+def test_tables_fit_80_columns_without_cutting_a_cell_and_wide_shows_every_column(tmp_path, csv_data, monkeypatch):
+    from backtests.console import console
+
+    monkeypatch.setattr(console, "width", 80)
+    runs = tmp_path / "runs"
+    result = runner.invoke(app, ["run", *TINY, "--set", f"data.source=csv:{csv_data}", "--no-report",
+                                 "--runs-dir", str(runs)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "…" not in result.output and max(len(line) for line in lines) <= 80
+    assert "rsi_reversion" in result.output and "--wide shows them" in result.output
+    (run,) = run_dirs(runs)
+    narrow = runner.invoke(app, ["compare", str(run)])
+    assert "…" not in narrow.output and max(len(line) for line in narrow.output.splitlines()) <= 80
+    wide = runner.invoke(app, ["compare", str(run), "--wide"])
+    header = next(line for line in wide.output.splitlines() if "strategy" in line)
+    assert all(name in header for name in ("CAGR", "Sharpe", "max DD", "trades", "LSTM RMSE", "Theil U"))
+    assert "…" not in wide.output
