@@ -10,7 +10,6 @@ sending is idempotent (client order ids), and a step interrupted anywhere finish
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -219,7 +218,7 @@ class Account:
     def _check_market_closed(self) -> None:
         if not isinstance(self.broker, AlpacaBroker):
             return
-        clock = self.broker._call("reading the market clock", self.broker.client.get_clock)
+        clock = self.broker.clock()
         if clock.get("is_open"):
             today = str(clock.get("timestamp", ""))[:10]
             raise BacktestError(f"the market is open ({today}): a market order now would fill during the session, "

@@ -211,6 +211,10 @@ class AlpacaBroker:
         if str(account.get("status", "ACTIVE")).upper() != "ACTIVE":
             raise BacktestError(f"the Alpaca account is {account.get('status')}", "open the Alpaca dashboard")
 
+    def clock(self) -> dict:
+        """The market clock: `is_open`, `timestamp`, next open and close."""
+        return self._call("reading the market clock", self.client.get_clock)
+
     def book(self) -> Book:
         account = self._call("reading the account", self.client.get_account)
         positions = self._call("reading positions", self.client.get_all_positions)
