@@ -37,9 +37,10 @@ def execution_sets(executor: str | None, workers: int | None, ray_address: str |
     import difflib
 
     from backtests.errors import ConfigError
+    from backtests.execution import EXECUTORS
 
-    if executor is not None and executor not in ("serial", "local", "ray"):
-        close = difflib.get_close_matches(executor, ["serial", "local", "ray"], n=1, cutoff=0.5)
+    if executor is not None and executor not in EXECUTORS:
+        close = difflib.get_close_matches(executor, EXECUTORS, n=1, cutoff=0.5)
         raise ConfigError(f"unknown --executor '{executor}'",
                           f"did you mean '{close[0]}'?" if close else "use serial, local or ray")
     if workers is not None and workers < 1:

@@ -40,9 +40,16 @@ class Commission(bt.CommInfoBase):
               ("pct", 0.0), ("per_share", 0.0), ("minimum", 0.0))
 
     def _getcommission(self, size, price, pseudoexec):
-        if not size:
-            return 0.0
-        return max(self.p.minimum, abs(size) * price * self.p.pct + abs(size) * self.p.per_share)
+        return fill_commission(size, price, self.p.pct, self.p.per_share, self.p.minimum)
+
+
+def fill_commission(size: float, price: float, pct: float, per_share: float, minimum: float) -> float:
+    """The commission of one fill (or one leg of it): percent of value plus per share, at least `minimum`.
+
+    Backtrader's broker (`Commission`) and the paper account's local broker both charge this."""
+    if not size:
+        return 0.0
+    return max(minimum, abs(size) * price * pct + abs(size) * per_share)
 
 
 @dataclass

@@ -21,7 +21,7 @@ EXECUTORS = ("serial", "local", "ray")
 
 
 class ExecutionSpec(Strict):
-    executor: Literal["serial", "local", "ray"] = Field(
+    executor: Literal[EXECUTORS] = Field(
         "local", description="serial (this process), local (a process pool on this machine) or ray (a Ray cluster, "
                              "or a local Ray instance without ray_address)")
     workers: int | None = Field(None, ge=1, description="parallel tasks; default: one per core (local) or the "
@@ -34,9 +34,9 @@ def worker_count(spec: ExecutionSpec, tasks: int) -> int:
     return max(1, min(spec.workers or os.cpu_count() or 1, tasks))
 
 
-def tf_threads(workers: int) -> int:
-    """TensorFlow threads per worker: the cores shared out."""
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
+def tf_threads(workers: int, cpus: int | None = None) -> int:
+    """TensorFlow threads per worker: the cores (this machine's, or a cluster's `cpus`) shared out."""
+    return max(1, (cpus or os.cpu_count() or 1) // max(1, workers))
 
 
 def pin_threads(threads: int) -> None:
@@ -151,8 +151,8 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
 
 def _run_ray(fn, tasks, names, spec, on_done) -> list:
     ray = start_ray(spec, worker_count(spec, len(tasks)))
-    workers = spec.workers or int(ray.cluster_resources().get("CPU", 1))
-    threads = max(1, int(ray.cluster_resources().get("CPU", 1)) // max(1, workers))
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    threads = tf_threads(spec.workers or cpus, cpus)
     remote = ray.remote(num_cpus=1, max_retries=2)(_call_spread)  # a task lost with its worker runs again
     shared: dict[int, Any] = {}  # a frame used by several tasks (a ticker's folds) goes to the object store once
 
@@ -177,7 +177,7 @@ def _run_ray(fn, tasks, names, spec, on_done) -> list:
     except ray.exceptions.RayError as exc:
         lost = [names[i] for i in range(len(tasks)) if i not in results]
         cause = getattr(exc, "cause", None)
-        if isinstance(cause, BacktestError) or isinstance(cause, Exception) and hasattr(cause, "hint"):
+        if isinstance(cause, Exception) and hasattr(cause, "hint"):  # a user error inside the task: as it is
             raise cause from None
         raise BacktestError(f"Ray could not finish {', '.join(lost)} ({type(exc).__name__}, after retries)",
                             "see `ray status`; run again, or with --executor serial to see the error") from None

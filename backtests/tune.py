@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import time
 import warnings
 from collections.abc import Callable
@@ -29,6 +28,7 @@ import pandas as pd
 from backtests.config import TUNABLE, ExperimentConfig, SearchRange, dump_config, validate_config
 from backtests.engine import run_backtest
 from backtests.errors import ConfigError
+from backtests.execution import tf_threads
 from backtests.ledger import Ledger, data_fingerprint
 from backtests.rundir import FolderLock, write_csv, write_text
 from forecasting.progress import Progress
@@ -355,7 +355,7 @@ def _run_pool(args: tuple, jobs: int, span_file: str, fingerprint: str, runs_roo
     """`jobs` worker processes, each with its share of the cores for TensorFlow's threads."""
     import multiprocessing
 
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = tf_threads(jobs)
     context = multiprocessing.get_context("spawn")
     shares = budgets(max(0, n_trials - finished(study)), jobs)
     workers = [context.Process(target=run_worker, args=(*args, threads, span_file, fingerprint, runs_root, index,
@@ -388,7 +388,7 @@ def _run_ray(args: tuple, jobs: int, span_file: str, fingerprint: str, runs_root
     from backtests.execution import start_ray
 
     ray = start_ray(execution, jobs)
-    threads = max(1, int(ray.cluster_resources().get("CPU", 1)) // jobs)
+    threads = tf_threads(jobs, int(ray.cluster_resources().get("CPU", 1)))
     shares = budgets(max(0, n_trials - finished(study)), jobs)
     remote = ray.remote(num_cpus=1, max_retries=1)(run_worker)
 

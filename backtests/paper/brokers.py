@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from datetime import date
 
-from backtests.engine import BrokerSpec
+from backtests.engine import BrokerSpec, fill_commission
 from backtests.errors import BacktestError
 
 KEY_ENV, SECRET_ENV, URL_ENV = "APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "APCA_API_BASE_URL"
@@ -112,8 +112,8 @@ class LocalBroker:
             held, avg, _ = book.get(ticker, [0.0, 0.0, day])
             # as Backtrader: the part that closes (or reduces) the position, then the part that opens one,
             # each with its own commission; only the opening part needs cash
-            closing = -held if held and (held > 0) != (qty > 0) and abs(qty) >= abs(held) else (
-                qty if held and (held > 0) != (qty > 0) else 0.0)
+            against = held and (held > 0) != (qty > 0)
+            closing = (-held if abs(qty) >= abs(held) else qty) if against else 0.0
             opening = qty - closing
             cash -= closing * price + self._commission(closing, price)
             after = cash - opening * price - self._commission(opening, price)
@@ -125,10 +125,10 @@ class LocalBroker:
             else:
                 cash = after
             done = closing + opening
+            commission = self._commission(closing, price) + self._commission(opening, price)
             if status == "rejected":
                 refused.append((client_order_id, reason))
             if done:
-                commission = self._commission(closing, price) + self._commission(opening, price)
                 position = held
                 for leg in (closing, opening):
                     if leg:
@@ -137,8 +137,7 @@ class LocalBroker:
                 fills.append(Fill(client_order_id, ticker, done, price, commission, day))
             self.db.execute("UPDATE broker_orders SET status = ?, fill_date = ?, price = ?, commission = ? "
                             "WHERE client_order_id = ?", (status, day, price if done else None,
-                                                          self._commission(closing, price) + self._commission(opening, price)
-                                                          if done else None, client_order_id))
+                                                          commission if done else None, client_order_id))
         # interest credited at the previous close reaches the cash after this open's fills (Backtrader's add_cash)
         cash += self.db.execute("SELECT pending FROM broker_cash").fetchone()[0]
         self.db.execute("UPDATE broker_cash SET cash = ?, pending = 0", (cash,))
@@ -149,7 +148,7 @@ class LocalBroker:
 
     def _commission(self, qty: float, price: float) -> float:
         c = self.costs
-        return max(c.commission_min, abs(qty) * price * c.commission_pct + abs(qty) * c.commission_per_share) if qty else 0.0
+        return fill_commission(qty, price, c.commission_pct, c.commission_per_share, c.commission_min)
 
 
 def _average(held: float, avg: float, qty: float, price: float) -> float:
