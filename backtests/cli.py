@@ -529,8 +529,12 @@ def main(argv: list[str] | None = None) -> int:
     argument) printed as one `error:` line plus a hint, like every other user error, exit 2."""
     from backtests.console import errors
 
+    from backtests.console import plain_metavars
+
+    command = typer.main.get_command(app)
+    plain_metavars(command)
     try:
-        return app(args=argv, prog_name="lstm-trader", standalone_mode=False) or 0
+        return command(args=argv, prog_name="lstm-trader", standalone_mode=False) or 0
     except _usage_errors() as exc:
         ctx = getattr(exc, "ctx", None)
         command = ctx.command_path if ctx is not None else "lstm-trader"

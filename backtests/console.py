@@ -32,6 +32,33 @@ RayAddressOpt = Annotated[str | None, typer.Option(help="an existing Ray cluster
                                                         "(execution.ray_address); implies --executor ray")]
 
 
+_METAVARS = {"str": "TEXT", "int": "INTEGER", "int range": "INTEGER", "float": "FLOAT", "path": "PATH",
+             "Path": "PATH", "%Y-%m-%d": "DATE"}
+
+
+def plain_metavars(command) -> None:
+    """Help without Typer's `<bool>`/`<list[str]>` type artefacts: a flag shows no type, a value an
+    upper-case name as Click writes them (PATH, INTEGER, TEXT, DATE)."""
+    help_option = command.get_help_option
+
+    def get_help_option(ctx):
+        option = help_option(ctx)
+        if option is not None:
+            option.display_type_rich = lambda ctx: None
+        return option
+
+    command.get_help_option = get_help_option
+    for param in getattr(command, "params", []):
+        if getattr(param, "is_flag", False) or not hasattr(param, "display_type"):
+            label = None
+        else:
+            raw = param.display_type(None).strip("<>")
+            label = _METAVARS.get(raw.removeprefix("list[").removesuffix("]"), "VALUE")
+        param.display_type_rich = lambda ctx, label=label: label
+    for sub in getattr(command, "commands", {}).values():
+        plain_metavars(sub)
+
+
 def execution_sets(executor: str | None, workers: int | None, ray_address: str | None) -> list[str]:
     """The execution flags as `--set` overrides (checked here first, so an error names the flag)."""
     import difflib

@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -250,6 +252,27 @@ def test_bare_command_help_short_flag_and_version():
     from importlib.metadata import version as installed
 
     assert version.exit_code == 0 and version.output.strip() == f"lstm-trader {installed('lstm-trader')}"
+
+
+def test_every_help_page_is_free_of_type_artefacts_and_fits_80_columns():
+    import os
+    import re
+
+    commands = [[], ["run"], ["report"], ["backtest"], ["compare"], ["audit"], ["tune"], ["sensitivity"],
+                ["forecast"], ["data", "fetch"], ["paper"], ["paper", "init"], ["paper", "step"],
+                ["paper", "status"], ["paper", "replay"]]
+    env = {**os.environ, "COLUMNS": "80", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    for command in commands:
+        result = subprocess.run([sys.executable, "-m", "backtests.cli", *command, "-h"], capture_output=True,
+                                text=True, env=env, timeout=60)
+        assert result.returncode == 0, (command, result.stderr)
+        assert "Usage:" in result.stdout
+        assert not re.search(r"<(bool|str|int|float|path|list\[[^]]*\])>|\{\}", result.stdout), (command, result.stdout)
+        assert max(map(len, result.stdout.splitlines())) <= 80, command
+    run_help = subprocess.run([sys.executable, "-m", "backtests.cli", "run", "-h"], capture_output=True, text=True,
+                              env=env, timeout=60).stdout
+    assert re.search(r"--runs-dir\s+PATH", run_help) and re.search(r"--workers\s+INTEGER", run_help)
+    assert re.search(r"--open\s+open the report", run_help)  # a flag shows no type at all
 
 
 def test_tables_fit_80_columns_without_cutting_a_cell_and_wide_shows_every_column(tmp_path, csv_data, monkeypatch):
