@@ -165,8 +165,7 @@ def _predict_ticker(ticker: str, frame: pd.DataFrame, model: ModelSpec, wf: Walk
                                   "seed": seed})
         tables, network.ensemble, start = checkpoints.restore(ticker, key)
         network.fold = start - 1
-        if start:
-            progress.fold(ticker, start, n_folds)
+    progress.fold(ticker, start, n_folds)  # the bar knows its total before the first fold trains
     folds = list(split.split(n))
     # The ridge control needs no network: a thread fits it for every fold while the LSTM trains (its
     # LAPACK calls release the GIL, as TensorFlow's ops do), so it costs almost no wall time.
