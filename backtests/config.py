@@ -211,3 +211,30 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 def dump_config(config: ExperimentConfig) -> str:
     return tomli_w.dumps(config.model_dump(mode="json", exclude_none=True))
+
+
+def flat_settings(config: ExperimentConfig) -> dict[str, Any]:
+    """Every setting as `section.key` -> value (strategies as `strategies.<name>`), for diffs."""
+    raw = config.model_dump(mode="json", exclude_none=True)
+    flat: dict[str, Any] = {}
+    for spec in raw.pop("strategies", []):
+        label = spec.get("label") or spec["name"]
+        flat[f"strategies.{label}"] = ", ".join(f"{k}={v}" for k, v in sorted(spec.get("params", {}).items())) or "-"
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else key, inner)
+        else:
+            flat[prefix] = value
+
+    walk("", raw)
+    return flat
+
+
+def config_differences(configs: list[ExperimentConfig]) -> dict[str, list[Any]]:
+    """The settings whose values are not the same in every config: key -> one value per config
+    (None where a config lacks the key)."""
+    flats = [flat_settings(c) for c in configs]
+    keys = sorted(set().union(*flats))
+    return {k: [f.get(k) for f in flats] for k in keys if len({repr(f.get(k)) for f in flats}) > 1}

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from backtests.config import ExperimentConfig, StrategySpec, dump_config
+from backtests.config import ExperimentConfig, StrategySpec, config_differences, dump_config, load_config
 from backtests.engine import BacktestResult, run_backtest
 from backtests.errors import BacktestError
 from backtests.execution import run_tasks
+from backtests.provenance import provenance
 from backtests.rundir import FolderLock, new_run_dir, write_csv, write_json, write_parquet, write_text
 from backtests.ledger import Ledger, TrialCount, config_hash, data_fingerprint
 from backtests.stats import comparison_table, excess_returns, per_period_sharpe
@@ -245,7 +246,7 @@ def _run_in(run: Path, config: ExperimentConfig, prices: dict[str, pd.DataFrame]
         "forecast_per_fold": per_fold.to_dict(orient="records"),
         "backtest": comparison.to_dict(orient="records"),
         "summary": {**summary(config, prices, predictions, time.perf_counter() - started, phases),
-                    "dsr_trials": trials.n, "dsr_variance": trials.variance},
+                    "dsr_trials": trials.n, "dsr_variance": trials.variance, "provenance": provenance(prices)},
     })
     return RunResult(run, predictions, overall, comparison, time.perf_counter() - started, phases, trials)
 
@@ -335,6 +336,25 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     return table
 
 
+def origin_config(predictions_path: str | Path) -> Path | None:
+    """The config.toml of the run dir a predictions file sits in, if it does."""
+    candidate = Path(predictions_path).parent / "config.toml"
+    return candidate if candidate.is_file() else None
+
+
+def changes_from_origin(predictions_path: str | Path, config: ExperimentConfig) -> dict[str, list]:
+    """Broker and strategy settings of this backtest that differ from the predictions' own run."""
+    origin = origin_config(predictions_path)
+    if origin is None:
+        return {}
+    try:
+        before = load_config(origin)
+    except BacktestError:  # a foreign or outdated config.toml: nothing to compare with
+        return {}
+    return {key: values for key, values in config_differences([before, config]).items()
+            if key.startswith(("broker.", "strategies."))}
+
+
 def _tradable(config: ExperimentConfig, models: set[str]) -> tuple[ExperimentConfig, list[str]]:
     """Leave out the configured strategies whose forecast the predictions table lacks (e.g. `ridge_signal`
     on a table written before the ridge control existed); the LSTM's own strategy is never left out."""
@@ -349,8 +369,11 @@ def _tradable(config: ExperimentConfig, models: set[str]) -> tuple[ExperimentCon
 
 
 def run_backtest_only(predictions_path: str | Path, config: ExperimentConfig,
-                      runs_root: str | Path = "runs") -> RunResult:
-    """Backtest an existing predictions table against the config's data and strategies."""
+                      runs_root: str | Path = "runs", config_source: str = "") -> RunResult:
+    """Backtest an existing predictions table against the config's data and strategies.
+
+    `config_source` says where the config came from (shown in the report); when the predictions
+    sit in a run dir, the settings that differ from that run's config are recorded too."""
     started = time.perf_counter()
     predictions = read_predictions(predictions_path)
     prices = load_prices(config.data.source, None, config.data.end, config.data.cache_dir)
@@ -372,8 +395,14 @@ def run_backtest_only(predictions_path: str | Path, config: ExperimentConfig,
         else pd.DataFrame()
     write_json(run / "metrics.json", {"forecast": overall.to_dict(orient="records"),
                                       "backtest": comparison.to_dict(orient="records"),
-                                      "summary": {"source": config.data.source, "predictions": str(predictions_path),
+                                      "summary": {"name": config.name, "source": config.data.source,
+                                                  "tickers": list(prices), "predictions": str(predictions_path),
+                                                  "config_source": config_source,
+                                                  "changed": changes_from_origin(predictions_path, config),
+                                                  "test_start": predictions["date"].min().date().isoformat(),
+                                                  "test_end": predictions["date"].max().date().isoformat(),
                                                   "elapsed_s": round(time.perf_counter() - started, 2),
-                                                  "dsr_trials": trials.n, "dsr_variance": trials.variance}})
+                                                  "dsr_trials": trials.n, "dsr_variance": trials.variance,
+                                                  "provenance": provenance(prices)}})
     return RunResult(run, predictions, overall, comparison, time.perf_counter() - started, trials=trials,
                      skipped=skipped)
