@@ -12,7 +12,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from backtests.console import (HELP, ConfigArg, ExecutorOpt, RayAddressOpt, SetOpt, WideOpt, WorkersOpt,
-                               _interrupt_hint, console, execution_sets, fitted_table, progress_bars, show,
+                               _interrupt_hint, console, errors, execution_sets, fitted_table, progress_bars, show,
                                user_errors)
 from backtests.errors import BacktestError
 from backtests.paper.commands import paper_app
@@ -140,8 +140,9 @@ def _make_reports(run_dir: Path, open_browser: bool, phases: dict[str, float] | 
     from reports import build_reports
 
     started = time.perf_counter()
-    with console.status("writing reports (QuantStats tear sheets, plots, index.html)"):
-        index = build_reports(run_dir)
+    with progress_bars() as bars:  # tear sheets and charts, one step each
+        task = bars.add_task("reports", total=None)
+        index = build_reports(run_dir, progress=lambda done, total: bars.update(task, completed=done, total=total))
     if phases is None:
         console.print(f"reports written in {time.perf_counter() - started:.1f} s")
     else:
@@ -222,7 +223,9 @@ def backtest(
     predictions: Annotated[Path, typer.Argument(help="predictions.parquet (from a run dir, or any table with "
                                                      "date, ticker, model, y_pred)")],
     data: Annotated[str | None, typer.Option(help="data URI of the prices; default: the config's data.source")] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML experiment for broker and strategies")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML experiment for broker and strategies; default: the "
+                                                     "config.toml of the predictions' run dir, else "
+                                                     "configs/default.toml")] = None,
     set_: SetOpt = None,
     runs_dir: Annotated[Path, typer.Option(help="where the run dir is created")] = Path("runs"),
     no_report: Annotated[bool, typer.Option("--no-report", help="skip the HTML reports")] = False,
@@ -230,11 +233,17 @@ def backtest(
 ) -> None:
     """Backtest an existing predictions table with the configured strategies; writes a new run dir."""
     from backtests.config import load_config
-    from backtests.experiment import run_backtest_only
+    from backtests.experiment import origin_config, run_backtest_only
 
     check_output_folder(runs_dir, "--runs-dir")
-    cfg = load_config(config, (set_ or []) + ([f"data.source={_quote(data)}"] if data else []))
-    result = run_backtest_only(predictions, cfg, runs_dir)
+    origin = origin_config(predictions) if config is None else None
+    source = str(config) if config is not None else (f"{origin} (the predictions' own run)" if origin
+                                                     else "configs/default.toml (the default)")
+    cfg = load_config(config or origin, (set_ or []) + ([f"data.source={_quote(data)}"] if data else []))
+    if set_:
+        source += " with " + ", ".join(set_)
+    console.print(f"config: {source}", markup=False, highlight=False, soft_wrap=True)
+    result = run_backtest_only(predictions, cfg, runs_dir, config_source=source)
     if result.skipped:
         console.print(f"left out {', '.join(result.skipped)}: the predictions have no rows for its forecast")
     show(comparison_view(result.comparison, wide=wide))
@@ -248,14 +257,23 @@ def backtest(
 @user_errors
 def compare(runs: Annotated[list[Path], typer.Argument(help="run dirs to put side by side")],
             out: Annotated[Path | None, typer.Option(help="also write the table to this CSV")] = None,
+            html: Annotated[Path | None, typer.Option(help="also write an HTML page: equity curves overlaid, the "
+                                                           "table, and what differs between the configs")] = None,
+            strategy: Annotated[list[str] | None, typer.Option(help="strategies drawn on the --html page "
+                                                                    "(repeatable); default: the LSTM ones and "
+                                                                    "buy_and_hold")] = None,
             wide: WideOpt = False) -> None:
     """Put runs side by side: each strategy's results and the LSTM's forecast error of each run."""
-    from backtests.compare import compare_runs, write_rows
+    from backtests.compare import compare_runs, distinct_runs, write_compare_html, write_rows
 
-    if out is not None:
-        check_output_folder(out.parent, "--out's folder")
-        if not out.parent.is_dir():
-            raise BacktestError(f"--out {out}: the folder {out.parent} does not exist", "create it first")
+    for target, flag in ((out, "--out"), (html, "--html")):
+        if target is not None:
+            check_output_folder(target.parent, f"{flag}'s folder")
+            if not target.parent.is_dir():
+                raise BacktestError(f"{flag} {target}: the folder {target.parent} does not exist", "create it first")
+    runs, repeated = distinct_runs(runs)
+    for name in repeated:
+        errors.print(f"warning: {name} was given twice; it is compared once", markup=False, highlight=False)
     rows = compare_runs(runs)
     columns = [("run", "left", 10), ("ticker", "left", 6), ("strategy", "left", 10), ("CAGR", "right", 7),
                ("Sharpe", "right", 9), ("max DD", "right", 8), ("trades", "right", 4), ("LSTM RMSE", "right", 3),
@@ -267,6 +285,8 @@ def compare(runs: Annotated[list[Path], typer.Argument(help="run dirs to put sid
     if out is not None:
         write_rows(out, rows)
         console.print(f"saved {out}")
+    if html is not None:
+        console.print(f"open: {write_compare_html(html, runs, rows, strategy)}")
 
 
 @app.command()

@@ -61,3 +61,48 @@ def write_rows(path: Path, rows: list[dict]) -> None:
             writer.writerows(rows)
 
     atomic_write(Path(path), write)
+
+
+def distinct_runs(runs: list[str | Path]) -> tuple[list[Path], list[str]]:
+    """The run dirs once each, in the order given, and the arguments that named one already given."""
+    seen: dict[Path, Path] = {}
+    repeated = []
+    for path in runs:
+        key = Path(path).resolve()
+        if key in seen:
+            repeated.append(str(path))
+        else:
+            seen[key] = Path(path)
+    return list(seen.values()), repeated
+
+
+def write_compare_html(path: Path, runs: list[Path], rows: list[dict], strategies: list[str] | None) -> Path:
+    """The compare page: equity of the chosen strategies of every run on one chart (default: the
+    LSTM strategies and buy-and-hold), every row of the table, and how the configs differ."""
+    import pandas as pd
+
+    from backtests.config import config_differences, load_config
+    from reports.compare_page import write_compare_page
+
+    names = [run.name if list(r.name for r in runs).count(run.name) == 1 else str(run) for run in runs]
+    wanted = set(strategies or [])
+    curves, configs, notes = {}, [], []
+    for name, run in zip(names, runs):
+        equity = pd.read_csv(run / "equity.csv", index_col="date", parse_dates=["date"]) \
+            if (run / "equity.csv").is_file() else pd.DataFrame()
+        books = {c.split(":", 1)[0] for c in equity.columns}
+        for column in equity.columns:
+            strategy = column.split(":", 1)[-1]
+            if (strategy in wanted) if wanted else ("lstm" in strategy or strategy == "buy_and_hold"):
+                label = f"{name} · {strategy}" if len(books) == 1 else f"{name} · {column}"
+                curves[label] = equity[column]
+        try:
+            configs.append(load_config(run / "config.toml"))
+        except BacktestError as exc:
+            notes.append(f"{name}: its config.toml could not be read ({exc.message}), so the configs are not "
+                         "compared")
+    if wanted and not curves:
+        raise BacktestError(f"no run has the strategies {', '.join(sorted(wanted))}",
+                            "name strategies from the table, e.g. --strategy lstm_signal")
+    differences = config_differences(configs) if len(configs) == len(runs) else None
+    return write_compare_page(path, names, rows, curves, differences, notes)

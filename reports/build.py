@@ -10,9 +10,10 @@ from pathlib import Path
 import pandas as pd
 
 from reports.errors import ReportError
-from reports.index import render_index
-from reports.plots import (plot_drawdowns, plot_equity, plot_predicted_vs_actual, plot_residuals, plot_rmse_by_fold,
-                           plot_sensitivity)
+from reports import derive, interactive
+from reports.index import LINKED_FILES, IndexPage, render_index
+from reports.plots import (plot_calibration, plot_error_race, plot_recent_predictions, plot_residual_diagnostics,
+                           plot_sensitivity, plot_trades, plot_trading)
 from reports.tearsheet import tearsheet
 
 BENCHMARK = "buy_and_hold"
@@ -56,72 +57,181 @@ def _comparison(run: Path) -> pd.DataFrame:
     return table
 
 
-def build_reports(run_dir: str | Path, jobs: int | None = None) -> Path:
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    try:
+        return pd.read_csv(path) if path.is_file() else None
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError):
+        return None
+
+
+def _config(run: Path) -> tuple[dict, str]:
+    """The run's config.toml as a dict and as text (empty when missing or unreadable)."""
+    import tomllib
+
+    path = run / "config.toml"
+    if not path.is_file():
+        return {}, ""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError:
+        return {}, text
+
+
+def costs_note(config: dict) -> str:
+    """The trading costs a run's results are after, in one line."""
+    broker = config.get("broker", {})
+    if not broker:
+        return ""
+    parts = [f"commission {broker.get('commission_pct', 0):.3%} of traded value"]
+    if broker.get("commission_per_share"):
+        parts.append(f"{broker['commission_per_share']:g} per share")
+    if broker.get("commission_min"):
+        parts.append(f"at least {broker['commission_min']:g} per order")
+    parts.append(f"slippage {broker.get('slippage_pct', 0):.3%} of price")
+    if broker.get("short_borrow_rate"):
+        parts.append(f"borrow {broker['short_borrow_rate']:.2%}/yr")
+    cash = broker.get("cash")
+    return ("after costs: " + ", ".join(parts) + "; filled at the next open"
+            + (f"; starting cash {cash:,.0f}" if cash else ""))
+
+
+def build_reports(run_dir: str | Path, jobs: int | None = None, progress=None) -> Path:
     """Write tear sheets, plots and index.html into `<run>/reports/`; returns the index path.
 
     Tear sheets (a few seconds each) are rendered by `jobs` worker processes (default: one per
-    core) while this process draws the plots; `jobs = 1` renders everything here.
+    core) while this process draws the plots; `jobs = 1` renders everything here. `progress`, when
+    given, is called as progress(done, total) after each chart and tear sheet.
     """
     run = Path(run_dir)
     metrics, comparison, returns, equity, predictions = _read(run)
+    fills, trades = _read_csv(run / "fills.csv"), _read_csv(run / "trades.csv")
+    config, config_text = _config(run)
+    note = costs_note(config)
     out = run / "reports"
     out.mkdir(exist_ok=True)
-    pending = _start_tearsheets(run.name, returns, out, jobs) if returns is not None else {}
-    pictures: list[tuple[str, str]] = []
-    forecast = metrics.get("forecast", [])
-    per_fold = pd.DataFrame(metrics.get("forecast_per_fold", []))
-    if predictions is not None and {"y_true", "price_pred", "price_true"} <= set(predictions):
-        for ticker in predictions["ticker"].unique():
-            slug = _slug(str(ticker))
-            plot_predicted_vs_actual(predictions, out / f"predicted_vs_actual_{slug}.png", ticker)
-            plot_residuals(predictions, out / f"residuals_{slug}.png", ticker)
-            pictures += [(f"{ticker}: predicted vs actual", f"predicted_vs_actual_{slug}.png"),
-                         (f"{ticker}: residuals", f"residuals_{slug}.png")]
-            if len(per_fold):
-                plot_rmse_by_fold(per_fold, out / f"rmse_by_fold_{slug}.png", ticker)
-                pictures.append((f"{ticker}: RMSE per fold", f"rmse_by_fold_{slug}.png"))
-    if equity is not None:
-        for book in dict.fromkeys(c.split(":", 1)[0] for c in equity.columns):
-            cols = [c for c in equity.columns if c.split(":", 1)[0] == book]
-            slug = _slug(book)
-            plot_equity(equity[cols], out / f"equity_{slug}.png", f"{book}: equity of every strategy")
-            plot_drawdowns(equity[cols], out / f"drawdowns_{slug}.png", f"{book}: drawdowns")
-            pictures += [(f"{book}: equity", f"equity_{slug}.png"), (f"{book}: drawdowns", f"drawdowns_{slug}.png")]
-    if (run / "sensitivity.csv").is_file():
-        table = pd.read_csv(run / "sensitivity.csv")
-        for book in dict.fromkeys(table["ticker"]):
-            name = f"sensitivity_{_slug(str(book))}.png"
-            plot_sensitivity(table, out / name, book)
-            pictures.append((f"{book}: Sharpe by trading cost", name))
-    sheets = {key: _collect(job, lambda key=key: tearsheet_tasks(run.name, returns, out)[key])
-              for key, job in pending.items()}
-    page = render_index(run.name, metrics.get("summary", {}), forecast, comparison, sheets, pictures)
+    tasks = tearsheet_tasks(run.name, returns, out, comparison, note) if returns is not None else {}
+    workers = min(jobs or os.cpu_count() or 1, len(tasks))
+    started = None
+    if workers > 1:
+        # Starting the workers waits for the fork server to import QuantStats (seconds): a thread
+        # does it while this one draws the charts. (One worker: the sheets are drawn here, after
+        # the charts, since pyplot is not thread-safe.)
+        from concurrent.futures import ThreadPoolExecutor
+
+        starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tearsheets")
+        started = starter.submit(_start_tearsheets, tasks, workers)
+        starter.shutdown(wait=False)
+    page = IndexPage(run.name, metrics.get("summary", {}), metrics.get("forecast", []), comparison,
+                     costs=note, config_text=config_text,
+                     files=[name for name in LINKED_FILES if (run / name).is_file()])
+    charts = _chart_jobs(page, out, predictions, equity, fills, trades, metrics, run)
+    total, done = len(charts) + len(tasks), 0
+    if progress:
+        progress(0, total)
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, total)
+
+    for job in charts:
+        job()
+        tick()
+    futures = started.result() if started is not None else {}
+    for key, args in tasks.items():
+        page.sheets[key] = _collect(futures[key], lambda args=args: args) if key in futures \
+            else render_tearsheet(args)
+        tick()
     index = out / "index.html"
     tmp = out / ".index.html.tmp"
-    tmp.write_text(page, encoding="utf-8")
+    tmp.write_text(render_index(page), encoding="utf-8")
     os.replace(tmp, index)
     return index
 
 
-def tearsheet_tasks(run_id: str, returns: pd.DataFrame, out: Path) -> dict[tuple[str, str], tuple]:
+def _chart_jobs(page: IndexPage, out: Path, predictions, equity, fills, trades, metrics: dict, run: Path) -> list:
+    """One callable per chart group; each draws its PNGs (and interactive chart) and registers them."""
+    jobs = []
+    forecastable = predictions is not None and {"y_true", "y_pred", "price_pred", "price_true"} <= set(predictions)
+    close = derive.closes(predictions) if forecastable else {}
+    if forecastable:
+        page.per_fold = derive.per_fold_rows(metrics.get("forecast_per_fold", []), predictions)
+        lstm_tickers = [t for t in dict.fromkeys(predictions["ticker"])
+                        if ((predictions["ticker"] == t) & (predictions["model"] == "lstm")).any()]
+        for ticker in lstm_tickers:
+            jobs.append(lambda ticker=ticker: _forecast_charts(page, out, predictions, ticker))
+    if equity is not None:
+        for book in dict.fromkeys(c.split(":", 1)[0] for c in equity.columns):
+            jobs.append(lambda book=book: _trading_charts(page, out, equity, fills, trades, close, book))
+    if (run / "sensitivity.csv").is_file():
+        table = pd.read_csv(run / "sensitivity.csv")
+        for book in dict.fromkeys(table["ticker"]):
+            name = f"sensitivity_{_slug(str(book))}.png"
+            jobs.append(lambda book=book, name=name: (plot_sensitivity(table, out / name, book),
+                                                      page.pictures.append((f"{book}: Sharpe by trading cost", name))))
+    if jobs and (equity is not None or forecastable):
+        jobs.insert(0, lambda: setattr(page, "asset", interactive.write_asset(out)))
+    return jobs
+
+
+def _forecast_charts(page: IndexPage, out: Path, predictions: pd.DataFrame, ticker: str) -> None:
+    slug = _slug(str(ticker))
+    lstm = derive.model_rows(predictions, ticker, "lstm")
+    races = {m: derive.error_race(predictions, ticker, m) for m in ("lstm", "ridge")
+             if ((predictions["ticker"] == ticker) & (predictions["model"] == m)).any()}
+    page.interactive.append(interactive.race_chart(races, derive.fold_starts(lstm), ticker, f"race-{slug}"))
+    for title, name, draw in ((f"{ticker}: who wins, when", f"error_race_{slug}.png", plot_error_race),
+                              (f"{ticker}: the last predictions", f"recent_predictions_{slug}.png",
+                               plot_recent_predictions),
+                              (f"{ticker}: calibration", f"calibration_{slug}.png", plot_calibration),
+                              (f"{ticker}: residuals", f"residuals_{slug}.png", plot_residual_diagnostics)):
+        draw(predictions, out / name, ticker)
+        page.pictures.append((title, name))
+
+
+def _trading_charts(page: IndexPage, out: Path, equity: pd.DataFrame, fills, trades, close, book: str) -> None:
+    slug = _slug(book)
+    cols = [c for c in equity.columns if c.split(":", 1)[0] == book]
+    exposure = derive.exposures(equity[cols], fills, close)
+    page.interactive.insert(0, interactive.trading_chart(equity[cols], exposure, book, f"trading-{slug}"))
+    plot_trading(equity[cols], exposure, out / f"trading_{slug}.png", book)
+    page.pictures.insert(0, (f"{book}: equity, drawdown, exposure", f"trading_{slug}.png"))
+    if trades is not None and book in close:
+        mine = trades[(trades["book"] == book) & (trades["strategy"] == "lstm_signal")]
+        if len(mine):
+            span = close[book].loc[equity.index.min():equity.index.max()]
+            plot_trades(span, mine, out / f"trades_{slug}.png", f"{book}: lstm_signal's trades on the close")
+            page.pictures.insert(1, (f"{book}: lstm_signal's trades", f"trades_{slug}.png"))
+
+
+def tearsheet_tasks(run_id: str, returns: pd.DataFrame, out: Path, comparison: pd.DataFrame | None = None,
+                    note: str = "") -> dict[tuple[str, str], tuple]:
     """`tearsheet` arguments per (book, strategy) of a long returns table (ticker, strategy, date,
-    return); each strategy is benchmarked against buy-and-hold on its book."""
+    return); each strategy is benchmarked against buy-and-hold on its book. A strategy whose returns
+    never change (it never traded) gets none: there is nothing to show and QuantStats cannot regress it."""
+    held = {}
+    if comparison is not None and len(comparison) and "exposure" in comparison:
+        held = {(r["ticker"], r["strategy"]): float(r["exposure"]) for r in comparison.to_dict(orient="records")}
     tasks = {}
     for (book, strategy), rows in returns.groupby(["ticker", "strategy"], sort=False):
         series = rows.set_index("date")["return"].rename(strategy)
+        if series.nunique() <= 1:  # never traded: QuantStats cannot regress a constant on the benchmark
+            continue
         bench_rows = returns[(returns["ticker"] == book) & (returns["strategy"] == BENCHMARK)]
         benchmark = bench_rows.set_index("date")["return"] if strategy != BENCHMARK and len(bench_rows) else None
         name = f"tearsheet_{_slug(book)}_{_slug(strategy)}.html"
-        tasks[(book, strategy)] = (series, out / name, f"{strategy} on {book} — run {run_id}", benchmark)
+        exposure = None
+        if (book, strategy) in held:
+            exposure = (held[(book, strategy)], held.get((book, BENCHMARK), float("nan")))
+        tasks[(book, strategy)] = (series, out / name, f"{strategy} on {book} — run {run_id}", benchmark,
+                                   BENCHMARK, note, exposure)
     return tasks
 
 
-def _start_tearsheets(run_id: str, returns: pd.DataFrame, out: Path, jobs: int | None) -> dict:
-    """Submit one tear sheet per (book, strategy); values are futures, or file names when rendered here."""
-    tasks = tearsheet_tasks(run_id, returns, out)
-    jobs = min(jobs or os.cpu_count() or 1, len(tasks))
-    if jobs <= 1:
-        return {key: render_tearsheet(args) for key, args in tasks.items()}
+def _start_tearsheets(tasks: dict, jobs: int) -> dict:
+    """Submit one tear sheet per (book, strategy) to `jobs` worker processes; values are futures."""
     from concurrent.futures import ProcessPoolExecutor
 
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=prepare_workers())
@@ -140,7 +250,7 @@ def prepare_workers():
     import multiprocessing
 
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["reports.tearsheet"])
+    context.set_forkserver_preload(["reports.tearsheet", "quantstats"])
     from multiprocessing import forkserver
 
     forkserver.ensure_running()
@@ -148,9 +258,7 @@ def prepare_workers():
 
 
 def _collect(job, task) -> str:
-    """A tear sheet's file name: `job` is one already, or a future; a dead worker's sheet is rendered here."""
-    if isinstance(job, str):
-        return job
+    """A tear sheet's file name from its future; a dead worker's sheet is rendered here."""
     from concurrent.futures.process import BrokenProcessPool
 
     try:

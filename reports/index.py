@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import html
 import math
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 CSS = """
-body{font-family:-apple-system,'DejaVu Sans',Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1200px;color:#1d232a;padding:0 1rem}
+*{box-sizing:border-box}
+body{font-family:-apple-system,'DejaVu Sans',Helvetica,Arial,sans-serif;margin:1.5rem auto;max-width:1200px;color:#1d232a;padding:0 1rem}
 h1{font-size:1.5rem;margin-bottom:.2rem} h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.3rem}
-.sub{color:#5b6570;margin-top:0} table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
-th,td{padding:.25rem .6rem;border-bottom:1px solid #eee;text-align:right} th{background:#f5f7f9;position:sticky;top:0}
-td.l,th.l{text-align:left;white-space:nowrap} tr.lstm td{font-weight:600} .good{color:#137333} .bad{color:#b3261e}
-dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem;font-size:.9rem} dt{color:#5b6570}
-.cards{display:flex;gap:1rem;flex-wrap:wrap} .card{border:1px solid #e3e6ea;border-radius:6px;padding:.6rem 1rem;min-width:16rem}
-.card b{font-size:1.1rem} img{max-width:100%;border:1px solid #eee;margin:.4rem 0} .note{color:#5b6570;font-size:.85rem}
+h3{font-size:1rem;margin:1.2rem 0 .3rem}
+.sub{color:#5b6570;margin-top:0} .scroll{overflow-x:auto;max-width:100%;margin:.5rem 0}
+table{border-collapse:collapse;font-size:.85rem}
+th,td{padding:.25rem .6rem;border-bottom:1px solid #eee;text-align:right;white-space:nowrap} th{background:#f5f7f9;position:sticky;top:0}
+td.l,th.l{text-align:left} tr.lstm td{font-weight:600} .good{color:#137333} .bad{color:#b3261e}
+dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.2rem 1rem;font-size:.9rem} dt{color:#5b6570} dd{margin:0;overflow-wrap:anywhere}
+.cards{display:flex;gap:1rem;flex-wrap:wrap} .card{border:1px solid #e3e6ea;border-radius:6px;padding:.6rem 1rem;min-width:16rem;max-width:100%}
+.card b{font-size:1.1rem} img{max-width:100%;height:auto;border:1px solid #eee;margin:.4rem 0} .note{color:#5b6570;font-size:.85rem}
+.chart{width:100%;margin:.5rem 0 1rem} pre{background:#f5f7f9;padding:.6rem;overflow-x:auto;font-size:.8rem;max-width:100%}
+details summary{cursor:pointer;color:#1a5fb4;margin:.4rem 0} code{font-size:.85em;overflow-wrap:anywhere}
 """
 
 
@@ -27,6 +33,11 @@ def _num(value, fmt: str) -> str:
     return f'<td data-value="{value!r}">{html.escape(shown)}</td>'
 
 
+def _scroll(table: str) -> str:
+    """A table that scrolls inside its own box when wider than the page, never the page itself."""
+    return f'<div class="scroll">{table}</div>'
+
+
 def _text(value: str, cls: str = "l") -> str:
     return f'<td class="{cls}">{html.escape(str(value))}</td>'
 
@@ -36,7 +47,7 @@ def forecast_table(forecast: list[dict]) -> str:
             ("price_mae", ",.3f"), ("mape", ".3%"), ("theil_u", ".4f"), ("theil_u_price", ".4f"),
             ("dm_pvalue", ".3g"), ("cw_pvalue", ".3g"), ("directional_accuracy", ".1%"), ("da_base_rate", ".1%"),
             ("da_pvalue", ".3g"), ("correlation", ".3f")]
-    heads = ["n", "MSE (ret)", "MAE (ret)", "RMSE (ret)", "RMSE (price)", "MAE (price)", "MAPE", "U2",
+    heads = ["n", "MSE (ret²)", "MAE (ret)", "RMSE (ret)", "RMSE (price)", "MAE (price)", "MAPE", "U2",
              "U (price)", "DM p", "CW p", "dir. acc.", "up days", "PT p", "corr."]
     rows = []
     for m in forecast:
@@ -44,13 +55,13 @@ def forecast_table(forecast: list[dict]) -> str:
         rows.append(f'<tr class="{html.escape(m["model"])}" data-ticker="{html.escape(m["ticker"])}" '
                     f'data-model="{html.escape(m["model"])}">' + "".join(cells) + "</tr>")
     head = '<th class="l">ticker</th><th class="l">model</th>' + "".join(f"<th>{h}</th>" for h in heads)
-    return f'<table id="forecast-table"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    return _scroll(f'<table id="forecast-table"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
 
 COMPARISON = [("total_return", "+.1%", "total"), ("cagr", "+.2%", "CAGR"), ("volatility", ".1%", "vol"),
               ("sharpe", ".2f", "Sharpe"), ("sortino", ".2f", "Sortino"), ("max_drawdown", ".1%", "max DD"),
-              ("exposure", ".0%", "exposure"), ("trades", "d", "trades"), ("turnover", ".1f", "turnover/yr"),
-              ("win_rate", ".0%", "win rate"), ("costs", ",.0f", "costs"), ("psr", ".1%", "PSR"),
+              ("exposure", ".0%", "exposure"), ("trades", "d", "trades"), ("turnover", ".1f", "turnover (×/yr)"),
+              ("win_rate", ".0%", "win rate"), ("costs", ",.0f", "costs (cash)"), ("psr", ".1%", "PSR"),
               ("dsr", ".1%", "DSR")]
 
 
@@ -60,13 +71,14 @@ def comparison_table(comparison: pd.DataFrame, sheets: dict[tuple[str, str], str
         link = sheets.get((row["ticker"], row["strategy"]))
         cells = [_text(row["ticker"]), _text(row["strategy"])]
         cells += [_num(int(row[k]) if k == "trades" else row[k], f) for k, f, _ in COMPARISON]
-        cells.append(f'<td class="l"><a href="{html.escape(link)}">tear sheet</a></td>' if link else "<td></td>")
+        cells.append(f'<td class="l"><a href="{html.escape(link)}">tear sheet</a></td>' if link
+                     else '<td class="l note" title="its daily returns never change">none: constant returns</td>')
         cls = "lstm" if "lstm" in row["strategy"] else ""
         rows.append(f'<tr class="{cls}" data-ticker="{html.escape(row["ticker"])}" '
                     f'data-strategy="{html.escape(row["strategy"])}">' + "".join(cells) + "</tr>")
     head = '<th class="l">book</th><th class="l">strategy</th>' + "".join(f"<th>{h}</th>" for _, _, h in COMPARISON)
     head += '<th class="l">report</th>'
-    return f'<table id="comparison-table"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    return _scroll(f'<table id="comparison-table"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
 
 def cards(forecast: list[dict], comparison: pd.DataFrame) -> str:
@@ -113,18 +125,103 @@ def dsr_note(summary: dict) -> str:
     return f"the {n} configuration{'s' if n != 1 else ''} tried on this data (Sharpe variance {summary.get('dsr_variance', 0):.2g})"
 
 
-def render_index(run_id: str, summary: dict, forecast: list[dict], comparison: pd.DataFrame,
-                 sheets: dict[tuple[str, str], str], pictures: list[tuple[str, str]]) -> str:
+def per_fold_table(rows: list[dict]) -> str:
+    """One row per (ticker, fold) of the LSTM: its dates and its errors against naive."""
+    cols = [("n", "d"), ("rmse", ".3e"), ("theil_u", ".3f"), ("dm_pvalue", ".3g"), ("directional_accuracy", ".1%"),
+            ("da_base_rate", ".1%"), ("price_rmse", ",.2f")]
+    heads = ["n", "RMSE (ret)", "U2", "DM p", "dir. acc.", "up days", "RMSE (price)"]
+    body = []
+    for m in rows:
+        first = m["first"].date().isoformat() if m.get("first") is not None else "?"
+        last = m["last"].date().isoformat() if m.get("last") is not None else "?"
+        u = m.get("theil_u")
+        cls = "good" if u is not None and u < 1 else ""
+        cells = [_text(m["ticker"]), _num(int(m["fold"]), "d"), _text(first), _text(last)]
+        cells += [_num(int(m[k]) if k == "n" else m.get(k), f) for k, f in cols]
+        body.append(f'<tr class="{cls}" data-ticker="{html.escape(str(m["ticker"]))}" data-fold="{int(m["fold"])}">'
+                    + "".join(cells) + "</tr>")
+    head = ('<th class="l">ticker</th><th>fold</th><th class="l">first day</th><th class="l">last day</th>'
+            + "".join(f"<th>{h}</th>" for h in heads))
+    return _scroll(f'<table id="per-fold-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>')
+
+
+@dataclass
+class IndexPage:
+    """Everything index.html shows; the report builder fills the charts and tear-sheet links in."""
+
+    run_id: str
+    summary: dict
+    forecast: list[dict]
+    comparison: pd.DataFrame
+    costs: str = ""
+    config_text: str = ""
+    sheets: dict[tuple[str, str], str] = field(default_factory=dict)
+    pictures: list[tuple[str, str]] = field(default_factory=list)
+    interactive: list[str] = field(default_factory=list)
+    per_fold: list[dict] = field(default_factory=list)
+    asset: str | None = None
+    files: list[str] = field(default_factory=list)  # the run dir's files to link to
+
+
+def subtitle(summary: dict, costs: str) -> str:
+    """What the page shows: a walk-forward run, or a backtest of an existing predictions file."""
+    if "predictions" in summary:
+        text = (f"Backtest of the predictions in <code>{html.escape(summary['predictions'])}</code>, "
+                f"config: {html.escape(summary.get('config_source') or 'as given')}.")
+        changed = summary.get("changed") or {}
+        if changed:
+            items = "; ".join(f"{html.escape(k)}: {html.escape(str(a))} &rarr; {html.escape(str(b))}"
+                              for k, (a, b) in changed.items())
+            text += f"<br>Changed from the predictions' own run: {items}."
+        elif summary.get("config_source", "").endswith("(the predictions' own run)"):
+            text += " Same costs and strategies as that run."
+    else:
+        text = "Walk-forward stacked LSTM, traded at the next open after costs, beside the naive forecast and buy-and-hold."
+    return f'<p class="sub">{text}' + (f"<br>{html.escape(costs.capitalize())}." if costs else "") + "</p>"
+
+
+LINKED_FILES = ["config.toml", "metrics.json", "comparison.csv", "predictions.parquet", "trades.csv", "fills.csv",
+                "equity.csv", "returns.parquet"]
+
+
+def provenance_block(summary: dict, config_text: str, files: list[str]) -> str:
+    """Where every number came from: data, code, packages and the full config."""
+    prov = summary.get("provenance", {})
+    items = [("data", summary.get("source", "?"))]
+    for ticker, (first, last, n) in prov.get("bars", {}).items():
+        items.append((f"bars of {ticker}", f"{first} to {last}, {n:,} bars"))
+    if "test_start" in summary:
+        items.append(("out of sample", f"{summary['test_start']} to {summary.get('test_end', '?')}"))
+    if prov.get("data_sha256"):
+        items.append(("data fingerprint", f"sha256 {prov['data_sha256']} (every bar read)"))
+    items.append(("code", f"git commit {prov['commit']}" if prov.get("commit") else "not a git checkout"))
+    versions = prov.get("versions", {})
+    if versions:
+        items.append(("packages", ", ".join(f"{k} {v}" for k, v in versions.items())))
+    rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in items)
+    links = " · ".join(f'<a href="../{name}">{name}</a>' for name in files) or "—"
+    config = (f"<details><summary>the full config (config.toml)</summary><pre>{html.escape(config_text)}</pre>"
+              "</details>") if config_text else ""
+    return f'<dl id="provenance">{rows}<dt>files</dt><dd>{links}</dd></dl>{config}'
+
+
+def render_index(page: IndexPage) -> str:
     figures = "".join(f'<h3>{html.escape(title)}</h3><a href="{html.escape(p)}"><img src="{html.escape(p)}" '
-                      f'alt="{html.escape(title)}"></a>' for title, p in pictures)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>lstm-trader: {html.escape(run_id)}</title>
-<style>{CSS}</style></head><body>
-<h1>lstm-trader run {html.escape(run_id)}</h1>
-<p class="sub">Walk-forward stacked LSTM, traded at the next open after costs, beside the naive forecast and buy-and-hold.</p>
-{cards(forecast, comparison)}
-<h2>Run</h2>{summary_list(summary)}
-<h2>Forecast errors (out of sample)</h2>
+                      f'alt="{html.escape(title)}" loading="lazy"></a>' for title, p in page.pictures)
+    summary, comparison = page.summary, page.comparison
+    charts = ""
+    script = ""
+    if page.asset and page.interactive:
+        script = f'<script src="{html.escape(page.asset)}"></script>'
+        charts = ('<h2>Who wins, when (interactive: drag to zoom, double-click to reset, click a legend entry to hide it)</h2>'
+                  + "".join(f'<div class="chart">{div}</div>' for div in page.interactive))
+    folds = ""
+    if page.per_fold:
+        folds = (f"<details><summary>every fold ({len(page.per_fold)}): dates, RMSE, U2, DM p and direction</summary>"
+                 f"{per_fold_table(page.per_fold)}</details>")
+    forecast = ""
+    if page.forecast:
+        forecast = f"""<h2>Forecast errors (out of sample)</h2>
 <p class="note">Return-space errors are in log returns over the horizon; price-space errors in price units.
 Naive: tomorrow's close is today's (a zero return).<br>
 U2: Theil's U in return space, RMSE over the naive forecast's RMSE (below 1 beats naive; every day weighs the same).
@@ -134,12 +231,25 @@ CW p: Clark-West test that the model beats the random walk it nests (one-sided; 
 dir. acc.: share of days with the right predicted sign; up days: the share of up days, which "always up" scores;
 PT p: Pesaran-Timmermann test that direction is called better than chance. corr.: correlation of predicted and
 realised returns.</p>
-{forecast_table(forecast)}
+{forecast_table(page.forecast)}{folds}"""
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>lstm-trader: {html.escape(page.run_id)}</title>
+<style>{CSS}</style>{script}</head><body>
+<h1>lstm-trader {"backtest" if "predictions" in summary else "run"} {html.escape(page.run_id)}</h1>
+{subtitle(summary, page.costs)}
+{cards(page.forecast, comparison)}
+<h2>Run</h2>{summary_list(summary)}
+{charts}
+{forecast}
 <h2>Strategies (same out-of-sample dates, after costs)</h2>
 <p class="note">PSR: probability that the true Sharpe is above 0. DSR (strategies that trade the LSTM only):
 the same against the best Sharpe that luck would show among {dsr_note(summary)}, as counted by the trial
-ledger (every run, backtest and tuning trial on this data). Benchmarks and controls were not searched over: PSR only.</p>
-{comparison_table(comparison, sheets) if len(comparison) else "<p>No backtests in this run.</p>"}
+ledger (every run, backtest and tuning trial on this data). Benchmarks and controls were not searched over: PSR only.
+Exposure: share of days a position was held (the tear sheets' "Time in Market" shows the same).
+Turnover: traded value over mean equity, per year. Costs: commission and slippage paid, in the account's cash.</p>
+{comparison_table(comparison, page.sheets) if len(comparison) else "<p>No backtests in this run.</p>"}
 <h2>Pictures</h2>{figures}
+<h2>Provenance</h2>{provenance_block(summary, page.config_text, page.files)}
 </body></html>
 """

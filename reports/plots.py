@@ -1,14 +1,20 @@
-"""Forecast plots from a predictions table (matplotlib, non-interactive, no font noise)."""
+"""Static charts (PNG) of a run: every one drawn in the one explicit style of reports.style."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import reports.quiet  # noqa: F401  (backend and font set-up before pyplot)
+from reports.style import styled
 
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402  (after the Agg backend is chosen)
+import matplotlib.ticker as mticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from reports.derive import autocorrelation, calibration_bins, error_race, fold_starts, model_rows  # noqa: E402
+
+PERCENT = mticker.PercentFormatter(1.0)
+EXPOSURE_WINDOW = 21
 
 
 def _save(fig, path: Path, dpi: int = 100) -> Path:
@@ -18,129 +24,192 @@ def _save(fig, path: Path, dpi: int = 100) -> Path:
     return path
 
 
-def plot_predicted_vs_actual(predictions: pd.DataFrame, path: Path, ticker: str | None = None) -> Path:
-    """Predicted vs actual close over the out-of-sample span (fold boundaries marked), a zoom on the
-    last 120 predictions beside the naive forecast, and both error series. Points are drawn at the
-    target's date (t + horizon business days)."""
-    tickers = list(predictions["ticker"].unique())
-    ticker = ticker or tickers[0]
-    rows = predictions[predictions["ticker"] == ticker]
-    lstm = rows[rows["model"] == "lstm"].sort_values("date")
-    naive = rows[rows["model"] == "naive"].sort_values("date")
-    target_dates = lstm["date"] + pd.offsets.BDay(int(lstm["horizon"].iloc[0]))
-    fig = plt.figure(figsize=(11, 9.5))
-    grid = fig.add_gridspec(3, 1, height_ratios=[3, 2.2, 1.2])
-    top, zoom = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
-    bottom = fig.add_subplot(grid[2], sharex=top)
-    top.plot(target_dates, lstm["price_true"], color="black", lw=1.0, label="actual close")
-    top.plot(target_dates, lstm["price_pred"], color="tab:blue", lw=0.9, alpha=0.85, label="LSTM prediction")
-    for start in lstm.groupby("fold")["date"].min().iloc[1:]:
-        top.axvline(start, color="grey", lw=0.4, alpha=0.4)
-    top.set_title(f"{ticker}: walk-forward predictions (grey lines: retraining)")
-    top.set_ylabel("price")
-    top.legend(loc="upper left")
-    last = slice(-120, None)
-    zoom.plot(target_dates.iloc[last], lstm["price_true"].iloc[last], color="black", lw=1.0, marker=".", ms=3,
-              label="actual close")
-    zoom.plot(target_dates.iloc[last], lstm["price_pred"].iloc[last], color="tab:blue", lw=1.0, label="LSTM")
-    zoom.plot(target_dates.iloc[last], naive["price_pred"].iloc[last].to_numpy(), color="tab:orange", lw=0.9,
-              alpha=0.8, label="naive (today's close)")
-    zoom.set_title("last 120 predictions")
-    zoom.legend(loc="upper left", fontsize=8)
-    bottom.plot(target_dates, lstm["price_pred"] - lstm["price_true"], color="tab:blue", lw=0.6, label="LSTM error")
-    bottom.plot(target_dates, naive["price_pred"].to_numpy() - naive["price_true"].to_numpy(), color="tab:orange",
-                lw=0.6, alpha=0.7, label="naive error")
-    bottom.axhline(0, color="black", lw=0.5)
-    bottom.set_ylabel("error")
-    bottom.legend(loc="upper left")
-    return _save(fig, path, dpi=110)
+def _strategy(column: str) -> str:
+    return column.split(":", 1)[-1]
+
+
+def _legend_above(ax, ncol: int = 4) -> None:
+    """A legend above the axes, where it can never cover the data."""
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.01), ncol=ncol, borderaxespad=0)
+
+
+def plot_recent_predictions(predictions: pd.DataFrame, path: Path, ticker: str, last: int = 120) -> Path:
+    """The last `last` predictions in price space beside the actual close and the naive forecast,
+    drawn at the date each prediction is for (t + horizon sessions)."""
+    lstm, naive = model_rows(predictions, ticker, "lstm"), model_rows(predictions, ticker, "naive")
+    horizon = int(lstm["horizon"].iloc[0]) if "horizon" in lstm and len(lstm) else 1
+    # a prediction made at t is for the session `horizon` prediction dates later (business days at the end)
+    target = lstm["date"].shift(-horizon).fillna(lstm["date"] + pd.offsets.BDay(horizon))
+    lstm, target = lstm.iloc[-last:], target.iloc[-last:]
+    naive = naive.set_index("date").reindex(lstm["date"])
+    with styled():
+        fig, ax = plt.subplots(figsize=(11, 4.2))
+        ax.plot(target, lstm["price_true"], color="black", lw=1.0, marker=".", ms=3, label="actual close")
+        ax.plot(target, lstm["price_pred"], color="tab:blue", lw=1.1, label="LSTM prediction")
+        ax.plot(target, naive["price_pred"].to_numpy(), color="tab:orange", lw=0.9, alpha=0.85,
+                label="naive (the close at t)")
+        for start in fold_starts(lstm):
+            ax.axvline(start, color="grey", lw=0.5, ls=":")
+        ax.set_title(f"{ticker}: the last {len(lstm)} predictions (dotted: retraining)", pad=22)
+        ax.set_xlabel("date the prediction is for")
+        ax.set_ylabel("close")
+        _legend_above(ax, 3)
+        return _save(fig, path, dpi=110)
+
+
+def plot_error_race(predictions: pd.DataFrame, path: Path, ticker: str) -> Path:
+    """Cumulative (naive squared error - model squared error) over time, per forecasting model:
+    rising stretches are where the model beats "tomorrow = today"."""
+    lstm = model_rows(predictions, ticker, "lstm")
+    with styled():
+        fig, ax = plt.subplots(figsize=(11, 4))
+        for model, color in (("lstm", "tab:blue"), ("ridge", "tab:green")):
+            if (predictions["model"] == model).any():
+                race = error_race(predictions, ticker, model)
+                ax.plot(race.index, race.to_numpy(), color=color, lw=1.3 if model == "lstm" else 0.9,
+                        label=f"naive - {model}")
+        for start in fold_starts(lstm):
+            ax.axvline(start, color="grey", lw=0.4, alpha=0.5)
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_title(f"{ticker}: who wins, when (rising = the model beats naive; grey: retraining)", pad=22)
+        ax.set_xlabel("prediction date")
+        ax.set_ylabel("cumulative squared-error gain\n(log returns²)")
+        _legend_above(ax)
+        return _save(fig, path)
+
+
+def plot_calibration(predictions: pd.DataFrame, path: Path, ticker: str) -> Path:
+    """Predicted against realised returns, with the mean realised return in ten prediction bins."""
+    rows = model_rows(predictions, ticker, "lstm")
+    bins = calibration_bins(rows)
+    with styled():
+        fig, (ax, zoom) = plt.subplots(1, 2, figsize=(11, 4.2))
+        ax.scatter(rows["y_pred"], rows["y_true"], s=4, alpha=0.35, color="tab:blue", label="one day")
+        lim = float(np.nanmax(np.abs(rows["y_true"]))) if len(rows) else 1.0
+        ax.plot([-lim, lim], [-lim, lim], color="grey", lw=0.8, ls="--", label="perfect (y = x)")
+        ax.set_xlabel("predicted log return")
+        ax.set_ylabel("realised log return")
+        ax.set_title("every prediction", pad=22)
+        _legend_above(ax, 2)
+        zoom.plot(bins["predicted"], bins["realised"], marker="o", color="tab:blue", label="mean in each decile")
+        span = [float(bins["predicted"].min()), float(bins["predicted"].max())]
+        zoom.plot(span, span, color="grey", lw=0.8, ls="--", label="perfect (y = x)")
+        zoom.axhline(0, color="black", lw=0.5)
+        zoom.set_xlabel("mean predicted log return (decile of predictions)")
+        zoom.set_ylabel("mean realised log return")
+        zoom.set_title("calibration", pad=22)
+        _legend_above(zoom, 2)
+        fig.suptitle(f"{ticker}: LSTM predictions against what happened", fontweight="bold")
+        return _save(fig, path)
+
+
+def plot_residual_diagnostics(predictions: pd.DataFrame, path: Path, ticker: str, lags: int = 20) -> Path:
+    """Histogram of the LSTM's return residuals (with the normal of the same mean and spread) and
+    their autocorrelation with the ±1.96/√n band of white noise."""
+    rows = model_rows(predictions, ticker, "lstm")
+    resid = (rows["y_true"] - rows["y_pred"]).to_numpy()
+    acf = autocorrelation(resid, lags)
+    with styled():
+        fig, (hist, corr) = plt.subplots(1, 2, figsize=(11, 3.8))
+        hist.hist(resid, bins=60, density=True, color="tab:blue", alpha=0.6, label="residuals")
+        if len(resid) > 1 and resid.std() > 0:
+            x = np.linspace(resid.min(), resid.max(), 200)
+            mu, sd = resid.mean(), resid.std()
+            hist.plot(x, np.exp(-0.5 * ((x - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi)), color="black", lw=1,
+                      label="normal, same mean and std")
+        hist.set_xlabel("realised - predicted log return")
+        hist.set_ylabel("density")
+        hist.set_title("residual distribution", pad=22)
+        _legend_above(hist, 2)
+        corr.bar(np.arange(1, lags + 1), acf, color="tab:blue", width=0.6)
+        band = 1.96 / np.sqrt(max(len(resid), 1))
+        corr.axhspan(-band, band, color="grey", alpha=0.2, label="95% band of white noise")
+        corr.axhline(0, color="black", lw=0.5)
+        corr.xaxis.set_major_locator(mticker.MaxNLocator(integer=True))
+        corr.set_xlabel("lag (sessions)")
+        corr.set_ylabel("autocorrelation")
+        corr.set_title("residual autocorrelation", pad=22)
+        _legend_above(corr, 1)
+        fig.suptitle(f"{ticker}: LSTM residuals", fontweight="bold")
+        return _save(fig, path)
+
+
+def plot_trading(equity: pd.DataFrame, exposure: pd.DataFrame, path: Path, book: str) -> Path:
+    """Equity (log scale, growth of 1), drawdown in percent and exposure (a 21-session mean, since a
+    signal that flips daily would fill the panel) of every strategy of a book."""
+    with styled():
+        fig, (eq, dd, ex) = plt.subplots(3, 1, figsize=(11, 8.5), sharex=True, height_ratios=[3, 1.6, 1.6])
+        for column in equity.columns:
+            series = equity[column].dropna()
+            width = 1.5 if "lstm" in column else 0.9
+            eq.plot(series.index, (series / series.iloc[0]).to_numpy(), lw=width, label=_strategy(column))
+            dd.plot(series.index, (series / series.cummax() - 1).to_numpy(), lw=width)
+            if column in exposure:
+                smooth = exposure[column].rolling(EXPOSURE_WINDOW, min_periods=1).mean()
+                ex.plot(exposure.index, smooth.to_numpy(), lw=width * 0.8)
+        eq.set_yscale("log")
+        eq.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        eq.yaxis.set_minor_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        eq.set_ylabel("growth of 1 (log scale)")
+        eq.set_title(f"{book}: equity, drawdown and exposure after costs", pad=34)
+        _legend_above(eq)
+        dd.yaxis.set_major_formatter(PERCENT)
+        dd.set_ylabel("drawdown")
+        ex.yaxis.set_major_formatter(PERCENT)
+        ex.set_ylabel(f"exposure, {EXPOSURE_WINDOW}-day mean\n(position value / equity)")
+        ex.set_xlabel("date")
+        return _save(fig, path)
+
+
+def plot_trades(close: pd.Series, trades: pd.DataFrame, path: Path, title: str) -> Path:
+    """The close with each trade's entry (up triangles for longs, down for shorts) and exit (crosses)."""
+    with styled():
+        fig, ax = plt.subplots(figsize=(11, 4.2))
+        ax.plot(close.index, close.to_numpy(), color="black", lw=0.8, label="close")
+        longs = trades[trades["direction"] == "long"]
+        shorts = trades[trades["direction"] != "long"]
+        ax.scatter(pd.to_datetime(longs["entry_date"]), longs["entry_price"], marker="^", color="tab:green", s=28,
+                   zorder=3, label="long entry")
+        if len(shorts):
+            ax.scatter(pd.to_datetime(shorts["entry_date"]), shorts["entry_price"], marker="v", color="tab:red",
+                       s=28, zorder=3, label="short entry")
+        done = trades.dropna(subset=["exit_date"])
+        done = done[~done["open"].astype(bool)] if "open" in done else done
+        ax.scatter(pd.to_datetime(done["exit_date"]), done["exit_price"], marker="x", color="tab:purple", s=22,
+                   zorder=3, label="exit")
+        ax.set_title(title, pad=22)
+        ax.set_xlabel("date (entries and exits at the fill price, the next open)")
+        ax.set_ylabel("price")
+        _legend_above(ax)
+        return _save(fig, path)
 
 
 def plot_forecast(history: pd.DataFrame, forecast: pd.DataFrame, path: Path, ticker: str, days_shown: int = 120) -> Path:
     """The last `days_shown` closes and the forecast path after them."""
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    tail = history["close"].iloc[-days_shown:]
-    ax.plot(tail.index, tail.to_numpy(), color="black", lw=1.0, label="close")
-    ax.plot([tail.index[-1], *forecast["date"]], [tail.iloc[-1], *forecast["price_pred"]], color="tab:blue",
-            marker="o", ms=3, lw=1.2, label="forecast")
-    ax.set_title(f"{ticker}: {len(forecast)}-day forecast")
-    ax.legend(loc="upper left")
-    return _save(fig, path, dpi=110)
-
-
-def _lstm_and_naive(predictions: pd.DataFrame, ticker: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    rows = predictions[predictions["ticker"] == ticker]
-    return (rows[rows["model"] == "lstm"].sort_values("date"), rows[rows["model"] == "naive"].sort_values("date"))
-
-
-def plot_residuals(predictions: pd.DataFrame, path: Path, ticker: str) -> Path:
-    """LSTM residuals in return space over time, with a 21-day rolling RMSE beside the naive one."""
-    lstm, naive = _lstm_and_naive(predictions, ticker)
-    resid = (lstm["y_pred"] - lstm["y_true"]).to_numpy()
-    naive_resid = (naive["y_pred"] - naive["y_true"]).to_numpy()
-    fig, ax = plt.subplots(figsize=(11, 4))
-    ax.plot(lstm["date"], resid, color="tab:blue", lw=0.4, alpha=0.6, label="LSTM residual (log return)")
-    roll = pd.Series(resid ** 2, index=lstm["date"]).rolling(21).mean() ** 0.5
-    roll_naive = pd.Series(naive_resid ** 2, index=naive["date"]).rolling(21).mean() ** 0.5
-    ax.plot(roll.index, roll.to_numpy(), color="tab:blue", lw=1.4, label="LSTM 21-day RMSE")
-    ax.plot(roll_naive.index, roll_naive.to_numpy(), color="tab:orange", lw=1.2, label="naive 21-day RMSE")
-    ax.axhline(0, color="black", lw=0.5)
-    ax.set_title(f"{ticker}: residuals over time")
-    ax.legend(loc="upper left", fontsize=8)
-    return _save(fig, path, dpi=100)
-
-
-def plot_rmse_by_fold(per_fold: pd.DataFrame, path: Path, ticker: str) -> Path:
-    """Price RMSE of each fold, LSTM and naive side by side."""
-    rows = per_fold[per_fold["ticker"] == ticker]
-    lstm = rows[rows["model"] == "lstm"].set_index("fold")["price_rmse"]
-    naive = rows[rows["model"] == "naive"].set_index("fold")["price_rmse"].reindex(lstm.index)
-    x = np.arange(len(lstm))
-    fig, ax = plt.subplots(figsize=(11, 3.8))
-    ax.bar(x - 0.2, lstm.to_numpy(), width=0.4, color="tab:blue", label="LSTM")
-    ax.bar(x + 0.2, naive.to_numpy(), width=0.4, color="tab:orange", label="naive")
-    step = max(1, len(x) // 20)
-    ax.set_xticks(x[::step], [str(f) for f in lstm.index[::step]])
-    ax.set_xlabel("fold")
-    ax.set_ylabel("price RMSE")
-    ax.set_title(f"{ticker}: RMSE per walk-forward fold")
-    ax.legend(loc="upper left")
-    return _save(fig, path, dpi=100)
-
-
-def plot_equity(equity: pd.DataFrame, path: Path, title: str) -> Path:
-    """Equity curves of all strategies on one chart (each starts at 1)."""
-    fig, ax = plt.subplots(figsize=(11, 4.5))
-    for name in equity.columns:
-        series = equity[name].dropna()
-        ax.plot(series.index, (series / series.iloc[0]).to_numpy(), lw=1.3 if "lstm" in name else 0.9,
-                label=name.split(":", 1)[-1])
-    ax.set_title(title)
-    ax.set_ylabel("growth of 1")
-    ax.legend(loc="upper left", fontsize=8)
-    return _save(fig, path, dpi=100)
-
-
-def plot_drawdowns(equity: pd.DataFrame, path: Path, title: str) -> Path:
-    fig, ax = plt.subplots(figsize=(11, 3.5))
-    for name in equity.columns:
-        series = equity[name].dropna()
-        ax.plot(series.index, (series / series.cummax() - 1).to_numpy(), lw=0.9, label=name.split(":", 1)[-1])
-    ax.set_title(title)
-    ax.set_ylabel("drawdown")
-    ax.legend(loc="lower left", fontsize=8)
-    return _save(fig, path, dpi=100)
+    with styled():
+        fig, ax = plt.subplots(figsize=(10, 4.5))
+        tail = history["close"].iloc[-days_shown:]
+        ax.plot(tail.index, tail.to_numpy(), color="black", lw=1.0, label="close")
+        ax.plot([tail.index[-1], *forecast["date"]], [tail.iloc[-1], *forecast["price_pred"]], color="tab:blue",
+                marker="o", ms=3, lw=1.2, label="forecast")
+        ax.set_title(f"{ticker}: {len(forecast)}-day forecast")
+        ax.set_ylabel("close")
+        ax.legend(loc="upper left")
+        return _save(fig, path, dpi=110)
 
 
 def plot_sensitivity(table: pd.DataFrame, path: Path, book: str) -> Path:
     """Sharpe of every strategy against the cost per side (from `lstm-trader sensitivity`)."""
-    fig, ax = plt.subplots(figsize=(11, 4))
-    for strategy, rows in table[table["ticker"] == book].groupby("strategy", sort=False):
-        rows = rows.sort_values("cost_bp")
-        ax.plot(rows["cost_bp"], rows["sharpe"], marker="o", lw=1.6 if "lstm" in strategy else 0.9, label=strategy)
-    ax.axhline(0, color="grey", lw=0.6)
-    ax.set_xlabel("cost per side (bp of traded value)")
-    ax.set_ylabel("Sharpe (annualised)")
-    ax.set_title(f"{book}: Sharpe by trading cost (where the lines cross buy_and_hold, the edge is gone)")
-    ax.legend(loc="lower left", fontsize=8, ncol=2)
-    return _save(fig, path)
+    with styled():
+        fig, ax = plt.subplots(figsize=(11, 4))
+        for strategy, rows in table[table["ticker"] == book].groupby("strategy", sort=False):
+            rows = rows.sort_values("cost_bp")
+            ax.plot(rows["cost_bp"], rows["sharpe"], marker="o", lw=1.6 if "lstm" in strategy else 0.9,
+                    label=strategy)
+        ax.axhline(0, color="grey", lw=0.6)
+        ax.set_xlabel("cost per side (bp of traded value)")
+        ax.set_ylabel("Sharpe (annualised)")
+        ax.set_title(f"{book}: Sharpe by trading cost (where the lines cross buy_and_hold, the edge is gone)",
+                     pad=22)
+        _legend_above(ax)
+        return _save(fig, path)

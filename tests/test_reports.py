@@ -1,7 +1,6 @@
 import json
 import re
 import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -140,24 +139,3 @@ def test_report_command_regenerates_and_missing_run_is_an_error(run_dir, tmp_pat
     assert bad.exit_code == 2 and "run dir not found" in bad.stderr
     with pytest.raises(ReportError):
         build_reports(tmp_path / "nope")
-
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
-@pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed")
-def test_index_renders_in_headless_chromium(run_dir, tmp_path):
-    run, _ = run_dir
-    index = run / "reports" / "index.html"
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}"]
-    shot = run / "reports" / "screenshot.png"
-    subprocess.run([CHROMIUM, *flags, f"--screenshot={shot}", "--window-size=1280,2400", index.as_uri()],
-                   check=True, capture_output=True, timeout=120)
-    assert shot.is_file() and shot.stat().st_size > 10_000
-    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", index.as_uri()], check=True, capture_output=True,
-                         text=True, timeout=120).stdout
-    assert 'id="forecast-table"' in dom and 'id="comparison-table"' in dom
-    assert "Forecast errors" in dom and "Strategies" in dom

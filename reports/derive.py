@@ -1,0 +1,92 @@
+"""Series the charts draw, derived from what a run wrote (predictions, equity, fills): no training,
+no trading, and each one simple enough to recompute by hand in a test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def model_rows(predictions: pd.DataFrame, ticker: str, model: str) -> pd.DataFrame:
+    rows = predictions[(predictions["ticker"] == ticker) & (predictions["model"] == model)]
+    return rows.dropna(subset=["y_true", "y_pred"]).sort_values("date").reset_index(drop=True)
+
+
+def closes(predictions: pd.DataFrame) -> dict[str, pd.Series]:
+    """Each ticker's close at every prediction date: the naive forecast's price is today's close."""
+    naive = predictions[predictions["model"] == "naive"]
+    return {ticker: rows.set_index("date")["price_pred"].sort_index()
+            for ticker, rows in naive.groupby("ticker", sort=False)}
+
+
+def fold_starts(rows: pd.DataFrame) -> list[pd.Timestamp]:
+    """The first prediction date of every fold after the first (where the network was retrained)."""
+    return list(rows.groupby("fold")["date"].min().sort_values().iloc[1:])
+
+
+def error_race(predictions: pd.DataFrame, ticker: str, model: str = "lstm", against: str = "naive") -> pd.Series:
+    """Cumulative sum over dates of (against's squared error - model's squared error), in return
+    space: it rises while `model` beats `against`; its last value is n * (MSE_against - MSE_model)."""
+    mine = model_rows(predictions, ticker, model).set_index("date")
+    other = model_rows(predictions, ticker, against).set_index("date")
+    both = mine.index.intersection(other.index)
+    gain = (other.loc[both, "y_pred"] - other.loc[both, "y_true"]) ** 2 - \
+        (mine.loc[both, "y_pred"] - mine.loc[both, "y_true"]) ** 2
+    return gain.sort_index().cumsum().rename(f"{against} - {model}")
+
+
+def calibration_bins(rows: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
+    """Mean predicted and mean realised return within each quantile bin of the prediction."""
+    ranks = rows["y_pred"].rank(method="first")
+    labels = pd.qcut(ranks, q=min(bins, len(rows)), labels=False)
+    grouped = rows.groupby(labels)
+    return pd.DataFrame({"predicted": grouped["y_pred"].mean(), "realised": grouped["y_true"].mean(),
+                         "n": grouped.size()}).reset_index(drop=True)
+
+
+def autocorrelation(values: np.ndarray, lags: int = 20) -> np.ndarray:
+    """Sample autocorrelation at lags 1..lags (the usual biased estimator, denominator n * var)."""
+    x = np.asarray(values, dtype=float) - np.mean(values)
+    denom = float(x @ x)
+    if denom == 0:
+        return np.zeros(lags)
+    return np.array([float(x[k:] @ x[:-k]) / denom for k in range(1, lags + 1)])
+
+
+def exposures(equity: pd.DataFrame, fills: pd.DataFrame | None, close: dict[str, pd.Series]) -> pd.DataFrame:
+    """Value of the position held at each close over equity, per equity column ("book:strategy").
+
+    Positions are the running sum of filled sizes (fills dated by the session they filled in);
+    a column whose book has a ticker without prices is left out."""
+    out = {}
+    for column in equity.columns:
+        book, strategy = column.split(":", 1)
+        mine = fills[(fills["book"] == book) & (fills["strategy"] == strategy)] if fills is not None else None
+        held = pd.Series(0.0, index=equity.index)
+        known = True
+        for ticker, rows in (mine.groupby("ticker") if mine is not None and len(mine) else []):
+            if ticker not in close:
+                known = False
+                break
+            size = rows.groupby(pd.to_datetime(rows["date"]))["size"].sum().cumsum()
+            position = size.reindex(equity.index.union(size.index)).ffill().reindex(equity.index).fillna(0.0)
+            held += position * close[ticker].reindex(equity.index).ffill()
+        if known:
+            out[column] = held / equity[column]
+    return pd.DataFrame(out, index=equity.index)
+
+
+def per_fold_rows(per_fold: list[dict], predictions: pd.DataFrame | None, model: str = "lstm") -> list[dict]:
+    """The per-fold forecast metrics of `model`, each with the fold's first and last prediction date."""
+    spans = {}
+    if predictions is not None and "fold" in predictions:
+        rows = predictions[predictions["model"] == model]
+        for (ticker, fold), group in rows.groupby(["ticker", "fold"]):
+            spans[(ticker, int(fold))] = (group["date"].min(), group["date"].max())
+    out = []
+    for m in per_fold:
+        if m.get("model") != model:
+            continue
+        first, last = spans.get((m["ticker"], int(m["fold"])), (None, None))
+        out.append({**m, "first": first, "last": last})
+    return out
