@@ -144,8 +144,15 @@ def build_stacked_lstm(
     learning_rate: float,
     seed: int = 0,
     cell: str = "fused",
+    n_outputs: int = 1,
+    linear_skip: bool = False,
 ):
-    """A compiled Keras model: `n_layers` LSTMs (each followed by dropout), a Dense(1) head, Adam, MSE.
+    """A compiled Keras model: `n_layers` LSTMs (each followed by dropout), a Dense(n_outputs) head
+    (one output per target column, e.g. per day ahead), Adam, MSE.
+
+    `linear_skip` adds a linear map of the window's last row straight to the output, summed with
+    the head (the autoregressive "highway" of LSTNet): the network is then a linear model plus a
+    recurrent correction, and can fall back on the linear part where the recurrent one finds nothing.
 
     `cell = "fused"` runs each LSTM in TensorFlow's fused kernel; `"keras"` uses `keras.layers.LSTM`
     (same maths, slower on CPU). Every initializer and dropout layer is seeded from `seed`, so the
@@ -172,8 +179,14 @@ def build_stacked_lstm(
                                   recurrent_initializer=keras.initializers.Orthogonal(seed=seeds[4 * layer + 1]))(x)
         if dropout > 0:
             x = keras.layers.Dropout(dropout, seed=seeds[4 * layer + 2], name=f"dropout_{layer + 1}")(x)
-    head = keras.layers.Dense(1, name="head", kernel_initializer=keras.initializers.GlorotUniform(seed=seeds[-1]))
+    head = keras.layers.Dense(n_outputs, name="head",
+                              kernel_initializer=keras.initializers.GlorotUniform(seed=seeds[-1]))
     outputs = head(x)
+    if linear_skip:
+        last_row = keras.layers.Lambda(lambda t: t[:, -1, :], name="last_row")(inputs)
+        linear = keras.layers.Dense(n_outputs, name="linear_skip",
+                                    kernel_initializer=keras.initializers.Zeros())(last_row)
+        outputs = keras.layers.Add(name="head_plus_linear")([outputs, linear])
     model = keras.Model(inputs, outputs, name="stacked_lstm")
     # XLA is slower than the fused kernel for these small recurrent nets on CPU (measured), so no jit.
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse", jit_compile=False)
@@ -192,22 +205,31 @@ def _network_arrays(model) -> tuple[list[np.ndarray], list[np.ndarray]]:
 
 
 class _Scaler:
-    """Per-column standardisation fitted on training rows (sklearn's StandardScaler on 3-D windows)."""
+    """Per-column standardisation fitted on training rows (sklearn's StandardScaler on 3-D windows).
+
+    For targets, one column per output: `column` and `inverse` give a flat vector for one output
+    and (n, outputs) for several."""
 
     def __init__(self, rows: np.ndarray) -> None:
         from sklearn.preprocessing import StandardScaler
 
         self.scaler = StandardScaler().fit(rows)
 
+    @property
+    def width(self) -> int:  # derived, so scalers pickled before multi-output models still load
+        return int(self.scaler.n_features_in_)
+
     def windows(self, X: np.ndarray) -> np.ndarray:
         shape = X.shape
         return self.scaler.transform(X.reshape(-1, shape[-1])).reshape(shape).astype("float32")
 
     def column(self, y: np.ndarray) -> np.ndarray:
-        return self.scaler.transform(np.asarray(y, dtype="float64").reshape(-1, 1)).ravel().astype("float32")
+        out = self.scaler.transform(np.asarray(y, dtype="float64").reshape(-1, self.width)).astype("float32")
+        return out.ravel() if self.width == 1 else out
 
     def inverse(self, y: np.ndarray) -> np.ndarray:
-        return self.scaler.inverse_transform(np.asarray(y, dtype="float64").reshape(-1, 1)).ravel()
+        out = self.scaler.inverse_transform(np.asarray(y, dtype="float64").reshape(-1, self.width))
+        return out.ravel() if self.width == 1 else out
 
 
 class LSTMForecaster:
@@ -225,7 +247,9 @@ class LSTMForecaster:
 
     def __init__(self, n_layers: int = 2, units: int = 32, dropout: float = 0.1, learning_rate: float = 1e-3,
                  epochs: int = 20, batch_size: int = 64, patience: int = 3, val_fraction: float = 0.1,
-                 seed: int = 0, cell: str = "fused") -> None:
+                 seed: int = 0, cell: str = "fused", shrink: bool = False, linear_skip: bool = False) -> None:
+        self.shrink = shrink
+        self.linear_skip = linear_skip
         self.n_layers = n_layers
         self.units = units
         self.dropout = dropout
@@ -248,13 +272,14 @@ class LSTMForecaster:
         # Only the last row of each window is new to that sample; fitting on those rows sees every
         # training row once and nothing after the last training sample.
         self.x_scaler_ = _Scaler(X[:, -1, :])
-        self.y_scaler_ = _Scaler(y.reshape(-1, 1))
+        self.y_scaler_ = _Scaler(y)
         self.training_calls_ = 0
-        if getattr(self, "model_", None) is not None and (self.lookback_, self.n_features_in_) == X.shape[1:]:
+        shape = (X.shape[1], X.shape[2], y.shape[1])
+        if getattr(self, "model_", None) is not None and (self.lookback_, self.n_features_in_,
+                                                          getattr(self, "n_outputs_", 1)) == shape:
             self._reset_network()
         else:
-            self.n_features_in_ = X.shape[2]
-            self.lookback_ = X.shape[1]
+            self.lookback_, self.n_features_in_, self.n_outputs_ = shape
             self.model_ = self.build_network()
             self.initial_state_ = _network_arrays(self.model_)
         self.history_ = self._train(X, y, self.epochs, self.val_fraction, on_epoch)
@@ -277,7 +302,9 @@ class LSTMForecaster:
     def build_network(self):
         """A fresh, untrained network of this forecaster's shape (also used to restore checkpoints)."""
         return build_stacked_lstm(self.n_layers, self.units, self.dropout, self.lookback_, self.n_features_in_,
-                                  self.learning_rate, seed=self.seed, cell=self.cell)
+                                  self.learning_rate, seed=self.seed, cell=self.cell,
+                                  n_outputs=getattr(self, "n_outputs_", 1),
+                                  linear_skip=getattr(self, "linear_skip", False))
 
     def finetune(self, X: np.ndarray, y: np.ndarray, epochs: int, learning_rate: float | None = None,
                  on_epoch: Callable[[int, int, dict], None] | None = None) -> LSTMForecaster:
@@ -296,8 +323,9 @@ class LSTMForecaster:
             raise ForecastingError(f"predict expects windows of shape (n, {self.lookback_}, {self.n_features_in_}), "
                                    f"got {X.shape}")
         scaled = self.x_scaler_.windows(X)
-        out = [np.asarray(self.model_.predict_on_batch(scaled[i:i + 4096])).ravel() for i in range(0, len(X), 4096)]
-        return self.y_scaler_.inverse(np.concatenate(out))
+        out = [np.asarray(self.model_.predict_on_batch(scaled[i:i + 4096])).reshape(-1, self.y_scaler_.width)
+               for i in range(0, len(X), 4096)]
+        return self.y_scaler_.inverse(np.concatenate(out) * self._weight())
 
     def predict_rows(self, X: np.ndarray) -> np.ndarray:
         """As `predict`, but every window goes through the network on its own (a batch of one).
@@ -313,7 +341,24 @@ class LSTMForecaster:
             raise ForecastingError(f"predict expects windows of shape (n, {self.lookback_}, {self.n_features_in_}), "
                                    f"got {X.shape}")
         scaled = self.x_scaler_.windows(X).astype("float32")
-        return self.y_scaler_.inverse(np.asarray(_row_function(self.model_)(scaled)).ravel().astype("float64"))
+        out = np.asarray(_row_function(self.model_)(scaled)).astype("float64").reshape(-1, self.y_scaler_.width)
+        return self.y_scaler_.inverse(out * self._weight())
+
+    def _weight(self) -> np.ndarray | float:
+        """The shrinkage weight of each output (1 without `shrink`): outputs are scaled around the
+        training targets' mean, so shrinking the scaled output pulls the prediction toward that mean."""
+        return getattr(self, "shrink_", 1.0) if getattr(self, "shrink", False) else 1.0
+
+    def _fit_shrink(self, validation: tuple[np.ndarray, np.ndarray]) -> None:
+        """The forecast-combination weight w in [0, 1] of the network against the training mean,
+        fitted on the held-out validation tail by least squares through the origin (in scaled
+        units): prediction = mean + w * (network - mean). Fine-tuning keeps it."""
+        X, y = validation
+        p = np.asarray(self.model_.predict_on_batch(X)).reshape(len(X), -1).astype("float64")
+        y = np.asarray(y, dtype="float64").reshape(len(X), -1)
+        power = np.sum(p * p, axis=0)
+        w = np.divide(np.sum(p * y, axis=0), power, out=np.zeros_like(power), where=power > 0)
+        self.shrink_ = np.clip(w, 0.0, 1.0)
 
     def _train(self, X, y, epochs, val_fraction, on_epoch) -> dict:
         Xs, ys = self.x_scaler_.windows(X), self.y_scaler_.column(y)
@@ -323,7 +368,8 @@ class LSTMForecaster:
             validation = (Xs[-n_val:], ys[-n_val:])
             Xs, ys = Xs[:-n_val], ys[:-n_val]
             # the loss of always predicting a raw target of 0 (no change) on the tail: a yardstick for val_loss
-            zero_loss = float(np.mean((validation[1] - self.y_scaler_.column([0.0])[0]) ** 2))
+            zero = self.y_scaler_.column(np.zeros(self.y_scaler_.width))
+            zero_loss = float(np.mean((validation[1] - zero) ** 2))
         rng = np.random.default_rng((int(self.seed), self.training_calls_))
         self.training_calls_ += 1
         model, size = self.model_, self.batch_size
@@ -352,11 +398,16 @@ class LSTMForecaster:
         if best_weights is not None:
             # Early stopping keeps the weights of the best validation epoch, also when it never triggered.
             model.set_weights(best_weights)
+        if self.shrink and validation is not None:
+            self._fit_shrink(validation)
         return history
 
     def _check(self, X, y) -> tuple[np.ndarray, np.ndarray]:
         X = np.asarray(X, dtype="float64")
-        y = np.asarray(y, dtype="float64").ravel()
+        y = np.asarray(y, dtype="float64")
+        y = y.reshape(-1, 1) if y.ndim == 1 else y
+        if y.ndim != 2:
+            raise ForecastingError(f"y must be one target per sample, or (samples, outputs), got shape {y.shape}")
         if X.ndim != 3:
             raise ForecastingError(f"X must be 3-D windows (samples, lookback, features), got shape {X.shape}")
         if len(X) != len(y):

@@ -39,6 +39,10 @@ class ModelSpec(Strict):
     val_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="tail of each training span used for early stopping")
     n_seeds: int = Field(1, ge=1, le=50, description="networks per fold, each from its own seed; the prediction "
                          "is their mean and y_pred_std their spread")
+    shrink: bool = Field(False, description="pull each prediction toward the training targets' mean by a weight "
+                         "in [0, 1] fitted on the held-out validation tail (forecast combination)")
+    linear_skip: bool = Field(False, description="add a linear map of the window's last row to the output "
+                              "(LSTNet's autoregressive highway): a linear model plus a recurrent correction")
     cell: Literal["fused", "keras"] = Field("fused", description="LSTM kernel: TensorFlow's fused BlockLSTM (fast on "
                                             "CPU) or keras.layers.LSTM; the same maths")
 

@@ -143,7 +143,8 @@ def make_split(model: ModelSpec, walk_forward: WalkForwardSpec) -> WalkForwardSp
 def make_forecaster(model: ModelSpec, seed: int) -> LSTMForecaster:
     return LSTMForecaster(n_layers=model.n_layers, units=model.units, dropout=model.dropout,
                           learning_rate=model.learning_rate, epochs=model.epochs, batch_size=model.batch_size,
-                          patience=model.patience, val_fraction=model.val_fraction, seed=seed, cell=model.cell)
+                          patience=model.patience, val_fraction=model.val_fraction, seed=seed, cell=model.cell,
+                          shrink=model.shrink, linear_skip=model.linear_skip)
 
 
 def _predict_ticker(ticker: str, frame: pd.DataFrame, model: ModelSpec, wf: WalkForwardSpec, seed: int,

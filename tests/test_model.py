@@ -131,3 +131,47 @@ def test_a_refit_is_a_fresh_fit():
     fresh = LSTMForecaster(n_layers=2, units=4, dropout=0.3, epochs=3, seed=2).fit(X2, y2).predict(X2[:12])
     assert reused.model_ is network
     np.testing.assert_array_equal(refit, fresh)
+
+
+def test_shrink_weight_is_least_squares_through_the_origin_clipped_to_0_1():
+    rng = np.random.default_rng(0)
+    p = rng.normal(size=300)
+    noise = rng.normal(size=300)
+    noise -= p * (p @ noise) / (p @ p)  # orthogonal to p: the least-squares weight is exact
+
+    class Network:
+        def predict_on_batch(self, X):
+            return p.reshape(-1, 1).astype("float32")
+
+    forecaster = LSTMForecaster(shrink=True)
+    forecaster.model_ = Network()
+    for y, expected in ((0.5 * p + noise, 0.5), (-p + noise, 0.0), (3 * p + noise, 1.0)):
+        forecaster._fit_shrink((np.zeros((300, 1, 1)), y))
+        assert forecaster.shrink_ == pytest.approx([expected], abs=1e-6)
+
+
+def test_shrink_pulls_every_prediction_toward_the_training_mean_by_one_weight():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(240, 4, 2))
+    y = 0.002 + rng.normal(0, 0.01, 240)  # noise: nothing to learn
+    settings = dict(n_layers=1, units=4, epochs=3, batch_size=32, patience=2, val_fraction=0.2, seed=5)
+    plain = LSTMForecaster(**settings).fit(X, y)
+    shrunk = LSTMForecaster(**settings, shrink=True).fit(X, y)
+    mean = float(plain.y_scaler_.scaler.mean_[0])
+    assert mean == pytest.approx(y.mean())
+    w = float(shrunk.shrink_[0])
+    assert 0.0 <= w <= 1.0
+    for predict in ("predict", "predict_rows"):
+        a, b = getattr(plain, predict)(X[:50]), getattr(shrunk, predict)(X[:50])
+        assert np.allclose(b - mean, w * (a - mean), rtol=1e-6, atol=1e-12)
+
+
+def test_linear_skip_adds_a_linear_map_of_the_last_row_to_the_recurrent_head():
+    x = np.random.default_rng(3).normal(size=(6, 5, 3)).astype("float32")
+    plain = build_stacked_lstm(1, 4, 0.0, 5, 3, 1e-3, seed=7)
+    skip = build_stacked_lstm(1, 4, 0.0, 5, 3, 1e-3, seed=7, linear_skip=True)
+    assert np.allclose(skip.predict_on_batch(x), plain.predict_on_batch(x), atol=1e-7)  # zero-initialised
+    kernel, bias = np.array([[0.5], [-2.0], [1.0]], dtype="float32"), np.array([0.25], dtype="float32")
+    skip.get_layer("linear_skip").set_weights([kernel, bias])
+    expected = plain.predict_on_batch(x) + x[:, -1, :] @ kernel + bias
+    assert np.allclose(skip.predict_on_batch(x), expected, atol=1e-6)
