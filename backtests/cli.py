@@ -495,33 +495,49 @@ def _bp(value: float, grid: list[float]) -> str:
 def forecast_cmd(
     data: Annotated[str | None, typer.Option(help="data URI; default: the config's data.source")] = None,
     days: Annotated[int, typer.Option(min=1, max=260, help="trading days to forecast (exchange calendar paper.calendar, XNYS by default)")] = 10,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="forecast from the close of this date (ISO) instead of the last bar, using no later bar")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML experiment for the network settings")] = None,
     set_: SetOpt = None,
     out: Annotated[Path, typer.Option(help="folder for the forecast CSV and plot")] = Path("runs/forecasts"),
 ) -> None:
-    """Forecast the next N trading days with the network the walk-forward serves at the last close (recursive)."""
+    """Forecast the next N trading days: a direct multi-horizon network (one output per day ahead)
+    with an 80% band."""
     from backtests.config import load_config
     from backtests.rundir import write_csv
-    from forecasting import forecast, load_prices
+    from forecasting import load_prices
+    from forecasting.forecast import forecast
     from reports.plots import plot_forecast
 
     check_output_folder(out, "--out")
+    if as_of is not None:
+        import pandas as pd
+
+        try:
+            as_of = pd.Timestamp(as_of)
+        except ValueError:
+            raise BacktestError(f"--as-of {as_of!r} is not a date", "use ISO dates, e.g. --as-of 2018-06-29") from None
     cfg = load_config(config, (set_ or []) + ([f"data.source={_quote(data)}"] if data else []))
     prices = load_prices(cfg.data.source, cfg.data.start, cfg.data.end, cfg.data.cache_dir)
     for ticker, frame in prices.items():
+        if as_of is not None and as_of < frame.index[0]:
+            raise BacktestError(f"--as-of {as_of.date()} is before {ticker}'s first bar ({frame.index[0].date()})",
+                                "pick a date inside the data")
         with progress_bars() as bars:
-            table = forecast(frame, cfg.model, days, seed=cfg.seed, ticker=ticker, walk_forward=cfg.walk_forward,
-                             calendar=cfg.paper.calendar, progress=RichProgress(bars))
+            table = forecast(frame, cfg.model, days, seed=cfg.seed, ticker=ticker, calendar=cfg.paper.calendar,
+                             as_of=as_of, progress=RichProgress(bars))
         out.mkdir(parents=True, exist_ok=True)  # only once there is something to save
-        view = Table(title=f"{ticker}: forecast from the close of {frame.index[-1].date()} "
-                           f"({frame['close'].iloc[-1]:,.2f}), walk-forward fold {int(table['fold'].iloc[0])}")
-        for col in ("date", "step", "predicted close", "log return"):
+        history = frame[frame.index <= table["as_of"].iloc[0]]
+        seeds = f", {cfg.model.n_seeds} seeds" if cfg.model.n_seeds > 1 else ""
+        view = Table(title=f"{ticker}: {days}-day forecast from the close of {history.index[-1].date()} "
+                           f"({history['close'].iloc[-1]:,.2f}); direct multi-horizon network{seeds}")
+        for col in ("date", "step", "predicted close", "80% band", "log return"):
             view.add_column(col, justify="right")
         for row in table.itertuples():
-            view.add_row(str(row.date.date()), str(row.step), f"{row.price_pred:,.2f}", f"{row.y_pred:+.4%}")
-        console.print(view)
+            view.add_row(str(row.date.date()), str(row.step), f"{row.price_pred:,.2f}",
+                         f"{row.price_low:,.2f} - {row.price_high:,.2f}", f"{row.y_pred:+.2%}")
+        show(view)
         csv = write_csv(out / f"forecast_{ticker}.csv", table)
-        png = plot_forecast(frame, table, out / f"forecast_{ticker}.png", ticker)
+        png = plot_forecast(history, table, out / f"forecast_{ticker}.png", ticker)
         console.print(f"saved {csv} and {png}")
 
 

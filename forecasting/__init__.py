@@ -17,7 +17,6 @@ _EXPORTS = {
     "ForecastingError": "forecasting.errors",
     "NotFittedError": "forecasting.errors",
     "build_features": "forecasting.features",
-    "forecast": "forecasting.forecast",
     "diebold_mariano": "forecasting.metrics",
     "forecast_metrics": "forecasting.metrics",
     "LSTMForecaster": "forecasting.model",

@@ -185,14 +185,18 @@ def plot_trades(close: pd.Series, trades: pd.DataFrame, path: Path, title: str) 
 
 
 def plot_forecast(history: pd.DataFrame, forecast: pd.DataFrame, path: Path, ticker: str, days_shown: int = 120) -> Path:
-    """The last `days_shown` closes and the forecast path after them."""
+    """The last `days_shown` closes, the forecast path after them and its band when it has one."""
     with styled():
         fig, ax = plt.subplots(figsize=(10, 4.5))
         tail = history["close"].iloc[-days_shown:]
         ax.plot(tail.index, tail.to_numpy(), color="black", lw=1.0, label="close")
         ax.plot([tail.index[-1], *forecast["date"]], [tail.iloc[-1], *forecast["price_pred"]], color="tab:blue",
                 marker="o", ms=3, lw=1.2, label="forecast")
-        ax.set_title(f"{ticker}: {len(forecast)}-day forecast")
+        if {"price_low", "price_high"} <= set(forecast):
+            ax.fill_between([tail.index[-1], *forecast["date"]], [tail.iloc[-1], *forecast["price_low"]],
+                            [tail.iloc[-1], *forecast["price_high"]], color="tab:blue", alpha=0.2,
+                            label="80% band")
+        ax.set_title(f"{ticker}: {len(forecast)}-day forecast from the close of {tail.index[-1].date()}")
         ax.set_ylabel("close")
         ax.legend(loc="upper left")
         return _save(fig, path, dpi=110)

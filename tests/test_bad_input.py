@@ -148,7 +148,10 @@ CASES = [
     (["audit", *TINY, *src("good.csv"), "--date", "notadate"], "--date 'notadate' is not a date"),
     (["audit", *TINY, *src("good.csv"), "--date", "2001-01-01"], "audit date 2001-01-01 is outside the out-of-sample span"),
     (["forecast", "--data", "csv:good.csv", "--out", "afile/fc"], "--out afile/fc lies under afile, which is a file"),
-    (["forecast", "--data", "csv:short.csv", *TINY], "samples are fewer than the walk-forward's first training span"),
+    (["forecast", "--data", "csv:short.csv", *TINY], "are too few to train a 10-day forecast"),
+    (["forecast", "--data", "csv:good.csv", *TINY, "--days", "260"], "are too few to train a 260-day forecast"),
+    (["forecast", "--data", "csv:good.csv", "--as-of", "notadate"], "--as-of 'notadate' is not a date"),
+    (["forecast", "--data", "csv:good.csv", "--as-of", "1990-01-01"], "--as-of 1990-01-01 is before good's first bar"),
     # executors
     (["run", "--workers", "0"], "--workers must be at least 1 (got 0)"),
     (["run", "--executor", "rey"], "unknown --executor 'rey' (hint: did you mean 'ray'?)"),
