@@ -160,6 +160,17 @@ class _Reporter(Progress):
         return self.squared["lstm"] / self.squared["naive"] if self.squared["naive"] > 0 else float("nan")
 
 
+def inner_walk_forward(config: ExperimentConfig, span: dict[str, pd.DataFrame]):
+    """The walk-forward run inside the tuning span: its first fold trains on
+    `tune.inner_train_fraction` of the usable samples of the shortest ticker, the rest is validation."""
+    from forecasting.features import warmup_rows
+
+    shortest = min(len(frame) for frame in span.values())
+    usable = shortest - warmup_rows(config.model.features) - config.model.lookback - config.model.horizon
+    return config.walk_forward.model_copy(
+        update={"min_train": max(10, int(usable * config.tune.inner_train_fraction))})
+
+
 def make_objective(config: ExperimentConfig, span: dict[str, pd.DataFrame], study_name: str, ledger: Ledger,
                    fingerprint: str) -> Callable:
     """The Optuna objective: one inner walk-forward on the tuning span per trial."""
@@ -171,11 +182,7 @@ def make_objective(config: ExperimentConfig, span: dict[str, pd.DataFrame], stud
 
         params = suggest(trial, config.tune.space)
         cfg = trial_config(config, params)
-        shortest = min(len(frame) for frame in span.values())
-        from forecasting.features import warmup_rows
-
-        usable = shortest - warmup_rows(cfg.model.features) - cfg.model.lookback - cfg.model.horizon
-        wf = cfg.walk_forward.model_copy(update={"min_train": max(10, int(usable * config.tune.inner_train_fraction))})
+        wf = inner_walk_forward(cfg, span)
         reporter = _Reporter(trial, cfg.model.target)
         predictions = None
         try:
