@@ -23,7 +23,7 @@ test: $(STAMP)  ## the fast test suite (slow tests: make test-all)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
-bench: $(STAMP)  ## every benchmark (about 15 minutes: walk-forward, tuning and scale-out take most)
+bench: $(STAMP)  ## every benchmark (about 25 minutes: walk-forward, tuning, scale-out and forecast quality take most)
 	$(BIN)/python benchmarks/train_speed.py
 	$(BIN)/python benchmarks/run_speed.py
 	$(BIN)/python benchmarks/backtest_speed.py
@@ -31,6 +31,7 @@ bench: $(STAMP)  ## every benchmark (about 15 minutes: walk-forward, tuning and 
 	$(BIN)/python benchmarks/tune_speed.py
 	$(BIN)/python benchmarks/scale_speed.py
 	$(BIN)/python benchmarks/paper_parity.py
+	$(BIN)/python benchmarks/forecast_quality.py
 
 clean:
 	rm -rf $(VENV) runs studies .pytest_cache  # paper accounts (paper/) are kept: they hold ledgers

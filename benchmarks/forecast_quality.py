@@ -16,7 +16,9 @@ Run: .venv/bin/python benchmarks/forecast_quality.py [--runs-dir runs]  (about 1
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -28,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from backtests.config import dump_config, load_config  # noqa: E402
+from backtests.config import load_config  # noqa: E402
 from backtests.experiment import load_experiment_prices, run_experiment  # noqa: E402
 from backtests.ledger import Ledger, data_fingerprint  # noqa: E402
 from backtests.tune import inner_walk_forward, tuning_span  # noqa: E402
@@ -64,6 +66,7 @@ def scores(predictions: pd.DataFrame) -> dict:
     _, dm_ridge = diebold_mariano((lstm["y_pred"] - lstm["y_true"]).to_numpy(),
                                   (ridge["y_pred"] - ridge["y_true"]).to_numpy())
     return {"u2": metrics.loc["lstm", "theil_u"], "ridge_u2": metrics.loc["ridge", "theil_u"],
+            "drift_u2": metrics.loc["drift", "theil_u"],
             "da": metrics.loc["lstm", "directional_accuracy"], "base": metrics.loc["lstm", "da_base_rate"],
             "cw_p": metrics.loc["lstm", "cw_pvalue"], "dm_ridge_p": dm_ridge, "n": int(metrics.loc["lstm", "n"])}
 
@@ -122,11 +125,32 @@ def main() -> None:
 
     if chosen is not None:
         overrides = next(o for n, o, _ in RECIPES if n == chosen)
-        cfg = config_for(DATASETS[0], overrides).model_copy(update={"name": "recommended"})
-        (ROOT / "configs" / "recommended.toml").write_text(
-            f"# chosen by benchmarks/forecast_quality.py on the tuning span alone: {chosen}\n" + dump_config(cfg))
+        write_recommended(ROOT / "configs" / "recommended.toml", chosen, overrides, oos)
+    results = {"chosen": chosen, "tuning": {f"{n}|{s}": v for (n, s), v in tuning.items()},
+               "oos": {f"{n}|{s}": v for (n, s), v in oos.items()}}
+    args.out.with_suffix(".json").write_text(json.dumps(results, indent=1, default=float))
     write_table(args.out, tuning, oos, chosen)
     print(f"wrote {args.out}")
+
+
+def write_recommended(path: Path, chosen: str, overrides: list[str], oos: dict) -> None:
+    """configs/default.toml with the chosen recipe's [model] keys set, and where it came from."""
+    text = (ROOT / "configs" / "default.toml").read_text().replace('name = "default"', 'name = "recommended"', 1)
+    text = text[text.index("name = "):]  # default.toml's own header comment describes the default
+    head, model = text.split("[model]\n", 1)
+    body, rest = model.split("\n[", 1)
+    for override in overrides:
+        key, value = override.removeprefix("model.").split("=", 1)
+        line = f"{key} = {value}"
+        pattern = re.compile(rf"^{re.escape(key)} = .*$", re.M)
+        body = pattern.sub(line, body) if pattern.search(body) else body.rstrip("\n") + f"\n{line}\n"
+    numbers = "; ".join(f"{s.split(':')[1]} U2 {oos[chosen, s]['u2']:.4f} vs ridge {oos[chosen, s]['ridge_u2']:.4f}"
+                        for s in DATASETS)
+    note = (f"# The recommended recipe ({chosen}), chosen by benchmarks/forecast_quality.py on the tuning span\n"
+            f"# alone (before 2013), then evaluated once out of sample: {numbers}.\n"
+            "# benchmarks/forecast_quality.md has every recipe tried. Every other key is the default's\n"
+            "# (README.md documents them); override any with --set section.key=value.\n")
+    path.write_text(note + head + "[model]\n" + body + "\n[" + rest)
 
 
 def write_table(path: Path, tuning: dict, oos: dict, chosen: str | None) -> None:
@@ -146,12 +170,13 @@ def write_table(path: Path, tuning: dict, oos: dict, chosen: str | None) -> None
         lines.append(f"| {name} | {lever} | {a['u2']:.4f} | {a['ridge_u2']:.4f} | {b['u2']:.4f} | "
                      f"{b['ridge_u2']:.4f} | {'yes' if both else 'no'} |")
     lines += ["", "## Out of sample (each recipe evaluated once)", "",
-              "| recipe | series | LSTM U2 | ridge U2 | dir. acc. | up days | CW p (vs random walk) | "
-              "DM p (vs ridge) | walk-forward s | run |", "|---|---|---|---|---|---|---|---|---|---|"]
+              "| recipe | series | LSTM U2 | ridge U2 | drift U2 | dir. acc. | up days | CW p (vs random walk) | "
+              "DM p (vs ridge) | walk-forward s | run |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, _, _ in RECIPES:
         for source in DATASETS:
             o = oos[name, source]
             lines.append(f"| {name} | {source.split(':')[1]} | {o['u2']:.4f} | {o['ridge_u2']:.4f} | "
+                         f"{o['drift_u2']:.4f} | "
                          f"{fmt(o['da'], '.1%')} | {fmt(o['base'], '.1%')} | {fmt(o['cw_p'], '.3f')} | "
                          f"{fmt(o['dm_ridge_p'], '.3f')} | {o['seconds']:.0f} | {o['run']} |")
     beat = [n for n, _, _ in RECIPES if all(oos[n, s]["u2"] < oos[n, s]["ridge_u2"] for s in DATASETS)]

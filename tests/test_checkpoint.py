@@ -138,3 +138,21 @@ def test_a_second_process_on_the_same_run_dir_is_refused(tmp_path, monkeypatch):
     assert not (run / "predictions.parquet").exists()
     finished = runner.invoke(cli.app, ["run", "--resume", str(run), "--no-report"])  # the lock is gone with its holder
     assert finished.exit_code == 0, finished.output
+
+
+def test_a_saved_ensemble_keeps_its_shrinkage_and_linear_skip(tmp_path):
+    import numpy as np
+
+    from forecasting import LSTMForecaster
+    from forecasting.checkpoint import load_ensemble, save_ensemble
+
+    rng = np.random.default_rng(2)
+    X, y = rng.normal(size=(160, 4, 2)), 0.001 + rng.normal(0, 0.01, 160)
+    nets = [LSTMForecaster(n_layers=1, units=3, epochs=2, val_fraction=0.2, seed=s, shrink=True,
+                           linear_skip=True).fit(X, y) for s in (1, 2)]
+    save_ensemble(tmp_path / "m", nets)
+    loaded = load_ensemble(tmp_path / "m", 2)
+    for before, after in zip(nets, loaded):
+        assert np.array_equal(after.shrink_, before.shrink_)
+        assert after.model_.get_layer("linear_skip") is not None
+        assert np.array_equal(after.predict_rows(X[:20]), before.predict_rows(X[:20]))
