@@ -233,13 +233,22 @@ def backtest(
 ) -> None:
     """Backtest an existing predictions table with the configured strategies; writes a new run dir."""
     from backtests.config import load_config
+    from backtests.errors import ConfigError
     from backtests.experiment import origin_config, run_backtest_only
 
     check_output_folder(runs_dir, "--runs-dir")
     origin = origin_config(predictions) if config is None else None
+    sets = (set_ or []) + ([f"data.source={_quote(data)}"] if data else [])
+    if origin is not None:
+        try:
+            load_config(origin)
+        except ConfigError as exc:  # written by another version: say so and use the default
+            errors.print(f"warning: {origin} cannot be used ({exc.message}); using configs/default.toml",
+                         markup=False, highlight=False, soft_wrap=True)
+            origin = None
     source = str(config) if config is not None else (f"{origin} (the predictions' own run)" if origin
                                                      else "configs/default.toml (the default)")
-    cfg = load_config(config or origin, (set_ or []) + ([f"data.source={_quote(data)}"] if data else []))
+    cfg = load_config(config or origin, sets)
     if set_:
         source += " with " + ", ".join(set_)
     console.print(f"config: {source}", markup=False, highlight=False, soft_wrap=True)
@@ -514,6 +523,7 @@ def forecast_cmd(
 
         try:
             as_of = pd.Timestamp(as_of)
+            as_of = as_of.tz_localize(None) if as_of.tzinfo is not None else as_of
         except ValueError:
             raise BacktestError(f"--as-of {as_of!r} is not a date", "use ISO dates, e.g. --as-of 2018-06-29") from None
     cfg = load_config(config, (set_ or []) + ([f"data.source={_quote(data)}"] if data else []))

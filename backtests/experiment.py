@@ -343,7 +343,7 @@ def origin_config(predictions_path: str | Path) -> Path | None:
 
 
 def changes_from_origin(predictions_path: str | Path, config: ExperimentConfig) -> dict[str, list]:
-    """Broker and strategy settings of this backtest that differ from the predictions' own run."""
+    """Data, broker and strategy settings of this backtest that differ from the predictions' own run."""
     origin = origin_config(predictions_path)
     if origin is None:
         return {}
@@ -352,7 +352,7 @@ def changes_from_origin(predictions_path: str | Path, config: ExperimentConfig) 
     except BacktestError:  # a foreign or outdated config.toml: nothing to compare with
         return {}
     return {key: values for key, values in config_differences([before, config]).items()
-            if key.startswith(("broker.", "strategies."))}
+            if key.startswith(("data.", "broker.", "strategies."))}
 
 
 def _tradable(config: ExperimentConfig, models: set[str]) -> tuple[ExperimentConfig, list[str]]:

@@ -13,11 +13,14 @@ import pandas as pd
 
 from forecasting.calendar import DEFAULT_CALENDAR, next_sessions
 from forecasting.errors import ForecastingError
+from forecasting.features import warmup_rows
 from forecasting.progress import Progress
 from forecasting.spec import ModelSpec
 from forecasting.walkforward import Samples, make_forecaster, make_samples
 
-BAND = (0.10, 0.90)  # the prediction band's quantiles of the validation residuals
+BAND = (0.10, 0.90)  # the prediction band's quantiles of the held-out residuals
+HOLDOUT = 0.15  # share of the samples held out to measure the band (at least 30)
+MIN_TRAIN = 50  # samples a network needs at the least
 
 
 def direct_targets(samples: Samples, days: int) -> tuple[np.ndarray, np.ndarray]:
@@ -37,43 +40,54 @@ def forecast(frame: pd.DataFrame, model: ModelSpec, days: int, seed: int = 0, ti
              progress: Progress | None = None) -> pd.DataFrame:
     """Forecast the `days` trading sessions (exchange `calendar`) after the last bar (or `as_of`).
 
-    One network with `days` outputs (the model spec's layers, epochs and early stopping) is trained
-    per seed (`model.n_seeds`) on every sample whose targets are known by the last bar; the
-    forecast is their mean. The 80% band adds each horizon's 10th and 90th percentile of the
-    residuals (less their median) on the training span's validation tail (held out from the
-    weights, used for early stopping), so it widens as the horizon's uncertainty does. Returns date, ticker, step, y_pred
-    (log return from the last close to that day), price_pred, band and price band, and `spread`
-    (the seeds' standard deviation; 0 with one seed).
+    The forecast: one network with `days` outputs (the model spec's layers, epochs and early
+    stopping) per seed (`model.n_seeds`), trained on every sample whose targets are known by the
+    last bar; the forecast is their mean and `spread` their standard deviation.
+
+    The 80% band: the same networks trained again without the last HOLDOUT of those samples (and
+    without the `days` samples before them, whose targets reach into it), predict the held-out
+    samples; each horizon's band adds the 10th and 90th percentile of those residuals, taken around
+    their median (a recent bias is not added: the band assumes the forecast is unbiased). Nothing
+    the band is measured on was seen by training or early stopping, so it widens as the horizon's
+    uncertainty does. Returns date, ticker, step, y_pred (log return from the last close to that
+    day), price_pred, the band in returns and prices, spread and as_of.
     """
     if days < 1:
         raise ValueError("days must be at least 1")
     if as_of is not None:
         frame = frame[frame.index <= pd.Timestamp(as_of)]
     spec = model.model_copy(update={"horizon": 1})
+    needed = warmup_rows(spec.features) + spec.lookback + days + MIN_TRAIN
+    if len(frame) < needed:
+        raise ForecastingError(f"{ticker}: {len(frame)} bars are too few to train a {days}-day forecast (it needs "
+                               f"{needed} with lookback {spec.lookback})",
+                               "load a longer history (data.start), forecast fewer --days or pick a later --as-of")
     samples = make_samples(frame, spec, ticker)
     rows, Y = direct_targets(samples, days)
-    val_rows = int(len(rows) * spec.val_fraction)
-    if len(rows) - val_rows < 50 or val_rows < 10:
+    hold = max(int(len(rows) * HOLDOUT), 30)
+    fit = len(rows) - hold - days  # purged: these rows' targets all end before the held-out rows begin
+    if fit < MIN_TRAIN:
         raise ForecastingError(f"{ticker}: {len(rows)} samples with {days} known days ahead are too few to train "
                                f"a {days}-day forecast", "load a longer history (data.start) or forecast fewer --days")
-    last = np.array([len(samples.close) - 1])
-    predictions, residuals = [], []
+    steps = 2 * spec.n_seeds
+    if progress is not None:
+        progress.fold(ticker, 0, steps)
+    on_epoch = progress.epoch if progress is not None else None
+    held, final = [], []
     for k in range(spec.n_seeds):
         net = make_forecaster(spec, seed * 1000 + k)
-        net.fit(samples.X[rows], Y, on_epoch=progress.epoch if progress is not None else None)
-        predictions.append(net.predict_rows(samples.X[last]).reshape(days))
-        tail = rows[-val_rows:]
-        residuals.append(Y[-val_rows:] - net.predict_rows(samples.X[tail]).reshape(-1, days))
+        net.fit(samples.X[rows[:fit]], Y[:fit], on_epoch=on_epoch)
+        held.append(net.predict_rows(samples.X[rows[-hold:]]).reshape(-1, days))
+        net.fit(samples.X[rows], Y, on_epoch=on_epoch)
+        final.append(net.predict_rows(samples.X[[len(samples.close) - 1]]).reshape(days))
         if progress is not None:
-            progress.fold(ticker, k + 1, spec.n_seeds)
-    mean = np.mean(predictions, axis=0)
-    # The band's width is the spread of the validation residuals around their median; their bias
-    # (a recent run of over- or under-prediction) is not added, so the band is centred on the forecast.
-    residual = np.concatenate(residuals)
+            progress.fold(ticker, 2 * (k + 1), steps)
+    mean = np.mean(final, axis=0)
+    residual = Y[-hold:] - np.mean(held, axis=0)
     low, high = np.quantile(residual - np.median(residual, axis=0), BAND, axis=0)
     close = float(samples.close[-1])
     dates = next_sessions(samples.dates[-1], days, calendar)
     return pd.DataFrame({"date": dates, "ticker": ticker, "step": np.arange(1, days + 1), "y_pred": mean,
                          "price_pred": close * np.exp(mean), "y_low": mean + low, "y_high": mean + high,
                          "price_low": close * np.exp(mean + low), "price_high": close * np.exp(mean + high),
-                         "spread": np.std(predictions, axis=0), "as_of": samples.dates[-1]})
+                         "spread": np.std(final, axis=0), "as_of": samples.dates[-1]})

@@ -245,6 +245,11 @@ class LSTMForecaster:
     result depends only on the seed and the sequence of calls, never on global random state.
     """
 
+    # defaults of attributes added later, for forecasters pickled before them (paper accounts, checkpoints)
+    shrink = False
+    linear_skip = False
+    n_outputs_ = 1
+
     def __init__(self, n_layers: int = 2, units: int = 32, dropout: float = 0.1, learning_rate: float = 1e-3,
                  epochs: int = 20, batch_size: int = 64, patience: int = 3, val_fraction: float = 0.1,
                  seed: int = 0, cell: str = "fused", shrink: bool = False, linear_skip: bool = False) -> None:
@@ -269,6 +274,7 @@ class LSTMForecaster:
         tail, `val_loss` and `val_zero_loss` (the loss of predicting a raw target of 0 there).
         """
         X, y = self._check(X, y)
+        self.__dict__.pop("shrink_", None)  # a refit without a validation tail must not keep an old weight
         # Only the last row of each window is new to that sample; fitting on those rows sees every
         # training row once and nothing after the last training sample.
         self.x_scaler_ = _Scaler(X[:, -1, :])
@@ -276,7 +282,7 @@ class LSTMForecaster:
         self.training_calls_ = 0
         shape = (X.shape[1], X.shape[2], y.shape[1])
         if getattr(self, "model_", None) is not None and (self.lookback_, self.n_features_in_,
-                                                          getattr(self, "n_outputs_", 1)) == shape:
+                                                          self.n_outputs_) == shape:
             self._reset_network()
         else:
             self.lookback_, self.n_features_in_, self.n_outputs_ = shape
@@ -303,8 +309,7 @@ class LSTMForecaster:
         """A fresh, untrained network of this forecaster's shape (also used to restore checkpoints)."""
         return build_stacked_lstm(self.n_layers, self.units, self.dropout, self.lookback_, self.n_features_in_,
                                   self.learning_rate, seed=self.seed, cell=self.cell,
-                                  n_outputs=getattr(self, "n_outputs_", 1),
-                                  linear_skip=getattr(self, "linear_skip", False))
+                                  n_outputs=self.n_outputs_, linear_skip=self.linear_skip)
 
     def finetune(self, X: np.ndarray, y: np.ndarray, epochs: int, learning_rate: float | None = None,
                  on_epoch: Callable[[int, int, dict], None] | None = None) -> LSTMForecaster:
@@ -347,7 +352,7 @@ class LSTMForecaster:
     def _weight(self) -> np.ndarray | float:
         """The shrinkage weight of each output (1 without `shrink`): outputs are scaled around the
         training targets' mean, so shrinking the scaled output pulls the prediction toward that mean."""
-        return getattr(self, "shrink_", 1.0) if getattr(self, "shrink", False) else 1.0
+        return getattr(self, "shrink_", 1.0) if self.shrink else 1.0
 
     def _fit_shrink(self, validation: tuple[np.ndarray, np.ndarray]) -> None:
         """The forecast-combination weight w in [0, 1] of the network against the training mean,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
 
 from forecasting.features import validate_features
 
@@ -22,6 +22,9 @@ class DataSpec(Strict):
     start: date | None = Field(date(2009, 1, 1), description="first date loaded (ISO); omit for all")
     end: date | None = Field(None, description="last date loaded (ISO); omit for all")
     cache_dir: str | None = Field(None, description="yfinance cache folder; default ~/.cache/lstm-trader/yahoo")
+
+
+OPTIONAL_LEVERS = ("shrink", "linear_skip")
 
 
 class ModelSpec(Strict):
@@ -51,6 +54,16 @@ class ModelSpec(Strict):
     def _known_features(cls, names: list[str]) -> list[str]:
         validate_features(names)
         return names
+
+    @model_serializer(mode="wrap")
+    def _without_unused_levers(self, handler):
+        """Levers added later are left out while off, so every key made from a dump (checkpoints,
+        paper accounts' models, studies, saved configs) stays what it was before they existed."""
+        data = handler(self)
+        for lever in OPTIONAL_LEVERS:
+            if data.get(lever) is False:
+                data.pop(lever)
+        return data
 
 
 class WalkForwardSpec(Strict):

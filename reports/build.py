@@ -234,7 +234,11 @@ def _start_tearsheets(tasks: dict, jobs: int) -> dict:
     """Submit one tear sheet per (book, strategy) to `jobs` worker processes; values are futures."""
     from concurrent.futures import ProcessPoolExecutor
 
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=prepare_workers())
+    try:
+        context = prepare_workers()
+    except ValueError:  # no fork server on this platform (Windows): the sheets are drawn in this process
+        return {}
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
     futures = {key: pool.submit(render_tearsheet, args) for key, args in tasks.items()}
     pool.shutdown(wait=False)
     return futures
@@ -249,7 +253,7 @@ def prepare_workers():
     """
     import multiprocessing
 
-    context = multiprocessing.get_context("forkserver")
+    context = multiprocessing.get_context("forkserver")  # POSIX only; see _start_tearsheets
     context.set_forkserver_preload(["reports.tearsheet", "quantstats"])
     from multiprocessing import forkserver
 

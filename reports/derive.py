@@ -37,6 +37,8 @@ def error_race(predictions: pd.DataFrame, ticker: str, model: str = "lstm", agai
 
 def calibration_bins(rows: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
     """Mean predicted and mean realised return within each quantile bin of the prediction."""
+    if rows.empty:
+        return pd.DataFrame(columns=["predicted", "realised", "n"])
     ranks = rows["y_pred"].rank(method="first")
     labels = pd.qcut(ranks, q=min(bins, len(rows)), labels=False)
     grouped = rows.groupby(labels)
@@ -57,14 +59,17 @@ def exposures(equity: pd.DataFrame, fills: pd.DataFrame | None, close: dict[str,
     """Value of the position held at each close over equity, per equity column ("book:strategy").
 
     Positions are the running sum of filled sizes (fills dated by the session they filled in);
-    a column whose book has a ticker without prices is left out."""
+    a column whose book has a ticker without prices is left out, and every column when the run
+    has no fills table."""
     out = {}
+    if fills is None:
+        return pd.DataFrame(index=equity.index)
     for column in equity.columns:
         book, strategy = column.split(":", 1)
-        mine = fills[(fills["book"] == book) & (fills["strategy"] == strategy)] if fills is not None else None
+        mine = fills[(fills["book"] == book) & (fills["strategy"] == strategy)]
         held = pd.Series(0.0, index=equity.index)
         known = True
-        for ticker, rows in (mine.groupby("ticker") if mine is not None and len(mine) else []):
+        for ticker, rows in (mine.groupby("ticker") if len(mine) else []):
             if ticker not in close:
                 known = False
                 break

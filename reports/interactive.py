@@ -51,6 +51,8 @@ def trading_chart(equity: pd.DataFrame, exposure: pd.DataFrame, book: str, div_i
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, row_heights=[0.55, 0.225, 0.225], vertical_spacing=0.04)
     for i, column in enumerate(equity.columns):
         series = equity[column].dropna()
+        if series.empty:
+            continue
         name = column.split(":", 1)[-1]
         width = 2.2 if "lstm" in name else 1.2
         common = {"name": name, "legendgroup": name, "line": {"width": width, "color": COLORS[i % len(COLORS)]}}
@@ -95,6 +97,8 @@ def equity_overlay(curves: dict[str, pd.Series], title: str, div_id: str) -> str
     fig = go.Figure()
     for name, series in curves.items():
         series = series.dropna()
+        if series.empty:
+            continue
         fig.add_trace(go.Scatter(x=series.index, y=(series / series.iloc[0]).round(5), name=name,
                                  hovertemplate="%{y:.3f}"))
     fig.update_yaxes(type="log", title_text="growth of 1 (log)")

@@ -141,6 +141,8 @@ def plot_trading(equity: pd.DataFrame, exposure: pd.DataFrame, path: Path, book:
         fig, (eq, dd, ex) = plt.subplots(3, 1, figsize=(11, 8.5), sharex=True, height_ratios=[3, 1.6, 1.6])
         for column in equity.columns:
             series = equity[column].dropna()
+            if series.empty:
+                continue
             width = 1.5 if "lstm" in column else 0.9
             eq.plot(series.index, (series / series.iloc[0]).to_numpy(), lw=width, label=_strategy(column))
             dd.plot(series.index, (series / series.cummax() - 1).to_numpy(), lw=width)

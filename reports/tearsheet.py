@@ -68,10 +68,13 @@ def _label_bar_years(ax, returns, benchmark) -> None:
     bars = [p for p in ax.patches if p.get_width() > 0]
     if not years or not bars:
         return
-    groups = len(bars) // len(years) if len(bars) % len(years) == 0 else 1
+    if len(bars) % len(years):
+        return  # not one group of bars per year: leave QuantStats' labels alone
+    groups = len(bars) // len(years)
     centres = sorted(p.get_x() + p.get_width() / 2 for p in bars)
     centres = [sum(centres[i * groups:(i + 1) * groups]) / groups for i in range(len(years))]
-    ax.set_xticks(centres, [str(y) for y in years], rotation=30, ha="right")
+    step = max(1, len(years) // 10)  # as QuantStats: at most about ten labels on long histories
+    ax.set_xticks(centres, [str(y) if i % step == 0 else "" for i, y in enumerate(years)], rotation=30, ha="right")
 
 
 def tearsheet(returns: pd.Series, path: Path, title: str, benchmark: pd.Series | None = None,
@@ -109,7 +112,10 @@ def tearsheet(returns: pd.Series, path: Path, title: str, benchmark: pd.Series |
     page = _HEADER_END.sub(lambda m: m.group(1) + CSS + nav, page, count=1)
     if exposure is not None:
         strat, bench = exposure
-        cells = (f"<td>{bench:.1%}</td>" if benchmark is not None else "") + f"<td>{strat:.1%}</td>"
+        def cell(value: float) -> str:
+            return f"<td>{value:.1%}</td>" if value == value else "<td>-</td>"
+
+        cells = (cell(bench) if benchmark is not None else "") + cell(strat)
         page = _TIME_IN_MARKET.sub(f"<tr><td>Time in Market (days holding a position)</td>{cells}</tr>", page,
                                    count=1)
     path.write_text(page, encoding="utf-8")

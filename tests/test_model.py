@@ -175,3 +175,22 @@ def test_linear_skip_adds_a_linear_map_of_the_last_row_to_the_recurrent_head():
     skip.get_layer("linear_skip").set_weights([kernel, bias])
     expected = plain.predict_on_batch(x) + x[:, -1, :] @ kernel + bias
     assert np.allclose(skip.predict_on_batch(x), expected, atol=1e-6)
+
+
+def test_forecasters_and_settings_saved_before_the_levers_existed_still_work():
+    """A paper account's or checkpoint's pickled forecaster lacks the newer attributes, and the keys
+    made from a model dump (checkpoints, paper models, studies) must not change while levers are off."""
+    from forecasting.spec import ModelSpec
+
+    dump = ModelSpec().model_dump(mode="json")
+    assert "shrink" not in dump and "linear_skip" not in dump
+    assert ModelSpec(shrink=True).model_dump(mode="json")["shrink"] is True
+    rng = np.random.default_rng(4)
+    X, y = rng.normal(size=(80, 3, 2)), rng.normal(0, 0.01, 80)
+    old = LSTMForecaster(n_layers=1, units=3, epochs=1, val_fraction=0.2, seed=1).fit(X, y)
+    for name in ("shrink", "linear_skip", "n_outputs_"):
+        old.__dict__.pop(name, None)
+    before = old.predict_rows(X[:5])
+    old.finetune(X[-20:], y[-20:], epochs=1)
+    assert old.predict_rows(X[:5]).shape == before.shape
+    old.fit(X, y)  # a refit rebuilds nothing it should not

@@ -209,6 +209,20 @@ def test_backtest_uses_the_predictions_run_config_and_its_page_says_what_it_test
     assert "commission 0.200% of traded value" in page
 
 
+def test_backtest_of_predictions_whose_run_config_no_longer_loads_warns_and_uses_the_default(runs, tmp_path):
+    run, _, _ = runs
+    folder = tmp_path / "old-run"
+    folder.mkdir()
+    shutil.copy(run / "predictions.parquet", folder / "predictions.parquet")
+    (folder / "config.toml").write_text("[model]\nretired_key = 1\n")
+    data = run.parent.parent / "ACME.csv"
+    result = runner.invoke(app, ["backtest", str(folder / "predictions.parquet"), "--data", f"csv:{data}",
+                                 "--no-report", "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    assert f"warning: {folder / 'config.toml'} cannot be used" in " ".join(result.stderr.split())
+    assert "config: configs/default.toml (the default)" in result.stdout
+
+
 def _trace_names(page: str) -> list[str]:
     traces = re.search(r'Plotly\.newPlot\(\s*"compare-equity",\s*(\[.*?\]),\s*\{', page, re.S).group(1)
     return [t["name"] for t in json.loads(traces)]
