@@ -67,3 +67,21 @@ def test_a_history_too_short_for_the_horizon_is_a_clear_error():
 
     with pytest.raises(ForecastingError, match="too few to train"):
         forecast(make_bars(80, seed=1), TINY, 30, ticker="X")
+
+
+def test_the_forecast_quality_protocol_chooses_from_tuning_scores_alone():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "forecast_quality.py"
+    spec = importlib.util.spec_from_file_location("forecast_quality", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    series = ("a", "b")
+    score = lambda u2, ridge: {"u2": u2, "ridge_u2": ridge}  # noqa: E731
+    tuning = {("steady", "a"): score(0.999, 1.000), ("steady", "b"): score(0.998, 1.000),
+              ("one-sided", "a"): score(0.950, 1.000), ("one-sided", "b"): score(1.010, 1.000),
+              ("better", "a"): score(0.997, 1.000), ("better", "b"): score(0.997, 1.000)}
+    assert module.choose(tuning, ["steady", "one-sided", "better"], series) == "better"
+    assert module.choose(tuning, ["steady", "one-sided"], series) == "steady"  # must beat ridge on both
+    assert module.choose(tuning, ["one-sided"], series) is None
