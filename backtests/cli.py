@@ -55,6 +55,9 @@ class RichProgress(WalkForwardProgress):
         self.folds = progress.add_task("folds", total=None)
         self.epochs = progress.add_task("epochs", total=None)
 
+    def stage(self, text: str) -> None:
+        self.progress.update(self.folds, description=text)
+
     def fold(self, ticker: str, done: int, total: int) -> None:
         self.progress.update(self.folds, completed=done, total=total, description=f"{ticker} folds")
 

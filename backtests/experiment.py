@@ -208,6 +208,8 @@ def run_experiment(config: ExperimentConfig, runs_root: str | Path = "runs", pro
         phases[name] = phases.get(name, 0.0) + now - clock[0]
         clock[0] = now
 
+    if progress is not None:
+        progress.stage("loading data")
     prices = load_experiment_prices(config)
     strategies_with_benchmark(config)  # fail on clashing strategy labels before hours of training
     if resume is None:
@@ -229,6 +231,8 @@ def _run_in(run: Path, config: ExperimentConfig, prices: dict[str, pd.DataFrame]
         predictions = pd.read_parquet(run / "predictions.parquet")
     else:
         if runs_here(config, prices):
+            if progress is not None:
+                progress.stage("importing TF")
             import_keras()
             lap("TensorFlow import")
         predictions = predict_all(prices, config, progress, run / "checkpoints")

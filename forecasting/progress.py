@@ -6,6 +6,9 @@ from __future__ import annotations
 class Progress:
     """Receives walk-forward progress; the CLI draws bars from it. Methods do nothing by default."""
 
+    def stage(self, text: str) -> None:
+        """Called when a step without a count starts (loading data, importing TensorFlow)."""
+
     def fold(self, ticker: str, done: int, total: int) -> None:
         """Called after fold `done` of `total` for `ticker`."""
 
