@@ -254,8 +254,8 @@ def backtest(
     cfg = load_config(config or origin, sets)
     if set_:
         source += " with " + ", ".join(set_)
-    console.print(f"config: {source}", markup=False, highlight=False, soft_wrap=True)
     result = run_backtest_only(predictions, cfg, runs_dir, config_source=source)
+    console.print(f"config: {source}", markup=False, highlight=False, soft_wrap=True)
     if result.skipped:
         console.print(f"left out {', '.join(result.skipped)}: the predictions have no rows for its forecast")
     show(comparison_view(result.comparison, wide=wide))
@@ -535,22 +535,30 @@ def forecast_cmd(
         if as_of is not None and as_of < frame.index[0]:
             raise BacktestError(f"--as-of {as_of.date()} is before {ticker}'s first bar ({frame.index[0].date()})",
                                 "pick a date inside the data")
+        if as_of is not None and as_of > frame.index[-1]:
+            raise BacktestError(f"--as-of {as_of.date()} is after {ticker}'s last bar ({frame.index[-1].date()})",
+                                "leave --as-of out to forecast from the last bar")
         with progress_bars() as bars:
             table = forecast(frame, cfg.model, days, seed=cfg.seed, ticker=ticker, calendar=cfg.paper.calendar,
                              as_of=as_of, progress=RichProgress(bars))
         out.mkdir(parents=True, exist_ok=True)  # only once there is something to save
         history = frame[frame.index <= table["as_of"].iloc[0]]
+        # a forecast from the past sits beside what happened, and keeps its own files
+        table["price_true"] = frame["close"].reindex(table["date"]).to_numpy()
+        stem = f"forecast_{ticker}" + (f"_{history.index[-1].date()}" if as_of is not None else "")
         seeds = f", {cfg.model.n_seeds} seeds" if cfg.model.n_seeds > 1 else ""
         view = Table(title=f"{ticker}: {days}-day forecast from the close of {history.index[-1].date()} "
                            f"({history['close'].iloc[-1]:,.2f}); direct multi-horizon network{seeds}")
-        for col in ("date", "step", "predicted close", "80% band", "log return"):
+        known = table["price_true"].notna().any()
+        for col in ("date", "step", "predicted close", "80% band", "log return") + (("actual",) if known else ()):
             view.add_column(col, justify="right")
         for row in table.itertuples():
+            actual = (f"{row.price_true:,.2f}" if row.price_true == row.price_true else "—",) if known else ()
             view.add_row(str(row.date.date()), str(row.step), f"{row.price_pred:,.2f}",
-                         f"{row.price_low:,.2f} - {row.price_high:,.2f}", f"{row.y_pred:+.2%}")
+                         f"{row.price_low:,.2f} - {row.price_high:,.2f}", f"{row.y_pred:+.2%}", *actual)
         show(view)
-        csv = write_csv(out / f"forecast_{ticker}.csv", table)
-        png = plot_forecast(history, table, out / f"forecast_{ticker}.png", ticker)
+        csv = write_csv(out / f"{stem}.csv", table)
+        png = plot_forecast(history, table, out / f"{stem}.png", ticker)
         console.print(f"saved {csv} and {png}")
 
 

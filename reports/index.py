@@ -43,12 +43,13 @@ def _text(value: str, cls: str = "l") -> str:
 
 
 def forecast_table(forecast: list[dict]) -> str:
-    cols = [("n", "d"), ("mse", ".3e"), ("mae", ".3e"), ("rmse", ".3e"), ("price_rmse", ",.3f"),
-            ("price_mae", ",.3f"), ("mape", ".3%"), ("theil_u", ".4f"), ("theil_u_price", ".4f"),
-            ("dm_pvalue", ".3g"), ("cw_pvalue", ".3g"), ("directional_accuracy", ".1%"), ("da_base_rate", ".1%"),
-            ("da_pvalue", ".3g"), ("correlation", ".3f")]
-    heads = ["n", "MSE (ret²)", "MAE (ret)", "RMSE (ret)", "RMSE (price)", "MAE (price)", "MAPE", "U2",
-             "U (price)", "DM p", "CW p", "dir. acc.", "up days", "PT p", "corr."]
+    # the verdict first (as in the terminal), so it shows without scrolling at 1024 px
+    cols = [("n", "d"), ("theil_u", ".4f"), ("dm_pvalue", ".3g"), ("cw_pvalue", ".3g"),
+            ("directional_accuracy", ".1%"), ("da_base_rate", ".1%"), ("da_pvalue", ".3g"), ("correlation", ".3f"),
+            ("price_rmse", ",.3f"), ("theil_u_price", ".4f"), ("rmse", ".3e"), ("mse", ".3e"), ("mae", ".3e"),
+            ("price_mae", ",.3f"), ("mape", ".3%")]
+    heads = ["n", "U2", "DM p", "CW p", "dir. acc.", "up days", "PT p", "corr.", "RMSE (price)", "U (price)",
+             "RMSE (ret)", "MSE (ret²)", "MAE (ret)", "MAE (price)", "MAPE"]
     rows = []
     for m in forecast:
         cells = [_text(m["ticker"]), _text(m["model"])] + [_num(m.get(k), f) for k, f in cols]

@@ -11,7 +11,8 @@ import pandas as pd
 ASSET = "plotly.min.js"
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
           "#17becf"]  # the PNGs' colours (reports.style), so a strategy has one colour everywhere
-EXPOSURE_WINDOW = 21  # exposure is drawn as a one-month mean: daily flips of a signal would fill the panel
+EXPOSURE_WINDOW = 21
+DASHES = ["solid", "dash", "dot", "dashdot"]  # exposure is drawn as a one-month mean: daily flips of a signal would fill the panel
 CONFIG = {"displaylogo": False, "responsive": True, "toImageButtonOptions": {"format": "png"},
           "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
 LAYOUT = {"template": "plotly_white", "hovermode": "x unified", "margin": {"l": 70, "r": 20, "t": 30, "b": 40},
@@ -31,6 +32,23 @@ def write_asset(folder: Path) -> str:
         os.replace(tmp, target)
         stamp.write_text(__version__)
     return ASSET
+
+
+def log_ticks(low: float, high: float) -> dict:
+    """Tick values and labels for a log axis of growth-of-1 values: whole numbers as they are
+    (0.2, 0.5, 1, 1.5, 2), never Plotly's bare mantissas ("2, 5, 9") across several decades."""
+    steps = [1, 1.1, 1.2, 1.3, 1.5, 1.7, 2, 2.5, 3, 4, 5, 7]
+    values = [round(m * 10.0 ** e, 6) for e in range(-3, 4) for m in steps]
+    inside = [v for v in values if low / 1.05 <= v <= high * 1.05]
+    while len(inside) > 9:  # every other tick, keeping the one nearest 1
+        anchor = min(range(len(inside)), key=lambda i: abs(inside[i] - 1))
+        inside = [v for i, v in enumerate(inside) if (i - anchor) % 2 == 0]
+    return {"tickvals": inside, "ticktext": [f"{v:g}" for v in inside]}
+
+
+def _growth_range(curves) -> tuple[float, float]:
+    values = [float(v) for s in curves for v in (s.min(), s.max()) if v == v]
+    return (min(values), max(values)) if values else (0.5, 2.0)
 
 
 def _div(fig, div_id: str, title: str) -> str:
@@ -64,9 +82,10 @@ def trading_chart(equity: pd.DataFrame, exposure: pd.DataFrame, book: str, div_i
             smooth = exposure[column].rolling(EXPOSURE_WINDOW, min_periods=1).mean()
             fig.add_trace(go.Scatter(x=exposure.index, y=(100 * smooth).round(2), **common,
                                      showlegend=False, hovertemplate="%{y:.1f}%"), row=3, col=1)
-    fig.update_yaxes(type="log", title_text="growth of 1 (log)", row=1, col=1)
+    growth = [(equity[c] / equity[c].dropna().iloc[0]).dropna() for c in equity.columns if equity[c].notna().any()]
+    fig.update_yaxes(type="log", title_text="growth of 1 (log)", row=1, col=1, **log_ticks(*_growth_range(growth)))
     fig.update_yaxes(title_text="drawdown %", ticksuffix="%", row=2, col=1)
-    fig.update_yaxes(title_text=f"exposure, {EXPOSURE_WINDOW}-day mean", ticksuffix="%", row=3, col=1)
+    fig.update_yaxes(title_text=f"exposure ({EXPOSURE_WINDOW}d)", ticksuffix="%", row=3, col=1)
     fig.update_layout(**LAYOUT, height=720)
     return _div(fig, div_id, f"{book}: equity, drawdown and exposure after costs")
 
@@ -95,12 +114,16 @@ def equity_overlay(curves: dict[str, pd.Series], title: str, div_id: str) -> str
     import plotly.graph_objects as go
 
     fig = go.Figure()
+    groups = list(dict.fromkeys(name.split(" · ", 1)[0] for name in curves))
+    growth = []
     for name, series in curves.items():
         series = series.dropna()
         if series.empty:
             continue
-        fig.add_trace(go.Scatter(x=series.index, y=(series / series.iloc[0]).round(5), name=name,
-                                 hovertemplate="%{y:.3f}"))
-    fig.update_yaxes(type="log", title_text="growth of 1 (log)")
+        growth.append(series / series.iloc[0])
+        dash = DASHES[groups.index(name.split(" · ", 1)[0]) % len(DASHES)]  # one dash style per run
+        fig.add_trace(go.Scatter(x=series.index, y=growth[-1].round(5), name=name, hovertemplate="%{y:.3f}",
+                                 line={"dash": dash}))
+    fig.update_yaxes(type="log", title_text="growth of 1 (log)", **log_ticks(*_growth_range(growth)))
     fig.update_layout(**LAYOUT, height=480)
     return _div(fig, div_id, title)

@@ -194,6 +194,10 @@ def plot_forecast(history: pd.DataFrame, forecast: pd.DataFrame, path: Path, tic
         ax.plot(tail.index, tail.to_numpy(), color="black", lw=1.0, label="close")
         ax.plot([tail.index[-1], *forecast["date"]], [tail.iloc[-1], *forecast["price_pred"]], color="tab:blue",
                 marker="o", ms=3, lw=1.2, label="forecast")
+        if "price_true" in forecast and forecast["price_true"].notna().any():
+            known = forecast.dropna(subset=["price_true"])
+            ax.plot([tail.index[-1], *known["date"]], [tail.iloc[-1], *known["price_true"]], color="black", lw=1.0,
+                    ls="--", marker=".", ms=4, label="what happened")
         if {"price_low", "price_high"} <= set(forecast):
             ax.fill_between([tail.index[-1], *forecast["date"]], [tail.iloc[-1], *forecast["price_low"]],
                             [tail.iloc[-1], *forecast["price_high"]], color="tab:blue", alpha=0.2,

@@ -107,6 +107,7 @@ def tearsheet(returns: pd.Series, path: Path, title: str, benchmark: pd.Series |
     # The template calls save() on load, which QuantStats defines only for a browser download, not
     # for a saved file: every saved tear sheet would throw a ReferenceError when opened.
     page = page.replace('<body onload="save()">', "<body>", 1)
+    page = page.replace("\ufe6a", "%")  # QuantStats writes "CAGR﹪" (small percent sign), a glyph few fonts have
     nav = (f'<div class="lt-nav"><a href="{htmllib.escape(index_link)}">&larr; back to the run\'s index</a>'
            + (f" &middot; {htmllib.escape(note)}" if note else "") + "</div>")
     page = _HEADER_END.sub(lambda m: m.group(1) + CSS + nav, page, count=1)

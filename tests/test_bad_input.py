@@ -152,6 +152,7 @@ CASES = [
     (["forecast", "--data", "csv:good.csv", *TINY, "--days", "260"], "are too few to train a 260-day forecast"),
     (["forecast", "--data", "csv:good.csv", "--as-of", "notadate"], "--as-of 'notadate' is not a date"),
     (["forecast", "--data", "csv:good.csv", "--as-of", "1990-01-01"], "--as-of 1990-01-01 is before good's first bar"),
+    (["forecast", "--data", "csv:good.csv", "--as-of", "2030-01-01"], "--as-of 2030-01-01 is after good's last bar"),
     # executors
     (["run", "--workers", "0"], "--workers must be at least 1 (got 0)"),
     (["run", "--executor", "rey"], "unknown --executor 'rey' (hint: did you mean 'ray'?)"),

@@ -80,6 +80,18 @@ def test_forecast_command_prints_and_saves(tmp_path, csv_data):
     assert (out / "forecast_ACME.png").is_file()
 
 
+def test_a_forecast_from_the_past_keeps_its_own_files_and_shows_what_happened(tmp_path, csv_data):
+    out = tmp_path / "fc"
+    result = runner.invoke(app, ["forecast", "--data", f"csv:{csv_data}", "--days", "3", "--as-of", "2016-03-01",
+                                 *TINY, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "forecast_ACME_2016-03-01.csv", parse_dates=["date"])
+    bars = make_bars(320, seed=9)
+    assert table["date"].tolist() == list(bars.index[bars.index > "2016-03-01"][:3])
+    assert np.allclose(table["price_true"], bars["close"].loc[table["date"]].to_numpy())
+    assert (out / "forecast_ACME_2016-03-01.png").is_file() and "actual" in result.output
+
+
 def test_data_fetch_offline_is_one_clear_line(tmp_path):
     result = runner.invoke(app, ["data", "fetch", "ZZZNOTATICKER", "--cache-dir", str(tmp_path)])
     assert result.exit_code == 2

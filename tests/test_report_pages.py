@@ -82,6 +82,7 @@ def test_tearsheet_names_the_strategy_links_back_states_costs_and_uses_our_expos
     row = re.search(r"<tr><td>Time in Market[^<]*</td>(.*?)</tr>", page).group(1)
     assert re.findall(r"<td>([^<]*)</td>", row) == ["100.0%", "71.5%"]  # benchmark column first, as QuantStats
     assert 'rel="shortcut icon"' not in page
+    assert "\ufe6a" not in page and "CAGR%" in page  # QuantStats' small percent sign has no glyph in most fonts
 
 
 # --- the numbers behind the charts --------------------------------------------------------------

@@ -93,8 +93,8 @@ def test_index_numbers_equal_metrics_and_comparison(run_dir):
     metrics = json.loads((run / "metrics.json").read_text())
     forecast_rows = [r for r in page.tables["forecast-table"] if r["values"]]
     assert len(forecast_rows) == len(metrics["forecast"]) == 5  # lstm, ridge, naive, drift, momentum
-    keys = ["n", "mse", "mae", "rmse", "price_rmse", "price_mae", "mape", "theil_u", "theil_u_price", "dm_pvalue",
-            "cw_pvalue", "directional_accuracy", "da_base_rate", "da_pvalue", "correlation"]
+    keys = ["n", "theil_u", "dm_pvalue", "cw_pvalue", "directional_accuracy", "da_base_rate", "da_pvalue", "correlation",
+            "price_rmse", "theil_u_price", "rmse", "mse", "mae", "price_mae", "mape"]
     for row, m in zip(forecast_rows, metrics["forecast"]):
         assert row["attrs"]["data-model"] == m["model"]
         for key, value in zip(keys, row["values"]):
