@@ -7,6 +7,27 @@ import numpy as np
 import pandas as pd
 
 
+EXPOSURE_WINDOW = 21  # exposure is drawn as a one-month mean: a signal that flips daily would fill a panel
+COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+          "#17becf"]  # one colour per strategy in the PNGs and the interactive charts alike
+
+
+def growth(equity: pd.Series) -> pd.Series:
+    """Growth of 1: the equity over its first value (gaps dropped)."""
+    equity = equity.dropna()
+    return equity / equity.iloc[0]
+
+
+def drawdown(equity: pd.Series) -> pd.Series:
+    """The equity's fall from its running peak, as a fraction (0 at a new high)."""
+    equity = equity.dropna()
+    return equity / equity.cummax() - 1
+
+
+def smoothed_exposure(exposure: pd.Series) -> pd.Series:
+    return exposure.rolling(EXPOSURE_WINDOW, min_periods=1).mean()
+
+
 def model_rows(predictions: pd.DataFrame, ticker: str, model: str) -> pd.DataFrame:
     rows = predictions[(predictions["ticker"] == ticker) & (predictions["model"] == model)]
     return rows.dropna(subset=["y_true", "y_pred"]).sort_values("date").reset_index(drop=True)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from reports import derive
+from reports.derive import COLORS, EXPOSURE_WINDOW
+
 ASSET = "plotly.min.js"
-COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-          "#17becf"]  # the PNGs' colours (reports.style), so a strategy has one colour everywhere
-EXPOSURE_WINDOW = 21
 DASHES = ["solid", "dash", "dot", "dashdot"]  # exposure is drawn as a one-month mean: daily flips of a signal would fill the panel
 CONFIG = {"displaylogo": False, "responsive": True, "toImageButtonOptions": {"format": "png"},
           "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
@@ -67,23 +67,24 @@ def trading_chart(equity: pd.DataFrame, exposure: pd.DataFrame, book: str, div_i
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, row_heights=[0.55, 0.225, 0.225], vertical_spacing=0.04)
+    curves = []
     for i, column in enumerate(equity.columns):
-        series = equity[column].dropna()
-        if series.empty:
+        if equity[column].isna().all():
             continue
+        curves.append(derive.growth(equity[column]))
         name = column.split(":", 1)[-1]
         width = 2.2 if "lstm" in name else 1.2
         common = {"name": name, "legendgroup": name, "line": {"width": width, "color": COLORS[i % len(COLORS)]}}
-        fig.add_trace(go.Scatter(x=series.index, y=(series / series.iloc[0]).round(5), **common,
+        fig.add_trace(go.Scatter(x=curves[-1].index, y=curves[-1].round(5), **common,
                                  hovertemplate="%{y:.3f}"), row=1, col=1)
-        fig.add_trace(go.Scatter(x=series.index, y=(100 * (series / series.cummax() - 1)).round(3), **common,
+        fall = derive.drawdown(equity[column])
+        fig.add_trace(go.Scatter(x=fall.index, y=(100 * fall).round(3), **common,
                                  showlegend=False, hovertemplate="%{y:.2f}%"), row=2, col=1)
         if column in exposure:
-            smooth = exposure[column].rolling(EXPOSURE_WINDOW, min_periods=1).mean()
+            smooth = derive.smoothed_exposure(exposure[column])
             fig.add_trace(go.Scatter(x=exposure.index, y=(100 * smooth).round(2), **common,
                                      showlegend=False, hovertemplate="%{y:.1f}%"), row=3, col=1)
-    growth = [(equity[c] / equity[c].dropna().iloc[0]).dropna() for c in equity.columns if equity[c].notna().any()]
-    fig.update_yaxes(type="log", title_text="growth of 1 (log)", row=1, col=1, **log_ticks(*_growth_range(growth)))
+    fig.update_yaxes(type="log", title_text="growth of 1 (log)", row=1, col=1, **log_ticks(*_growth_range(curves)))
     fig.update_yaxes(title_text="drawdown %", ticksuffix="%", row=2, col=1)
     fig.update_yaxes(title_text=f"exposure ({EXPOSURE_WINDOW}d)", ticksuffix="%", row=3, col=1)
     fig.update_layout(**LAYOUT, height=720)
@@ -117,12 +118,11 @@ def equity_overlay(curves: dict[str, pd.Series], title: str, div_id: str) -> str
     groups = list(dict.fromkeys(name.split(" · ", 1)[0] for name in curves))
     growth = []
     for name, series in curves.items():
-        series = series.dropna()
-        if series.empty:
+        if series.isna().all():
             continue
-        growth.append(series / series.iloc[0])
+        growth.append(derive.growth(series))
         dash = DASHES[groups.index(name.split(" · ", 1)[0]) % len(DASHES)]  # one dash style per run
-        fig.add_trace(go.Scatter(x=series.index, y=growth[-1].round(5), name=name, hovertemplate="%{y:.3f}",
+        fig.add_trace(go.Scatter(x=growth[-1].index, y=growth[-1].round(5), name=name, hovertemplate="%{y:.3f}",
                                  line={"dash": dash}))
     fig.update_yaxes(type="log", title_text="growth of 1 (log)", **log_ticks(*_growth_range(growth)))
     fig.update_layout(**LAYOUT, height=480)

@@ -11,10 +11,10 @@ import matplotlib.ticker as mticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from reports.derive import autocorrelation, calibration_bins, error_race, fold_starts, model_rows  # noqa: E402
+from reports.derive import (EXPOSURE_WINDOW, autocorrelation, calibration_bins, drawdown, error_race,  # noqa: E402
+                            fold_starts, growth, model_rows, smoothed_exposure)
 
 PERCENT = mticker.PercentFormatter(1.0)
-EXPOSURE_WINDOW = 21
 
 
 def _save(fig, path: Path, dpi: int = 100) -> Path:
@@ -140,15 +140,14 @@ def plot_trading(equity: pd.DataFrame, exposure: pd.DataFrame, path: Path, book:
     with styled():
         fig, (eq, dd, ex) = plt.subplots(3, 1, figsize=(11, 8.5), sharex=True, height_ratios=[3, 1.6, 1.6])
         for column in equity.columns:
-            series = equity[column].dropna()
-            if series.empty:
+            if equity[column].isna().all():
                 continue
             width = 1.5 if "lstm" in column else 0.9
-            eq.plot(series.index, (series / series.iloc[0]).to_numpy(), lw=width, label=_strategy(column))
-            dd.plot(series.index, (series / series.cummax() - 1).to_numpy(), lw=width)
+            rise, fall = growth(equity[column]), drawdown(equity[column])
+            eq.plot(rise.index, rise.to_numpy(), lw=width, label=_strategy(column))
+            dd.plot(fall.index, fall.to_numpy(), lw=width)
             if column in exposure:
-                smooth = exposure[column].rolling(EXPOSURE_WINDOW, min_periods=1).mean()
-                ex.plot(exposure.index, smooth.to_numpy(), lw=width * 0.8)
+                ex.plot(exposure.index, smoothed_exposure(exposure[column]).to_numpy(), lw=width * 0.8)
         eq.set_yscale("log")
         eq.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
         eq.yaxis.set_minor_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))

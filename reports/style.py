@@ -7,13 +7,14 @@ import reports.quiet  # noqa: F401  (Agg backend, quiet fonts)
 
 import matplotlib.pyplot as plt  # noqa: E402
 
+from reports.derive import COLORS  # noqa: E402  (the interactive charts use the same colours)
+
 STYLE = {
     "font.family": "DejaVu Sans", "font.size": 9.5, "axes.titlesize": 11, "axes.titleweight": "bold",
     "axes.labelsize": 9.5, "axes.grid": True, "grid.alpha": 0.3, "grid.linewidth": 0.6,
     "axes.spines.top": False, "axes.spines.right": False, "figure.facecolor": "white", "axes.facecolor": "white",
     "legend.fontsize": 8.5, "legend.frameon": False, "savefig.facecolor": "white",
-    "axes.prop_cycle": plt.cycler(color=["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-                                         "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]),
+    "axes.prop_cycle": plt.cycler(color=COLORS),
 }
 
 
