@@ -83,6 +83,10 @@ def _fmt(value: float, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if abs(value) < 1e5 else f"{value:,.0f}"
 
 
+def _count(value) -> str:
+    return "—" if value is None or value != value else str(int(value))
+
+
 def _pct(value: float | None, spec: str) -> str:
     return "—" if value is None or value != value else format(value, spec)
 
@@ -116,11 +120,11 @@ def comparison_view(comparison, title: str = "Strategies (same out-of-sample dat
     single = _single_ticker(comparison)
     columns = [("ticker", "left", 9), ("strategy", "left", 10), ("total", "right", 8), ("CAGR", "right", 6),
                ("vol", "right", 3), ("Sharpe", "right", 9), ("Sortino", "right", 2), ("max DD", "right", 7),
-               ("exposure", "right", 4), ("trades", "right", 5), ("turnover", "right", 1), ("win rate", "right", 2),
-               ("costs", "right", 3)]
+               ("exposure", "right", 4), ("trades", "right", 5), ("refused", "right", 6), ("turnover", "right", 1),
+               ("win rate", "right", 2), ("costs", "right", 3)]
     rows = [[row.ticker, row.strategy, f"{row.total_return:+.1%}", f"{row.cagr:+.2%}", f"{row.volatility:.1%}",
              f"{row.sharpe:.2f}", f"{row.sortino:.2f}", f"{row.max_drawdown:.1%}", f"{row.exposure:.0%}",
-             str(row.trades), f"{row.turnover:.1f}x", "—" if row.win_rate != row.win_rate else f"{row.win_rate:.0%}",
+             str(row.trades), _count(getattr(row, "rejected", None)), f"{row.turnover:.1f}x", "—" if row.win_rate != row.win_rate else f"{row.win_rate:.0%}",
              f"{row.costs:,.0f}"] for row in comparison.itertuples()]
     if single is not None:
         columns, rows = columns[1:], [r[1:] for r in rows]

@@ -33,6 +33,11 @@ def _num(value, fmt: str) -> str:
     return f'<td data-value="{value!r}">{html.escape(shown)}</td>'
 
 
+def _count(value) -> int | None:
+    """A count read back from a CSV (float, or missing in older files) as an int cell."""
+    return None if value is None or value != value else int(value)
+
+
 def _scroll(table: str) -> str:
     """A table that scrolls inside its own box when wider than the page, never the page itself."""
     return f'<div class="scroll">{table}</div>'
@@ -61,8 +66,8 @@ def forecast_table(forecast: list[dict]) -> str:
 
 COMPARISON = [("total_return", "+.1%", "total"), ("cagr", "+.2%", "CAGR"), ("volatility", ".1%", "vol"),
               ("sharpe", ".2f", "Sharpe"), ("sortino", ".2f", "Sortino"), ("max_drawdown", ".1%", "max DD"),
-              ("exposure", ".0%", "exposure"), ("trades", "d", "trades"), ("turnover", ".1f", "turnover (×/yr)"),
-              ("win_rate", ".0%", "win rate"), ("costs", ",.0f", "costs (cash)"), ("psr", ".1%", "PSR"),
+              ("exposure", ".0%", "exposure"), ("trades", "d", "trades"), ("rejected", "d", "refused orders"),
+              ("turnover", ".1f", "turnover (×/yr)"), ("win_rate", ".0%", "win rate"), ("costs", ",.0f", "costs (cash)"), ("psr", ".1%", "PSR"),
               ("dsr", ".1%", "DSR")]
 
 
@@ -71,7 +76,7 @@ def comparison_table(comparison: pd.DataFrame, sheets: dict[tuple[str, str], str
     for row in comparison.to_dict(orient="records"):
         link = sheets.get((row["ticker"], row["strategy"]))
         cells = [_text(row["ticker"]), _text(row["strategy"])]
-        cells += [_num(int(row[k]) if k == "trades" else row[k], f) for k, f, _ in COMPARISON]
+        cells += [_num(_count(row.get(k)) if f == "d" else row.get(k), f) for k, f, _ in COMPARISON]
         cells.append(f'<td class="l"><a href="{html.escape(link)}">tear sheet</a></td>' if link
                      else '<td class="l note" title="its daily returns never change">none: constant returns</td>')
         cls = "lstm" if "lstm" in row["strategy"] else ""

@@ -100,16 +100,39 @@ def plan_orders(targets: Mapping[str, float], positions: Mapping[str, float], cl
         held = positions.get(ticker, 0.0)
         if held and (wanted == 0 or math.copysign(1, wanted) != math.copysign(1, held)):
             value -= abs(held) * (closes[ticker] * cost + sizing.commission_per_share)
-    value *= 1 - sizing.cash_buffer
-    orders = []
-    for ticker, wanted in queued.items():
-        shares = wanted * value / (closes[ticker] * (1 + cost) + sizing.commission_per_share)
-        shares = math.trunc(shares * 1e6) / 1e6 if sizing.fractional else float(math.trunc(shares))
-        delta = shares - positions.get(ticker, 0.0)
-        if delta:
-            orders.append((ticker, delta))
-    orders.sort(key=lambda o: o[1])  # sells first, so their cash pays for buys
+    buffer = value * sizing.cash_buffer
+    value -= buffer
+    unit = {t: closes[t] * (1 + cost) + sizing.commission_per_share for t in queued}  # a bought share, all in
+    deltas = {t: _round(wanted * value / unit[t], sizing) - positions.get(t, 0.0) for t, wanted in queued.items()}
+    # Buys are paid from the cash at hand plus what the day's sells bring in, less the buffer. A leg that
+    # grew inside the rebalance band holds more than its share, so an equal share for the others would
+    # not fit: the buys shrink together to the cash there is (the broker would refuse them otherwise).
+    available = cash - buffer + sum(-d * (closes[t] * (1 - cost) - sizing.commission_per_share)
+                                    for t, d in deltas.items() if d < 0)
+    spend = sum(d * unit[t] for t, d in deltas.items() if d > 0)
+    if spend > available * (1 + 1e-12):
+        scale = max(available, 0.0) / spend
+        for ticker, delta in deltas.items():
+            if delta > 0:
+                held, deltas[ticker] = positions.get(ticker, 0.0), _round(delta * scale, sizing)
+                if not deltas[ticker]:  # nothing bought: decide again at the next close
+                    _restore(new_intended, intended, ticker)
+                elif held + delta:  # the exposure actually bought, so the band measures from it
+                    new_intended[ticker] = queued[ticker] * (held + deltas[ticker]) / (held + delta)
+    orders = sorted(((t, d) for t, d in deltas.items() if d), key=lambda o: o[1])  # sells first: their cash pays buys
     return Plan(orders, new_intended)
+
+
+def _round(shares: float, sizing: Sizing) -> float:
+    """Towards zero: whole shares, or millionths when fractional."""
+    return math.trunc(shares * 1e6) / 1e6 if sizing.fractional else float(math.trunc(shares))
+
+
+def _restore(new_intended: dict, intended: Mapping[str, float], ticker: str) -> None:
+    if ticker in intended:
+        new_intended[ticker] = intended[ticker]
+    else:
+        new_intended.pop(ticker, None)
 
 
 def _differs(wanted: float, intended: float, share: float, band: float) -> bool:

@@ -315,3 +315,24 @@ def test_a_day_without_a_prediction_is_no_decision():
                           warmup=0)
     held = result.positions["T"].tolist()
     assert held[1] == held[2] == held[3] > 0 and held[4] == 0
+
+
+def test_a_two_ticker_book_buys_only_what_cash_pays_for_when_one_leg_has_grown():
+    # A rises 30% while both are held; B is sold and bought back: its buy must fit the cash left,
+    # not half of equity, or the broker refuses it every session
+    n = 30
+    a = 100 * np.cumprod(np.r_[1.0, np.full(n - 1, 1.01)])
+    b = np.full(n, 50.0)
+    prices = {"A": bars_from(a, a), "B": bars_from(b, b)}
+    signal_b = [1.0] * 20 + [0.0] + [1.0] * (n - 21)
+    preds = pd.concat([predictions_for(prices["A"], [1.0] * n, ticker="A"),
+                       predictions_for(prices["B"], signal_b, ticker="B")])
+    result = run_backtest(prices, preds, "lstm_signal", FREE, warmup=0)  # A's wanted exposure never moves
+    assert result.rejected_orders == 0
+    rebuy = result.fills[(result.fills["ticker"] == "B") & (result.fills["date"] == prices["B"].index[22])]
+    assert len(rebuy) == 1
+    # decided at close 21: cash after B's sale less 1% of equity, at B's close (no costs)
+    held_a = result.positions["A"].iloc[21]
+    equity = result.equity.iloc[21]
+    cash = equity - held_a * a[21]
+    assert rebuy["size"].iloc[0] == math.trunc((cash - 0.01 * equity) / 50.0)

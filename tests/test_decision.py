@@ -67,3 +67,31 @@ def test_reversal_pays_its_closing_costs_before_sizing():
 def test_cash_interest_is_daily_and_only_on_positive_cash():
     assert cash_interest(1_000.0, 0.05) == pytest.approx(1_000.0 * (1.05 ** (1 / 252) - 1))
     assert cash_interest(-5.0, 0.05) == 0.0 and cash_interest(1_000.0, 0.0) == 0.0
+
+
+def test_buys_shrink_to_the_cash_left_when_a_grown_leg_sits_inside_the_band():
+    # A grew to 51.4% of equity (inside the band of its 50% share: no order); B wants its 50% share,
+    # 0.5 * 9,900 / 20 = 247 shares (4,940), but cash less the 1% buffer is 4,870 - 100 = 4,770
+    sizing = Sizing(cash_buffer=0.01)
+    plan = plan_orders({"A": 1.0, "B": 1.0}, {"A": 514.0}, {"A": 10.0, "B": 20.0}, 4_870.0, {"A": 0.5}, sizing,
+                       n_assets=2)
+    assert plan.orders == [("B", 238.0)]  # trunc(4,770 / 20): what the cash pays for
+    assert plan.intended["A"] == 0.5
+    assert plan.intended["B"] == pytest.approx(0.5 * 238 / 247)  # the exposure bought, for the band
+
+
+def test_a_switch_counts_the_cash_of_the_days_sells_less_their_costs():
+    # A is sold (300 shares at 10, 0.2% costs, 1 per share) for B: 300 * (10 * 0.998 - 1) = 2,694 comes in,
+    # so B's full share fits the cash (5,637.06 after the 1% buffer) and is not shrunk
+    sizing = Sizing(cash_buffer=0.01, slippage_pct=0.002, commission_per_share=1.0)
+    plan = plan_orders({"A": 0.0, "B": 1.0}, {"A": 300.0}, {"A": 10.0, "B": 50.0}, 3_000.0, {"A": 1.0}, sizing,
+                       n_assets=1)
+    value = (3_000.0 + 3_000.0 - 300 * (10 * 0.002 + 1.0)) * 0.99
+    assert plan.orders == [("A", -300.0), ("B", float(math.trunc(value / (50 * 1.002 + 1.0))))]
+    assert plan.orders[1][1] == 110 and plan.intended == {"A": 0.0, "B": 1.0}
+
+
+def test_a_buy_with_no_cash_left_is_not_recorded_so_the_next_close_decides_again():
+    plan = plan_orders({"A": 1.0, "B": 1.0}, {"A": 99.0}, {"A": 10.0, "B": 20.0}, 10.0, {"A": 0.5}, Sizing(),
+                       n_assets=2)
+    assert plan.orders == [] and "B" not in plan.intended
