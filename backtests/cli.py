@@ -371,7 +371,7 @@ def tune(config: ConfigArg = None, set_: SetOpt = None,
 
     from backtests.config import load_config
     from backtests.experiment import load_experiment_prices
-    from backtests.tune import check_arguments, check_space, check_study
+    from backtests.tune import check_arguments, check_space, check_study, study_folder
     from backtests.tune import tune as run_tune
 
     check_output_folder(studies_dir, "--studies-dir")
@@ -382,7 +382,7 @@ def tune(config: ConfigArg = None, set_: SetOpt = None,
     check_arguments(n_trials, jobs, timeout)
     check_space(cfg)
     name = study or cfg.name
-    already = check_study(studies_dir / name, cfg)
+    already = check_study(study_folder(studies_dir, name), cfg)
     prices = load_experiment_prices(cfg)
     if already >= n_trials:
         console.print(f"study '{name}' already has {already} finished trials (asked for {n_trials}): nothing to run; "

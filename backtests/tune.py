@@ -30,7 +30,7 @@ from backtests.engine import run_backtest
 from backtests.errors import ConfigError
 from backtests.execution import tf_threads
 from backtests.ledger import Ledger, data_fingerprint
-from backtests.rundir import FolderLock, write_csv, write_text
+from backtests.rundir import FolderLock, named_folder, write_csv, write_text
 from forecasting.progress import Progress
 from forecasting.walkforward import make_samples, make_split
 
@@ -92,6 +92,11 @@ def check_arguments(n_trials: int, jobs: int, timeout: float | None) -> None:
         raise ConfigError("--jobs must be at least 1", "e.g. --jobs 2 on two cores")
     if timeout is not None and not timeout > 0:
         raise ConfigError("--timeout must be a positive number of seconds", "e.g. --timeout 600, or leave it out")
+
+
+def study_folder(studies_root: str | Path, name: str) -> Path:
+    """`studies_root/name`, for a study name that is one plain folder name."""
+    return named_folder(studies_root, name, "study name", "--study lstm-small")
 
 
 def check_study(folder: Path, config: ExperimentConfig) -> int:
@@ -239,8 +244,13 @@ def open_study(folder: Path, name: str, config: ExperimentConfig, create: bool =
     # no pruning in the first 5 epochs (validation loss is noisy there) nor before 3 trials have finished
     pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=5) if config.tune.pruner == "median" \
         else optuna.pruners.NopPruner()
-    return optuna.create_study(study_name=name, storage=storage, direction="minimize", load_if_exists=True,
-                               pruner=pruner, sampler=optuna.samplers.TPESampler(seed=config.seed + 7919 * worker))
+    study = optuna.create_study(study_name=name, storage=storage, direction="minimize", load_if_exists=True,
+                                pruner=pruner)
+    # Seeded by the config's seed, the worker and the trials the study already holds: a fresh study is
+    # reproducible, and a continued one draws new points instead of replaying its first start-up draws.
+    held = len(study.get_trials(deepcopy=False))
+    study.sampler = optuna.samplers.TPESampler(seed=config.seed + 7919 * worker + 104_729 * held)
+    return study
 
 
 def _study_identity(config: ExperimentConfig) -> str:
@@ -307,7 +317,7 @@ def tune(config: ExperimentConfig, prices: dict[str, pd.DataFrame], n_trials: in
     check_arguments(n_trials, jobs, timeout)
     check_space(config)
     name = study_name or config.name
-    folder = Path(studies_root) / name
+    folder = study_folder(studies_root, name)
     span, first_test = tuning_span(prices, config)
     tuning_end = max(frame.index[-1] for frame in span.values())
     if not tuning_end < first_test:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from backtests.cli import app
 from backtests.config import load_config
 from backtests.ledger import Ledger
-from backtests.tune import first_test_date, open_study, tune
+from backtests.tune import first_test_date, open_study, suggest, tune
 from tests.conftest import make_bars, run_dirs, write_yahoo_csv
 
 runner = CliRunner()
@@ -99,7 +99,27 @@ def test_best_toml_runs_and_later_runs_count_the_trials(tmp_path, data):
     assert len(run_dirs(tmp_path / "runs")) == 1
 
 
+def test_a_continued_study_draws_new_points_and_stays_reproducible(tmp_path, data):
+    config = small_config(data)
+
+    def two_sittings(folder) -> list[dict]:
+        first = open_study(folder, "s", config)
+        for _ in range(2):  # `tune --trials 2`
+            trial = first.ask()
+            suggest(trial, config.tune.space)
+            first.tell(trial, 1.0)
+        later = open_study(folder, "s", config)  # `tune --trials 3`: a new process opens the same study
+        suggest(later.ask(), config.tune.space)
+        return [t.params for t in later.get_trials()]
+
+    drawn = two_sittings(tmp_path / "a")
+    assert drawn[2] not in drawn[:2]  # the continuation does not replay the first start-up draws
+    assert two_sittings(tmp_path / "b") == drawn  # and the same sittings draw the same points
+
+
 @pytest.mark.parametrize("args, fragment", [
+    (["--study", "../escape"], "study name '../escape' may hold only"),
+    (["--study", ".."], "study name '..' may hold only"),
     (["--trials", "0"], "--trials must be at least 1"),
     (["--set", "tune.space={units={low=64, high=16}}"], "empty or inverted search range"),
     (["--set", "tune.space={unitz={low=8, high=16}}"], "did you mean 'units'"),
@@ -115,7 +135,7 @@ def test_bad_tuning_input_is_one_line_and_exit_2(tmp_path, data, args, fragment)
     assert result.exit_code == 2, result.output
     assert fragment in result.stderr and result.stderr.count("\n") == 1 and "Traceback" not in result.output
     assert result.stdout == ""  # nothing printed before the error
-    assert not (tmp_path / "studies").exists()  # and no study started
+    assert not (tmp_path / "studies").exists() and not (tmp_path / "escape").exists()  # and no study started
 
 
 def test_a_study_of_another_config_is_refused_untouched(tmp_path, data):

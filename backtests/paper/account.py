@@ -10,7 +10,6 @@ sending is idempotent (client order ids), and a step interrupted anywhere finish
 from __future__ import annotations
 
 import json
-import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -25,7 +24,7 @@ from backtests.errors import BacktestError
 from backtests.experiment import load_experiment_prices, traded_forecast
 from backtests.paper.brokers import AlpacaBroker, LocalBroker, OrderRejected
 from backtests.paper.ledger import Ledger
-from backtests.rundir import FolderLock, check_output_folder, write_json, write_text
+from backtests.rundir import FolderLock, check_output_folder, named_folder, write_json, write_text
 from forecasting.calendar import is_session, sessions, trading_calendar
 from forecasting.checkpoint import fingerprint, load_ensemble, save_ensemble
 from forecasting.faults import inject
@@ -34,7 +33,6 @@ from strategies.decision import Plan, SignalParams, Sizing, cash_interest, plan_
 
 BROKERS = ("local", "alpaca")
 DEFAULT_SYMBOLS = {"sp500": "SPY", "nasdaq": "QQQ"}  # tradable proxies of the embedded indices
-NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 def account_path(root: str | Path, name: str) -> Path:
@@ -44,9 +42,7 @@ def account_path(root: str | Path, name: str) -> Path:
 def init_account(config_path: str | Path | None, overrides: list[str] | None, name: str, broker: str,
                  root: str | Path = "paper") -> Path:
     """Create `root/name/` with the resolved config, the account file and an empty ledger."""
-    if not NAME.match(name):
-        raise BacktestError(f"account name '{name}' may hold only letters, digits, '_', '.' and '-'",
-                            "e.g. --name spy-daily")
+    named_folder(root, name, "account name", "--name spy-daily")
     if broker not in BROKERS:
         raise BacktestError(f"unknown broker '{broker}'", "use --broker local or --broker alpaca")
     check_output_folder(root, "--paper-dir")
