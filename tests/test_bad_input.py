@@ -72,6 +72,12 @@ def fixtures(root):
                                                                  [TINY[i + 1] for i in range(0, len(TINY), 2)])))
     (damaged / "checkpoints" / "good" / "state.json").write_text("{not json")
     (root / "nometrics").mkdir()
+    from backtests.paper.account import init_account
+
+    for name in ("acct", "broken"):  # paper accounts on good.csv (2015-01-01 to 2016-03-23)
+        init_account(None, ['data.source="csv:good.csv"'] + [TINY[i + 1] for i in range(0, len(TINY), 2)], name,
+                     "local", root / "paper")
+    (root / "paper" / "broken" / "ledger.sqlite").write_bytes(b"not a database" * 100)
 
 
 def snapshot(root) -> dict:
@@ -167,6 +173,10 @@ CASES = [
     (["paper", "init", "--broker", "ib"], "unknown broker 'ib'"),
     (["paper", "init", "--name", "a/b"], "account name 'a/b' may hold only"),
     (["paper", "init", "--paper-dir", "afile"], "--paper-dir afile is a file"),
+    (["paper", "step", "acct", "--date", "2010-01-04"], "the data starts on 2015-01-01, after 2010-01-04"),
+    (["paper", "step", "acct", "--date", "2030-01-02"], "the data ends on 2016-03-23, before 2030-01-02"),
+    (["paper", "step", "broken"], "paper/broken/ledger.sqlite is not a readable paper ledger"),
+    (["paper", "status", "broken"], "paper/broken/ledger.sqlite is not a readable paper ledger"),
 ]
 
 

@@ -131,7 +131,11 @@ class Account:
 
     def __enter__(self) -> Account:
         self.lock.__enter__()
-        self.ledger = Ledger(self.folder / "ledger.sqlite")
+        try:
+            self.ledger = Ledger(self.folder / "ledger.sqlite")
+        except BaseException:
+            self.lock.__exit__(None, None, None)
+            raise
         try:
             self.broker = (LocalBroker(self.ledger.db, self.config.broker) if self.info["broker"] == "local"
                            else AlpacaBroker(symbols(self.config)))
@@ -163,8 +167,15 @@ class Account:
     def step(self, day: date | None = None, on_day=None) -> list[StepReport]:
         """Step `day` (default: the data's last bar), first catching up any session missed since the last step."""
         prices = self.prices()
+        first_bar = max(frame.index[0] for frame in prices.values())
         last_bar = min(frame.index[-1] for frame in prices.values())
         target = pd.Timestamp(day) if day is not None else last_bar
+        if target > last_bar:
+            raise BacktestError(f"the data ends on {last_bar.date()}, before {target.date()}",
+                                "step after the data source has that day's bar (yahoo: lstm-trader data fetch)")
+        if target < first_bar:
+            raise BacktestError(f"the data starts on {first_bar.date()}, after {target.date()}",
+                                f"step a date from {first_bar.date()} on")
         if not self.is_session(target):
             report = StepReport(target.date().isoformat(), "holiday",
                                 notes=[f"{target.date()} is not a trading day on {self.config.paper.calendar}: "
@@ -172,9 +183,6 @@ class Account:
             if on_day is not None:
                 on_day(report)
             return [report]
-        if target > last_bar:
-            raise BacktestError(f"the data ends on {last_bar.date()}, before {target.date()}",
-                                "step after the data source has that day's bar (yahoo: lstm-trader data fetch)")
         done = self.ledger.last_step()
         days = [target]
         notes = []

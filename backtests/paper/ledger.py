@@ -10,6 +10,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+from backtests.errors import BacktestError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS steps (
     date TEXT PRIMARY KEY, finished_at TEXT NOT NULL);
@@ -36,10 +38,19 @@ class Ledger:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.db = sqlite3.connect(self.path, isolation_level=None)  # explicit transactions only
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
+        try:
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            found = self.db.execute("PRAGMA quick_check").fetchone()[0]  # a damaged page fails here, not mid-step
+            if found != "ok":
+                raise sqlite3.DatabaseError(found)
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise BacktestError(f"{self.path} is not a readable paper ledger ({exc})",
+                                "it is damaged: restore it from a backup, or start a new account with "
+                                "lstm-trader paper init") from None
 
     def close(self) -> None:
         self.db.close()
