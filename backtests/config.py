@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, StrictBool, ValidationError, field_validator, model_validator
 
 from backtests.engine import BrokerSpec
 from backtests.execution import ExecutionSpec
@@ -57,7 +57,7 @@ class SearchRange(Strict):
 
     low: int | float | None = None
     high: int | float | None = None
-    log: bool = False
+    log: StrictBool = False
     choices: list[float | int | str] | None = None
 
     @model_validator(mode="after")

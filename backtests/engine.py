@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import backtrader as bt
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from backtests.errors import BacktestError
 from forecasting.spec import Strict
@@ -22,14 +22,14 @@ class BrokerSpec(Strict):
     commission_per_share: float = Field(0.0, ge=0)
     commission_min: float = Field(0.0, ge=0, description="minimum commission per fill")
     slippage_pct: float = Field(0.0005, ge=0, lt=0.1, description="fills this fraction worse than the open")
-    fractional: bool = Field(False, description="allow fractional shares")
+    fractional: StrictBool = Field(False, description="allow fractional shares")
     cash_buffer: float = Field(0.01, ge=0, lt=0.5, description="fraction of equity kept in cash: orders are sized "
                                                             "from the close and fill at the next open, so a gap up "
                                                             "must not leave a fully invested buy short of cash")
     short_borrow_rate: float = Field(0.0, ge=0, lt=1, description="annual cost of short positions")
     cash_rate: float = Field(0.0, ge=0, lt=0.5, description="annual interest on idle cash, credited daily "
                                                          "(rate / 252 per bar); also the Sharpe ratios' risk-free rate")
-    close_at_end: bool = Field(True, description="liquidate every position at the last open, with costs, so that "
+    close_at_end: StrictBool = Field(True, description="liquidate every position at the last open, with costs, so that "
                                                  "total returns are after all costs and every trade is closed")
 
 

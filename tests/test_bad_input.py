@@ -117,6 +117,8 @@ CASES = [
     (["run", "unknown.toml"], "unknown config key 'model.epoch' (hint: did you mean 'model.epochs'?)"),
     (["run", "--set", "model.units=-3"], "--set model.units=-3: config key 'model.units'"),
     (["run", "--set", "model.units"], "--set 'model.units' is not of the form section.key=value"),
+    (["run", "--set", 'model.shrink="yes"'], "config key 'model.shrink': Input should be a valid boolean (got 'yes')"),
+    (["run", "--set", "broker.fractional=1"], "config key 'broker.fractional': Input should be a valid boolean (got 1)"),
     (["run", "--set", 'model.features=["sma_20", "rsx_14"]'], "unknown feature 'rsx_14' (hint: did you mean 'rsi_14'?)"),
     (["run", "--set", 'strategies=[{name="lstm_sgnal"}]'], "unknown strategy 'lstm_sgnal'"),
     (["run", "--set", 'strategies=[{name="lstm_signal", params={enter_lng=0.1}}]'], "has no parameter 'enter_lng'"),
