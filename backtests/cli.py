@@ -123,7 +123,7 @@ def comparison_view(comparison, title: str = "Strategies (same out-of-sample dat
                ("exposure", "right", 4), ("trades", "right", 5), ("refused", "right", 6), ("turnover", "right", 1),
                ("win rate", "right", 2), ("costs", "right", 3)]
     rows = [[row.ticker, row.strategy, f"{row.total_return:+.1%}", f"{row.cagr:+.2%}", f"{row.volatility:.1%}",
-             f"{row.sharpe:.2f}", f"{row.sortino:.2f}", f"{row.max_drawdown:.1%}", f"{row.exposure:.0%}",
+             _pct(row.sharpe, ".2f"), _pct(row.sortino, ".2f"), f"{row.max_drawdown:.1%}", f"{row.exposure:.0%}",
              str(row.trades), _count(getattr(row, "rejected", None)), f"{row.turnover:.1f}x", "—" if row.win_rate != row.win_rate else f"{row.win_rate:.0%}",
              f"{row.costs:,.0f}"] for row in comparison.itertuples()]
     if single is not None:
@@ -138,6 +138,12 @@ def dsr_line(comparison, trials) -> str:
     values = ", ".join(f"{row.strategy} on {row.ticker} {row.dsr:.0%}" for row in searched.itertuples())
     return (f"DSR {values or '—'}: {trials.describe()} (trial ledger; Sharpe variance {trials.variance:.2g}); "
             "benchmarks and controls get PSR only")
+
+
+def warn_silent(silent: list[str]) -> None:
+    if silent:
+        errors.print(f"warning: never had a signal, so these rows are cash, not a verdict: {'; '.join(silent)}",
+                     markup=False, highlight=False, soft_wrap=True)
 
 
 OpenOpt = Annotated[bool, typer.Option("--open", help="open the report in a browser when one is available")]
@@ -209,6 +215,7 @@ def run(config: ConfigArg = None, set_: SetOpt = None,
     show(metrics_table(result.metrics, wide))
     show(comparison_view(result.comparison, wide=wide))
     console.print(dsr_line(result.comparison, result.trials))
+    warn_silent(result.silent)
     phases = {"start-up": imported, **result.phases}
     index = None if no_report else _make_reports(result.path, open_, phases)
     phases["total"] = time.perf_counter() - started
@@ -264,6 +271,7 @@ def backtest(
         console.print(f"left out {', '.join(result.skipped)}: the predictions have no rows for its forecast")
     show(comparison_view(result.comparison, wide=wide))
     console.print(dsr_line(result.comparison, result.trials))
+    warn_silent(result.silent)
     console.print(f"run dir: {result.path}")
     if not no_report:
         console.print(f"open: {_make_reports(result.path, False)}")

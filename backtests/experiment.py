@@ -41,6 +41,7 @@ class RunResult:
     phases: dict[str, float] = field(default_factory=dict)  # seconds per phase, in order
     trials: TrialCount = TrialCount(1, 0.0)  # what the LSTM strategies' DSR was deflated by
     skipped: list[str] = field(default_factory=list)  # strategies left out: their forecast is not in the table
+    silent: list[str] = field(default_factory=list)   # strategies whose forecast never had a finite value
 
 
 def load_experiment_prices(config: ExperimentConfig) -> dict[str, pd.DataFrame]:
@@ -75,6 +76,21 @@ def traded_forecast(spec: StrategySpec) -> str | None:
     """Which model's rows of the predictions table a strategy trades (None for rule-based ones)."""
     cls, _ = resolve(spec.name, spec.params)
     return forecast_model(cls)
+
+
+def silent_strategies(predictions: pd.DataFrame, config: ExperimentConfig) -> list[str]:
+    """'strategy on ticker' for each forecast-trading strategy whose forecast has no finite value on that
+    ticker: it never had a signal, so its row of the comparison is cash, not a verdict on the forecast."""
+    finite = predictions.assign(ok=np.isfinite(pd.to_numeric(predictions["y_pred"], errors="coerce")))
+    counts = finite.groupby(["model", "ticker"])["ok"].sum()
+    silent = []
+    for spec in config.strategies:
+        model = traded_forecast(spec)
+        if model is None:
+            continue
+        silent += [f"{spec.title} on {ticker} (no finite '{model}' prediction)"
+                   for ticker in dict.fromkeys(predictions["ticker"]) if not counts.get((model, ticker), 0)]
+    return silent
 
 
 def run_strategies(prices: dict[str, pd.DataFrame], predictions: pd.DataFrame,
@@ -252,7 +268,8 @@ def _run_in(run: Path, config: ExperimentConfig, prices: dict[str, pd.DataFrame]
         "summary": {**summary(config, prices, predictions, time.perf_counter() - started, phases),
                     "dsr_trials": trials.n, "dsr_variance": trials.variance, "provenance": provenance(prices)},
     })
-    return RunResult(run, predictions, overall, comparison, time.perf_counter() - started, phases, trials)
+    return RunResult(run, predictions, overall, comparison, time.perf_counter() - started, phases, trials,
+                     silent=silent_strategies(predictions, config))
 
 
 def predict_all(prices: dict[str, pd.DataFrame], config: ExperimentConfig, progress: Progress | None = None,
@@ -409,4 +426,4 @@ def run_backtest_only(predictions_path: str | Path, config: ExperimentConfig,
                                                   "dsr_trials": trials.n, "dsr_variance": trials.variance,
                                                   "provenance": provenance(prices)}})
     return RunResult(run, predictions, overall, comparison, time.perf_counter() - started, trials=trials,
-                     skipped=skipped)
+                     skipped=skipped, silent=silent_strategies(predictions, config))

@@ -50,7 +50,9 @@ def prediction_frame(prices: pd.DataFrame, predictions: pd.DataFrame, warmup: in
     frame = prices.iloc[start:stop][["open", "high", "low", "close", "volume"]].copy()
     aligned = predictions.set_index(pd.DatetimeIndex(predictions["date"]))
     frame["y_pred"] = aligned["y_pred"].reindex(frame.index).astype("float64")
-    frame["price_pred"] = aligned["price_pred"].reindex(frame.index).astype("float64")
+    # optional: a table of date, ticker, model and y_pred alone can be backtested (no strategy reads it)
+    frame["price_pred"] = (aligned["price_pred"].reindex(frame.index).astype("float64") if "price_pred" in aligned
+                           else np.nan)
     span = frame.loc[first:last, "y_pred"]
     if np.isinf(span).any():  # NaN is allowed: no forecast that day (e.g. a predicted close <= 0), no decision
         bad = span.index[np.isinf(span)][0]

@@ -155,6 +155,20 @@ def test_run_backtests_every_strategy_and_backtest_command_reuses_predictions(tm
     assert len(table) == 2 * len(comparison) and set(table["run"]) == {run.name, second.name}
 
 
+def test_a_backtest_of_a_forecast_with_no_finite_value_warns_that_it_never_had_a_signal(tmp_path, csv_data):
+    dates = pd.read_csv(csv_data, parse_dates=["Date"])["Date"].iloc[-60:-1]
+    table = pd.DataFrame({"date": dates, "ticker": "ACME", "model": "lstm", "y_pred": np.nan})
+    table.to_csv(tmp_path / "silent.csv", index=False)
+    result = runner.invoke(app, ["backtest", str(tmp_path / "silent.csv"), "--data", f"csv:{csv_data}",
+                                 "--runs-dir", str(tmp_path / "runs"), "--no-report"])
+    assert result.exit_code == 0, result.output
+    assert "warning: never had a signal" in result.stderr and "lstm_signal on ACME" in result.stderr
+    assert "nan" not in result.stdout  # a Sharpe of constant returns shows as '—'
+    (run,) = run_dirs(tmp_path / "runs")
+    row = pd.read_csv(run / "comparison.csv").set_index("strategy").loc["lstm_signal"]
+    assert row["trades"] == 0 and row["total_return"] == 0
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["backtest", "/no/such.parquet"], "predictions file not found"),
     (["compare", "/no/such/run"], "run dir not found"),
