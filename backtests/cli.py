@@ -136,8 +136,12 @@ def dsr_line(comparison, trials) -> str:
     """Which N the deflated Sharpe used, and the LSTM strategies' DSR."""
     searched = comparison.dropna(subset=["dsr"])
     values = ", ".join(f"{row.strategy} on {row.ticker} {row.dsr:.0%}" for row in searched.itertuples())
-    return (f"DSR {values or '—'}: {trials.describe()} (trial ledger; Sharpe variance {trials.variance:.2g}); "
+    from reports.index import variance_note
+
+    used = [float(v) for v in searched.get("dsr_variance", [])]
+    return (f"DSR {values or '—'}: {trials.describe()} (trial ledger; {variance_note(used, trials.variance)}); "
             "benchmarks and controls get PSR only")
+
 
 
 def warn_silent(silent: list[str]) -> None:

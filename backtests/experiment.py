@@ -266,7 +266,7 @@ def _run_in(run: Path, config: ExperimentConfig, prices: dict[str, pd.DataFrame]
         "forecast_per_fold": per_fold.to_dict(orient="records"),
         "backtest": comparison.to_dict(orient="records"),
         "summary": {**summary(config, prices, predictions, time.perf_counter() - started, phases),
-                    "dsr_trials": trials.n, "dsr_variance": trials.variance, "provenance": provenance(prices)},
+                    "dsr_trials": trials.n, "ledger_variance": trials.variance, "provenance": provenance(prices)},
     })
     return RunResult(run, predictions, overall, comparison, time.perf_counter() - started, phases, trials,
                      silent=silent_strategies(predictions, config))
@@ -423,7 +423,7 @@ def run_backtest_only(predictions_path: str | Path, config: ExperimentConfig,
                                                   "test_start": predictions["date"].min().date().isoformat(),
                                                   "test_end": predictions["date"].max().date().isoformat(),
                                                   "elapsed_s": round(time.perf_counter() - started, 2),
-                                                  "dsr_trials": trials.n, "dsr_variance": trials.variance,
+                                                  "dsr_trials": trials.n, "ledger_variance": trials.variance,
                                                   "provenance": provenance(prices)}})
     return RunResult(run, predictions, overall, comparison, time.perf_counter() - started, trials=trials,
                      skipped=skipped, silent=silent_strategies(predictions, config))

@@ -13,7 +13,7 @@ from backtests.engine import BacktestResult
 
 COMPARISON_COLUMNS = ["strategy", "ticker", "total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown",
                       "exposure", "trades", "rejected", "turnover", "win_rate", "costs", "final_equity", "psr",
-                      "dsr"]
+                      "dsr", "dsr_variance"]
 EULER_GAMMA = 0.5772156649015329
 
 
@@ -124,13 +124,13 @@ def comparison_table(results: list[tuple[str, BacktestResult]], lstm_strategies:
     the strategies in `lstm_strategies` (labels), deflated for `n_trials` configurations tried on the
     same data (the trial ledger). Benchmarks and controls were not searched over: their DSR is NaN."""
     table = pd.DataFrame([summarise(result, ticker) for ticker, result in results],
-                         columns=[c for c in COMPARISON_COLUMNS if c not in ("psr", "dsr")])
-    psr, dsr = [], []
+                         columns=[c for c in COMPARISON_COLUMNS if c not in ("psr", "dsr", "dsr_variance")])
+    psr, dsr, used = [], [], []
     for _, result in results:
         returns = excess_returns(result)
         psr.append(probabilistic_sharpe(returns))
         searched = result.strategy in lstm_strategies
-        dsr.append(deflated_sharpe(returns, n_trials, trial_variance(returns, ledger_variance)) if searched
-                   else float("nan"))
-    table["psr"], table["dsr"] = psr, dsr
+        used.append(trial_variance(returns, ledger_variance) if searched else float("nan"))
+        dsr.append(deflated_sharpe(returns, n_trials, used[-1]) if searched else float("nan"))
+    table["psr"], table["dsr"], table["dsr_variance"] = psr, dsr, used  # the V each DSR was deflated with
     return table

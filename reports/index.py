@@ -124,11 +124,26 @@ def summary_list(summary: dict) -> str:
     return "<dl>" + "".join(items) + "</dl>"
 
 
-def dsr_note(summary: dict) -> str:
+def variance_note(used: list[float], ledger_variance: float) -> str:
+    """The V the DSRs used, and where it came from: the ledger's spread of Sharpes, or the floor under it
+    (one Sharpe estimate's sampling variance), so that the number shown is the number used."""
+    used = sorted({v for v in used if v == v})
+    if not used:
+        return f"Sharpe variance {ledger_variance:.2g}"
+    shown = " / ".join(f"{v:.3g}" for v in used)
+    if all(v > ledger_variance for v in used):
+        return (f"Sharpe variance V = {shown}: one Sharpe estimate's sampling variance, the floor, above the "
+                f"ledger's {ledger_variance:.2g}")
+    return f"Sharpe variance V = {shown}, the ledger's"
+
+
+def dsr_note(summary: dict, comparison: list[dict]) -> str:
     n = summary.get("dsr_trials")
     if n is None:
         return "the configurations tried"
-    return f"the {n} configuration{'s' if n != 1 else ''} tried on this data (Sharpe variance {summary.get('dsr_variance', 0):.2g})"
+    ledger = summary.get("ledger_variance", summary.get("dsr_variance", 0.0))  # the older runs' name
+    used = [row["dsr_variance"] for row in comparison if row.get("dsr_variance") is not None]
+    return f"the {n} configuration{'s' if n != 1 else ''} tried on this data ({variance_note(used, ledger)})"
 
 
 def per_fold_table(rows: list[dict]) -> str:
@@ -250,7 +265,7 @@ realised returns.</p>
 {forecast}
 <h2>Strategies (same out-of-sample dates, after costs)</h2>
 <p class="note">PSR: probability that the true Sharpe is above 0. DSR (strategies that trade the LSTM only):
-the same against the best Sharpe that luck would show among {dsr_note(summary)}, as counted by the trial
+the same against the best Sharpe that luck would show among {dsr_note(summary, comparison.to_dict(orient="records"))}, as counted by the trial
 ledger (every run, backtest and tuning trial on this data). Benchmarks and controls were not searched over: PSR only.
 Exposure: share of days a position was held (the tear sheets' "Time in Market" shows the same).
 Turnover: traded value over mean equity, per year. Costs: commission and slippage paid, in the account's cash.</p>

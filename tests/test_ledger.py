@@ -16,14 +16,15 @@ def daily_returns(seed: int = 0, n: int = 1000) -> pd.Series:
     return pd.Series(rng.normal(0.0006, 0.01, n), index=pd.bdate_range("2015-01-01", periods=n))
 
 
-def hand_dsr(returns: pd.Series, sharpes: list[float]) -> float:
-    """Bailey & Lopez de Prado (2014) written out with pandas and scipy only."""
+def hand_dsr(returns: pd.Series, sharpes: list[float], n: int | None = None) -> float:
+    """Bailey & Lopez de Prado (2014) written out with pandas and scipy only; `n` configurations tried
+    (default: one per Sharpe; a pruned trial counts but has no Sharpe)."""
     r = returns
     sr = r.mean() / r.std()
     skew, kurt = r.skew(), r.kurtosis() + 3
     n_days = len(r)
     spread = (1 - skew * sr + (kurt - 1) / 4 * sr ** 2) / (n_days - 1)
-    n = len(sharpes)
+    n = n or len(sharpes)
     variance = max(np.var(sharpes, ddof=1), spread)
     sr0 = math.sqrt(variance) * ((1 - GAMMA) * norm.ppf(1 - 1 / n) + GAMMA * norm.ppf(1 - 1 / (n * math.e)))
     return norm.cdf((sr - sr0) / math.sqrt(spread))
@@ -65,3 +66,48 @@ def test_a_resumed_key_or_a_repeated_config_counts_once(tmp_path):
     ledger.add("tune:s:3", "tune", "data", "config-2", {}, "validation", float("nan"), None)  # pruned
     count = ledger.count("data")
     assert count.n == 2 and count.variance == 0.0  # counted as tried, but no Sharpe for the variance
+
+
+def test_a_run_and_a_backtest_record_per_day_sharpes_and_the_second_is_deflated_for_both(tmp_path):
+    # the real paths: `run` writes a ledger row, `backtest` of its predictions with other costs a second
+    # configuration; every number is rebuilt from the run dirs' daily returns with pandas and scipy
+    from typer.testing import CliRunner
+
+    from backtests.cli import app
+    from tests.conftest import make_bars, run_dirs, write_yahoo_csv
+    from tests.test_cli import TINY
+
+    runner = CliRunner()
+    write_yahoo_csv(make_bars(320, seed=9), tmp_path / "ACME.csv")
+    runs = tmp_path / "runs"
+    first = runner.invoke(app, ["run", *TINY, "--set", f"data.source=csv:{tmp_path / 'ACME.csv'}", "--no-report",
+                                "--runs-dir", str(runs)])
+    assert first.exit_code == 0, first.output
+    (run,) = run_dirs(runs)
+    second = runner.invoke(app, ["backtest", str(run / "predictions.parquet"), "--set", "broker.commission_pct=0.01",
+                                 "--no-report", "--runs-dir", str(runs)])
+    assert second.exit_code == 0, second.output
+    (tested,) = [r for r in run_dirs(runs) if r != run]
+
+    def lstm_returns(folder) -> tuple[str, pd.Series]:
+        comparison = pd.read_csv(folder / "comparison.csv")
+        strategy = comparison.dropna(subset=["dsr"])["strategy"].iloc[0]  # the LSTM strategy the ledger keeps
+        table = pd.read_parquet(folder / "returns.parquet")
+        return strategy, table[(table["strategy"] == strategy) & (table["ticker"] == "ACME")]["return"].fillna(0.0)
+
+    sharpes = []
+    for folder in (run, tested):
+        _, returns = lstm_returns(folder)
+        sharpes.append(returns.mean() / returns.std())  # per day: no sqrt(252)
+    rows = Ledger(runs).rows()
+    assert [r["sharpe"] for r in rows] == pytest.approx(sharpes, rel=1e-9)
+    assert all(abs(s) < 0.3 for s in sharpes)  # a daily Sharpe; annualised ones would be ~16x larger
+    assert sharpes[0] != pytest.approx(sharpes[1])  # 1% commission changed it: two configurations
+
+    strategy, returns = lstm_returns(tested)
+    row = pd.read_csv(tested / "comparison.csv").set_index("strategy").loc[strategy]
+    assert row["dsr"] == pytest.approx(hand_dsr(returns, sharpes), rel=1e-9)
+    spread = (1 - returns.skew() * sharpes[1] + (returns.kurtosis() + 2) / 4 * sharpes[1] ** 2) / (len(returns) - 1)
+    assert row["dsr_variance"] == pytest.approx(max(np.var(sharpes, ddof=1), spread), rel=1e-9)
+    assert "deflated for 2 configurations" in second.output
+    assert f"V = {row['dsr_variance']:.3g}" in second.output  # the V shown is the V used

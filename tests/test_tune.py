@@ -13,6 +13,7 @@ from backtests.config import load_config
 from backtests.ledger import Ledger
 from backtests.tune import first_test_date, open_study, suggest, tune
 from tests.conftest import make_bars, run_dirs, write_yahoo_csv
+from tests.test_ledger import hand_dsr
 
 runner = CliRunner()
 
@@ -94,6 +95,15 @@ def test_best_toml_runs_and_later_runs_count_the_trials(tmp_path, data):
     done = runner.invoke(app, ["run", str(best), "--runs-dir", str(tmp_path / "runs"), "--no-report"])
     assert done.exit_code == 0, done.output
     assert "4 configurations tried on this data" in done.output  # 3 trials + this run
+    # the run's DSR is deflated for N = 4 with the Sharpes the ledger holds, tuning trials' included
+    (run,) = run_dirs(tmp_path / "runs")
+    comparison = pd.read_csv(run / "comparison.csv")
+    row = comparison.dropna(subset=["dsr"]).iloc[0]
+    table = pd.read_parquet(run / "returns.parquet")
+    returns = table[(table["strategy"] == row["strategy"]) & (table["ticker"] == "ACME")]["return"].fillna(0.0)
+    sharpes = [r["sharpe"] for r in Ledger(tmp_path / "runs").rows() if r["sharpe"] is not None]
+    assert len(sharpes) >= 2 and all(abs(v) < 0.3 for v in sharpes)  # per day
+    assert row["dsr"] == pytest.approx(hand_dsr(returns, sharpes, n=4), rel=1e-9)
     for name in ("trials.csv", "index.html", "optimisation.png"):
         assert (tmp_path / "studies" / config.name / name).is_file(), name
     assert len(run_dirs(tmp_path / "runs")) == 1
@@ -115,6 +125,22 @@ def test_a_continued_study_draws_new_points_and_stays_reproducible(tmp_path, dat
     drawn = two_sittings(tmp_path / "a")
     assert drawn[2] not in drawn[:2]  # the continuation does not replay the first start-up draws
     assert two_sittings(tmp_path / "b") == drawn  # and the same sittings draw the same points
+
+
+def test_a_tuning_trial_records_the_per_day_validation_sharpe(data):
+    from backtests.engine import run_backtest
+    from backtests.experiment import lstm_strategies
+    from backtests.tune import _validation_sharpe, tuning_span
+
+    config = small_config(data)
+    span, _ = tuning_span(prices_of(config), config)
+    ((ticker, frame),) = span.items()
+    dates = frame.index[100:-1]
+    predictions = pd.DataFrame({"date": dates, "ticker": ticker, "model": "lstm",
+                                "y_pred": np.random.default_rng(4).normal(0, 0.01, len(dates))})
+    sharpe = _validation_sharpe(span, predictions, config, lstm_strategies(config))
+    daily = run_backtest({ticker: frame}, predictions, "lstm_signal", config.broker).returns.fillna(0.0)
+    assert sharpe == pytest.approx(daily.mean() / daily.std(), rel=1e-9)  # per day, over cash at rate 0
 
 
 @pytest.mark.parametrize("args, fragment", [
