@@ -49,7 +49,15 @@ def plain_metavars(command) -> None:
         return option
 
     command.get_help_option = get_help_option
+    if command.help:
+        command.help = unwrap(command.help)
+    if getattr(command, "short_help", None):
+        command.short_help = unwrap(command.short_help)
     for param in getattr(command, "params", []):
+        if getattr(param, "param_type_name", "") == "argument":  # RUN_DIR and [CONFIG], not {run_dir}
+            many = "..." if param.nargs != 1 else ""
+            param.metavar = param.name.upper() + many
+            param._usage_display_name = lambda p=param: p.metavar if p.required else f"[{p.metavar}]"
         if getattr(param, "is_flag", False) or not hasattr(param, "display_type"):
             label = None
         else:
@@ -58,6 +66,15 @@ def plain_metavars(command) -> None:
         param.display_type_rich = lambda ctx, label=label: label
     for sub in getattr(command, "commands", {}).values():
         plain_metavars(sub)
+
+
+def unwrap(text: str) -> str:
+    """A docstring's paragraphs as single lines, so the help wraps them at the terminal's width
+    instead of breaking where the source did."""
+    import inspect
+
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
 
 
 def execution_sets(executor: str | None, workers: int | None, ray_address: str | None) -> list[str]:

@@ -280,6 +280,17 @@ def test_bare_command_help_short_flag_and_version():
     assert version.exit_code == 0 and version.output.strip() == f"lstm-trader {installed('lstm-trader')}"
 
 
+def _hard_wrapped(page: str) -> bool:
+    """A line that breaks mid-sentence far short of the width, in the text above the first panel or
+    in a panel's help column: the docstring's own line breaks showing through."""
+    intro = page.split("╭")[0].splitlines()[2:]
+    lines = [line.rstrip() for line in intro]
+    for line, after in zip(lines, lines[1:]):
+        if line and after and len(line) < 60 and not line.endswith((".", ":")):
+            return True
+    return False
+
+
 def test_every_help_page_is_free_of_type_artefacts_and_fits_80_columns():
     import os
     import re
@@ -295,6 +306,9 @@ def test_every_help_page_is_free_of_type_artefacts_and_fits_80_columns():
         assert "Usage:" in result.stdout
         assert not re.search(r"<(bool|str|int|float|path|list\[[^]]*\])>|\{\}", result.stdout), (command, result.stdout)
         assert max(map(len, result.stdout.splitlines())) <= 80, command
+        usage = next(line for line in result.stdout.splitlines() if "Usage:" in line)
+        assert not re.search(r"\{|\[[a-z_]+\]|(?<![A-Z\[]) [a-z_]+$", usage.strip()), usage  # RUN_DIR, [CONFIG]
+        assert not _hard_wrapped(result.stdout), (command, result.stdout)
     run_help = subprocess.run([sys.executable, "-m", "backtests.cli", "run", "-h"], capture_output=True, text=True,
                               env=env, timeout=60).stdout
     assert re.search(r"--runs-dir\s+PATH", run_help) and re.search(r"--workers\s+INTEGER", run_help)
