@@ -11,7 +11,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from backtests.console import (HELP, ConfigArg, ExecutorOpt, RayAddressOpt, SetOpt, WideOpt, WorkersOpt,
+from backtests.console import (HELP, IDENTITY, ConfigArg, ExecutorOpt, RayAddressOpt, SetOpt, WideOpt, WorkersOpt,
                                _interrupt_hint, console, errors, execution_sets, fitted_table, progress_bars, show,
                                user_errors)
 from backtests.errors import BacktestError
@@ -80,11 +80,16 @@ def connect(cfg, workers: int | None = None) -> None:
 def _fmt(value: float, digits: int = 4) -> str:
     if value is None or value != value:
         return "—"
-    return f"{value:.{digits}g}" if abs(value) < 1e5 else f"{value:,.0f}"
+    return f"{value:#.{digits}g}".rstrip(".") if abs(value) < 1e5 else f"{value:,.0f}"
 
 
 def _count(value) -> str:
     return "—" if value is None or value != value else str(int(value))
+
+
+def _u2(value: float | None) -> str:
+    """Theil's U2 to four decimals: 1.0005 must not read as naive's 1."""
+    return "—" if value is None or value != value else f"{value:.4f}"
 
 
 def _pct(value: float | None, spec: str) -> str:
@@ -98,10 +103,10 @@ def _single_ticker(table) -> str | None:
 
 def metrics_table(metrics, wide: bool = False) -> Table:
     single = _single_ticker(metrics)
-    columns = [("ticker", "left", 9), ("model", "left", 10), ("n", "right", 2), ("RMSE (price)", "right", 6),
+    columns = [("ticker", "left", IDENTITY), ("model", "left", IDENTITY), ("n", "right", 2), ("RMSE (price)", "right", 6),
                ("RMSE (ret)", "right", 3), ("U2", "right", 9), ("DM p", "right", 8), ("CW p", "right", 7),
                ("dir. acc.", "right", 8), ("up days", "right", 7), ("PT p", "right", 4), ("corr.", "right", 5)]
-    rows = [[row.ticker, row.model, str(row.n), _fmt(row.price_rmse), _fmt(row.rmse), _fmt(row.theil_u, 4),
+    rows = [[row.ticker, row.model, str(row.n), _pct(row.price_rmse, ",.3f"), _fmt(row.rmse), _u2(row.theil_u),
              _fmt(row.dm_pvalue, 3), _fmt(row.cw_pvalue, 3), _pct(row.directional_accuracy, ".1%"),
              _pct(row.da_base_rate, ".1%"), _fmt(row.da_pvalue, 3), _fmt(row.correlation, 3)]
             for row in metrics.itertuples()]
@@ -118,7 +123,7 @@ def metrics_table(metrics, wide: bool = False) -> Table:
 def comparison_view(comparison, title: str = "Strategies (same out-of-sample dates, after costs)",
                     wide: bool = False) -> Table:
     single = _single_ticker(comparison)
-    columns = [("ticker", "left", 9), ("strategy", "left", 10), ("total", "right", 8), ("CAGR", "right", 6),
+    columns = [("ticker", "left", IDENTITY), ("strategy", "left", IDENTITY), ("total", "right", 8), ("CAGR", "right", 6),
                ("vol", "right", 3), ("Sharpe", "right", 9), ("Sortino", "right", 2), ("max DD", "right", 7),
                ("exposure", "right", 4), ("trades", "right", 5), ("refused", "right", 6), ("turnover", "right", 1),
                ("win rate", "right", 2), ("costs", "right", 3)]
@@ -303,12 +308,13 @@ def compare(runs: Annotated[list[Path], typer.Argument(help="run dirs to put sid
     for name in repeated:
         errors.print(f"warning: {name} was given twice; it is compared once", markup=False, highlight=False)
     rows = compare_runs(runs)
-    columns = [("run", "left", 10), ("ticker", "left", 6), ("strategy", "left", 10), ("CAGR", "right", 7),
+    columns = [("run", "left", IDENTITY), ("ticker", "left", IDENTITY), ("strategy", "left", IDENTITY),
+               ("CAGR", "right", 7),
                ("Sharpe", "right", 9), ("max DD", "right", 8), ("trades", "right", 4), ("LSTM RMSE", "right", 3),
                ("Theil U", "right", 5)]
     table = [[row["run"], str(row["ticker"]), str(row["strategy"]), _pct(row.get("cagr"), "+.2%"),
               _pct(row.get("sharpe"), ".2f"), _pct(row.get("max_drawdown"), ".1%"), str(row.get("trades")),
-              _fmt(row["lstm_price_rmse"]), _fmt(row["lstm_theil_u"], 3)] for row in rows]
+              _pct(row["lstm_price_rmse"], ",.3f"), _u2(row["lstm_theil_u"])] for row in rows]
     show(fitted_table("Runs compared", columns, table, wide))
     if out is not None:
         write_rows(out, rows)
@@ -427,26 +433,31 @@ def tune(config: ConfigArg = None, set_: SetOpt = None,
 def _evaluate(base, best_path: Path, runs_dir: Path) -> None:
     """Run the tuned and the base config once on the out-of-sample span; show them side by side."""
     from backtests.config import load_config
-    from backtests.experiment import run_experiment
+    from backtests.experiment import deflated_again, run_experiment
 
-    rows = []
+    results = []
     for label, cfg in (("tuned", load_config(best_path)), ("base", base)):
         with progress_bars() as bars:
-            result = run_experiment(cfg, runs_dir, RichProgress(bars))
+            results.append((label, cfg, run_experiment(cfg, runs_dir, RichProgress(bars))))
+    trials = results[-1][2].trials  # every evaluation is in the ledger now: both rows are deflated by it
+    columns = [("config", "left", IDENTITY), ("run", "left", IDENTITY), ("RMSE (ret)", "right", 3), ("U2", "right", 8),
+               ("DM p", "right", 4), ("dir. acc.", "right", 5), ("Sharpe", "right", 6), ("DSR", "right", 7),
+               ("N", "right", 7)]
+    rows = []
+    for label, cfg, result in results:
         lstm = result.metrics[result.metrics["model"] == "lstm"].iloc[0]
         strat = result.comparison.dropna(subset=["dsr"])
         first = strat.iloc[0] if len(strat) else None
-        rows.append((label, result.path.name, lstm, first, result.trials))
-    view = Table(title="Out-of-sample span, evaluated once each")
-    for col in ("config", "run", "RMSE (ret)", "Theil U", "DM p", "dir. acc.", "Sharpe", "DSR", "N"):
-        view.add_column(col, justify="left" if col in ("config", "run") else "right")
-    for label, run_name, lstm, first, trials in rows:
-        view.add_row(label, run_name, _fmt(lstm["rmse"]), _fmt(lstm["theil_u"], 4), _fmt(lstm["dm_pvalue"], 3),
+        dsr = None if first is None else deflated_again(result.path, first["ticker"], first["strategy"],
+                                                        cfg.broker.cash_rate, trials)
+        rows.append([label, result.path.name, _fmt(lstm["rmse"]), _u2(lstm["theil_u"]), _fmt(lstm["dm_pvalue"], 3),
                      _pct(lstm["directional_accuracy"], ".1%"), _pct(None if first is None else first["sharpe"], ".2f"),
-                     _pct(None if first is None else first["dsr"], ".0%"), str(trials.n))
-    console.print(view)
-    console.print(f"DSR: {rows[-1][4].describe()} (the trial ledger counts every tuning trial)")
-    console.print("reports: " + " and ".join(f"lstm-trader report {runs_dir / name}" for _, name, *_ in rows))
+                     _pct(dsr, ".0%"), str(trials.n)])
+    show(fitted_table("Out-of-sample span, evaluated once each", columns, rows))
+    console.print(f"DSR: both rows {trials.describe()} (the trial ledger counts every tuning trial and both "
+                  "evaluations)")
+    console.print("reports: " + " and ".join(f"lstm-trader report {result.path}" for *_, result in results),
+                  soft_wrap=True)
 
 
 @app.command()

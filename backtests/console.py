@@ -138,10 +138,13 @@ def _force_progress() -> bool:
 WideOpt = Annotated[bool, typer.Option("--wide", help="every column of the tables, however wide the terminal")]
 
 
+IDENTITY = 10  # the priority of columns that say what a row is (run, ticker, strategy): never left out
+
+
 def fitted_table(title: str, columns: list[tuple[str, str, int]], rows: list[list[str]], wide: bool = False,
                  caption: str | None = None):
     """A rich table that fits the console: columns are (header, justify, priority); while the table is
-    wider than the console, the column of lowest priority goes (named in the caption), so no cell is
+    wider than the console, the column of lowest priority below IDENTITY goes (named in the caption), so no cell is
     ever cut to '…'. `wide` keeps them all (the CSV files always have every column, at full precision)."""
     from rich.table import Table
 
@@ -150,8 +153,11 @@ def fitted_table(title: str, columns: list[tuple[str, str, int]], rows: list[lis
 
     shown = list(range(len(columns)))
     dropped: list[str] = []
-    while not wide and len(shown) > 2 and natural(shown) > console.width:
-        weakest = min(shown, key=lambda i: (columns[i][2], -i))
+    while not wide and natural(shown) > console.width:
+        droppable = [i for i in shown if columns[i][2] < IDENTITY]
+        if not droppable:
+            break
+        weakest = min(droppable, key=lambda i: (columns[i][2], -i))
         shown.remove(weakest)
         dropped.append(columns[weakest][0])
     notes = [caption] if caption else []

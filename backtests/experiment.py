@@ -161,6 +161,17 @@ def lstm_sharpe(results: list[tuple[str, BacktestResult]], labels: set[str]) -> 
     return per_period_sharpe(excess_returns(chosen[0])) if chosen else None
 
 
+def deflated_again(run: Path, book: str, strategy: str, cash_rate: float, trials: TrialCount) -> float:
+    """The DSR of a run's strategy deflated by `trials` (a count taken after later evaluations), from the
+    daily returns the run wrote."""
+    from backtests.stats import deflated_sharpe, trial_variance
+
+    table = pd.read_parquet(run / "returns.parquet")
+    returns = table[(table["ticker"] == book) & (table["strategy"] == strategy)]["return"]
+    excess = returns.fillna(0.0).reset_index(drop=True) - ((1 + cash_rate) ** (1 / 252) - 1)
+    return deflated_sharpe(excess, trials.n, trial_variance(excess, trials.variance))
+
+
 def lstm_rmse(predictions: pd.DataFrame) -> float | None:
     if not {"y_true", "y_pred", "model"} <= set(predictions):
         return None

@@ -183,3 +183,9 @@ def test_evaluate_runs_the_tuned_and_the_base_config_once_each(tmp_path, data):
     runs = [r for r in Ledger(tmp_path / "runs").rows() if r["kind"] == "run"]
     assert len(runs) == 2 and len(run_dirs(tmp_path / "runs")) == 2
     assert "4 configurations tried on this data" in result.output  # 2 trials + 2 evaluated runs
+    assert "…" not in result.output  # no run name cut short
+    lines = result.output.splitlines()
+    header = [c.strip() for c in next(line for line in lines if "config" in line and "run" in line).split("┃")]
+    for label in ("tuned", "base"):  # both rows deflated with the same, final N
+        row = [c.strip() for c in next(line for line in lines if line.strip("│ ").startswith(label)).split("│")]
+        assert row[header.index("N")] == "4", row

@@ -40,3 +40,32 @@ def test_the_report_comparison_shows_the_refused_orders():
     heads = re.findall(r"<th[^>]*>([^<]*)</th>", page)
     cells = re.findall(r"<td[^>]*>([^<]*)</td>", page.split("<tbody>")[1])
     assert cells[heads.index("refused orders")] == "9"
+
+
+def test_the_forecast_table_shows_u2_to_four_decimals_and_price_rmse_to_three():
+    from backtests.cli import metrics_table
+
+    base = {"ticker": "ACME", "n": 1400, "rmse": 0.0082, "dm_pvalue": 0.41, "cw_pvalue": 0.3,
+            "directional_accuracy": 0.51, "da_base_rate": 0.53, "da_pvalue": 0.6, "correlation": 0.01}
+    metrics = pd.DataFrame([{**base, "model": "lstm", "theil_u": 1.0005, "price_rmse": 18.1},
+                            {**base, "model": "naive", "theil_u": 1.0, "price_rmse": 18.14}])
+    text = _render(metrics_table(metrics, wide=True))
+    lstm = next(line for line in text.splitlines() if "lstm" in line)
+    naive = next(line for line in text.splitlines() if "│ naive" in line)
+    assert "1.0005" in lstm and "18.100" in lstm
+    assert "1.0000" in naive and "18.140" in naive
+
+
+def test_a_narrow_table_leaves_out_measures_but_never_the_columns_that_say_what_a_row_is(monkeypatch):
+    from backtests.console import IDENTITY, console, fitted_table
+
+    monkeypatch.setattr(console, "width", 80)
+    columns = [("run", "left", IDENTITY), ("ticker", "left", IDENTITY), ("strategy", "left", IDENTITY),
+               ("CAGR", "right", 7), ("Sharpe", "right", 9), ("trades", "right", 4), ("Theil U", "right", 5)]
+    rows = [["two-tickers-20261201-101010", ticker, "lstm_signal", "+1.00%", "0.40", "12", "1.0005"]
+            for ticker in ("sp500", "nasdaq", "portfolio")]
+    text = _render(fitted_table("Runs compared", columns, rows), width=80)
+    header = next(line for line in text.splitlines() if "strategy" in line)
+    assert "ticker" in header and "run" in header
+    assert all(t in text for t in ("sp500", "nasdaq", "portfolio")) and "…" not in text
+    assert "not shown at 80 columns" in text  # the measures made room, and say so
