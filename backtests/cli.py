@@ -408,10 +408,14 @@ def tune(config: ConfigArg = None, set_: SetOpt = None,
     else:
         console.print(f"[bold]tuning[/] {', '.join(cfg.tune.space)} on {cfg.data.source}: {n_trials - already} more "
                       f"trials to reach {n_trials}, {jobs} worker{'s' if jobs > 1 else ''}")
+    same = ([str(config)] if config else []) + [a for pair in (set_ or []) for a in ("--set", pair)] + [
+        "--trials", str(n_trials), "--study", name, "--studies-dir", str(studies_dir), "--runs-dir", str(runs_dir)]
+    evaluate_line = "lstm-trader tune " + " ".join(shlex.quote(a) for a in same) + " --evaluate"
     with progress_bars() as bars:
         task = bars.add_task("trials", total=n_trials)
         result = run_tune(cfg, prices, n_trials, jobs, timeout, name, studies_dir, runs_dir,
-                          on_trial=lambda done, total: bars.update(task, completed=done, total=total))
+                          on_trial=lambda done, total: bars.update(task, completed=done, total=total),
+                          evaluate_line=evaluate_line)
     states = result.trials["state"].value_counts().to_dict() if len(result.trials) else {}
     console.print(f"trials: {', '.join(f'{n} {s.lower()}' for s, n in states.items())}; tuning span ends "
                   f"{result.tuning_end.date()}, out-of-sample span starts {result.first_test.date()} (never loaded)")
@@ -422,9 +426,7 @@ def tune(config: ConfigArg = None, set_: SetOpt = None,
     console.print(f"saved {result.study_dir / 'trials.csv'}, {result.study_dir / 'best.toml'}")
     console.print(f"open: {result.study_dir / 'index.html'}")
     if not evaluate:
-        same = ([str(config)] if config else []) + [a for pair in (set_ or []) for a in ("--set", pair)] + [
-            "--trials", str(n_trials), "--study", name, "--studies-dir", str(studies_dir), "--runs-dir", str(runs_dir)]
-        console.print("next: lstm-trader tune " + " ".join(shlex.quote(a) for a in same) + " --evaluate", soft_wrap=True)
+        console.print(f"next: {evaluate_line}", soft_wrap=True, markup=False, highlight=False)
         console.print(f"  (or: lstm-trader run {result.study_dir / 'best.toml'})", soft_wrap=True)
         return
     _evaluate(cfg, result.study_dir / "best.toml", runs_dir)

@@ -312,8 +312,12 @@ def budgets(missing: int, jobs: int) -> list[int]:
 
 def tune(config: ExperimentConfig, prices: dict[str, pd.DataFrame], n_trials: int, jobs: int = 1,
          timeout: float | None = None, study_name: str | None = None, studies_root: str | Path = "studies",
-         runs_root: str | Path = "runs", on_trial: Callable[[int, int], None] | None = None) -> TuneResult:
-    """Run (or continue) a study until it has `n_trials` finished trials; write its outputs."""
+         runs_root: str | Path = "runs", on_trial: Callable[[int, int], None] | None = None,
+         evaluate_line: str | None = None) -> TuneResult:
+    """Run (or continue) a study until it has `n_trials` finished trials; write its outputs.
+
+    `evaluate_line` is the command that evaluates this very study (every flag it was started with);
+    the study page shows it as the next step."""
     check_arguments(n_trials, jobs, timeout)
     check_space(config)
     name = study_name or config.name
@@ -342,7 +346,7 @@ def tune(config: ExperimentConfig, prices: dict[str, pd.DataFrame], n_trials: in
                 _run_pool(args, jobs, str(span_file), fingerprint, str(runs_root), study, n_trials, on_trial)
         finally:
             span_file.unlink(missing_ok=True)
-        result = write_outputs(folder, study, config, tuning_end, first_test)
+        result = write_outputs(folder, study, config, tuning_end, first_test, evaluate_line)
     return result
 
 
@@ -421,7 +425,8 @@ def _run_ray(args: tuple, jobs: int, span_file: str, fingerprint: str, runs_root
     _run_with_progress(work, study, n_trials, on_trial)
 
 
-def write_outputs(folder: Path, study, config: ExperimentConfig, tuning_end, first_test) -> TuneResult:
+def write_outputs(folder: Path, study, config: ExperimentConfig, tuning_end, first_test,
+                  evaluate_line: str | None = None) -> TuneResult:
     """`trials.csv`, `best.toml` and `index.html` (Optuna's own plots) in the study folder."""
     from optuna.trial import TrialState
 
@@ -444,11 +449,13 @@ def write_outputs(folder: Path, study, config: ExperimentConfig, tuning_end, fir
         write_text(folder / "best.toml", f"# best of {len(complete)} complete trials of study '{study.study_name}': "
                                          f"validation MSE / naive MSE = {best_value:.6f}\n"
                                          + dump_config(best_config.model_copy(update={"name": f"{config.name}-tuned"})))
-    write_text(folder / "index.html", _index(folder, study, trials, best_value, best_params, tuning_end, first_test))
+    write_text(folder / "index.html", _index(folder, study, trials, best_value, best_params, tuning_end, first_test,
+                                             evaluate_line))
     return TuneResult(folder, trials, best_value, best_params, tuning_end, first_test)
 
 
-def _index(folder: Path, study, trials: pd.DataFrame, best_value, best_params, tuning_end, first_test) -> str:
+def _index(folder: Path, study, trials: pd.DataFrame, best_value, best_params, tuning_end, first_test,
+           evaluate_line: str | None) -> str:
     import reports.quiet  # noqa: F401  (Agg backend, no font noise)
 
     import matplotlib.pyplot as plt
@@ -477,6 +484,8 @@ def _index(folder: Path, study, trials: pd.DataFrame, best_value, best_params, t
                       for t, f in pictures)
     best = (f"best validation MSE / naive MSE <b>{best_value:.5f}</b> with "
             f"<code>{html.escape(json.dumps(best_params))}</code>") if best_value is not None else "no complete trial yet"
+    evaluate = (f", or <code>{html.escape(evaluate_line)}</code> to put it beside the base config, evaluated once "
+                "each on the out-of-sample span") if evaluate_line else ""
     return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>study {html.escape(study.study_name)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}}table{{border-collapse:collapse;
 font-size:13px;display:block;overflow-x:auto}}td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}
@@ -485,8 +494,7 @@ img{{max-width:100%}}</style></head><body>
 <p>{len(trials)} trials. Objective: the LSTM's return-space MSE over an inner walk-forward's validation span,
 divided by the naive (zero-return) forecast's (below 1 beats "tomorrow = today"). Trials saw bars up to
 {tuning_end.date()} only; the out-of-sample span starts {first_test.date()} and was never loaded into a trial.</p>
-<p>{best}. Next: <code>lstm-trader run {html.escape(str(folder / "best.toml"))}</code>, or
-<code>lstm-trader tune --study {html.escape(study.study_name)} --evaluate</code> to put it beside the base config.</p>
+<p>{best}. Next: <code>lstm-trader run {html.escape(str(folder / "best.toml"))}</code>{evaluate}.</p>
 <h2>Best trials</h2><p>Complete trials first (a pruned trial's value is its last intermediate value);
 every trial is in trials.csv.</p>{table}<h2>Optuna's plots</h2>{figures}
 </body></html>

@@ -175,6 +175,24 @@ def test_a_study_of_another_config_is_refused_untouched(tmp_path, data):
     assert (tmp_path / "studies" / "s" / "journal.log").read_bytes() == journal
 
 
+def test_the_next_line_printed_and_on_the_study_page_evaluates_that_study_as_it_was_started(tmp_path, data):
+    import html
+    import shlex
+
+    first = runner.invoke(app, ["tune", "--set", f"data.source=csv:{data}", *SMALL, "--trials", "1", "--study", "s",
+                                "--studies-dir", str(tmp_path / "studies"), "--runs-dir", str(tmp_path / "runs")])
+    assert first.exit_code == 0, first.output
+    line = next(x for x in first.output.splitlines() if x.startswith("next: ")).removeprefix("next: ")
+    page = (tmp_path / "studies" / "s" / "index.html").read_text()
+    assert html.escape(line) in page
+    args = shlex.split(line)
+    assert args[0] == "lstm-trader" and args[-1] == "--evaluate"
+    followed = runner.invoke(app, args[1:])
+    assert followed.exit_code == 0, followed.output
+    assert "evaluated once each" in followed.output and "nothing to run" in followed.output  # not continued
+    assert len(pd.read_csv(tmp_path / "studies" / "s" / "trials.csv")) == 1
+
+
 def test_evaluate_runs_the_tuned_and_the_base_config_once_each(tmp_path, data):
     result = runner.invoke(app, ["tune", "--set", f"data.source=csv:{data}", *SMALL, "--trials", "2", "--evaluate",
                                  "--studies-dir", str(tmp_path / "studies"), "--runs-dir", str(tmp_path / "runs")])
