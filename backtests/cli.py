@@ -202,7 +202,9 @@ def run(config: ConfigArg = None, set_: SetOpt = None,
         if config is not None or set_:
             raise ConfigError("--resume takes the run dir's own config.toml", "drop CONFIG and --set")
         if (resume / "metrics.json").is_file() and not no_report and not (resume / "reports" / "index.html").is_file():
-            console.print(f"{resume}: results complete, reports missing (interrupted while writing them): writing them")
+            why = ("interrupted while writing them" if (resume / "reports").is_dir() else
+                   "none were written: run with --no-report, by tune --evaluate, or stopped before they began")
+            console.print(f"{resume}: results complete, reports missing ({why}): writing them")
             console.print(f"open: {_make_reports(resume, open_)}")
             return
         cfg, resume = load_resumable(resume)

@@ -152,6 +152,23 @@ def test_paper_cli_init_step_status(tmp_path):
     assert state["steps"] == 1 and state["equity"] == 100_000.0 and state["models"]["sp500"]["fold"] == fold
 
 
+def test_paper_init_names_the_paper_dir_in_its_next_line_and_replay_counts_sessions_already_stepped(tmp_path):
+    import shlex
+
+    root = str(tmp_path / "elsewhere")
+    made = runner.invoke(app, ["paper", "init", *CLI_SETS, "--name", "cli", "--paper-dir", root])
+    assert made.exit_code == 0, made.output
+    step_line = made.output.split("next: ")[1].split(" (after each close)")[0]
+    assert step_line == f"lstm-trader paper step cli --paper-dir {shlex.quote(root)}"
+    stepped = runner.invoke(app, shlex.split(step_line)[1:] + ["--date", "2018-12-07"])  # the line, followed
+    assert stepped.exit_code == 0, stepped.output
+    replayed_ = runner.invoke(app, ["paper", "replay", "cli", "--from", "2018-12-06", "--to", "2018-12-11",
+                                    "--paper-dir", root])
+    assert replayed_.exit_code == 0, replayed_.output
+    # 12-06 is before the account's first step (not counted), 12-07 was stepped, 12-10 and 12-11 are new
+    assert "replayed 2 sessions of 'cli' (1 already done)" in replayed_.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["step", "ghost"], "unknown paper account 'ghost'"),
     (["step", "acct", "--date", "2019-01-04"], "the data ends on 2018-12-31, before 2019-01-04"),

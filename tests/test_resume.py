@@ -72,6 +72,14 @@ def test_sigint_while_writing_reports_then_resume_writes_them(tmp_path, data, mo
     assert again.exit_code == 2 and "already finished" in again.stderr
 
 
+def test_resume_of_a_run_written_without_reports_writes_them_without_claiming_an_interrupt(tmp_path, data):
+    run = unbroken(tmp_path, data)  # --no-report, as tune --evaluate writes its runs
+    resumed = runner.invoke(cli.app, ["run", "--resume", str(run)])
+    assert resumed.exit_code == 0, resumed.output
+    assert "interrupted" not in resumed.output and "none were written" in resumed.output
+    assert (run / "reports" / "index.html").is_file()
+
+
 def test_two_resumes_at_once_one_finishes_the_other_is_refused(tmp_path, data):
     killed = subprocess.run(command(data, tmp_path / "runs"), env={**os.environ, FAULT_ENV: "fold:0"},
                             capture_output=True)

@@ -430,7 +430,8 @@ def _bars_hash(frame: pd.DataFrame) -> str:
 
 
 def replay(account: Account, start: date, end: date, on_day=None) -> list[StepReport]:
-    """Step every session from `start` to `end` over historical data, with the local broker."""
+    """Step every session from `start` to `end` over historical data, with the local broker. The reports
+    cover the whole span: sessions stepped before come first, with status 'already'."""
     if account.info["broker"] != "local":
         raise BacktestError("replay runs on the local broker only", "create a local account for it: "
                             "lstm-trader paper init CONFIG --name NAME --broker local")
@@ -442,13 +443,17 @@ def replay(account: Account, start: date, end: date, on_day=None) -> list[StepRe
     if last > last_bar:
         raise BacktestError(f"the data ends on {last_bar.date()}, before --to {end}", "replay a span inside the data")
     done = account.ledger.last_step()
-    days = [d for d in account.sessions(first, last) if done is None or d > pd.Timestamp(done)]
+    span = account.sessions(first, last)
+    days = [d for d in span if done is None or d > pd.Timestamp(done)]
+    stepped = [StepReport(d.date().isoformat(), "already", notes=[f"{d.date()} was already stepped: nothing sent"])
+               for d in span if done is not None and d <= pd.Timestamp(done)
+               and account.ledger.done(d.date().isoformat())]
     if done is not None and days:
         following = [d for d in account.sessions(pd.Timestamp(done), last) if d > pd.Timestamp(done)]
         if following and following[0] < days[0]:
             raise BacktestError(f"the account's last step is {done}; --from {start} would skip sessions",
                                 f"replay --from {following[0].date()} (or a new account)")
-    reports = []
+    reports = stepped  # sessions of the span stepped before: reported as such, not stepped again
     if on_day is not None:
         on_day(None, len(days))  # the total, before the first step (which trains the folds up to it)
     for day in days:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -33,8 +34,9 @@ def init(config: ConfigArg = None, set_: SetOpt = None,
 
     folder = init_account(config, set_, name, broker, paper_dir)
     console.print(f"created paper account '{name}' ({broker} broker) in {folder}", highlight=False)
-    console.print(f"next: lstm-trader paper step {name} (after each close), or "
-                  f"lstm-trader paper replay {name} --from D1 --to D2", highlight=False)
+    where = "" if paper_dir == Path("paper") else f" --paper-dir {shlex.quote(str(paper_dir))}"
+    console.print(f"next: lstm-trader paper step {name}{where} (after each close), or "
+                  f"lstm-trader paper replay {name}{where} --from D1 --to D2", highlight=False, soft_wrap=True)
 
 
 @paper_app.command("step")
