@@ -72,6 +72,24 @@ def test_changing_the_future_changes_no_earlier_prediction(tiny_model, tiny_walk
     assert not np.array_equal(after_a, after_b)  # the test can fail: the future does reach later predictions
 
 
+@pytest.mark.parametrize("where", ["at a fold start", "the bar before a fold start"])
+def test_changing_prices_after_a_fold_boundary_changes_no_prediction_up_to_it(tiny_model, tiny_walk_forward, where):
+    """As the audit cuts: a fold trained one sample too far reads the close after its first test bar,
+    which only a cut at (or just before) the fold start can show."""
+    bars = make_bars(300, seed=5)
+    a = walk_forward_predict(bars, tiny_model, tiny_walk_forward, seed=11)
+    start = a.loc[(a["model"] == "lstm") & (a["fold"] == 2), "date"].min()
+    cut = start if where == "at a fold start" else bars.index[bars.index.get_loc(start) - 1]
+    future = bars.copy()
+    later = future.index > cut
+    future.loc[later, ["open", "high", "low", "close"]] *= np.linspace(1.5, 0.5, later.sum())[:, None]
+    b = walk_forward_predict(future, tiny_model, tiny_walk_forward, seed=11)
+    cols = ["date", "model", "y_pred", "price_pred", "fold", "train_end"]
+    upto_a, upto_b = a[a["date"] <= cut][cols], b[b["date"] <= cut][cols]
+    assert (upto_a["fold"] == 2).any() == (where == "at a fold start")
+    pd.testing.assert_frame_equal(upto_a.reset_index(drop=True), upto_b.reset_index(drop=True))
+
+
 def test_same_config_and_seed_give_identical_predictions(tiny_model, tiny_walk_forward):
     bars = make_bars(220, seed=2)
     a = walk_forward_predict(bars, tiny_model, tiny_walk_forward, seed=3)
