@@ -271,10 +271,12 @@ def test_short_borrow_cost_lowers_short_returns():
     costly = run_backtest({"T": prices}, preds, "lstm_signal", FREE.model_copy(update={"short_borrow_rate": 0.2}),
                           params={"allow_short": True}, warmup=0)
     assert free.fills["size"].iloc[0] < 0 and len(free.fills) == 1
+    assert costly.fills["size"].tolist() == free.fills["size"].tolist()
+    # Backtrader charges each bar the calendar days since the last charge x the entry value x rate / 365
     short_value = -free.fills["value"].iloc[0]
     days = (prices.index[-1] - free.fills["date"].iloc[0]).days
     gap = free.equity.iloc[-1] - costly.equity.iloc[-1]
-    assert 0.5 * short_value * 0.2 * days / 365 < gap < 1.5 * short_value * 0.2 * days / 365
+    assert gap == pytest.approx(short_value * 0.2 * days / 365, rel=1e-9)
 
 
 def test_idle_cash_earns_the_cash_rate_and_the_sharpe_subtracts_it():
@@ -336,3 +338,20 @@ def test_a_two_ticker_book_buys_only_what_cash_pays_for_when_one_leg_has_grown()
     equity = result.equity.iloc[21]
     cash = equity - held_a * a[21]
     assert rebuy["size"].iloc[0] == math.trunc((cash - 0.01 * equity) / 50.0)
+
+
+@pytest.mark.parametrize("cash, expected_rule", [(10_000, "percent plus per share"), (1_500, "the minimum")])
+def test_commission_is_percent_plus_per_share_with_a_minimum_per_fill(cash, expected_rule):
+    # long from close 0 (sized with the costs), flat from close 2: two fills at the opens of bars 1 and 3
+    prices = bars_from(open_=[100, 101, 102, 103, 104], close=[100, 101.5, 102.5, 103.5, 104])
+    broker = BrokerSpec(cash=cash, commission_pct=0.001, commission_per_share=0.02, commission_min=5.0,
+                        slippage_pct=0.0, close_at_end=False)
+    result = run_backtest({"T": prices}, predictions_for(prices, [1, 1, 0, 0, 0]), "lstm_signal", broker, warmup=0)
+    size = math.trunc(cash * 0.99 / (100 * 1.001 + 0.02))
+    assert result.fills["size"].tolist() == [size, -size]
+    worked = [max(5.0, size * 101 * 0.001 + size * 0.02), max(5.0, size * 103 * 0.001 + size * 0.02)]
+    assert result.fills["commission"].tolist() == pytest.approx(worked, rel=1e-12)
+    hit_minimum = [w == 5.0 for w in worked]
+    assert hit_minimum == ([False, False] if expected_rule == "percent plus per share" else [True, True])
+    # the cash ends as the hand-worked round trip: bought at 101, sold at 103, less both commissions
+    assert result.equity.iloc[-1] == pytest.approx(cash + size * (103 - 101) - sum(worked), rel=1e-12)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -52,6 +53,27 @@ def test_sigkill_then_resume_gives_byte_identical_files(tmp_path, data, point):
     reference = unbroken(tmp_path, data)
     for name in OUTPUTS:
         assert (run / name).read_bytes() == (reference / name).read_bytes(), name
+
+
+def test_resume_trains_only_the_folds_the_killed_run_had_not_finished(tmp_path, data, monkeypatch):
+    from forecasting.walkforward import WalkForwardModel
+
+    killed = subprocess.run(command(data, tmp_path / "runs"), env={**os.environ, FAULT_ENV: "fold:1"},
+                            capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr  # killed once fold 1 was saved
+    (run,) = run_dirs(tmp_path / "runs")
+    trained = []
+    original = WalkForwardModel.train_fold
+
+    def recording(self, fold, *args, **kwargs):
+        trained.append(fold)
+        return original(self, fold, *args, **kwargs)
+
+    monkeypatch.setattr(WalkForwardModel, "train_fold", recording)
+    resumed = runner.invoke(cli.app, ["run", "--resume", str(run), "--no-report", "--executor", "serial"])
+    assert resumed.exit_code == 0, resumed.output
+    n_folds = int(pd.read_parquet(run / "predictions.parquet")["fold"].max()) + 1
+    assert n_folds > 3 and trained == list(range(2, n_folds))  # folds 0 and 1 came from their checkpoints
 
 
 def test_sigint_while_writing_reports_then_resume_writes_them(tmp_path, data, monkeypatch):
