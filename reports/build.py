@@ -163,8 +163,9 @@ def _chart_jobs(page: IndexPage, out: Path, predictions, equity, fills, trades, 
         for ticker in lstm_tickers:
             jobs.append(lambda ticker=ticker: _forecast_charts(page, out, predictions, ticker))
     if equity is not None:
+        front = {"pictures": 0, "interactive": 0}  # trading charts lead the page, books in the tables' order
         for book in dict.fromkeys(c.split(":", 1)[0] for c in equity.columns):
-            jobs.append(lambda book=book: _trading_charts(page, out, equity, fills, trades, close, book))
+            jobs.append(lambda book=book: _trading_charts(page, out, equity, fills, trades, close, book, front))
     if (run / "sensitivity.csv").is_file():
         table = pd.read_csv(run / "sensitivity.csv")
         for book in dict.fromkeys(table["ticker"]):
@@ -191,19 +192,25 @@ def _forecast_charts(page: IndexPage, out: Path, predictions: pd.DataFrame, tick
         page.pictures.append((title, name))
 
 
-def _trading_charts(page: IndexPage, out: Path, equity: pd.DataFrame, fills, trades, close, book: str) -> None:
+def _trading_charts(page: IndexPage, out: Path, equity: pd.DataFrame, fills, trades, close, book: str,
+                    front: dict[str, int]) -> None:
+    """A book's trading charts, placed after the books drawn before it and ahead of the forecast charts."""
     slug = _slug(book)
     cols = [c for c in equity.columns if c.split(":", 1)[0] == book]
     exposure = derive.exposures(equity[cols], fills, close)
-    page.interactive.insert(0, interactive.trading_chart(equity[cols], exposure, book, f"trading-{slug}"))
+    page.interactive.insert(front["interactive"], interactive.trading_chart(equity[cols], exposure, book,
+                                                                          f"trading-{slug}"))
+    front["interactive"] += 1
     plot_trading(equity[cols], exposure, out / f"trading_{slug}.png", book)
-    page.pictures.insert(0, (f"{book}: equity, drawdown, exposure", f"trading_{slug}.png"))
+    page.pictures.insert(front["pictures"], (f"{book}: equity, drawdown, exposure", f"trading_{slug}.png"))
+    front["pictures"] += 1
     if trades is not None and book in close:
         mine = trades[(trades["book"] == book) & (trades["strategy"] == "lstm_signal")]
         if len(mine):
             span = close[book].loc[equity.index.min():equity.index.max()]
             plot_trades(span, mine, out / f"trades_{slug}.png", f"{book}: lstm_signal's trades on the close")
-            page.pictures.insert(1, (f"{book}: lstm_signal's trades", f"trades_{slug}.png"))
+            page.pictures.insert(front["pictures"], (f"{book}: lstm_signal's trades", f"trades_{slug}.png"))
+            front["pictures"] += 1
 
 
 def tearsheet_tasks(run_id: str, returns: pd.DataFrame, out: Path, comparison: pd.DataFrame | None = None,

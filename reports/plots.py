@@ -33,6 +33,21 @@ def _legend_above(ax, ncol: int = 4) -> None:
     ax.legend(loc="lower left", bbox_to_anchor=(0, 1.01), ncol=ncol, borderaxespad=0)
 
 
+def growth_axis(ax) -> None:
+    """A log axis for growth of 1 whose ticks read as numbers: within a decade the log locator would
+    mark 1 alone (a peak of 1.6 gets no label), so plain, evenly spaced values are marked there."""
+    ax.set_yscale("log")
+    low, high = ax.get_ylim()
+    if low > 0 and high / low < 10:
+        ax.yaxis.set_major_locator(mticker.MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
+        ax.yaxis.set_minor_locator(mticker.NullLocator())
+    ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+
+
+CONTROLS = ("naive_signal", "ridge_signal")  # the honest controls: drawn, but never allowed to set the scale
+
+
 def plot_recent_predictions(predictions: pd.DataFrame, path: Path, ticker: str, last: int = 120) -> Path:
     """The last `last` predictions in price space beside the actual close and the naive forecast,
     drawn at the date each prediction is for (t + horizon sessions)."""
@@ -148,9 +163,7 @@ def plot_trading(equity: pd.DataFrame, exposure: pd.DataFrame, path: Path, book:
             dd.plot(fall.index, fall.to_numpy(), lw=width)
             if column in exposure:
                 ex.plot(exposure.index, smoothed_exposure(exposure[column]).to_numpy(), lw=width * 0.8)
-        eq.set_yscale("log")
-        eq.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
-        eq.yaxis.set_minor_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        growth_axis(eq)
         eq.set_ylabel("growth of 1 (log scale)")
         eq.set_title(f"{book}: equity, drawdown and exposure after costs", pad=34)
         _legend_above(eq)
@@ -185,8 +198,12 @@ def plot_trades(close: pd.Series, trades: pd.DataFrame, path: Path, title: str) 
         return _save(fig, path)
 
 
-def plot_forecast(history: pd.DataFrame, forecast: pd.DataFrame, path: Path, ticker: str, days_shown: int = 120) -> Path:
-    """The last `days_shown` closes, the forecast path after them and its band when it has one."""
+def plot_forecast(history: pd.DataFrame, forecast: pd.DataFrame, path: Path, ticker: str,
+                  days_shown: int | None = None) -> Path:
+    """The last closes, the forecast path after them and its band when it has one. By default the
+    history shown is six times the forecast's length (30 to 120 sessions), so a short forecast is not
+    squeezed into the right edge of months of closes."""
+    days_shown = days_shown or min(120, max(30, 6 * len(forecast)))
     with styled():
         fig, ax = plt.subplots(figsize=(10, 4.5))
         tail = history["close"].iloc[-days_shown:]
@@ -208,17 +225,27 @@ def plot_forecast(history: pd.DataFrame, forecast: pd.DataFrame, path: Path, tic
 
 
 def plot_sensitivity(table: pd.DataFrame, path: Path, book: str) -> Path:
-    """Sharpe of every strategy against the cost per side (from `lstm-trader sensitivity`)."""
+    """Sharpe of every strategy against the cost per side (from `lstm-trader sensitivity`). The controls
+    do not set the scale: one far below would squash the lines that matter, so it is clipped and its
+    legend entry says how low it goes. The legend sits to the right, whatever the number of strategies."""
+    rows_of = {s: r.sort_values("cost_bp") for s, r in table[table["ticker"] == book].groupby("strategy", sort=False)}
+    scaled = [r["sharpe"] for s, r in rows_of.items() if s not in CONTROLS] or [r["sharpe"] for r in rows_of.values()]
+    values = pd.concat(scaled).dropna()
+    low, high = (min(values.min(), 0.0), max(values.max(), 0.0)) if len(values) else (-1.0, 1.0)
+    margin = 0.08 * (high - low or 1.0)
+    low, high = low - margin, high + margin
     with styled():
         fig, ax = plt.subplots(figsize=(11, 4))
-        for strategy, rows in table[table["ticker"] == book].groupby("strategy", sort=False):
-            rows = rows.sort_values("cost_bp")
-            ax.plot(rows["cost_bp"], rows["sharpe"], marker="o", lw=1.6 if "lstm" in strategy else 0.9,
-                    label=strategy)
+        for strategy, rows in rows_of.items():
+            label = strategy
+            off = rows["sharpe"][(rows["sharpe"] < low) | (rows["sharpe"] > high)]
+            if len(off):
+                label += f" (off scale: to {off.min() if off.min() < low else off.max():.1f})"
+            ax.plot(rows["cost_bp"], rows["sharpe"], marker="o", lw=1.6 if "lstm" in strategy else 0.9, label=label)
+        ax.set_ylim(low, high)
         ax.axhline(0, color="grey", lw=0.6)
         ax.set_xlabel("cost per side (bp of traded value)")
         ax.set_ylabel("Sharpe (annualised)")
-        ax.set_title(f"{book}: Sharpe by trading cost (where the lines cross buy_and_hold, the edge is gone)",
-                     pad=22)
-        _legend_above(ax)
+        ax.set_title(f"{book}: Sharpe by trading cost (where the lines cross buy_and_hold, the edge is gone)")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, fontsize="small")
         return _save(fig, path)

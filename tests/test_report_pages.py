@@ -346,3 +346,80 @@ def test_index_and_a_tearsheet_render_offline_without_errors_and_fit_1024_px(run
     sheet = next((run / "reports").glob("tearsheet_*_lstm_signal.html"))
     probe, remote = _probe(sheet, tmp_path)
     assert probe["errors"] == [] and remote == []
+
+
+def test_trading_charts_follow_the_books_in_the_tables_order(tmp_path):
+    from reports.build import _chart_jobs
+    from reports.index import IndexPage
+
+    dates = pd.bdate_range("2018-01-01", periods=60)
+    rng = np.random.default_rng(1)
+    equity = pd.DataFrame({f"{book}:{s}": 1e5 * np.exp(np.cumsum(rng.normal(0, 0.01, 60)))
+                           for book in ("spx", "ndx", "portfolio") for s in ("lstm_signal", "buy_and_hold")},
+                          index=dates)
+    page = IndexPage("run", {}, [], pd.DataFrame())
+    for job in _chart_jobs(page, tmp_path, None, equity, None, None, {}, tmp_path):
+        job()
+    books = [title.split(":")[0] for title, _ in page.pictures if "equity" in title]
+    assert books == ["spx", "ndx", "portfolio"]
+    assert [re.search(r'id="trading-(\w+)"', div).group(1) for div in page.interactive] == books
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the chart functions would save, kept open for inspection."""
+    from reports import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path, dpi=100: figures.append(fig) or path)
+    yield figures
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def test_a_growth_axis_within_a_decade_labels_values_above_one():
+    import matplotlib.pyplot as plt
+
+    from reports.plots import growth_axis
+
+    fig, ax = plt.subplots()
+    ax.plot(pd.bdate_range("2020-01-01", periods=50), np.linspace(0.9, 1.6, 50))
+    growth_axis(ax)
+    fig.canvas.draw()
+    low, high = ax.get_ylim()
+    shown = [float(t.get_text()) for t in ax.get_yticklabels() if t.get_text() and low <= t.get_position()[1] <= high]
+    plt.close(fig)
+    assert len([v for v in shown if v > 1]) >= 2, shown
+
+
+def test_the_sensitivity_chart_is_scaled_by_the_strategies_not_a_control_far_below(tmp_path, drawn):
+    from reports.plots import plot_sensitivity
+
+    costs = [0, 5, 10, 20, 50]
+    rows = [{"ticker": "spx", "strategy": s, "cost_bp": c, "sharpe": v}
+            for s, line in (("lstm_signal", [0.6, 0.5, 0.4, 0.2, -0.3]), ("buy_and_hold", [0.7] * 5),
+                            ("naive_signal", [0.1, -1.0, -2.5, -4.0, -7.0]))
+            for c, v in zip(costs, line)]
+    plot_sensitivity(pd.DataFrame(rows), tmp_path / "s.png", "spx")
+    (fig,) = drawn
+    ax = fig.axes[0]
+    low, high = ax.get_ylim()
+    assert -1.0 < low < -0.3 and 0.7 < high < 1.2  # the LSTM and buy-and-hold fill the panel
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "naive_signal (off scale: to -7.0)" in labels
+    legend = ax.get_legend().get_window_extent(fig.canvas.get_renderer())
+    title = ax.title.get_window_extent(fig.canvas.get_renderer())
+    assert not legend.overlaps(title)
+
+
+def test_a_short_forecast_is_drawn_beside_a_proportionate_history(tmp_path, drawn):
+    from reports.plots import plot_forecast
+
+    history = make_bars(300)
+    future = pd.bdate_range(history.index[-1] + pd.offsets.BDay(1), periods=5)
+    forecast = pd.DataFrame({"date": future, "price_pred": history["close"].iloc[-1] * np.linspace(1, 1.01, 5)})
+    plot_forecast(history, forecast, tmp_path / "f.png", "ACME")
+    (fig,) = drawn
+    closes = fig.axes[0].get_lines()[0].get_xdata()
+    assert len(closes) == 30  # six times the forecast's 5 sessions, at least 30
