@@ -578,15 +578,16 @@ def forecast_cmd(
         table["price_true"] = frame["close"].reindex(table["date"]).to_numpy()
         stem = f"forecast_{ticker}" + (f"_{history.index[-1].date()}" if as_of is not None else "")
         seeds = f", {cfg.model.n_seeds} seeds" if cfg.model.n_seeds > 1 else ""
-        view = Table(title=f"{ticker}: {days}-day forecast from the close of {history.index[-1].date()} "
-                           f"({history['close'].iloc[-1]:,.2f}); direct multi-horizon network{seeds}")
+        title = (f"{ticker}: {days}-day forecast from the close of {history.index[-1].date()} "
+                 f"({history['close'].iloc[-1]:,.2f}); direct multi-horizon network{seeds}")
         known = table["price_true"].notna().any()
-        for col in ("date", "step", "predicted close", "80% band", "log return") + (("actual",) if known else ()):
-            view.add_column(col, justify="right")
-        for row in table.itertuples():
-            actual = (f"{row.price_true:,.2f}" if row.price_true == row.price_true else "—",) if known else ()
-            view.add_row(str(row.date.date()), str(row.step), f"{row.price_pred:,.2f}",
-                         f"{row.price_low:,.2f} - {row.price_high:,.2f}", f"{row.y_pred:+.2%}", *actual)
+        columns = [("date", "right", IDENTITY), ("step", "right", 3), ("predicted close", "right", 9),
+                   ("80% band", "right", 8), ("log return", "right", 5)] + ([("actual", "right", 7)] if known else [])
+        rows = [[str(row.date.date()), str(row.step), f"{row.price_pred:,.2f}",
+                 f"{row.price_low:,.2f} - {row.price_high:,.2f}", f"{row.y_pred:+.2%}"]
+                + ([f"{row.price_true:,.2f}" if row.price_true == row.price_true else "—"] if known else [])
+                for row in table.itertuples()]
+        view = fitted_table(title, columns, rows)
         show(view)
         csv = write_csv(out / f"{stem}.csv", table)
         png = plot_forecast(history, table, out / f"{stem}.png", ticker)

@@ -80,6 +80,20 @@ def test_forecast_command_prints_and_saves(tmp_path, csv_data):
     assert (out / "forecast_ACME.png").is_file()
 
 
+def test_the_forecast_table_fits_80_columns_with_its_band_on_one_line(tmp_path, csv_data, monkeypatch):
+    from backtests.console import console
+
+    monkeypatch.setattr(console, "width", 80)
+    result = runner.invoke(app, ["forecast", "--data", f"csv:{csv_data}", "--days", "3", *TINY, "--as-of",
+                                 "2016-03-01", "--out", str(tmp_path / "fc")])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(next((tmp_path / "fc").glob("*.csv")))
+    rows = [line for line in result.output.splitlines() if line.strip("│ ")[:10] in set(table["date"])]
+    assert len(rows) == 3 and max(len(line) for line in result.output.splitlines()) <= 80
+    for line, low, high in zip(rows, table["price_low"], table["price_high"]):
+        assert f"{low:,.2f} - {high:,.2f}" in line  # the band whole, on the date's own line
+
+
 def test_a_forecast_from_the_past_keeps_its_own_files_and_shows_what_happened(tmp_path, csv_data):
     out = tmp_path / "fc"
     result = runner.invoke(app, ["forecast", "--data", f"csv:{csv_data}", "--days", "3", "--as-of", "2016-03-01",
