@@ -84,7 +84,10 @@ def test_the_forecast_table_fits_80_columns_with_its_band_on_one_line(tmp_path, 
     from backtests.console import console
 
     monkeypatch.setattr(console, "width", 80)
-    result = runner.invoke(app, ["forecast", "--data", f"csv:{csv_data}", "--days", "3", *TINY, "--as-of",
+    bars = make_bars(320, seed=9)
+    bars[["open", "high", "low", "close"]] *= 30  # an index near 3,000: the band's cell is at its widest
+    write_yahoo_csv(bars, tmp_path / "INDEX.csv")
+    result = runner.invoke(app, ["forecast", "--data", f"csv:{tmp_path / 'INDEX.csv'}", "--days", "3", *TINY, "--as-of",
                                  "2016-03-01", "--out", str(tmp_path / "fc")])
     assert result.exit_code == 0, result.output
     table = pd.read_csv(next((tmp_path / "fc").glob("*.csv")))
