@@ -221,6 +221,13 @@ def flat_settings(config: ExperimentConfig) -> dict[str, Any]:
         label = spec.get("label") or spec["name"]
         flat[f"strategies.{label}"] = ", ".join(f"{k}={v}" for k, v in sorted(spec.get("params", {}).items())) or "-"
 
+    space = raw.get("tune", {}).pop("space", None)
+    if space is not None:  # one setting: `--set tune.space={...}` replaces the whole space, as TOML does
+        flat["tune.space"] = "; ".join(
+            f"{name} " + (f"{spec['choices']}" if "choices" in spec else
+                          f"{spec['low']}..{spec['high']}" + (" log" if spec.get("log") else ""))
+            for name, spec in space.items()) or "-"
+
     def walk(prefix: str, value: Any) -> None:
         if isinstance(value, dict):
             for key, inner in value.items():

@@ -62,3 +62,13 @@ def test_dumped_config_is_plain_toml():
 def test_every_shipped_config_is_valid(path):
     cfg = load_config(path)
     assert cfg.data.source.startswith("builtin:")  # shipped examples run offline
+
+
+def test_a_replaced_search_space_is_one_difference_not_one_per_range():
+    from backtests.config import config_differences
+
+    base = load_config(None)
+    small = load_config(None, ['tune.space={units={low=2, high=6}, dropout={low=0.0, high=0.3}}'])
+    differences = config_differences([base, small])
+    assert [k for k in differences if k.startswith("tune.")] == ["tune.space"]
+    assert differences["tune.space"][1] == "units 2..6; dropout 0.0..0.3"
