@@ -102,7 +102,7 @@ def test_index_numbers_equal_metrics_and_comparison(run_dir):
     comparison = pd.read_csv(run / "comparison.csv")
     rows = [r for r in page.tables["comparison-table"] if r["values"]]
     assert [r["attrs"]["data-strategy"] for r in rows] == list(comparison["strategy"])
-    cols = ["total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown", "exposure", "trades",
+    cols = ["total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown", "exposure", "trades", "rejected",
             "turnover", "win_rate", "costs", "psr", "dsr"]
     for row, (_, expected) in zip(rows, comparison.iterrows()):
         for key, value in zip(cols, row["values"]):
