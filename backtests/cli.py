@@ -144,7 +144,7 @@ def dsr_line(comparison, trials) -> str:
     from reports.index import variance_note
 
     used = [float(v) for v in searched.get("dsr_variance", [])]
-    return (f"DSR {values or '—'}: {trials.describe()} (trial ledger; {variance_note(used, trials.variance)}); "
+    return (f"DSR {values or '—'}: {trials.describe()} (trial ledger; {variance_note(used, trials.variance, trials.n)}); "
             "benchmarks and controls get PSR only")
 
 

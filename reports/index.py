@@ -106,7 +106,7 @@ def cards(forecast: list[dict], comparison: pd.DataFrame) -> str:
                      f' (DSR {book.loc["lstm_signal", "dsr"]:.0%})')
         cls = "good" if u < 1 else "bad"
         out.append(f'<div class="card"><div>{html.escape(ticker)}</div>LSTM price RMSE <b>{lstm["price_rmse"]:,.3f}</b>'
-                   f' vs naive {naive["price_rmse"]:,.3f}<br>Theil U <b class="{cls}">{u:.3f}</b>: it {verdict} '
+                   f' vs naive {naive["price_rmse"]:,.3f}<br>Theil U2 <b class="{cls}">{u:.4f}</b>: it {verdict} '
                    f'"tomorrow = today" (DM p = {lstm.get("dm_pvalue") or float("nan"):.3g}){trade}</div>')
     return '<div class="cards">' + "".join(out) + "</div>"
 
@@ -124,9 +124,11 @@ def summary_list(summary: dict) -> str:
     return "<dl>" + "".join(items) + "</dl>"
 
 
-def variance_note(used: list[float], ledger_variance: float) -> str:
+def variance_note(used: list[float], ledger_variance: float, n: int) -> str:
     """The V the DSRs used, and where it came from: the ledger's spread of Sharpes, or the floor under it
     (one Sharpe estimate's sampling variance), so that the number shown is the number used."""
+    if n < 2:
+        return "one configuration: the DSR is the PSR, and no Sharpe variance enters it"
     used = sorted({v for v in used if v == v})
     if not used:
         return f"Sharpe variance {ledger_variance:.2g}"
@@ -143,13 +145,13 @@ def dsr_note(summary: dict, comparison: list[dict]) -> str:
         return "the configurations tried"
     ledger = summary.get("ledger_variance", summary.get("dsr_variance", 0.0))  # the older runs' name
     used = [row["dsr_variance"] for row in comparison if row.get("dsr_variance") is not None]
-    return f"the {n} configuration{'s' if n != 1 else ''} tried on this data ({variance_note(used, ledger)})"
+    return f"the {n} configuration{'s' if n != 1 else ''} tried on this data ({variance_note(used, ledger, n)})"
 
 
 def per_fold_table(rows: list[dict]) -> str:
     """One row per (ticker, fold) of the LSTM: its dates and its errors against naive."""
-    cols = [("n", "d"), ("rmse", ".3e"), ("theil_u", ".3f"), ("dm_pvalue", ".3g"), ("directional_accuracy", ".1%"),
-            ("da_base_rate", ".1%"), ("price_rmse", ",.2f")]
+    cols = [("n", "d"), ("rmse", ".3e"), ("theil_u", ".4f"), ("dm_pvalue", ".3g"), ("directional_accuracy", ".1%"),
+            ("da_base_rate", ".1%"), ("price_rmse", ",.3f")]
     heads = ["n", "RMSE (ret)", "U2", "DM p", "dir. acc.", "up days", "RMSE (price)"]
     body = []
     for m in rows:

@@ -69,3 +69,15 @@ def test_a_narrow_table_leaves_out_measures_but_never_the_columns_that_say_what_
     assert "ticker" in header and "run" in header
     assert all(t in text for t in ("sp500", "nasdaq", "portfolio")) and "…" not in text
     assert "not shown at 80 columns" in text  # the measures made room, and say so
+
+
+def test_the_report_card_and_per_fold_table_show_u2_to_four_decimals():
+    from reports.index import cards, per_fold_table
+
+    forecast = [{"ticker": "ACME", "model": "lstm", "theil_u": 1.0005, "price_rmse": 18.1, "dm_pvalue": 0.4},
+                {"ticker": "ACME", "model": "naive", "theil_u": 1.0, "price_rmse": 18.14}]
+    assert "<b class=\"bad\">1.0005</b>" in cards(forecast, pd.DataFrame())
+    fold = {"ticker": "ACME", "fold": 0, "first": pd.Timestamp("2020-01-02"), "last": pd.Timestamp("2020-03-02"),
+            "n": 40, "rmse": 0.01, "theil_u": 0.98761, "dm_pvalue": 0.5, "directional_accuracy": 0.5,
+            "da_base_rate": 0.5, "price_rmse": 1.0}
+    assert ">0.9876<" in per_fold_table([fold])
