@@ -1,4 +1,6 @@
-"""Orchestration: typed config, the Backtrader engine, experiments, run dirs, audit and the CLI.
+"""Research orchestration: typed config, the Backtrader engine, experiments, execution, tuning, the
+trial ledger, audit, statistics, comparison, cost sensitivity, run dirs and provenance.
 
-The only package that imports the other three (`forecasting`, `strategies`, `reports`).
+Imports the ground floor (`forecasting`, `strategies`, `reports`); `trading` and `lstm_trader`
+sit above it and it never imports them.
 """

@@ -17,7 +17,7 @@ from backtests.errors import BacktestError
 from backtests.execution import run_tasks
 from backtests.provenance import provenance
 from backtests.rundir import FolderLock, new_run_dir, write_csv, write_json, write_parquet, write_text
-from backtests.ledger import Ledger, TrialCount, config_hash, data_fingerprint
+from backtests.trials import TrialLedger, TrialCount, config_hash, data_fingerprint
 from backtests.stats import comparison_table, excess_returns, per_period_sharpe
 from forecasting import PREDICTION_COLUMNS, forecast_metrics, load_prices, walk_forward_predict
 from forecasting.checkpoint import FoldCheckpoints
@@ -111,7 +111,7 @@ def run_strategies(prices: dict[str, pd.DataFrame], predictions: pd.DataFrame,
 
 
 def compare_results(results: list[tuple[str, BacktestResult]], prices: dict[str, pd.DataFrame],
-                    predictions: pd.DataFrame, config: ExperimentConfig, ledger: Ledger | None = None,
+                    predictions: pd.DataFrame, config: ExperimentConfig, ledger: TrialLedger | None = None,
                     ledger_key: str | None = None, kind: str = "run", params: dict | None = None
                     ) -> tuple[pd.DataFrame, TrialCount]:
     """The comparison table. With a `ledger`, the evaluation is recorded under `ledger_key` first and
@@ -141,7 +141,7 @@ def trial_config_hash(predictions: pd.DataFrame, config: ExperimentConfig) -> st
 
 
 def backtest_all(prices: dict[str, pd.DataFrame], predictions: pd.DataFrame, config: ExperimentConfig,
-                 ledger: Ledger | None = None, ledger_key: str | None = None
+                 ledger: TrialLedger | None = None, ledger_key: str | None = None
                  ) -> tuple[list[tuple[str, BacktestResult]], pd.DataFrame, TrialCount]:
     """`run_strategies`, then `compare_results`."""
     results = run_strategies(prices, predictions, config)
@@ -269,7 +269,7 @@ def _run_in(run: Path, config: ExperimentConfig, prices: dict[str, pd.DataFrame]
     per_fold = forecast_metrics(predictions, per_fold=True)
     lap("walk-forward")
     inject("run:backtests")
-    results, comparison, trials = backtest_all(prices, predictions, config, Ledger(run.parent), f"run:{run.name}")
+    results, comparison, trials = backtest_all(prices, predictions, config, TrialLedger(run.parent), f"run:{run.name}")
     write_backtests(run, results, comparison)
     lap("backtests")
     write_json(run / "metrics.json", {
@@ -417,7 +417,7 @@ def run_backtest_only(predictions_path: str | Path, config: ExperimentConfig,
     config, skipped = _tradable(config, set(predictions["model"]))
     results = run_strategies(prices, predictions, config)
     run = new_run_dir(runs_root, f"{config.name}-backtest")
-    comparison, trials = compare_results(results, prices, predictions, config, Ledger(runs_root),
+    comparison, trials = compare_results(results, prices, predictions, config, TrialLedger(runs_root),
                                          f"backtest:{run.name}", kind="backtest",
                                          params={"predictions": str(predictions_path)})
     write_text(run / "config.toml", dump_config(config))

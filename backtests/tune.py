@@ -29,7 +29,7 @@ from backtests.config import TUNABLE, ExperimentConfig, SearchRange, dump_config
 from backtests.engine import run_backtest
 from backtests.errors import ConfigError
 from backtests.execution import tf_threads
-from backtests.ledger import Ledger, data_fingerprint
+from backtests.trials import TrialLedger, data_fingerprint
 from backtests.rundir import FolderLock, named_folder, write_csv, write_text
 from forecasting.progress import Progress
 from forecasting.walkforward import make_samples, make_split
@@ -176,7 +176,7 @@ def inner_walk_forward(config: ExperimentConfig, span: dict[str, pd.DataFrame]):
         update={"min_train": max(10, int(usable * config.tune.inner_train_fraction))})
 
 
-def make_objective(config: ExperimentConfig, span: dict[str, pd.DataFrame], study_name: str, ledger: Ledger,
+def make_objective(config: ExperimentConfig, span: dict[str, pd.DataFrame], study_name: str, ledger: TrialLedger,
                    fingerprint: str) -> Callable:
     """The Optuna objective: one inner walk-forward on the tuning span per trial."""
     from backtests.experiment import lstm_rmse, lstm_strategies, trial_config_hash
@@ -297,7 +297,7 @@ def run_worker(folder: str, name: str, config_toml: str, n_trials: int, deadline
     config = validate_config(tomllib.loads(config_toml), "study")
     span = pd.read_pickle(span_file)
     study = open_study(Path(folder), name, config, create=False, worker=worker)
-    objective = make_objective(config, span, name, Ledger(runs_root), fingerprint)
+    objective = make_objective(config, span, name, TrialLedger(runs_root), fingerprint)
     done = 0
     while (budget is None or done < budget) and finished(study) < n_trials and (
             deadline is None or time.time() < deadline):

@@ -32,7 +32,7 @@ import pandas as pd  # noqa: E402
 
 from backtests.config import load_config  # noqa: E402
 from backtests.experiment import load_experiment_prices, run_experiment  # noqa: E402
-from backtests.ledger import Ledger, data_fingerprint  # noqa: E402
+from backtests.trials import TrialLedger, data_fingerprint  # noqa: E402
 from backtests.tune import inner_walk_forward, tuning_span  # noqa: E402
 from forecasting import forecast_metrics, walk_forward_predict  # noqa: E402
 from forecasting.metrics import diebold_mariano  # noqa: E402
@@ -71,7 +71,7 @@ def scores(predictions: pd.DataFrame) -> dict:
             "cw_p": metrics.loc["lstm", "cw_pvalue"], "dm_ridge_p": dm_ridge, "n": int(metrics.loc["lstm", "n"])}
 
 
-def tuning_score(name: str, source: str, overrides: list[str], ledger: Ledger) -> dict:
+def tuning_score(name: str, source: str, overrides: list[str], ledger: TrialLedger) -> dict:
     cfg = config_for(source, overrides)
     prices = load_experiment_prices(cfg)
     span, _ = tuning_span(prices, cfg)
@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "forecast_quality.md")
     args = parser.parse_args()
-    ledger = Ledger(args.runs_dir)
+    ledger = TrialLedger(args.runs_dir)
 
     tuning = {}
     for name, overrides, _ in RECIPES:

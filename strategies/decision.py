@@ -1,7 +1,7 @@
 """The decision rule, as pure functions: what to hold after the close of day t, and the orders for it.
 
 Both executors call these: the Backtrader strategies (`strategies.base.TargetStrategy`) and the paper
-trading job (`backtests.paper`). Everything here is known at the close of t: the prediction made at
+trading job (`trading`). Everything here is known at the close of t: the prediction made at
 that close, the strategy's parameters, the current position and cash, and the close itself. Orders
 are sized from the close and fill at the next open; `cash_buffer` keeps a small part of equity in
 cash so that an overnight gap up rarely leaves a fully invested buy short of cash (the broker then

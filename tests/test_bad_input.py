@@ -1,7 +1,7 @@
 """The bad-input corpus: every command, fed something wrong, prints exactly one `error:` line naming the
 problem (plus a hint), exits 2, shows no traceback, and creates or changes no file outside what it owns.
 
-Each case runs the console entry point (`backtests.cli.main`, so usage errors are covered too) in a
+Each case runs the console entry point (`lstm_trader.cli.main`, so usage errors are covered too) in a
 fresh folder holding the fixtures below, and compares that folder's files before and after.
 """
 
@@ -10,7 +10,7 @@ import json
 import pandas as pd
 import pytest
 
-from backtests.cli import main
+from lstm_trader.cli import main
 from backtests.config import dump_config, load_config
 from tests.conftest import make_bars, write_yahoo_csv
 
@@ -72,7 +72,7 @@ def fixtures(root):
                                                                  [TINY[i + 1] for i in range(0, len(TINY), 2)])))
     (damaged / "checkpoints" / "good" / "state.json").write_text("{not json")
     (root / "nometrics").mkdir()
-    from backtests.paper.account import init_account
+    from trading.account import init_account
 
     for name in ("acct", "broken"):  # paper accounts on good.csv (2015-01-01 to 2016-03-23)
         init_account(None, ['data.source="csv:good.csv"'] + [TINY[i + 1] for i in range(0, len(TINY), 2)], name,

@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from backtests import cli
+from lstm_trader import cli
 from forecasting import ForecastingError, walk_forward_predict
 from forecasting.checkpoint import FoldCheckpoints
 from forecasting.walkforward import Progress

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from backtests.cli import app
+from lstm_trader.cli import app
 from tests.conftest import run_dirs, make_bars, write_yahoo_csv
 
 runner = CliRunner()
@@ -81,7 +81,7 @@ def test_forecast_command_prints_and_saves(tmp_path, csv_data):
 
 
 def test_the_forecast_table_fits_80_columns_with_its_band_on_one_line(tmp_path, csv_data, monkeypatch):
-    from backtests.console import console
+    from lstm_trader.console import console
 
     monkeypatch.setattr(console, "width", 80)
     bars = make_bars(320, seed=9)
@@ -144,9 +144,9 @@ def test_run_backtests_every_strategy_and_backtest_command_reuses_predictions(tm
     pd.testing.assert_frame_equal(pd.read_csv(second / "comparison.csv"), comparison)
     # the trial ledger: a run and a backtest of the same predictions and costs are one configuration;
     # only the LSTM strategy is deflated, benchmarks and controls get PSR only
-    from backtests.ledger import Ledger
+    from backtests.trials import TrialLedger
 
-    rows = Ledger(runs).rows()
+    rows = TrialLedger(runs).rows()
     assert [r["kind"] for r in rows] == ["run", "backtest"] and rows[0]["config"] == rows[1]["config"]
     assert comparison.loc[comparison["strategy"] != "lstm_signal", "dsr"].isna().all()
     lstm_row = comparison.set_index("strategy").loc["lstm_signal"]
@@ -317,7 +317,7 @@ def test_every_help_page_is_free_of_type_artefacts_and_fits_80_columns():
                 ["paper", "status"], ["paper", "replay"]]
     env = {**os.environ, "COLUMNS": "80", "TF_CPP_MIN_LOG_LEVEL": "3"}
     for command in commands:
-        result = subprocess.run([sys.executable, "-m", "backtests.cli", *command, "-h"], capture_output=True,
+        result = subprocess.run([sys.executable, "-m", "lstm_trader.cli", *command, "-h"], capture_output=True,
                                 text=True, env=env, timeout=60)
         assert result.returncode == 0, (command, result.stderr)
         assert "Usage:" in result.stdout
@@ -326,14 +326,14 @@ def test_every_help_page_is_free_of_type_artefacts_and_fits_80_columns():
         usage = next(line for line in result.stdout.splitlines() if "Usage:" in line)
         assert not re.search(r"\{|\[[a-z_]+\]|(?<![A-Z\[]) [a-z_]+$", usage.strip()), usage  # RUN_DIR, [CONFIG]
         assert not _hard_wrapped(result.stdout), (command, result.stdout)
-    run_help = subprocess.run([sys.executable, "-m", "backtests.cli", "run", "-h"], capture_output=True, text=True,
+    run_help = subprocess.run([sys.executable, "-m", "lstm_trader.cli", "run", "-h"], capture_output=True, text=True,
                               env=env, timeout=60).stdout
     assert re.search(r"--runs-dir\s+PATH", run_help) and re.search(r"--workers\s+INTEGER", run_help)
     assert re.search(r"--open\s+open the report", run_help)  # a flag shows no type at all
 
 
 def test_tables_fit_80_columns_without_cutting_a_cell_and_wide_shows_every_column(tmp_path, csv_data, monkeypatch):
-    from backtests.console import console
+    from lstm_trader.console import console
 
     monkeypatch.setattr(console, "width", 80)
     runs = tmp_path / "runs"

@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from backtests.cli import app
+from lstm_trader.cli import app
 from backtests.config import load_config
 from backtests.engine import run_backtest
 from backtests.experiment import load_experiment_prices
-from backtests.paper.account import Account, init_account, replay, status
+from trading.account import Account, init_account, replay, status
 from forecasting.faults import FAULT_ENV
 from forecasting.walkforward import make_samples, walk_forward_predict
 
@@ -118,7 +118,7 @@ def test_kill_9_during_a_step_then_rerun_ends_as_an_unbroken_run(tmp_path, phase
     crash_day = reference["orders"]["date"].iloc[2]  # a day that sends an order, after others were filled
     root = tmp_path / "crashed"
     init_account(None, REBALANCING, "acct", "local", root)
-    command = [sys.executable, "-m", "backtests.cli", "paper", "replay", "acct", "--from", start, "--to", end,
+    command = [sys.executable, "-m", "lstm_trader.cli", "paper", "replay", "acct", "--from", start, "--to", end,
                "--paper-dir", str(root)]
     crashed = subprocess.run(command, env={**os.environ, FAULT_ENV: f"paper.{phase}:{crash_day}"}, capture_output=True)
     assert crashed.returncode == -9  # killed, as by kill -9
@@ -366,7 +366,7 @@ def test_local_broker_closes_then_refuses_what_cash_cant_pay_as_backtrader_does(
     import sqlite3
 
     from backtests.engine import BrokerSpec
-    from backtests.paper.brokers import LocalBroker
+    from trading.brokers import LocalBroker
 
     db = sqlite3.connect(":memory:", isolation_level=None)
     costs = BrokerSpec(cash=10_000, commission_pct=0.0, slippage_pct=0.0)

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from backtests.cli import app
+from lstm_trader.cli import app
 from reports import derive
 from tests.conftest import make_bars, run_dirs, write_yahoo_csv
 from tests.test_cli import TINY

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from backtests.cli import app
+from lstm_trader.cli import app
 from reports import ReportError, build_reports
 from tests.conftest import run_dirs, make_bars, write_yahoo_csv
 from tests.test_cli import TINY

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from backtests import cli
+from lstm_trader import cli
 from forecasting.faults import FAULT_ENV
 from tests.conftest import make_bars, run_dirs, write_yahoo_csv
 
@@ -30,7 +30,7 @@ def data(tmp_path):
 
 
 def command(data, runs, *extra):
-    return [sys.executable, "-m", "backtests.cli", "run", *TINY, "--set", f"data.source=csv:{data}", "--no-report",
+    return [sys.executable, "-m", "lstm_trader.cli", "run", *TINY, "--set", f"data.source=csv:{data}", "--no-report",
             "--runs-dir", str(runs), *extra]
 
 
@@ -107,7 +107,7 @@ def test_two_resumes_at_once_one_finishes_the_other_is_refused(tmp_path, data):
                             capture_output=True)
     assert killed.returncode == -9
     (run,) = run_dirs(tmp_path / "runs")
-    resume = [sys.executable, "-m", "backtests.cli", "run", "--resume", str(run), "--no-report"]
+    resume = [sys.executable, "-m", "lstm_trader.cli", "run", "--resume", str(run), "--no-report"]
     first = subprocess.Popen(resume, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lock = run / ".lock"
     deadline = time.monotonic() + 120

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from backtests.cli import app
+from lstm_trader.cli import app
 
 runner = CliRunner()
 

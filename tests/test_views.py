@@ -23,7 +23,7 @@ def _render(table, width: int = 200) -> str:
 
 
 def test_the_terminal_comparison_shows_the_refused_orders():
-    from backtests.cli import comparison_view
+    from lstm_trader.cli import comparison_view
 
     text = _render(comparison_view(_comparison(), wide=True))
     header = next(line for line in text.splitlines() if "strategy" in line)
@@ -43,7 +43,7 @@ def test_the_report_comparison_shows_the_refused_orders():
 
 
 def test_the_forecast_table_shows_u2_to_four_decimals_and_price_rmse_to_three():
-    from backtests.cli import metrics_table
+    from lstm_trader.cli import metrics_table
 
     base = {"ticker": "ACME", "n": 1400, "rmse": 0.0082, "dm_pvalue": 0.41, "cw_pvalue": 0.3,
             "directional_accuracy": 0.51, "da_base_rate": 0.53, "da_pvalue": 0.6, "correlation": 0.01}
@@ -57,7 +57,7 @@ def test_the_forecast_table_shows_u2_to_four_decimals_and_price_rmse_to_three():
 
 
 def test_a_narrow_table_leaves_out_measures_but_never_the_columns_that_say_what_a_row_is(monkeypatch):
-    from backtests.console import IDENTITY, console, fitted_table
+    from lstm_trader.console import IDENTITY, console, fitted_table
 
     monkeypatch.setattr(console, "width", 80)
     columns = [("run", "left", IDENTITY), ("ticker", "left", IDENTITY), ("strategy", "left", IDENTITY),

@@ -68,7 +68,7 @@ def config_hash(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-class Ledger:
+class TrialLedger:
     def __init__(self, runs_root: str | Path) -> None:
         self.path = Path(runs_root) / LEDGER_NAME
 

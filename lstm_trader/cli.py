@@ -11,11 +11,11 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from backtests.console import (HELP, IDENTITY, ConfigArg, ExecutorOpt, RayAddressOpt, SetOpt, WideOpt, WorkersOpt,
+from lstm_trader.console import (HELP, IDENTITY, ConfigArg, ExecutorOpt, RayAddressOpt, SetOpt, WideOpt, WorkersOpt,
                                _interrupt_hint, console, errors, execution_sets, fitted_table, progress_bars, show,
                                user_errors)
 from backtests.errors import BacktestError
-from backtests.paper.commands import paper_app
+from lstm_trader.paper import paper_app
 from backtests.rundir import check_output_folder
 from forecasting.progress import Progress as WalkForwardProgress
 
@@ -477,7 +477,7 @@ def sensitivity(run_dir: Annotated[Path, typer.Argument(help="a run dir written 
     from backtests.config import load_config
     from backtests.errors import ConfigError
     from backtests.experiment import read_predictions, trial_config_hash
-    from backtests.ledger import Ledger, data_fingerprint
+    from backtests.trials import TrialLedger, data_fingerprint
     from backtests.rundir import require_run_dir
     from backtests.sensitivity import break_even, cost_sensitivity, write_sensitivity
     from forecasting import load_prices
@@ -502,7 +502,7 @@ def sensitivity(run_dir: Annotated[Path, typer.Argument(help="a run dir written 
         table = cost_sensitivity(prices, predictions, cfg, grid)
     even = break_even(table, cfg)
     write_sensitivity(run, table, even)
-    ledger, fingerprint = Ledger(run.parent), data_fingerprint(cfg.data.source, cfg.data.start, cfg.data.end, prices)
+    ledger, fingerprint = TrialLedger(run.parent), data_fingerprint(cfg.data.source, cfg.data.start, cfg.data.end, prices)
     for cost in grid:
         costly = cfg.model_copy(update={"broker": cfg.broker.model_copy(update={"commission_pct": cost / 1e4,
                                                                                 "slippage_pct": 0.0})})
@@ -616,9 +616,9 @@ def data_fetch(
 def main(argv: list[str] | None = None) -> int:
     """The console entry point: the app, with usage errors (unknown option, bad value, missing
     argument) printed as one `error:` line plus a hint, like every other user error, exit 2."""
-    from backtests.console import errors
+    from lstm_trader.console import errors
 
-    from backtests.console import plain_metavars
+    from lstm_trader.console import plain_metavars
 
     command = typer.main.get_command(app)
     plain_metavars(command)

@@ -22,8 +22,8 @@ from backtests.config import ExperimentConfig, StrategySpec, dump_config, load_c
 from backtests.engine import BrokerSpec
 from backtests.errors import BacktestError
 from backtests.experiment import load_experiment_prices, traded_forecast
-from backtests.paper.brokers import AlpacaBroker, LocalBroker, OrderRejected
-from backtests.paper.ledger import Ledger
+from trading.brokers import AlpacaBroker, LocalBroker, OrderRejected
+from trading.ledger import PaperLedger
 from backtests.rundir import FolderLock, check_output_folder, named_folder, write_json, write_text
 from forecasting.calendar import is_session, sessions, trading_calendar
 from forecasting.checkpoint import fingerprint, load_ensemble, save_ensemble
@@ -67,7 +67,7 @@ def init_account(config_path: str | Path | None, overrides: list[str] | None, na
     write_json(folder / "account.json", {"name": name, "broker": broker, "strategy": spec.title,
                                          "nonce": secrets.token_hex(3),
                                          "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-    ledger = Ledger(folder / "ledger.sqlite")
+    ledger = PaperLedger(folder / "ledger.sqlite")
     if broker == "local":
         LocalBroker.create(ledger.db, config.broker)
     ledger.close()
@@ -132,7 +132,7 @@ class Account:
     def __enter__(self) -> Account:
         self.lock.__enter__()
         try:
-            self.ledger = Ledger(self.folder / "ledger.sqlite")
+            self.ledger = PaperLedger(self.folder / "ledger.sqlite")
         except BaseException:
             self.lock.__exit__(None, None, None)
             raise

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from backtests.console import HELP, ConfigArg, SetOpt, console, progress_bars, user_errors
+from lstm_trader.console import HELP, ConfigArg, SetOpt, console, progress_bars, user_errors
 
 paper_app = typer.Typer(no_args_is_help=True, context_settings=HELP,
                         help="Trade the chosen model every day on a local paper ledger or an Alpaca paper account.")
@@ -30,7 +30,7 @@ def init(config: ConfigArg = None, set_: SetOpt = None,
                                                   "(paper account; keys from APCA_API_KEY_ID / APCA_API_SECRET_KEY)")] = "local",
          paper_dir: RootOpt = Path("paper")) -> None:
     """Create a paper account: the config, an empty ledger and, on the first step, the model."""
-    from backtests.paper.account import init_account
+    from trading.account import init_account
 
     folder = init_account(config, set_, name, broker, paper_dir)
     console.print(f"created paper account '{name}' ({broker} broker) in {folder}", highlight=False)
@@ -46,7 +46,7 @@ def step(name: NameArg, date: DateOpt = None, paper_dir: RootOpt = Path("paper")
 
     Missed sessions since the last step are stepped first, in order; a day already stepped sends nothing.
     """
-    from backtests.paper.account import Account
+    from trading.account import Account
 
     with Account(paper_dir, name) as account:
         for report in account.step(date.date() if date else None, on_day=_print_step):
@@ -73,7 +73,7 @@ def replay_cmd(name: NameArg,
                to: Annotated[datetime, typer.Option("--to", formats=["%Y-%m-%d"], help="last session")],
                paper_dir: RootOpt = Path("paper")) -> None:
     """Step every session from --from to --to over historical data (local broker), then compare with the backtest."""
-    from backtests.paper.account import Account, replay, status
+    from trading.account import Account, replay, status
 
     with Account(paper_dir, name) as account, progress_bars() as bars:
         task = bars.add_task("sessions", total=None)
@@ -91,7 +91,7 @@ def replay_cmd(name: NameArg,
 def status_cmd(name: NameArg, paper_dir: RootOpt = Path("paper"),
                as_json: Annotated[bool, typer.Option("--json", help="print the status as JSON")] = False) -> None:
     """Positions, cash, equity, P&L since the start, the last signal, the model's age and the drift from the backtest."""
-    from backtests.paper.account import Account, status
+    from trading.account import Account, status
 
     with Account(paper_dir, name) as account:
         state = status(account)

@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS state (
 """
 
 
-class Ledger:
+class PaperLedger:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.db = sqlite3.connect(self.path, isolation_level=None)  # explicit transactions only

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from backtests.ledger import Ledger
+from backtests.trials import TrialLedger
 from backtests.stats import deflated_sharpe, probabilistic_sharpe, trial_variance
 
 GAMMA = 0.5772156649015329
@@ -31,7 +31,7 @@ def hand_dsr(returns: pd.Series, sharpes: list[float], n: int | None = None) -> 
 
 
 def test_three_row_ledger_gives_the_hand_computed_dsr(tmp_path):
-    ledger = Ledger(tmp_path)
+    ledger = TrialLedger(tmp_path)
     for i, sharpe in enumerate([0.0, 0.1, 0.2]):
         ledger.add(f"tune:s:{i}", "tune", "data-a", f"config-{i}", {"units": i}, "validation", sharpe, 0.01)
     ledger.add("run:other", "run", "data-b", "config-x", {}, "test", 5.0, 0.01)  # other data: not counted
@@ -44,7 +44,7 @@ def test_three_row_ledger_gives_the_hand_computed_dsr(tmp_path):
 
 
 def test_dsr_falls_strictly_as_equal_sharpe_rows_are_added(tmp_path):
-    ledger = Ledger(tmp_path)
+    ledger = TrialLedger(tmp_path)
     returns = daily_returns(1)
     values = []
     for i in range(6):
@@ -57,7 +57,7 @@ def test_dsr_falls_strictly_as_equal_sharpe_rows_are_added(tmp_path):
 
 
 def test_a_resumed_key_or_a_repeated_config_counts_once(tmp_path):
-    ledger = Ledger(tmp_path)
+    ledger = TrialLedger(tmp_path)
     ledger.add("run:a", "run", "data", "config-1", {}, "test", 0.05, 0.01)
     ledger.add("run:a", "run", "data", "config-1", {}, "test", 0.07, 0.01)  # the same run, resumed
     ledger.add("backtest:b", "backtest", "data", "config-1", {}, "test", 0.05, 0.01)  # same predictions and costs
@@ -73,7 +73,7 @@ def test_a_run_and_a_backtest_record_per_day_sharpes_and_the_second_is_deflated_
     # configuration; every number is rebuilt from the run dirs' daily returns with pandas and scipy
     from typer.testing import CliRunner
 
-    from backtests.cli import app
+    from lstm_trader.cli import app
     from tests.conftest import make_bars, run_dirs, write_yahoo_csv
     from tests.test_cli import TINY
 
@@ -99,7 +99,7 @@ def test_a_run_and_a_backtest_record_per_day_sharpes_and_the_second_is_deflated_
     for folder in (run, tested):
         _, returns = lstm_returns(folder)
         sharpes.append(returns.mean() / returns.std())  # per day: no sqrt(252)
-    rows = Ledger(runs).rows()
+    rows = TrialLedger(runs).rows()
     assert [r["sharpe"] for r in rows] == pytest.approx(sharpes, rel=1e-9)
     assert all(abs(s) < 0.3 for s in sharpes)  # a daily Sharpe; annualised ones would be ~16x larger
     assert sharpes[0] != pytest.approx(sharpes[1])  # 1% commission changed it: two configurations
@@ -111,7 +111,7 @@ def test_a_run_and_a_backtest_record_per_day_sharpes_and_the_second_is_deflated_
     assert row["dsr_variance"] == pytest.approx(max(np.var(sharpes, ddof=1), spread), rel=1e-9)
     assert "deflated for 2 configurations" in second.output
     from backtests.experiment import deflated_again
-    from backtests.ledger import TrialCount
+    from backtests.trials import TrialCount
 
     again = deflated_again(tested, "ACME", strategy, 0.0, TrialCount(2, float(np.var(sharpes, ddof=1))))
     assert again == pytest.approx(row["dsr"], rel=1e-12)  # the DSR rebuilt from the returns the run wrote
