@@ -14,25 +14,77 @@ import numpy as np
 import pandas as pd
 
 from backtests.config import ExperimentConfig
-from backtests.experiment import lstm_strategies, run_strategies
+from backtests.errors import ConfigError
+from backtests.experiment import lstm_sharpe, lstm_strategies, run_strategies, trial_config_hash
 from backtests.stats import comparison_table
+from backtests.trials import TrialLedger, data_fingerprint
 
 DEFAULT_COSTS_BP = (0.0, 2.0, 5.0, 10.0, 20.0, 50.0)
 BENCHMARK = "buy_and_hold"
 
 
+def parse_costs(text: str) -> list[float]:
+    """A `--costs` grid ('0,2,5') as sorted distinct basis points, each from 0 to below 1000."""
+    example = "e.g. --costs " + ",".join(f"{c:g}" for c in DEFAULT_COSTS_BP)
+    try:
+        grid = sorted({float(c) for c in text.split(",") if c.strip()})
+    except ValueError:
+        raise ConfigError(f"--costs '{text}' is not a list of numbers", example) from None
+    if not grid:
+        raise ConfigError("--costs is empty", example)
+    if not all(np.isfinite(c) and 0 <= c < 1000 for c in grid):
+        raise ConfigError(f"--costs '{text}': each cost must be a number of basis points from 0 to below 1000",
+                          example)
+    return grid
+
+
+def at_cost(config: ExperimentConfig, cost_bp: float) -> ExperimentConfig:
+    """The config with the cost per side set to `cost_bp` as commission (slippage and fixed fees 0)."""
+    broker = config.broker.model_copy(update={"commission_pct": cost_bp / 1e4, "slippage_pct": 0.0,
+                                              "commission_per_share": 0.0, "commission_min": 0.0})
+    return config.model_copy(update={"broker": broker})
+
+
 def cost_sensitivity(prices: dict[str, pd.DataFrame], predictions: pd.DataFrame, config: ExperimentConfig,
-                     costs_bp=DEFAULT_COSTS_BP) -> pd.DataFrame:
-    """One row per (cost, book, strategy): Sharpe, total return, CAGR, trades and costs paid."""
+                     costs_bp=DEFAULT_COSTS_BP, ledger: TrialLedger | None = None,
+                     ledger_key: str = "sensitivity") -> pd.DataFrame:
+    """One row per (cost, book, strategy): Sharpe, total return, CAGR, trades and costs paid.
+
+    With a `ledger`, each cost is a configuration tried (key `<ledger_key>:<cost>`), recorded with the
+    per-day Sharpe of the LSTM strategy as `run` and `backtest` record theirs."""
     rows = []
+    labels = lstm_strategies(config)
+    fingerprint = data_fingerprint(config.data.source, config.data.start, config.data.end, prices) if ledger else ""
     for cost in costs_bp:
-        broker = config.broker.model_copy(update={"commission_pct": cost / 1e4, "slippage_pct": 0.0,
-                                                  "commission_per_share": 0.0, "commission_min": 0.0})
-        results = run_strategies(prices, predictions, config.model_copy(update={"broker": broker}))
+        costly = at_cost(config, cost)
+        results = run_strategies(prices, predictions, costly)
+        if ledger is not None:
+            ledger.add(f"{ledger_key}:{cost:g}", "sensitivity", fingerprint, trial_config_hash(predictions, costly),
+                       {"cost_bp": cost}, "test", lstm_sharpe(results, labels), None)
         table = comparison_table(results)
         table.insert(0, "cost_bp", float(cost))
         rows.append(table[["cost_bp", "ticker", "strategy", "sharpe", "total_return", "cagr", "trades", "costs"]])
     return pd.concat(rows, ignore_index=True)
+
+
+def run_sensitivity(run_dir: str | Path, costs_bp=DEFAULT_COSTS_BP) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
+    """A run dir's predictions traded again at each cost: writes sensitivity.csv and break_even.csv into
+    it, records each cost in the trial ledger of its runs folder; returns (run, table, break-evens)."""
+    from backtests.config import load_config
+    from backtests.experiment import read_predictions
+    from backtests.rundir import require_run_dir
+    from forecasting import load_prices
+
+    run = require_run_dir(run_dir)
+    config = load_config(run / "config.toml")
+    predictions = read_predictions(run / "predictions.parquet")
+    prices = load_prices(config.data.source, None, config.data.end, config.data.cache_dir)
+    prices = {t: prices[t] for t in prices if t in set(predictions["ticker"])}
+    table = cost_sensitivity(prices, predictions, config, costs_bp, TrialLedger(run.parent),
+                             f"sensitivity:{run.name}")
+    even = break_even(table, config)
+    write_sensitivity(run, table, even)
+    return run, table, even
 
 
 def _crossing(costs: np.ndarray, gap: np.ndarray) -> float:

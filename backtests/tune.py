@@ -15,10 +15,7 @@ is also a row of the trial ledger, so the deflated Sharpe of later runs counts i
 
 from __future__ import annotations
 
-import html
-import json
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +26,11 @@ from backtests.config import TUNABLE, ExperimentConfig, SearchRange, dump_config
 from backtests.engine import run_backtest
 from backtests.errors import ConfigError
 from backtests.execution import tf_threads
-from backtests.trials import TrialLedger, data_fingerprint
+from backtests.trials import TrialCount, TrialLedger, data_fingerprint
 from backtests.rundir import FolderLock, named_folder, write_csv, write_text
 from forecasting.progress import Progress
 from forecasting.walkforward import make_samples, make_split
+from reports.tune_page import study_page
 
 @dataclass
 class TuneResult:
@@ -310,18 +308,29 @@ def budgets(missing: int, jobs: int) -> list[int]:
     return [missing // jobs + (1 if index < missing % jobs else 0) for index in range(jobs)]
 
 
-def tune(config: ExperimentConfig, prices: dict[str, pd.DataFrame], n_trials: int, jobs: int = 1,
+def tune(config: ExperimentConfig, prices: dict[str, pd.DataFrame] | None, n_trials: int, jobs: int = 1,
          timeout: float | None = None, study_name: str | None = None, studies_root: str | Path = "studies",
          runs_root: str | Path = "runs", on_trial: Callable[[int, int], None] | None = None,
-         evaluate_line: str | None = None) -> TuneResult:
+         evaluate_line: str | None = None, on_start: Callable[[str, int], None] | None = None) -> TuneResult:
     """Run (or continue) a study until it has `n_trials` finished trials; write its outputs.
 
-    `evaluate_line` is the command that evaluates this very study (every flag it was started with);
-    the study page shows it as the next step."""
+    Every argument is checked before any data is loaded (`prices` None: the config's data, loaded
+    once the checks pass). `on_start(name, finished)` hears the study's name and how many trials it
+    already holds; `evaluate_line` is the command that evaluates this very study (every flag it was
+    started with), which the study page shows as the next step."""
+    from backtests.experiment import load_experiment_prices
+    from backtests.rundir import check_output_folder
+
+    check_output_folder(studies_root, "--studies-dir")
+    check_output_folder(runs_root, "--runs-dir")
     check_arguments(n_trials, jobs, timeout)
     check_space(config)
     name = study_name or config.name
     folder = study_folder(studies_root, name)
+    already = check_study(folder, config)
+    prices = load_experiment_prices(config) if prices is None else prices
+    if on_start is not None:
+        on_start(name, already)
     span, first_test = tuning_span(prices, config)
     tuning_end = max(frame.index[-1] for frame in span.values())
     if not tuning_end < first_test:
@@ -449,53 +458,44 @@ def write_outputs(folder: Path, study, config: ExperimentConfig, tuning_end, fir
         write_text(folder / "best.toml", f"# best of {len(complete)} complete trials of study '{study.study_name}': "
                                          f"validation MSE / naive MSE = {best_value:.6f}\n"
                                          + dump_config(best_config.model_copy(update={"name": f"{config.name}-tuned"})))
-    write_text(folder / "index.html", _index(folder, study, trials, best_value, best_params, tuning_end, first_test,
+    write_text(folder / "index.html", study_page(folder, study, trials, best_value, best_params, tuning_end, first_test,
                                              evaluate_line))
     return TuneResult(folder, trials, best_value, best_params, tuning_end, first_test)
 
 
-def _index(folder: Path, study, trials: pd.DataFrame, best_value, best_params, tuning_end, first_test,
-           evaluate_line: str | None) -> str:
-    import reports.quiet  # noqa: F401  (Agg backend, no font noise)
+@dataclass
+class Evaluated:
+    label: str              # "tuned" or "base"
+    result: object          # the RunResult of its run
+    lstm: pd.Series         # the LSTM's forecast metrics
+    sharpe: float | None    # the first LSTM strategy's Sharpe
+    dsr: float | None       # its DSR, deflated by the ledger's count once both runs are in it
 
-    import matplotlib.pyplot as plt
-    import optuna.visualization.matplotlib as vis
 
-    pictures = []
-    for title, plot in (("Optimisation history", vis.plot_optimization_history),
-                        ("Parameter importances", vis.plot_param_importances), ("Slice", vis.plot_slice)):
-        file = title.split(" ")[0].lower() + ".png"
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
-                plot(study)
-            figure = plt.gcf()
-            figure.set_size_inches(max(figure.get_size_inches()[0], 8), 5)
-            figure.savefig(folder / file, dpi=90, bbox_inches="tight")
-            pictures.append((title, file))
-        except Exception as exc:  # noqa: BLE001 - Optuna refuses some plots for too few trials
-            pictures.append((f"{title}: not drawn ({exc.__class__.__name__}: {exc})", None))
-        finally:
-            plt.close("all")
-    ranked = trials.assign(_done=trials["state"] != "COMPLETE").sort_values(["_done", "value"], na_position="last")
-    ranked["pruned_at"] = ranked["pruned_at"].fillna("—")
-    table = ranked.drop(columns="_done").head(15).to_html(index=False, float_format="%.5g", na_rep="—")
-    figures = "".join(f"<h3>{html.escape(t)}</h3>" + (f'<img src="{f}" alt="{html.escape(t)}">' if f else "")
-                      for t, f in pictures)
-    best = (f"best validation MSE / naive MSE <b>{best_value:.5f}</b> with "
-            f"<code>{html.escape(json.dumps(best_params))}</code>") if best_value is not None else "no complete trial yet"
-    evaluate = (f", or <code>{html.escape(evaluate_line)}</code> to put it beside the base config, evaluated once "
-                "each on the out-of-sample span") if evaluate_line else ""
-    return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>study {html.escape(study.study_name)}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}}table{{border-collapse:collapse;
-font-size:13px;display:block;overflow-x:auto}}td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}
-img{{max-width:100%}}</style></head><body>
-<h1>Tuning study {html.escape(study.study_name)}</h1>
-<p>{len(trials)} trials. Objective: the LSTM's return-space MSE over an inner walk-forward's validation span,
-divided by the naive (zero-return) forecast's (below 1 beats "tomorrow = today"). Trials saw bars up to
-{tuning_end.date()} only; the out-of-sample span starts {first_test.date()} and was never loaded into a trial.</p>
-<p>{best}. Next: <code>lstm-trader run {html.escape(str(folder / "best.toml"))}</code>{evaluate}.</p>
-<h2>Best trials</h2><p>Complete trials first (a pruned trial's value is its last intermediate value);
-every trial is in trials.csv.</p>{table}<h2>Optuna's plots</h2>{figures}
-</body></html>
-"""
+def evaluate(base: ExperimentConfig, best_path: str | Path, runs_root: str | Path,
+             progress: Callable[[str], tuple] | None = None) -> tuple[list[Evaluated], TrialCount]:
+    """Run the study's best.toml and the base config once each on the out-of-sample span.
+
+    Both DSRs are deflated by the same, final count of the trial ledger (the second run's count
+    includes the first). `progress(label)` returns (a context manager, a walk-forward Progress)."""
+    from contextlib import nullcontext
+
+    from backtests.config import load_config
+    from backtests.experiment import deflated_again, run_experiment
+
+    runs = []
+    for label, cfg in (("tuned", load_config(best_path)), ("base", base)):
+        context, reporter = progress(label) if progress else (nullcontext(), None)
+        with context:
+            runs.append((label, cfg, run_experiment(cfg, runs_root, reporter)))
+    trials = runs[-1][2].trials
+    evaluated = []
+    for label, cfg, result in runs:
+        lstm = result.metrics[result.metrics["model"] == "lstm"].iloc[0]
+        searched = result.comparison.dropna(subset=["dsr"])
+        first = searched.iloc[0] if len(searched) else None
+        dsr = None if first is None else deflated_again(result.path, first["ticker"], first["strategy"],
+                                                        cfg.broker.cash_rate, trials)
+        evaluated.append(Evaluated(label, result, lstm, None if first is None else float(first["sharpe"]), dsr))
+    return evaluated, trials
+

@@ -390,34 +390,29 @@ def tune(config: ConfigArg = None, set_: SetOpt = None,
     import shlex
 
     from backtests.config import load_config
-    from backtests.experiment import load_experiment_prices
-    from backtests.tune import check_arguments, check_space, check_study, study_folder
     from backtests.tune import tune as run_tune
 
-    check_output_folder(studies_dir, "--studies-dir")
-    check_output_folder(runs_dir, "--runs-dir")
     cfg = load_config(config, (set_ or []) + execution_sets(executor, None, ray_address))
     connect(cfg, jobs)
     n_trials = cfg.tune.trials if trials is None else trials
-    check_arguments(n_trials, jobs, timeout)
-    check_space(cfg)
     name = study or cfg.name
-    already = check_study(study_folder(studies_dir, name), cfg)
-    prices = load_experiment_prices(cfg)
-    if already >= n_trials:
-        console.print(f"study '{name}' already has {already} finished trials (asked for {n_trials}): nothing to run; "
-                      "raise --trials to continue it")
-    else:
-        console.print(f"[bold]tuning[/] {', '.join(cfg.tune.space)} on {cfg.data.source}: {n_trials - already} more "
-                      f"trials to reach {n_trials}, {jobs} worker{'s' if jobs > 1 else ''}")
     same = ([str(config)] if config else []) + [a for pair in (set_ or []) for a in ("--set", pair)] + [
         "--trials", str(n_trials), "--study", name, "--studies-dir", str(studies_dir), "--runs-dir", str(runs_dir)]
     evaluate_line = "lstm-trader tune " + " ".join(shlex.quote(a) for a in same) + " --evaluate"
+
+    def started(name: str, already: int) -> None:
+        if already >= n_trials:
+            console.print(f"study '{name}' already has {already} finished trials (asked for {n_trials}): nothing to "
+                          "run; raise --trials to continue it")
+        else:
+            console.print(f"[bold]tuning[/] {', '.join(cfg.tune.space)} on {cfg.data.source}: {n_trials - already} "
+                          f"more trials to reach {n_trials}, {jobs} worker{'s' if jobs > 1 else ''}")
+
     with progress_bars() as bars:
         task = bars.add_task("trials", total=n_trials)
-        result = run_tune(cfg, prices, n_trials, jobs, timeout, name, studies_dir, runs_dir,
+        result = run_tune(cfg, None, n_trials, jobs, timeout, name, studies_dir, runs_dir,
                           on_trial=lambda done, total: bars.update(task, completed=done, total=total),
-                          evaluate_line=evaluate_line)
+                          evaluate_line=evaluate_line, on_start=started)
     states = result.trials["state"].value_counts().to_dict() if len(result.trials) else {}
     console.print(f"trials: {', '.join(f'{n} {s.lower()}' for s, n in states.items())}; tuning span ends "
                   f"{result.tuning_end.date()}, out-of-sample span starts {result.first_test.date()} (never loaded)")
@@ -436,31 +431,23 @@ def tune(config: ConfigArg = None, set_: SetOpt = None,
 
 def _evaluate(base, best_path: Path, runs_dir: Path) -> None:
     """Run the tuned and the base config once on the out-of-sample span; show them side by side."""
-    from backtests.config import load_config
-    from backtests.experiment import deflated_again, run_experiment
+    from backtests.tune import evaluate
 
-    results = []
-    for label, cfg in (("tuned", load_config(best_path)), ("base", base)):
-        with progress_bars() as bars:
-            results.append((label, cfg, run_experiment(cfg, runs_dir, RichProgress(bars))))
-    trials = results[-1][2].trials  # every evaluation is in the ledger now: both rows are deflated by it
-    columns = [("config", "left", IDENTITY), ("run", "left", IDENTITY), ("RMSE (ret)", "right", 3), ("U2", "right", 8),
-               ("DM p", "right", 4), ("dir. acc.", "right", 5), ("Sharpe", "right", 6), ("DSR", "right", 7),
-               ("N", "right", 7)]
-    rows = []
-    for label, cfg, result in results:
-        lstm = result.metrics[result.metrics["model"] == "lstm"].iloc[0]
-        strat = result.comparison.dropna(subset=["dsr"])
-        first = strat.iloc[0] if len(strat) else None
-        dsr = None if first is None else deflated_again(result.path, first["ticker"], first["strategy"],
-                                                        cfg.broker.cash_rate, trials)
-        rows.append([label, result.path.name, _fmt(lstm["rmse"]), _u2(lstm["theil_u"]), _fmt(lstm["dm_pvalue"], 3),
-                     _pct(lstm["directional_accuracy"], ".1%"), _pct(None if first is None else first["sharpe"], ".2f"),
-                     _pct(dsr, ".0%"), str(trials.n)])
+    def bars_for(label: str):
+        bars = progress_bars()
+        return bars, RichProgress(bars)
+
+    evaluated, trials = evaluate(base, best_path, runs_dir, progress=bars_for)
+    columns = [("config", "left", IDENTITY), ("run", "left", IDENTITY), ("RMSE (ret)", "right", 3),
+               ("U2", "right", 8), ("DM p", "right", 4), ("dir. acc.", "right", 5), ("Sharpe", "right", 6),
+               ("DSR", "right", 7), ("N", "right", 7)]
+    rows = [[e.label, e.result.path.name, _fmt(e.lstm["rmse"]), _u2(e.lstm["theil_u"]), _fmt(e.lstm["dm_pvalue"], 3),
+             _pct(e.lstm["directional_accuracy"], ".1%"), _pct(e.sharpe, ".2f"), _pct(e.dsr, ".0%"), str(trials.n)]
+            for e in evaluated]
     show(fitted_table("Out-of-sample span, evaluated once each", columns, rows))
     console.print(f"DSR: both rows {trials.describe()} (the trial ledger counts every tuning trial and both "
                   "evaluations)")
-    console.print("reports: " + " and ".join(f"lstm-trader report {result.path}" for *_, result in results),
+    console.print("reports: " + " and ".join(f"lstm-trader report {e.result.path}" for e in evaluated),
                   soft_wrap=True)
 
 
@@ -474,42 +461,11 @@ def sensitivity(run_dir: Annotated[Path, typer.Argument(help="a run dir written 
     Writes sensitivity.csv and break_even.csv into the run dir (`report` then plots them); each
     cost of the LSTM strategies is a configuration tried, so it goes into the trial ledger.
     """
-    from backtests.config import load_config
-    from backtests.errors import ConfigError
-    from backtests.experiment import read_predictions, trial_config_hash
-    from backtests.trials import TrialLedger, data_fingerprint
-    from backtests.rundir import require_run_dir
-    from backtests.sensitivity import break_even, cost_sensitivity, write_sensitivity
-    from forecasting import load_prices
+    from backtests.sensitivity import parse_costs, run_sensitivity
 
-    import math
-
-    try:
-        grid = sorted({float(c) for c in costs.split(",") if c.strip()})
-    except ValueError:
-        raise ConfigError(f"--costs '{costs}' is not a list of numbers", "e.g. --costs 0,2,5,10,20,50") from None
-    if not grid:
-        raise ConfigError("--costs is empty", "e.g. --costs 0,2,5,10,20,50")
-    if not all(math.isfinite(c) and 0 <= c < 1000 for c in grid):
-        raise ConfigError(f"--costs '{costs}': each cost must be a number of basis points from 0 to below 1000",
-                          "e.g. --costs 0,2,5,10,20,50")
-    run = require_run_dir(run_dir)
-    cfg = load_config(run / "config.toml")
-    predictions = read_predictions(run / "predictions.parquet")
-    prices = load_prices(cfg.data.source, None, cfg.data.end, cfg.data.cache_dir)
-    prices = {t: prices[t] for t in prices if t in set(predictions["ticker"])}
+    grid = parse_costs(costs)
     with console.status(f"backtesting every strategy at {len(grid)} costs"):
-        table = cost_sensitivity(prices, predictions, cfg, grid)
-    even = break_even(table, cfg)
-    write_sensitivity(run, table, even)
-    ledger, fingerprint = TrialLedger(run.parent), data_fingerprint(cfg.data.source, cfg.data.start, cfg.data.end, prices)
-    for cost in grid:
-        costly = cfg.model_copy(update={"broker": cfg.broker.model_copy(update={"commission_pct": cost / 1e4,
-                                                                                "slippage_pct": 0.0})})
-        rows = table[(table["cost_bp"] == cost) & table["strategy"].isin(even["strategy"])]
-        ledger.add(f"sensitivity:{run.name}:{cost:g}", "sensitivity", fingerprint,
-                   trial_config_hash(predictions, costly), {"cost_bp": cost}, "test",
-                   float(rows["sharpe"].iloc[0]) / 252 ** 0.5 if len(rows) else None, None)
+        run, table, even = run_sensitivity(run_dir, grid)
     view = Table(title="Sharpe by cost per side (bp)")
     view.add_column("book", justify="left")
     view.add_column("strategy", justify="left")
@@ -546,39 +502,17 @@ def forecast_cmd(
     """Forecast the next N trading days: a direct multi-horizon network (one output per day ahead)
     with an 80% band."""
     from backtests.config import load_config
-    from backtests.rundir import write_csv
-    from forecasting import load_prices
-    from forecasting.forecast import forecast
-    from reports.plots import plot_forecast
+    from backtests.forecast_files import forecast_to_files, parse_as_of
 
     check_output_folder(out, "--out")
-    if as_of is not None:
-        import pandas as pd
-
-        try:
-            as_of = pd.Timestamp(as_of)
-            as_of = as_of.tz_localize(None) if as_of.tzinfo is not None else as_of
-        except ValueError:
-            raise BacktestError(f"--as-of {as_of!r} is not a date", "use ISO dates, e.g. --as-of 2018-06-29") from None
+    day = parse_as_of(as_of)
     cfg = load_config(config, (set_ or []) + ([f"data.source={_quote(data)}"] if data else []))
-    prices = load_prices(cfg.data.source, cfg.data.start, cfg.data.end, cfg.data.cache_dir)
-    for ticker, frame in prices.items():
-        if as_of is not None and as_of < frame.index[0]:
-            raise BacktestError(f"--as-of {as_of.date()} is before {ticker}'s first bar ({frame.index[0].date()})",
-                                "pick a date inside the data")
-        if as_of is not None and as_of > frame.index[-1]:
-            raise BacktestError(f"--as-of {as_of.date()} is after {ticker}'s last bar ({frame.index[-1].date()})",
-                                "leave --as-of out to forecast from the last bar")
-        with progress_bars() as bars:
-            table = forecast(frame, cfg.model, days, seed=cfg.seed, ticker=ticker, calendar=cfg.paper.calendar,
-                             as_of=as_of, progress=RichProgress(bars))
-        out.mkdir(parents=True, exist_ok=True)  # only once there is something to save
-        history = frame[frame.index <= table["as_of"].iloc[0]]
-        # a forecast from the past sits beside what happened, and keeps its own files
-        table["price_true"] = frame["close"].reindex(table["date"]).to_numpy()
-        stem = f"forecast_{ticker}" + (f"_{history.index[-1].date()}" if as_of is not None else "")
-        seeds = f", {cfg.model.n_seeds} seeds" if cfg.model.n_seeds > 1 else ""
-        title = (f"{ticker}: {days}-day forecast from the close of {history.index[-1].date()} "
+    with progress_bars() as bars:
+        saved = list(forecast_to_files(cfg, days, day, out, RichProgress(bars)))
+    seeds = f", {cfg.model.n_seeds} seeds" if cfg.model.n_seeds > 1 else ""
+    for item in saved:
+        table, history = item.table, item.history
+        title = (f"{item.ticker}: {days}-day forecast from the close of {history.index[-1].date()} "
                  f"({history['close'].iloc[-1]:,.2f}); direct multi-horizon network{seeds}")
         known = table["price_true"].notna().any()
         columns = [("date", "right", IDENTITY), ("step", "right", 3), ("predicted close", "right", 9),
@@ -587,11 +521,8 @@ def forecast_cmd(
                  f"{row.price_low:,.2f} - {row.price_high:,.2f}", f"{row.y_pred:+.2%}"]
                 + ([f"{row.price_true:,.2f}" if row.price_true == row.price_true else "—"] if known else [])
                 for row in table.itertuples()]
-        view = fitted_table(title, columns, rows)
-        show(view)
-        csv = write_csv(out / f"{stem}.csv", table)
-        png = plot_forecast(history, table, out / f"{stem}.png", ticker)
-        console.print(f"saved {csv} and {png}")
+        show(fitted_table(title, columns, rows))
+        console.print(f"saved {item.csv} and {item.png}")
 
 
 def _quote(value: str) -> str:

@@ -10,22 +10,18 @@ from __future__ import annotations
 
 import backtrader as bt
 
-from strategies.decision import Sizing, cash_interest, plan_orders
+from strategies.decision import Sizing, backtrader_params, cash_interest, plan_orders
 
 
 class TargetStrategy(bt.Strategy):
-    params = (
-        ("max_exposure", 1.0),    # of equity, split equally over the datas
-        ("rebalance_band", 0.1),  # re-size only when the wanted exposure moves by more than this
+    # the sizing parameters are declared once, in strategies.decision.Sizing (the broker's are set by the
+    # engine from the broker config); these three are the engine's own
+    params = backtrader_params(Sizing) + (
         ("trade_start", None),    # datetime.date: no decisions before this bar (earlier bars warm indicators)
         ("liquidate_on", None),   # datetime.date: from this close on, the target is flat (filled at the next open)
         ("cash_rate", 0.0),       # annual interest on positive cash, credited for each bar from trade_start on
-        ("fractional", False),    # set by the engine from the broker config
-        ("cash_buffer", 0.01),    # set by the engine: equity kept in cash so that a gap up rarely bounces a buy
-        ("slippage_pct", 0.0),    # set by the engine: sizes leave room for the costs of the fill
-        ("commission_pct", 0.0),
-        ("commission_per_share", 0.0),
     )
+    ENGINE_PARAMS = ("trade_start", "liquidate_on", "cash_rate")
 
     def __init__(self) -> None:
         self.fills: list[dict] = []
@@ -33,10 +29,7 @@ class TargetStrategy(bt.Strategy):
         self.decisions: list[dict] = []  # date, ticker, target (in [-1, 1]) at every close from trade_start
         self._pending: dict = {}
         self._intended: dict = {}
-        self._sizing = Sizing(max_exposure=self.p.max_exposure, rebalance_band=self.p.rebalance_band,
-                              cash_buffer=self.p.cash_buffer, fractional=self.p.fractional,
-                              slippage_pct=self.p.slippage_pct, commission_pct=self.p.commission_pct,
-                              commission_per_share=self.p.commission_per_share)
+        self._sizing = Sizing(**{name: getattr(self.p, name) for name, _ in backtrader_params(Sizing)})
 
     # --- what subclasses define ---------------------------------------------------------------
     def target(self, data) -> float:  # pragma: no cover - abstract

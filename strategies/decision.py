@@ -12,28 +12,61 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+
+
+def _param(default, low=None, high=None, integer: bool = False, broker: bool = False):
+    """A trading parameter, declared once: its default, its bounds (None: open on that side) and whether
+    the broker config sets it (then a strategy's params may not)."""
+    return field(default=default, metadata={"bounds": (low, high, integer) if low is not None or high is not None
+                                            else None, "broker": broker})
 
 
 @dataclass(frozen=True)
 class Sizing:
-    max_exposure: float = 1.0      # of equity, split equally over the tickers
-    rebalance_band: float = 0.1    # re-size only when the wanted exposure moves by more than this
-    cash_buffer: float = 0.01      # fraction of equity kept in cash when fully invested
-    fractional: bool = False       # whole shares, or fractional ones in millionths
-    slippage_pct: float = 0.0      # sizes leave room for the costs of the fill
-    commission_pct: float = 0.0
-    commission_per_share: float = 0.0
+    max_exposure: float = _param(1.0, 1e-6, 1)     # of equity, split equally over the tickers
+    rebalance_band: float = _param(0.1, 0, 1)      # re-size only when the wanted exposure moves by more than this
+    cash_buffer: float = _param(0.01, broker=True)  # fraction of equity kept in cash when fully invested
+    fractional: bool = _param(False, broker=True)   # whole shares, or fractional ones in millionths
+    slippage_pct: float = _param(0.0, broker=True)  # sizes leave room for the costs of the fill
+    commission_pct: float = _param(0.0, broker=True)
+    commission_per_share: float = _param(0.0, broker=True)
+
+    @classmethod
+    def of(cls, params: Mapping, broker) -> Sizing:
+        """The sizing of a strategy's `params` (its own fields) under `broker` (a BrokerSpec: the rest)."""
+        own = {f.name: params[f.name] for f in fields(cls) if not f.metadata["broker"] and f.name in params}
+        return cls(**own, **{f.name: getattr(broker, f.name) for f in fields(cls) if f.metadata["broker"]})
 
 
 @dataclass(frozen=True)
 class SignalParams:
-    enter_long: float = 0.0
-    enter_short: float = 0.0
-    allow_short: bool = False
-    target_vol: float | None = None  # annualised volatility target; None = fixed exposure
-    vol_window: int = 20
-    stop_loss: float | None = None   # close a position this far under its entry; re-enter on a new signal
+    enter_long: float = _param(0.0)
+    enter_short: float = _param(0.0)
+    allow_short: bool = _param(False)
+    target_vol: float | None = _param(None, 1e-6, 10)  # annualised volatility target; None = fixed exposure
+    vol_window: int = _param(20, 2, None, integer=True)
+    stop_loss: float | None = _param(None, 1e-6, 1)    # close a position this far under its entry; re-enter on a new signal
+
+    @classmethod
+    def of(cls, params: Mapping) -> SignalParams:
+        return cls(**{f.name: params[f.name] for f in fields(cls) if f.name in params})
+
+
+def backtrader_params(cls, broker: bool | None = None) -> tuple[tuple[str, object], ...]:
+    """A decision dataclass's fields as Backtrader `params` (name, default); `broker` picks the fields
+    the broker config sets (True), the strategy's own (False) or all (None)."""
+    return tuple((f.name, f.default) for f in fields(cls) if broker is None or f.metadata["broker"] == broker)
+
+
+def declared_bounds() -> dict[str, tuple]:
+    """(low, high, integer) of every bounded decision parameter, for the strategy registry's checks."""
+    return {f.name: f.metadata["bounds"] for cls in (Sizing, SignalParams) for f in fields(cls)
+            if f.metadata["bounds"] is not None}
+
+
+def broker_params() -> set[str]:
+    return {f.name for f in fields(Sizing) if f.metadata["broker"]}
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 
 from strategies.base import TargetStrategy
+from strategies.decision import broker_params, declared_bounds
 from strategies.baselines import BuyAndHold, MacdCross, RsiReversion, SmaCross
 from strategies.errors import StrategyError
 from strategies.signal import LSTMSignal, NaiveSignal, RidgeSignal
@@ -18,7 +19,7 @@ STRATEGIES: dict[str, type[TargetStrategy]] = {
     "rsi_reversion": RsiReversion,
     "macd_cross": MacdCross,
 }
-INTERNAL_PARAMS = {"trade_start", "liquidate_on", "cash_rate", "fractional", "cash_buffer", "slippage_pct", "commission_pct", "commission_per_share"}
+INTERNAL_PARAMS = set(TargetStrategy.ENGINE_PARAMS) | broker_params()  # set by the engine, never by a config
 
 
 def _suggest(name: str, choices: list[str]) -> str:
@@ -50,11 +51,10 @@ def resolve(name: str, params: dict | None = None) -> tuple[type[TargetStrategy]
 
 
 # (low, high, integer) per parameter name; None = unbounded on that side. Optional params may be None.
+# The decision rule's bounds come from strategies.decision, where those parameters are declared.
 BOUNDS = {
     "fast": (1, None, True), "slow": (1, None, True), "signal": (1, None, True), "period": (1, None, True),
-    "vol_window": (2, None, True), "lower": (0, 100, False), "upper": (0, 100, False),
-    "target_vol": (1e-6, 10, False), "stop_loss": (1e-6, 1, False), "max_exposure": (1e-6, 1, False),
-    "rebalance_band": (0, 1, False),
+    "lower": (0, 100, False), "upper": (0, 100, False), **declared_bounds(),
 }
 
 

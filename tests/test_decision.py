@@ -95,3 +95,28 @@ def test_a_buy_with_no_cash_left_is_not_recorded_so_the_next_close_decides_again
     plan = plan_orders({"A": 1.0, "B": 1.0}, {"A": 99.0}, {"A": 10.0, "B": 20.0}, 10.0, {"A": 0.5}, Sizing(),
                        n_assets=2)
     assert plan.orders == [] and "B" not in plan.intended
+
+
+def test_every_trading_parameter_is_declared_once_and_the_executors_read_that_declaration():
+    from dataclasses import fields
+
+    from backtests.engine import BrokerSpec
+    from strategies.registry import BOUNDS, strategy_params
+    from strategies.signal import LSTMSignal
+    from trading.account import signal_params, sizing_for
+    from backtests.config import StrategySpec
+
+    # Backtrader's params carry the dataclasses' defaults, and the registry their bounds
+    known = strategy_params(LSTMSignal)
+    for cls in (Sizing, SignalParams):
+        for f in fields(cls):
+            if not f.metadata["broker"]:
+                assert known[f.name] == f.default, f.name
+            if f.metadata["bounds"] is not None:
+                assert BOUNDS[f.name] == f.metadata["bounds"], f.name
+    # the paper account builds the same rule and sizing from a strategy's params and the broker
+    spec = StrategySpec(name="lstm_signal", params={"rebalance_band": 0.05, "target_vol": 0.1})
+    broker = BrokerSpec(cash_buffer=0.02, commission_pct=0.001, fractional=True)
+    assert sizing_for(spec, broker) == Sizing(rebalance_band=0.05, cash_buffer=0.02, commission_pct=0.001,
+                                              fractional=True, slippage_pct=broker.slippage_pct)
+    assert signal_params(spec) == SignalParams(target_vol=0.1)

@@ -408,15 +408,11 @@ class Account:
 
 
 def signal_params(spec: StrategySpec) -> SignalParams:
-    fields = SignalParams.__dataclass_fields__
-    return SignalParams(**{k: v for k, v in spec.params.items() if k in fields})
+    return SignalParams.of(spec.params)
 
 
 def sizing_for(spec: StrategySpec, broker: BrokerSpec) -> Sizing:
-    params = spec.params
-    return Sizing(max_exposure=params.get("max_exposure", 1.0), rebalance_band=params.get("rebalance_band", 0.1),
-                  cash_buffer=broker.cash_buffer, fractional=broker.fractional, slippage_pct=broker.slippage_pct,
-                  commission_pct=broker.commission_pct, commission_per_share=broker.commission_per_share)
+    return Sizing.of(spec.params, broker)
 
 
 def client_order_id(account: str, nonce: str, ticker: str, day: str, qty: float) -> str:
