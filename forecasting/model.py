@@ -10,6 +10,7 @@ from collections.abc import Callable
 import numpy as np
 
 from forecasting.errors import ForecastingError, NotFittedError
+from forecasting.spec import ModelSpec
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -232,6 +233,9 @@ class _Scaler:
         return out.ravel() if self.width == 1 else out
 
 
+_SPEC = {name: field.default for name, field in ModelSpec.model_fields.items()}
+
+
 class LSTMForecaster:
     """Stacked-LSTM regressor on windows `X` of shape (samples, lookback, features).
 
@@ -250,9 +254,12 @@ class LSTMForecaster:
     linear_skip = False
     n_outputs_ = 1
 
-    def __init__(self, n_layers: int = 2, units: int = 32, dropout: float = 0.1, learning_rate: float = 1e-3,
-                 epochs: int = 20, batch_size: int = 64, patience: int = 3, val_fraction: float = 0.1,
-                 seed: int = 0, cell: str = "fused", shrink: bool = False, linear_skip: bool = False) -> None:
+    # the defaults are ModelSpec's, where each network setting is declared (with its bounds) once
+    def __init__(self, n_layers: int = _SPEC["n_layers"], units: int = _SPEC["units"], dropout: float = _SPEC["dropout"],
+                 learning_rate: float = _SPEC["learning_rate"], epochs: int = _SPEC["epochs"],
+                 batch_size: int = _SPEC["batch_size"], patience: int = _SPEC["patience"],
+                 val_fraction: float = _SPEC["val_fraction"], seed: int = 0, cell: str = _SPEC["cell"],
+                 shrink: bool = _SPEC["shrink"], linear_skip: bool = _SPEC["linear_skip"]) -> None:
         self.shrink = shrink
         self.linear_skip = linear_skip
         self.n_layers = n_layers

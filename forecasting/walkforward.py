@@ -6,6 +6,8 @@ frame). Sample i's target is known at the close of bar i + horizon.
 
 from __future__ import annotations
 
+import inspect
+
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -140,11 +142,12 @@ def make_split(model: ModelSpec, walk_forward: WalkForwardSpec) -> WalkForwardSp
                             walk_forward.gap, walk_forward.train_window)
 
 
+NETWORK_SETTINGS = tuple(name for name in inspect.signature(LSTMForecaster).parameters if name != "seed")
+
+
 def make_forecaster(model: ModelSpec, seed: int) -> LSTMForecaster:
-    return LSTMForecaster(n_layers=model.n_layers, units=model.units, dropout=model.dropout,
-                          learning_rate=model.learning_rate, epochs=model.epochs, batch_size=model.batch_size,
-                          patience=model.patience, val_fraction=model.val_fraction, seed=seed, cell=model.cell,
-                          shrink=model.shrink, linear_skip=model.linear_skip)
+    """The network of `model`: every LSTMForecaster setting (but the seed) read from the spec by name."""
+    return LSTMForecaster(seed=seed, **{name: getattr(model, name) for name in NETWORK_SETTINGS})
 
 
 def _predict_ticker(ticker: str, frame: pd.DataFrame, model: ModelSpec, wf: WalkForwardSpec, seed: int,

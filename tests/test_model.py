@@ -194,3 +194,19 @@ def test_forecasters_and_settings_saved_before_the_levers_existed_still_work():
     old.finetune(X[-20:], y[-20:], epochs=1)
     assert old.predict_rows(X[:5]).shape == before.shape
     old.fit(X, y)  # a refit rebuilds nothing it should not
+
+
+def test_the_forecaster_takes_its_defaults_and_settings_from_model_spec():
+    import inspect
+
+    from forecasting.model import LSTMForecaster
+    from forecasting.spec import ModelSpec
+    from forecasting.walkforward import NETWORK_SETTINGS, make_forecaster
+
+    spec = ModelSpec()
+    for name, parameter in inspect.signature(LSTMForecaster).parameters.items():
+        if name != "seed":
+            assert parameter.default == getattr(spec, name), name
+    custom = spec.model_copy(update={"units": 7, "dropout": 0.3, "shrink": True})
+    made = make_forecaster(custom, seed=5)
+    assert all(getattr(made, name) == getattr(custom, name) for name in NETWORK_SETTINGS) and made.seed == 5
