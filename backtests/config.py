@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -13,6 +12,7 @@ from pydantic import BaseModel, Field, StrictBool, ValidationError, field_valida
 from backtests.engine import BrokerSpec
 from backtests.execution import ExecutionSpec
 from backtests.errors import ConfigError
+from forecasting.errors import did_you_mean
 from forecasting.spec import DataSpec, ModelSpec, Strict, WalkForwardSpec
 from strategies import resolve
 
@@ -96,9 +96,8 @@ class TuneSpec(Strict):
     def _known_parameters(cls, space: dict[str, SearchRange]) -> dict[str, SearchRange]:
         for name in space:
             if name not in TUNABLE:
-                close = difflib.get_close_matches(name, list(TUNABLE), n=1, cutoff=0.5)
-                raise ValueError(f"unknown tuning parameter '{name}'" +
-                                 (f"; did you mean '{close[0]}'?" if close else "; known: " + ", ".join(TUNABLE)))
+                raise ValueError(f"unknown tuning parameter '{name}'; "
+                                 + did_you_mean(name, TUNABLE, "known: " + ", ".join(TUNABLE)))
         if not space:
             raise ValueError("the search space is empty")
         return space
@@ -160,8 +159,7 @@ def _check_keys(raw: dict, model: type[BaseModel], prefix: str = "") -> None:
         path = f"{prefix}{key}"
         if key not in fields:
             names = [f"{prefix}{name}" for name in fields]
-            close = difflib.get_close_matches(path, names, n=1, cutoff=0.6)
-            hint = f"did you mean '{close[0]}'?" if close else "known keys here: " + ", ".join(names)
+            hint = did_you_mean(path, names, "known keys here: " + ", ".join(names), cutoff=0.6)
             raise ConfigError(f"unknown config key '{path}'", hint)
         annotation = fields[key].annotation
         if isinstance(value, dict) and isinstance(annotation, type) and issubclass(annotation, BaseModel):

@@ -3,13 +3,14 @@ a fingerprint of every bar it read. The report shows it, so any result can be tr
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pandas as pd
+
+from forecasting.hashing import content_hash
 
 PACKAGES = ("lstm-trader", "tensorflow-cpu", "tensorflow", "keras", "backtrader", "quantstats", "pandas", "numpy",
             "scikit-learn", "ta", "arch", "optuna", "plotly")
@@ -45,11 +46,7 @@ def code_commit() -> str | None:
 
 def bars_sha256(prices: dict[str, pd.DataFrame]) -> str:
     """A hash of every bar (dates and values) of every ticker the run read."""
-    digest = hashlib.sha256()
-    for ticker in sorted(prices):
-        digest.update(ticker.encode())
-        digest.update(pd.util.hash_pandas_object(prices[ticker], index=True).to_numpy().tobytes())
-    return digest.hexdigest()[:16]
+    return content_hash(None, [(ticker, prices[ticker]) for ticker in sorted(prices)], named=True)
 
 
 def provenance(prices: dict[str, pd.DataFrame]) -> dict:

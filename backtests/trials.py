@@ -7,7 +7,6 @@ makes a resumed run or trial count once. SQLite serialises the writes of several
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import sqlite3
@@ -16,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from backtests.errors import BacktestError
+from forecasting.hashing import content_hash
 
 LEDGER_NAME = "ledger.sqlite"
 FINGERPRINT_BARS = 250  # bars hashed from the start of each ticker: the tuner sees them, the test span never starts there
@@ -54,18 +54,17 @@ def data_fingerprint(source: str, start, end, prices: dict) -> str:
     """
     import pandas as pd
 
-    digest = hashlib.sha256(json.dumps([source, str(start), str(end), sorted(prices)]).encode())
+    heads = []
     for ticker in sorted(prices):
         frame = prices[ticker]
         if start is not None:  # a caller that loaded earlier bars (for warm-up) hashes the same bars
             frame = frame[frame.index >= pd.Timestamp(start)]
-        head = frame.iloc[:FINGERPRINT_BARS]
-        digest.update(pd.util.hash_pandas_object(head, index=True).to_numpy().tobytes())
-    return digest.hexdigest()[:16]
+        heads.append(frame.iloc[:FINGERPRINT_BARS])
+    return content_hash([source, str(start), str(end), sorted(prices)], heads)
 
 
 def config_hash(settings: dict) -> str:
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return content_hash(settings)
 
 
 class TrialLedger:

@@ -9,7 +9,6 @@ milliseconds.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import pickle
 from pathlib import Path
@@ -19,14 +18,13 @@ import pandas as pd
 
 from forecasting.atomic import atomic_write
 from forecasting.errors import ForecastingError
+from forecasting.hashing import content_hash
 from forecasting.model import LSTMForecaster, seed_generators
 
 
 def fingerprint(frame: pd.DataFrame, settings: dict) -> str:
     """What a checkpoint depends on: the bars and the settings."""
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
-    return digest.hexdigest()[:16]
+    return content_hash(settings, [frame])
 
 
 def network_state(forecaster: LSTMForecaster) -> dict[str, np.ndarray]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecasting.errors import DataError
+from forecasting.errors import DataError, did_you_mean
 
 REQUIRED = ("open", "high", "low", "close", "volume")
 BUILTIN = ("sp500", "nasdaq")
@@ -105,15 +105,13 @@ def read_csv(path: str | Path) -> pd.DataFrame:
 
 def standardise(raw: pd.DataFrame, source: str, row_offset: int = 0) -> pd.DataFrame:
     """Rename columns to lower case, make every price a number, then validate (Adj Close is checked, not applied)."""
-    import difflib
-
     rename = {c: str(c).lower().strip().replace("_", " ") for c in raw.columns}
     frame = raw.rename(columns=rename)
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         col = missing[0]
-        close = difflib.get_close_matches(col, list(frame.columns), n=1, cutoff=0.6)
-        hint = f"did you mean '{close[0]}'?" if close else "Yahoo-style columns: Date, Open, High, Low, Close, Adj Close, Volume"
+        hint = did_you_mean(col, frame.columns, "Yahoo-style columns: Date, Open, High, Low, Close, Adj Close, Volume",
+                            cutoff=0.6)
         raise DataError(f"{source}: missing column '{col}' (found {', '.join(map(str, raw.columns))})", hint)
     index = pd.DatetimeIndex(frame.index)
     if index.tz is not None:

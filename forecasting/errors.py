@@ -33,10 +33,11 @@ class NotFittedError(ForecastingError):
     """A model used before `fit`."""
 
 
-def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """A 'did you mean ...?' hint for a misspelt name, or the list of valid names."""
-    choices = sorted(choices)
-    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
+def did_you_mean(name: str, choices: Iterable[str], otherwise: str | None = None, cutoff: float = 0.5) -> str:
+    """The one 'did you mean ...?' hint for a misspelt name (difflib, at `cutoff`); else `otherwise`,
+    or the list of valid names. Every command's suggestions come from here."""
+    choices = [str(c) for c in choices]
+    close = difflib.get_close_matches(str(name), choices, n=1, cutoff=cutoff)
     if close:
         return f"did you mean '{close[0]}'?"
-    return "valid names: " + ", ".join(choices)
+    return otherwise if otherwise is not None else "valid names: " + ", ".join(sorted(choices))

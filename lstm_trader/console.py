@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 
-from forecasting.errors import ForecastingError
+from forecasting.errors import ForecastingError, did_you_mean
 from reports.errors import ReportError
 from strategies.errors import StrategyError
 
@@ -79,15 +79,11 @@ def unwrap(text: str) -> str:
 
 def execution_sets(executor: str | None, workers: int | None, ray_address: str | None) -> list[str]:
     """The execution flags as `--set` overrides (checked here first, so an error names the flag)."""
-    import difflib
-
     from backtests.errors import ConfigError
     from backtests.execution import EXECUTORS
 
     if executor is not None and executor not in EXECUTORS:
-        close = difflib.get_close_matches(executor, EXECUTORS, n=1, cutoff=0.5)
-        raise ConfigError(f"unknown --executor '{executor}'",
-                          f"did you mean '{close[0]}'?" if close else "use serial, local or ray")
+        raise ConfigError(f"unknown --executor '{executor}'", did_you_mean(executor, EXECUTORS, "use serial, local or ray"))
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be at least 1 (got {workers})", "e.g. --workers 2 on two cores")
     sets = []

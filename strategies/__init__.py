@@ -2,38 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
+import lazy_loader
 
-# Names are imported on first use (PEP 562), so importing one light submodule and the CLI's
-# start-up never pay for pandas, TensorFlow, Backtrader or matplotlib.
-_EXPORTS = {
-    "BookRecorder": "strategies.analyzers",
-    "TargetStrategy": "strategies.base",
-    "BuyAndHold": "strategies.baselines",
-    "MacdCross": "strategies.baselines",
-    "RsiReversion": "strategies.baselines",
-    "SmaCross": "strategies.baselines",
-    "StrategyError": "strategies.errors",
-    "PredictionData": "strategies.feeds",
-    "prediction_frame": "strategies.feeds",
-    "STRATEGIES": "strategies.registry",
-    "forecast_model": "strategies.registry",
-    "resolve": "strategies.registry",
-    "LSTMSignal": "strategies.signal",
-    "NaiveSignal": "strategies.signal",
-    "RidgeSignal": "strategies.signal",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+# Names are imported on first use (SPEC 1's lazy loading), so importing one light submodule and the
+# CLI's start-up never pay for pandas, TensorFlow, Backtrader or matplotlib.
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
+    "analyzers": ["BookRecorder"],
+    "base": ["TargetStrategy"],
+    "baselines": ["BuyAndHold", "MacdCross", "RsiReversion", "SmaCross"],
+    "errors": ["StrategyError"],
+    "feeds": ["PredictionData", "prediction_frame"],
+    "registry": ["STRATEGIES", "forecast_model", "resolve"],
+    "signal": ["LSTMSignal", "NaiveSignal", "RidgeSignal"],
+})

@@ -23,6 +23,8 @@ INTERNAL_PARAMS = set(TargetStrategy.ENGINE_PARAMS) | broker_params()  # set by 
 
 
 def _suggest(name: str, choices: list[str]) -> str:
+    # forecasting.errors.did_you_mean is the helper; strategies may not import forecasting (the ground
+    # floor's packages never import each other), so this is its one copy, with the same cutoff
     close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
     return f"did you mean '{close[0]}'?" if close else "valid: " + ", ".join(sorted(choices))
 

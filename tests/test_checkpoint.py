@@ -156,3 +156,28 @@ def test_a_saved_ensemble_keeps_its_shrinkage_and_linear_skip(tmp_path):
         assert np.array_equal(after.shrink_, before.shrink_)
         assert after.model_.get_layer("linear_skip") is not None
         assert np.array_equal(after.predict_rows(X[:20]), before.predict_rows(X[:20]))
+
+
+def test_every_key_is_the_one_content_hash_recipe_written_out_by_hand():
+    import hashlib
+    import json
+
+    from backtests.provenance import bars_sha256
+    from backtests.trials import config_hash
+    from forecasting.checkpoint import fingerprint
+    from tests.conftest import make_bars
+
+    def rows(frame):
+        return pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes()
+
+    prices = {"B": make_bars(300, seed=2), "A": make_bars(280, seed=1)}
+    settings = {"x": 1, "a": [1, 2]}
+    by_hand = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    by_hand.update(rows(prices["A"]))
+    assert fingerprint(prices["A"], settings) == by_hand.hexdigest()[:16]
+    named = hashlib.sha256()
+    for ticker in ("A", "B"):
+        named.update(ticker.encode())
+        named.update(rows(prices[ticker]))
+    assert bars_sha256(prices) == named.hexdigest()[:16]
+    assert config_hash({"b": 2, "a": 1.5}) == hashlib.sha256(b'{"a": 1.5, "b": 2}').hexdigest()[:16]
