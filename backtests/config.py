@@ -10,8 +10,8 @@ import tomli_w
 from pydantic import BaseModel, Field, StrictBool, ValidationError, field_validator, model_validator
 
 from backtests.engine import BrokerSpec
-from backtests.execution import ExecutionSpec
 from backtests.errors import ConfigError
+from backtests.execution import ExecutionSpec
 from forecasting.errors import did_you_mean
 from forecasting.spec import DataSpec, ModelSpec, Strict, WalkForwardSpec
 from strategies import resolve

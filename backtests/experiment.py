@@ -17,8 +17,8 @@ from backtests.errors import BacktestError
 from backtests.execution import run_tasks
 from backtests.provenance import provenance
 from backtests.rundir import FolderLock, new_run_dir, write_csv, write_json, write_parquet, write_text
-from backtests.trials import TrialLedger, TrialCount, config_hash, data_fingerprint
 from backtests.stats import comparison_table, excess_returns, per_period_sharpe
+from backtests.trials import TrialCount, TrialLedger, config_hash, data_fingerprint
 from forecasting import PREDICTION_COLUMNS, forecast_metrics, load_prices, walk_forward_predict
 from forecasting.checkpoint import FoldCheckpoints
 from forecasting.data import require_rows

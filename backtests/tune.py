@@ -26,11 +26,12 @@ from backtests.config import TUNABLE, ExperimentConfig, SearchRange, dump_config
 from backtests.engine import run_backtest
 from backtests.errors import ConfigError
 from backtests.execution import tf_threads
-from backtests.trials import TrialCount, TrialLedger, data_fingerprint
 from backtests.rundir import FolderLock, named_folder, write_csv, write_text
+from backtests.trials import TrialCount, TrialLedger, data_fingerprint
 from forecasting.progress import Progress
 from forecasting.walkforward import make_samples, make_split
 from reports.tune_page import study_page
+
 
 @dataclass
 class TuneResult:

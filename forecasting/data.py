@@ -10,8 +10,8 @@ would make each price level depend on the future.
 from __future__ import annotations
 
 import os
-from datetime import date
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -185,10 +185,9 @@ def require_rows(frame: pd.DataFrame, needed: int, source: str, why: str) -> Non
 def yahoo_download(ticker: str) -> pd.DataFrame:
     """Download the full daily history of `ticker` from Yahoo (network call; replaced in tests)."""
     import logging
+    import warnings
 
     import yfinance as yf
-
-    import warnings
 
     logging.getLogger("yfinance").setLevel(logging.CRITICAL)
     try:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import weakref
-
 import os
+import weakref
 from collections.abc import Callable
 
 import numpy as np

@@ -7,7 +7,6 @@ frame). Sample i's target is known at the close of bar i + horizon.
 from __future__ import annotations
 
 import inspect
-
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -283,7 +282,6 @@ def ridge_forecast(samples: Samples, train: np.ndarray, test: np.ndarray) -> np.
     from sklearn.linear_model import RidgeCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-
     from threadpoolctl import threadpool_limits
 
     flat = samples.X.reshape(len(samples.X), -1)

@@ -11,13 +11,28 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from lstm_trader.console import (HELP, IDENTITY, ConfigArg, ExecutorOpt, RayAddressOpt, SetOpt, WideOpt, WorkersOpt,
-                               _interrupt_hint, console, errors, execution_sets, fitted_table, progress_bars, show,
-                               user_errors)
 from backtests.errors import BacktestError
-from lstm_trader.paper import paper_app
 from backtests.rundir import check_output_folder
 from forecasting.progress import Progress as WalkForwardProgress
+from lstm_trader.console import (
+    HELP,
+    IDENTITY,
+    ConfigArg,
+    ExecutorOpt,
+    RayAddressOpt,
+    SetOpt,
+    WideOpt,
+    WorkersOpt,
+    _interrupt_hint,
+    console,
+    errors,
+    execution_sets,
+    fitted_table,
+    progress_bars,
+    show,
+    user_errors,
+)
+from lstm_trader.paper import paper_app
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, context_settings=HELP,
                   help="Walk-forward stacked-LSTM forecasts, traded in Backtrader, reported with QuantStats.")
@@ -547,9 +562,7 @@ def data_fetch(
 def main(argv: list[str] | None = None) -> int:
     """The console entry point: the app, with usage errors (unknown option, bad value, missing
     argument) printed as one `error:` line plus a hint, like every other user error, exit 2."""
-    from lstm_trader.console import errors
-
-    from lstm_trader.console import plain_metavars
+    from lstm_trader.console import errors, plain_metavars
 
     command = typer.main.get_command(app)
     plain_metavars(command)

@@ -9,11 +9,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports.errors import ReportError
 from reports import derive, interactive
+from reports.errors import ReportError
 from reports.index import LINKED_FILES, IndexPage, render_index
-from reports.plots import (plot_calibration, plot_error_race, plot_recent_predictions, plot_residual_diagnostics,
-                           plot_sensitivity, plot_trades, plot_trading)
+from reports.plots import (
+    plot_calibration,
+    plot_error_race,
+    plot_recent_predictions,
+    plot_residual_diagnostics,
+    plot_sensitivity,
+    plot_trades,
+    plot_trading,
+)
 from reports.tearsheet import tearsheet
 
 BENCHMARK = "buy_and_hold"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-
 EXPOSURE_WINDOW = 21  # exposure is drawn as a one-month mean: a signal that flips daily would fill a panel
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
           "#17becf"]  # one colour per strategy in the PNGs and the interactive charts alike

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reports.style import styled
-
 import matplotlib.pyplot as plt  # noqa: E402  (after the Agg backend is chosen)
 import matplotlib.ticker as mticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from reports.derive import (EXPOSURE_WINDOW, autocorrelation, calibration_bins, drawdown, error_race,  # noqa: E402
-                            fold_starts, growth, model_rows, smoothed_exposure)
+from reports.derive import (  # noqa: E402
+    EXPOSURE_WINDOW,
+    autocorrelation,
+    calibration_bins,
+    drawdown,
+    error_race,
+    fold_starts,
+    growth,
+    model_rows,
+    smoothed_exposure,
+)
+from reports.style import styled
 
 PERCENT = mticker.PercentFormatter(1.0)
 

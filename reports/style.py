@@ -3,10 +3,9 @@ first (QuantStats changes matplotlib's global rcParams when it is imported)."""
 
 from __future__ import annotations
 
-import reports.quiet  # noqa: F401  (Agg backend, quiet fonts)
-
 import matplotlib.pyplot as plt  # noqa: E402
 
+import reports.quiet  # noqa: F401  (Agg backend, quiet fonts)
 from reports.derive import COLORS  # noqa: E402  (the interactive charts use the same colours)
 
 STYLE = {

@@ -8,9 +8,9 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-import reports.quiet  # noqa: F401
-
 import pandas as pd  # noqa: E402
+
+import reports.quiet  # noqa: F401
 
 _FAVICON = re.compile(r'<link[^>]*rel="shortcut icon"[^>]*>\s*')
 _TIME_IN_MARKET = re.compile(r"<tr><td>Time in Market</td>(<td>[^<]*</td>)+</tr>")

@@ -14,10 +14,10 @@ def study_page(folder: Path, study, trials: pd.DataFrame, best_value, best_param
                evaluate_line: str | None) -> str:
     """A study's index.html: what was tuned on which span, the best trials, Optuna's plots (PNGs
     written next to it) and the next command."""
-    import reports.quiet  # noqa: F401  (Agg backend, no font noise)
-
     import matplotlib.pyplot as plt
     import optuna.visualization.matplotlib as vis
+
+    import reports.quiet  # noqa: F401  (Agg backend, no font noise)
 
     pictures = []
     for title, plot in (("Optimisation history", vis.plot_optimization_history),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import difflib
 
 from strategies.base import TargetStrategy
-from strategies.decision import broker_params, declared_bounds
 from strategies.baselines import BuyAndHold, MacdCross, RsiReversion, SmaCross
+from strategies.decision import broker_params, declared_bounds
 from strategies.errors import StrategyError
 from strategies.signal import LSTMSignal, NaiveSignal, RidgeSignal
 

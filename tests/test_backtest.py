@@ -8,25 +8,9 @@ from backtests.engine import BrokerSpec, run_backtest
 from backtests.experiment import write_backtests
 from backtests.stats import comparison_table
 from strategies import StrategyError
-from tests.conftest import make_bars
+from tests.helpers import bars_from, make_bars, predictions_for
 
 FREE = BrokerSpec(commission_pct=0.0, slippage_pct=0.0, close_at_end=False)  # positions held to the last close
-
-
-def bars_from(open_, close, start="2020-01-01") -> pd.DataFrame:
-    open_, close = np.asarray(open_, float), np.asarray(close, float)
-    return pd.DataFrame({"open": open_, "high": np.maximum(open_, close) * 1.001,
-                         "low": np.minimum(open_, close) * 0.999, "close": close, "volume": 1e6},
-                        index=pd.bdate_range(start, periods=len(close), name="date"))
-
-
-def predictions_for(prices: pd.DataFrame, y_pred, model="lstm", ticker="T") -> pd.DataFrame:
-    close = prices["close"].to_numpy()
-    y_true = np.append(np.log(close[1:] / close[:-1]), np.nan)
-    frame = pd.DataFrame({"date": prices.index, "ticker": ticker, "model": model, "y_pred": np.asarray(y_pred, float),
-                          "y_true": y_true, "price_pred": close * np.exp(y_pred), "price_true": close * np.exp(y_true),
-                          "horizon": 1, "fold": 0, "train_end": prices.index[0]})
-    return frame.iloc[:-1]  # the last bar's target is unknown, as walk_forward_predict writes it
 
 
 def test_order_decided_at_close_t_fills_at_open_t_plus_1():

@@ -10,13 +10,10 @@ import json
 import pandas as pd
 import pytest
 
-from lstm_trader.cli import main
 from backtests.config import dump_config, load_config
-from tests.conftest import make_bars, write_yahoo_csv
+from lstm_trader.cli import main
+from tests.helpers import TINY, make_bars, write_yahoo_csv
 
-TINY = ["--set", 'model.features=["log_return", "rsi_14"]', "--set", "model.lookback=5", "--set", "model.units=4",
-        "--set", "model.n_layers=1", "--set", "model.epochs=1", "--set", "walk_forward.min_train=150",
-        "--set", "walk_forward.retrain_every=50"]
 HEADER = "Date,Open,High,Low,Close,Adj Close,Volume\n"
 ROW = "{d},10,12,9,{c},{c},100\n"
 

@@ -2,12 +2,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from lstm_trader import cli
 from forecasting import ForecastingError, walk_forward_predict
 from forecasting.checkpoint import FoldCheckpoints
 from forecasting.walkforward import Progress
-from tests.conftest import run_dirs, make_bars, write_yahoo_csv
-from tests.test_cli import TINY
+from lstm_trader import cli
+from tests.helpers import TINY, make_bars, run_dirs, write_yahoo_csv
 
 runner = CliRunner()
 
@@ -165,7 +164,7 @@ def test_every_key_is_the_one_content_hash_recipe_written_out_by_hand():
     from backtests.provenance import bars_sha256
     from backtests.trials import config_hash
     from forecasting.checkpoint import fingerprint
-    from tests.conftest import make_bars
+    from tests.helpers import make_bars
 
     def rows(frame):
         return pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes()

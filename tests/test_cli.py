@@ -8,13 +8,10 @@ import pytest
 from typer.testing import CliRunner
 
 from lstm_trader.cli import app
-from tests.conftest import run_dirs, make_bars, write_yahoo_csv
+from tests.helpers import TINY, make_bars, run_dirs, write_yahoo_csv
 
 runner = CliRunner()
 
-TINY = ["--set", 'model.features=["log_return", "rsi_14"]', "--set", "model.lookback=5", "--set", "model.units=4",
-        "--set", "model.n_layers=1", "--set", "model.epochs=2", "--set", "walk_forward.min_train=150",
-        "--set", "walk_forward.retrain_every=50", "--set", "walk_forward.finetune_window=50"]
 
 
 @pytest.fixture
@@ -122,54 +119,83 @@ def test_help_lists_the_commands():
         assert command in result.output
 
 
-def test_run_backtests_every_strategy_and_backtest_command_reuses_predictions(tmp_path, csv_data):
-    runs = tmp_path / "runs"
-    result = runner.invoke(app, ["run", *TINY, "--set", f"data.source=csv:{csv_data}", "--runs-dir", str(runs),
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A tiny run (no reports) and a backtest of its predictions with the same config: (data, runs root,
+    run dir, backtest dir, the run's output, the backtest's output)."""
+    root = tmp_path_factory.mktemp("tiny-run")
+    data = root / "ACME.csv"
+    write_yahoo_csv(make_bars(320, seed=9), data)
+    runs = root / "runs"
+    result = runner.invoke(app, ["run", *TINY, "--set", f"data.source=csv:{data}", "--runs-dir", str(runs),
                                  "--no-report"])
     assert result.exit_code == 0, result.output
     (run,) = run_dirs(runs)
+    again = runner.invoke(app, ["backtest", str(run / "predictions.parquet"), "--data", f"csv:{data}",
+                                "--runs-dir", str(runs), "--no-report"])
+    assert again.exit_code == 0, again.output
+    (second,) = [p for p in run_dirs(runs) if p != run]
+    return data, runs, run, second, result.output, again.output
+
+
+def test_run_backtests_every_strategy_and_writes_its_results(tiny_run):
+    _, _, run, _, output, _ = tiny_run
     for name in ("returns.parquet", "equity.csv", "trades.csv", "fills.csv", "comparison.csv"):
         assert (run / name).is_file(), name
     comparison = pd.read_csv(run / "comparison.csv")
     assert set(comparison["strategy"]) == {"lstm_signal", "ridge_signal", "naive_signal", "sma_cross", "rsi_reversion",
                                            "macd_cross", "buy_and_hold"}
-    assert "Strategies" in result.output
+    assert "Strategies" in output
     metrics = json.loads((run / "metrics.json").read_text())
     assert [m["strategy"] for m in metrics["backtest"]] == list(comparison["strategy"])
 
-    again = runner.invoke(app, ["backtest", str(run / "predictions.parquet"), "--data", f"csv:{csv_data}",
-                                "--runs-dir", str(runs), "--no-report"])
-    assert again.exit_code == 0, again.output
-    (second,) = [p for p in run_dirs(runs) if p != run]
+
+def test_a_backtest_of_the_same_predictions_repeats_the_results_as_the_same_configuration(tiny_run):
+    from backtests.trials import TrialLedger
+
+    _, runs, run, second, output, _ = tiny_run
+    comparison = pd.read_csv(run / "comparison.csv")
     pd.testing.assert_frame_equal(pd.read_csv(second / "comparison.csv"), comparison)
     # the trial ledger: a run and a backtest of the same predictions and costs are one configuration;
     # only the LSTM strategy is deflated, benchmarks and controls get PSR only
-    from backtests.trials import TrialLedger
-
     rows = TrialLedger(runs).rows()
     assert [r["kind"] for r in rows] == ["run", "backtest"] and rows[0]["config"] == rows[1]["config"]
     assert comparison.loc[comparison["strategy"] != "lstm_signal", "dsr"].isna().all()
     lstm_row = comparison.set_index("strategy").loc["lstm_signal"]
     assert lstm_row["dsr"] == pytest.approx(lstm_row["psr"])  # one configuration tried: DSR = PSR
-    assert "1 configuration tried on this data" in result.output
-    # a table written before the ridge control existed: ridge_signal is left out, with a note
+    assert "1 configuration tried on this data" in output
+
+
+def test_a_backtest_of_a_table_without_the_ridge_control_leaves_ridge_signal_out(tiny_run, tmp_path):
+    data, _, run, _, _, _ = tiny_run
     old_table = pd.read_parquet(run / "predictions.parquet").query("model != 'ridge'")
     old_table.to_parquet(tmp_path / "old.parquet")
-    older = runner.invoke(app, ["backtest", str(tmp_path / "old.parquet"), "--data", f"csv:{csv_data}",
+    older = runner.invoke(app, ["backtest", str(tmp_path / "old.parquet"), "--data", f"csv:{data}",
                                 "--runs-dir", str(tmp_path / "other-runs"), "--no-report"])
     assert older.exit_code == 0, older.output
     assert "left out ridge_signal" in older.output
     (third,) = run_dirs(tmp_path / "other-runs")
     assert "ridge_signal" not in set(pd.read_csv(third / "comparison.csv")["strategy"])
-    costly = runner.invoke(app, ["backtest", str(run / "predictions.parquet"), "--data", f"csv:{csv_data}",
-                                 "--set", "broker.commission_pct=0.002", "--runs-dir", str(runs), "--no-report"])
+
+
+def test_a_backtest_at_other_costs_is_a_second_configuration(tiny_run, tmp_path):
+    import shutil
+
+    data, runs, run, _, _, _ = tiny_run
+    copy = tmp_path / "runs"  # a copy of the runs folder, so the shared ledger keeps its two rows
+    shutil.copytree(runs, copy)
+    costly = runner.invoke(app, ["backtest", str(copy / run.name / "predictions.parquet"), "--data", f"csv:{data}",
+                                 "--set", "broker.commission_pct=0.002", "--runs-dir", str(copy), "--no-report"])
     assert costly.exit_code == 0, costly.output
     assert "2 configurations tried on this data" in costly.output
 
+
+def test_compare_puts_the_runs_side_by_side(tiny_run, tmp_path):
+    _, _, run, second, _, _ = tiny_run
     both = runner.invoke(app, ["compare", str(run), str(second), "--out", str(tmp_path / "cmp.csv")])
     assert both.exit_code == 0, both.output
     table = pd.read_csv(tmp_path / "cmp.csv")
-    assert len(table) == 2 * len(comparison) and set(table["run"]) == {run.name, second.name}
+    assert len(table) == 2 * len(pd.read_csv(run / "comparison.csv")) and set(table["run"]) == {run.name, second.name}
 
 
 def test_a_backtest_of_a_forecast_with_no_finite_value_warns_that_it_never_had_a_signal(tmp_path, csv_data):

@@ -4,7 +4,7 @@ import pytest
 
 from forecasting import DataError, load_prices
 from forecasting import data as data_module
-from tests.conftest import make_bars, write_yahoo_csv
+from tests.helpers import make_bars, write_yahoo_csv
 
 
 def test_builtin_sp500_is_the_embedded_history():

@@ -100,11 +100,11 @@ def test_a_buy_with_no_cash_left_is_not_recorded_so_the_next_close_decides_again
 def test_every_trading_parameter_is_declared_once_and_the_executors_read_that_declaration():
     from dataclasses import fields
 
+    from backtests.config import StrategySpec
     from backtests.engine import BrokerSpec
     from strategies.registry import BOUNDS, strategy_params
     from strategies.signal import LSTMSignal
     from trading.account import signal_params, sizing_for
-    from backtests.config import StrategySpec
 
     # Backtrader's params carry the dataclasses' defaults, and the registry their bounds
     known = strategy_params(LSTMSignal)

@@ -5,8 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import run_dirs, make_bars, write_yahoo_csv
-from tests.test_cli import TINY
+from tests.helpers import TINY, make_bars, run_dirs, write_yahoo_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,13 +9,11 @@ from backtests.config import load_config
 from backtests.errors import BacktestError
 from backtests.experiment import load_experiment_prices, predict_all
 from forecasting.faults import FAULT_ENV, FAULT_ONCE_ENV
-from tests.conftest import make_bars, write_yahoo_csv
+from tests.helpers import TINY_SETTINGS, make_bars, write_yahoo_csv
 
 ray = pytest.importorskip("ray")  # the `ray` extra; installed with `dev`, so CI runs these
 
-TINY = ['model.features=["log_return", "rsi_14"]', "model.lookback=5", "model.units=4", "model.n_layers=1",
-        "model.epochs=2", "walk_forward.min_train=150", "walk_forward.retrain_every=50",
-        "walk_forward.finetune_window=50", "execution.workers=2"]
+TINY = TINY_SETTINGS + ["execution.workers=2"]
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import pytest
 
 from forecasting import FeatureError, build_features
 from forecasting.features import FEATURES, parse_feature
-from tests.conftest import make_bars
+from tests.helpers import make_bars
 
 ALL = ["log_return", "log_return_5", "sma_3", "ema_10", "rsi_14", "macd", "macd_signal", "macd_diff", "bb_pctb_20",
        "bb_width_20", "atr_14", "obv", "volume_change", "volatility_20", "close", "log_close"]

@@ -7,7 +7,7 @@ import pytest
 from forecasting.forecast import direct_targets, forecast
 from forecasting.spec import ModelSpec
 from forecasting.walkforward import make_samples
-from tests.conftest import make_bars
+from tests.helpers import make_bars
 
 TINY = ModelSpec(features=["log_return", "rsi_14"], lookback=5, n_layers=1, units=4, epochs=2, batch_size=64,
                  patience=1, val_fraction=0.2)

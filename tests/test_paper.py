@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from lstm_trader.cli import app
 from backtests.config import load_config
 from backtests.engine import run_backtest
 from backtests.experiment import load_experiment_prices
-from trading.account import Account, init_account, replay, status
 from forecasting.faults import FAULT_ENV
 from forecasting.walkforward import make_samples, walk_forward_predict
+from lstm_trader.cli import app
+from trading.account import Account, init_account, replay, status
 
 runner = CliRunner()
 # a tiny network on the last 2.5 years of the embedded S&P 500: 4 folds, about 130 test sessions

@@ -15,8 +15,7 @@ from typer.testing import CliRunner
 
 from lstm_trader.cli import app
 from reports import derive
-from tests.conftest import make_bars, run_dirs, write_yahoo_csv
-from tests.test_cli import TINY
+from tests.helpers import TINY, make_bars, run_dirs, write_yahoo_csv
 
 runner = CliRunner()
 

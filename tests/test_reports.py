@@ -10,8 +10,7 @@ from typer.testing import CliRunner
 
 from lstm_trader.cli import app
 from reports import ReportError, build_reports
-from tests.conftest import run_dirs, make_bars, write_yahoo_csv
-from tests.test_cli import TINY
+from tests.helpers import TINY, make_bars, run_dirs, write_yahoo_csv
 
 runner = CliRunner()
 

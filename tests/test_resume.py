@@ -10,15 +10,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from lstm_trader import cli
 from forecasting.faults import FAULT_ENV
-from tests.conftest import make_bars, run_dirs, write_yahoo_csv
+from lstm_trader import cli
+from tests.helpers import TINY as BASE
+from tests.helpers import make_bars, run_dirs, write_yahoo_csv
 
 runner = CliRunner()
-TINY = ["--set", 'model.features=["log_return", "rsi_14"]', "--set", "model.lookback=5", "--set", "model.units=4",
-        "--set", "model.n_layers=1", "--set", "model.epochs=2", "--set", "walk_forward.min_train=150",
-        "--set", "walk_forward.retrain_every=50", "--set", "walk_forward.finetune_window=50",
-        "--set", 'strategies=[{name="lstm_signal"}, {name="sma_cross", params={fast=5, slow=20}}]']
+TINY = BASE + ["--set", 'strategies=[{name="lstm_signal"}, {name="sma_cross", params={fast=5, slow=20}}]']
 OUTPUTS = ("predictions.parquet", "comparison.csv", "equity.csv", "trades.csv")
 
 

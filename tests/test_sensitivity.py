@@ -3,13 +3,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from lstm_trader.cli import app
 from backtests.config import load_config
-from backtests.trials import TrialLedger
 from backtests.sensitivity import _crossing, break_even, cost_sensitivity
-from tests.conftest import make_bars, run_dirs, write_yahoo_csv
-from tests.test_backtest import predictions_for
-from tests.test_cli import TINY
+from backtests.trials import TrialLedger
+from lstm_trader.cli import app
+from tests.helpers import TINY, make_bars, predictions_for, run_dirs, write_yahoo_csv
 
 runner = CliRunner()
 

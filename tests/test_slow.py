@@ -1,4 +1,3 @@
-from tests.conftest import run_dirs
 """The default experiment end to end on the embedded S&P 500 data (`make test-all` / `pytest -m slow`)."""
 
 import json
@@ -9,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lstm_trader.cli import app
+from tests.helpers import run_dirs
 
 runner = CliRunner()
 

@@ -1,33 +1,16 @@
-import math
 
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import norm
 
-from backtests.trials import TrialLedger
 from backtests.stats import deflated_sharpe, probabilistic_sharpe, trial_variance
-
-GAMMA = 0.5772156649015329
+from backtests.trials import TrialLedger
+from tests.helpers import hand_dsr
 
 
 def daily_returns(seed: int = 0, n: int = 1000) -> pd.Series:
     rng = np.random.default_rng(seed)
     return pd.Series(rng.normal(0.0006, 0.01, n), index=pd.bdate_range("2015-01-01", periods=n))
-
-
-def hand_dsr(returns: pd.Series, sharpes: list[float], n: int | None = None) -> float:
-    """Bailey & Lopez de Prado (2014) written out with pandas and scipy only; `n` configurations tried
-    (default: one per Sharpe; a pruned trial counts but has no Sharpe)."""
-    r = returns
-    sr = r.mean() / r.std()
-    skew, kurt = r.skew(), r.kurtosis() + 3
-    n_days = len(r)
-    spread = (1 - skew * sr + (kurt - 1) / 4 * sr ** 2) / (n_days - 1)
-    n = n or len(sharpes)
-    variance = max(np.var(sharpes, ddof=1), spread)
-    sr0 = math.sqrt(variance) * ((1 - GAMMA) * norm.ppf(1 - 1 / n) + GAMMA * norm.ppf(1 - 1 / (n * math.e)))
-    return norm.cdf((sr - sr0) / math.sqrt(spread))
 
 
 def test_three_row_ledger_gives_the_hand_computed_dsr(tmp_path):
@@ -74,8 +57,7 @@ def test_a_run_and_a_backtest_record_per_day_sharpes_and_the_second_is_deflated_
     from typer.testing import CliRunner
 
     from lstm_trader.cli import app
-    from tests.conftest import make_bars, run_dirs, write_yahoo_csv
-    from tests.test_cli import TINY
+    from tests.helpers import TINY, make_bars, run_dirs, write_yahoo_csv
 
     runner = CliRunner()
     write_yahoo_csv(make_bars(320, seed=9), tmp_path / "ACME.csv")

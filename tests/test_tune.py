@@ -3,17 +3,15 @@
 import tomllib
 
 import numpy as np
-import optuna
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from lstm_trader.cli import app
 from backtests.config import load_config
 from backtests.trials import TrialLedger
 from backtests.tune import first_test_date, open_study, suggest, tune
-from tests.conftest import make_bars, run_dirs, write_yahoo_csv
-from tests.test_trials import hand_dsr
+from lstm_trader.cli import app
+from tests.helpers import hand_dsr, make_bars, run_dirs, write_yahoo_csv
 
 runner = CliRunner()
 

@@ -4,7 +4,7 @@ import pytest
 
 from forecasting import PREDICTION_COLUMNS, ForecastingError, make_samples, walk_forward_predict
 from forecasting.features import build_features
-from tests.conftest import make_bars
+from tests.helpers import make_bars
 
 
 def test_samples_align_windows_and_targets(tiny_model):

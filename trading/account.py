@@ -22,14 +22,14 @@ from backtests.config import ExperimentConfig, StrategySpec, dump_config, load_c
 from backtests.engine import BrokerSpec
 from backtests.errors import BacktestError
 from backtests.experiment import load_experiment_prices, traded_forecast
-from trading.brokers import AlpacaBroker, LocalBroker, OrderRejected
-from trading.ledger import PaperLedger
 from backtests.rundir import FolderLock, check_output_folder, named_folder, write_json, write_text
 from forecasting.calendar import is_session, sessions, trading_calendar
 from forecasting.checkpoint import fingerprint, load_ensemble, save_ensemble
 from forecasting.faults import inject
 from forecasting.walkforward import Samples, WalkForwardModel, make_samples, make_split
 from strategies.decision import Plan, SignalParams, Sizing, cash_interest, plan_orders, signal_target
+from trading.brokers import AlpacaBroker, LocalBroker, OrderRejected
+from trading.ledger import PaperLedger
 
 BROKERS = ("local", "alpaca")
 DEFAULT_SYMBOLS = {"sp500": "SPY", "nasdaq": "QQQ"}  # tradable proxies of the embedded indices
