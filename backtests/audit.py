@@ -25,10 +25,10 @@ from forecasting.walkforward import Progress, make_samples, make_split
 @dataclass
 class CutResult:
     date: pd.Timestamp
-    predictions_checked: int = 0   # predictions dated on or before D (all models, all tickers)
-    predictions_changed: int = 0   # of those, how many differ: must be 0
-    later_changed: int = 0         # predictions after D that differ: shows the perturbation reached the model
-    decisions_checked: int = 0     # target exposures chosen at closes on or before D (every strategy)
+    predictions_checked: int = 0  # predictions dated on or before D (all models, all tickers)
+    predictions_changed: int = 0  # of those, how many differ: must be 0
+    later_changed: int = 0  # predictions after D that differ: shows the perturbation reached the model
+    decisions_checked: int = 0  # target exposures chosen at closes on or before D (every strategy)
     decisions_changed: int = 0
     fills_checked: int = 0
     fills_changed: int = 0
@@ -38,15 +38,16 @@ class CutResult:
 
     @property
     def passed(self) -> bool:
-        return not (self.predictions_changed or self.decisions_changed or self.fills_changed
-                    or self.equity_days_changed)
+        return not (
+            self.predictions_changed or self.decisions_changed or self.fills_changed or self.equity_days_changed
+        )
 
 
 @dataclass
 class AuditResult:
     cuts: list[CutResult]
-    predictions: int               # every prediction of the unperturbed run
-    trained_after: int             # predictions whose model was trained on a target after their date: must be 0
+    predictions: int  # every prediction of the unperturbed run
+    trained_after: int  # predictions whose model was trained on a target after their date: must be 0
 
     @property
     def passed(self) -> bool:
@@ -59,7 +60,9 @@ def perturb_after(frame: pd.DataFrame, date: pd.Timestamp, seed: int = 0) -> pd.
     out = frame.copy()
     later = out.index > date
     factor = np.exp(np.cumsum(rng.normal(0.0, 0.02, int(later.sum()))))
-    out.loc[later, ["open", "high", "low", "close"]] = out.loc[later, ["open", "high", "low", "close"]].mul(factor, axis=0)
+    out.loc[later, ["open", "high", "low", "close"]] = out.loc[later, ["open", "high", "low", "close"]].mul(
+        factor, axis=0
+    )
     out.loc[later, "volume"] *= 3.0
     return out
 
@@ -75,7 +78,9 @@ def test_span(config: ExperimentConfig, prices: dict[str, pd.DataFrame]) -> tupl
     return max(firsts), min(lasts)
 
 
-def parse_dates(config: ExperimentConfig, prices: dict[str, pd.DataFrame], dates: list[str] | None) -> list[pd.Timestamp]:
+def parse_dates(
+    config: ExperimentConfig, prices: dict[str, pd.DataFrame], dates: list[str] | None
+) -> list[pd.Timestamp]:
     """The cut dates asked for, checked against the test span before anything trains."""
     first, last = test_span(config, prices)
     cuts = []
@@ -85,8 +90,10 @@ def parse_dates(config: ExperimentConfig, prices: dict[str, pd.DataFrame], dates
         except (ValueError, TypeError):
             raise BacktestError(f"--date '{text}' is not a date", "use ISO dates such as 2016-06-30") from None
         if not first <= cut < last:
-            raise BacktestError(f"audit date {cut.date()} is outside the out-of-sample span {first.date()} to "
-                                f"{last.date()}", "pick a date between those two")
+            raise BacktestError(
+                f"audit date {cut.date()} is outside the out-of-sample span {first.date()} to {last.date()}",
+                "pick a date between those two",
+            )
         cuts.append(cut)
     return cuts
 
@@ -112,8 +119,12 @@ def _differs(a: pd.DataFrame, b: pd.DataFrame, cols: list[str]) -> int:
     return int((~same.all(axis=1)).sum())
 
 
-def run_audit(config: ExperimentConfig, prices: dict[str, pd.DataFrame], dates: list[pd.Timestamp] | None = None,
-              progress: Progress | None = None) -> AuditResult:
+def run_audit(
+    config: ExperimentConfig,
+    prices: dict[str, pd.DataFrame],
+    dates: list[pd.Timestamp] | None = None,
+    progress: Progress | None = None,
+) -> AuditResult:
     """Walk forward and trade every strategy on the real prices and, per cut date, on perturbed ones."""
     first = predict_all(prices, config, progress)
     trained_after = int((pd.to_datetime(first["train_end"]) > pd.to_datetime(first["date"])).sum())
@@ -135,8 +146,11 @@ def run_audit(config: ExperimentConfig, prices: dict[str, pd.DataFrame], dates: 
             da, db = (r.decisions[pd.to_datetime(r.decisions["date"]) <= cut] for r in (a, b))
             fa, fb = a.fills[a.fills["date"] <= cut], b.fills[b.fills["date"] <= cut]
             ea, eb = a.equity[a.equity.index <= cut], b.equity[b.equity.index <= cut]
-            moved = (_differs(da, db, ["date", "ticker", "target"]), _differs(fa, fb, ["date", "size", "price", "commission"]),
-                     int((ea.to_numpy() != eb.to_numpy()).sum()) if len(ea) == len(eb) else len(ea))
+            moved = (
+                _differs(da, db, ["date", "ticker", "target"]),
+                _differs(fa, fb, ["date", "size", "price", "commission"]),
+                int((ea.to_numpy() != eb.to_numpy()).sum()) if len(ea) == len(eb) else len(ea),
+            )
             result.decisions_checked += len(da)
             result.fills_checked += len(fa)
             result.equity_days_checked += len(ea)

@@ -30,14 +30,17 @@ def compare_runs(runs: list[str | Path]) -> list[dict]:
         try:
             metrics = json.loads((run / "metrics.json").read_text())
         except json.JSONDecodeError:
-            raise BacktestError(f"{run}/metrics.json is not valid JSON", "rerun `lstm-trader report` or the run") from None
+            raise BacktestError(
+                f"{run}/metrics.json is not valid JSON", "rerun `lstm-trader report` or the run"
+            ) from None
         lstm = {m["ticker"]: m for m in metrics.get("forecast", []) if m.get("model") == "lstm"}
         with open(run / "comparison.csv", newline="", encoding="utf-8") as handle:
             records = list(csv.DictReader(handle))
         if not records or "strategy" not in records[0]:
-            raise BacktestError(f"{run}/comparison.csv has no strategy rows",
-                                f"backtest its predictions again (lstm-trader backtest {run / 'predictions.parquet'}) "
-                                "or leave it out")
+            raise BacktestError(
+                f"{run}/comparison.csv has no strategy rows",
+                f"backtest its predictions again (lstm-trader backtest {run / 'predictions.parquet'}) or leave it out",
+            )
         for record in records:
             row = {"run": run.name}
             row.update({k: v if k in TEXT_COLUMNS else _number(v) for k, v in record.items()})
@@ -88,8 +91,11 @@ def write_compare_html(path: Path, runs: list[Path], rows: list[dict], strategie
     wanted = set(strategies or [])
     curves, configs, notes = {}, [], []
     for name, run in zip(names, runs):
-        equity = pd.read_csv(run / "equity.csv", index_col="date", parse_dates=["date"]) \
-            if (run / "equity.csv").is_file() else pd.DataFrame()
+        equity = (
+            pd.read_csv(run / "equity.csv", index_col="date", parse_dates=["date"])
+            if (run / "equity.csv").is_file()
+            else pd.DataFrame()
+        )
         books = {c.split(":", 1)[0] for c in equity.columns}
         for column in equity.columns:
             strategy = column.split(":", 1)[-1]
@@ -99,10 +105,11 @@ def write_compare_html(path: Path, runs: list[Path], rows: list[dict], strategie
         try:
             configs.append(load_config(run / "config.toml"))
         except BacktestError as exc:
-            notes.append(f"{name}: its config.toml could not be read ({exc.message}), so the configs are not "
-                         "compared")
+            notes.append(f"{name}: its config.toml could not be read ({exc.message}), so the configs are not compared")
     if wanted and not curves:
-        raise BacktestError(f"no run has the strategies {', '.join(sorted(wanted))}",
-                            "name strategies from the table, e.g. --strategy lstm_signal")
+        raise BacktestError(
+            f"no run has the strategies {', '.join(sorted(wanted))}",
+            "name strategies from the table, e.g. --strategy lstm_signal",
+        )
     differences = config_differences(configs) if len(configs) == len(runs) else None
     return write_compare_page(path, names, rows, curves, differences, notes)

@@ -20,8 +20,9 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.t
 
 
 class StrategySpec(Strict):
-    name: str = Field(description="lstm_signal | ridge_signal | naive_signal | buy_and_hold | sma_cross | rsi_reversion "
-                           "| macd_cross")
+    name: str = Field(
+        description="lstm_signal | ridge_signal | naive_signal | buy_and_hold | sma_cross | rsi_reversion | macd_cross"
+    )
     label: str | None = Field(None, description="how it is called in tables; default: the name")
     params: dict[str, Any] = Field(default_factory=dict, description="strategy parameters")
 
@@ -84,11 +85,17 @@ def default_space() -> dict[str, SearchRange]:
 
 
 class TuneSpec(Strict):
-    space: dict[str, SearchRange] = Field(default_factory=default_space,
-                                          description="tuned parameters; names: " + ", ".join(TUNABLE))
+    space: dict[str, SearchRange] = Field(
+        default_factory=default_space, description="tuned parameters; names: " + ", ".join(TUNABLE)
+    )
     trials: int = Field(30, ge=1, description="trials of a study (--trials overrides)")
-    inner_train_fraction: float = Field(0.6, gt=0.0, lt=1.0, description="share of the tuning span that trains the "
-                                        "inner walk-forward's first fold; the rest is its validation span")
+    inner_train_fraction: float = Field(
+        0.6,
+        gt=0.0,
+        lt=1.0,
+        description="share of the tuning span that trains the "
+        "inner walk-forward's first fold; the rest is its validation span",
+    )
     pruner: Literal["median", "none"] = Field("median", description="Optuna pruner over the inner folds")
 
     @field_validator("space")
@@ -96,26 +103,41 @@ class TuneSpec(Strict):
     def _known_parameters(cls, space: dict[str, SearchRange]) -> dict[str, SearchRange]:
         for name in space:
             if name not in TUNABLE:
-                raise ValueError(f"unknown tuning parameter '{name}'; "
-                                 + did_you_mean(name, TUNABLE, "known: " + ", ".join(TUNABLE)))
+                raise ValueError(
+                    f"unknown tuning parameter '{name}'; " + did_you_mean(name, TUNABLE, "known: " + ", ".join(TUNABLE))
+                )
         if not space:
             raise ValueError("the search space is empty")
         return space
 
 
 def default_strategies() -> list[StrategySpec]:
-    return [StrategySpec(name=n) for n in ("lstm_signal", "ridge_signal", "naive_signal", "sma_cross", "rsi_reversion",
-                                           "macd_cross", "buy_and_hold")]
+    return [
+        StrategySpec(name=n)
+        for n in (
+            "lstm_signal",
+            "ridge_signal",
+            "naive_signal",
+            "sma_cross",
+            "rsi_reversion",
+            "macd_cross",
+            "buy_and_hold",
+        )
+    ]
 
 
 class PaperSpec(Strict):
     """`lstm-trader paper`: which strategy a paper account trades, on which calendar and symbols."""
 
-    strategy: str = Field("lstm_signal", description="the [[strategies]] entry (label or name) the account "
-                                                      "trades; it must trade the LSTM's forecast")
+    strategy: str = Field(
+        "lstm_signal",
+        description="the [[strategies]] entry (label or name) the account trades; it must trade the LSTM's forecast",
+    )
     calendar: str = Field("XNYS", description="exchange calendar (exchange-calendars code) of the trading days")
-    symbols: dict[str, str] = Field(default_factory=dict, description="data ticker -> broker symbol, e.g. "
-                                    "{ sp500 = \"SPY\" }; the embedded sets default to SPY and QQQ")
+    symbols: dict[str, str] = Field(
+        default_factory=dict,
+        description='data ticker -> broker symbol, e.g. { sp500 = "SPY" }; the embedded sets default to SPY and QQQ',
+    )
 
 
 class ExperimentConfig(Strict):
@@ -221,10 +243,18 @@ def flat_settings(config: ExperimentConfig) -> dict[str, Any]:
 
     space = raw.get("tune", {}).pop("space", None)
     if space is not None:  # one setting: `--set tune.space={...}` replaces the whole space, as TOML does
-        flat["tune.space"] = "; ".join(
-            f"{name} " + (f"{spec['choices']}" if "choices" in spec else
-                          f"{spec['low']}..{spec['high']}" + (" log" if spec.get("log") else ""))
-            for name, spec in space.items()) or "-"
+        flat["tune.space"] = (
+            "; ".join(
+                f"{name} "
+                + (
+                    f"{spec['choices']}"
+                    if "choices" in spec
+                    else f"{spec['low']}..{spec['high']}" + (" log" if spec.get("log") else "")
+                )
+                for name, spec in space.items()
+            )
+            or "-"
+        )
 
     def walk(prefix: str, value: Any) -> None:
         if isinstance(value, dict):

@@ -23,21 +23,40 @@ class BrokerSpec(Strict):
     commission_min: float = Field(0.0, ge=0, description="minimum commission per fill")
     slippage_pct: float = Field(0.0005, ge=0, lt=0.1, description="fills this fraction worse than the open")
     fractional: StrictBool = Field(False, description="allow fractional shares")
-    cash_buffer: float = Field(0.01, ge=0, lt=0.5, description="fraction of equity kept in cash: orders are sized "
-                                                            "from the close and fill at the next open, so a gap up "
-                                                            "must not leave a fully invested buy short of cash")
+    cash_buffer: float = Field(
+        0.01,
+        ge=0,
+        lt=0.5,
+        description="fraction of equity kept in cash: orders are sized "
+        "from the close and fill at the next open, so a gap up "
+        "must not leave a fully invested buy short of cash",
+    )
     short_borrow_rate: float = Field(0.0, ge=0, lt=1, description="annual cost of short positions")
-    cash_rate: float = Field(0.0, ge=0, lt=0.5, description="annual interest on idle cash, credited daily "
-                                                         "(rate / 252 per bar); also the Sharpe ratios' risk-free rate")
-    close_at_end: StrictBool = Field(True, description="liquidate every position at the last open, with costs, so that "
-                                                 "total returns are after all costs and every trade is closed")
+    cash_rate: float = Field(
+        0.0,
+        ge=0,
+        lt=0.5,
+        description="annual interest on idle cash, credited daily "
+        "(rate / 252 per bar); also the Sharpe ratios' risk-free rate",
+    )
+    close_at_end: StrictBool = Field(
+        True,
+        description="liquidate every position at the last open, with costs, so that "
+        "total returns are after all costs and every trade is closed",
+    )
 
 
 class Commission(bt.CommInfoBase):
     """Percent of value plus per share, with a minimum per fill (sizes come from the strategy)."""
 
-    params = (("stocklike", True), ("commtype", bt.CommInfoBase.COMM_FIXED), ("percabs", True),
-              ("pct", 0.0), ("per_share", 0.0), ("minimum", 0.0))
+    params = (
+        ("stocklike", True),
+        ("commtype", bt.CommInfoBase.COMM_FIXED),
+        ("percabs", True),
+        ("pct", 0.0),
+        ("per_share", 0.0),
+        ("minimum", 0.0),
+    )
 
     def _getcommission(self, size, price, pseudoexec):
         return fill_commission(size, price, self.p.pct, self.p.per_share, self.p.minimum)
@@ -55,20 +74,26 @@ def fill_commission(size: float, price: float, pct: float, per_share: float, min
 @dataclass
 class BacktestResult:
     strategy: str
-    equity: pd.Series            # broker value at each close from the first prediction date
-    returns: pd.Series           # daily returns of `equity` (first day excluded)
-    positions: pd.DataFrame      # shares held per ticker at each close
-    fills: pd.DataFrame          # every execution: date, ticker, size, price, value, commission, slippage
-    trades: pd.DataFrame         # round trips: entry/exit dates and prices, size, P&L, costs
+    equity: pd.Series  # broker value at each close from the first prediction date
+    returns: pd.Series  # daily returns of `equity` (first day excluded)
+    positions: pd.DataFrame  # shares held per ticker at each close
+    fills: pd.DataFrame  # every execution: date, ticker, size, price, value, commission, slippage
+    trades: pd.DataFrame  # round trips: entry/exit dates and prices, size, P&L, costs
     tickers: list[str] = field(default_factory=list)
     rejected_orders: int = 0
     decisions: pd.DataFrame = field(default_factory=pd.DataFrame)  # date, ticker, target at every close
-    risk_free: float = 0.0       # annual rate the Sharpe ratios subtract (the broker's cash rate)
+    risk_free: float = 0.0  # annual rate the Sharpe ratios subtract (the broker's cash rate)
 
 
-def run_backtest(prices: dict[str, pd.DataFrame] | pd.DataFrame, predictions: pd.DataFrame, strategy: str,
-                 broker: BrokerSpec | None = None, params: dict | None = None, label: str | None = None,
-                 warmup: int = WARMUP_BARS) -> BacktestResult:
+def run_backtest(
+    prices: dict[str, pd.DataFrame] | pd.DataFrame,
+    predictions: pd.DataFrame,
+    strategy: str,
+    broker: BrokerSpec | None = None,
+    params: dict | None = None,
+    label: str | None = None,
+    warmup: int = WARMUP_BARS,
+) -> BacktestResult:
     """Backtest `strategy` (a registry name) on every ticker of `prices` as one portfolio.
 
     Decisions are made and sized at each close (`strategies.decision`, the rule paper trading uses)
@@ -83,8 +108,10 @@ def run_backtest(prices: dict[str, pd.DataFrame] | pd.DataFrame, predictions: pd
     available = set(predictions["model"].unique()) if "model" in predictions else set()
     if model not in available:
         if forecast_model(cls) is not None:
-            raise BacktestError(f"strategy '{strategy}' trades the '{model}' forecast, which the predictions lack",
-                                "use a predictions table written by walk_forward_predict")
+            raise BacktestError(
+                f"strategy '{strategy}' trades the '{model}' forecast, which the predictions lack",
+                "use a predictions table written by walk_forward_predict",
+            )
         model = sorted(available)[0] if available else None
     cerebro = bt.Cerebro(stdstats=False)
     starts, penultimate, marks = [], [], {}
@@ -101,18 +128,33 @@ def run_backtest(prices: dict[str, pd.DataFrame] | pd.DataFrame, predictions: pd
     # No submit-time check: at the next open, execution refuses what cash can't buy (as a live
     # broker would); the check at submission would also miss that sells fill before buys.
     cerebro.broker.set_checksubmit(False)
-    cerebro.broker.addcommissioninfo(Commission(pct=broker.commission_pct, per_share=broker.commission_per_share,
-                                                minimum=broker.commission_min, interest=broker.short_borrow_rate, interest_long=False))
+    cerebro.broker.addcommissioninfo(
+        Commission(
+            pct=broker.commission_pct,
+            per_share=broker.commission_per_share,
+            minimum=broker.commission_min,
+            interest=broker.short_borrow_rate,
+            interest_long=False,
+        )
+    )
     if broker.slippage_pct:
-        cerebro.broker.set_slippage_perc(broker.slippage_pct, slip_open=True, slip_limit=True, slip_match=True,
-                                         slip_out=True)  # a cost, not bounded by the bar's printed range
+        cerebro.broker.set_slippage_perc(
+            broker.slippage_pct, slip_open=True, slip_limit=True, slip_match=True, slip_out=True
+        )  # a cost, not bounded by the bar's printed range
     # close_at_end: decide "flat" at the close of the feed's second-to-last bar, filled at the last open
     liquidate_on = min(penultimate).date() if broker.close_at_end else None
-    cerebro.addstrategy(cls, trade_start=trade_start, fractional=broker.fractional, liquidate_on=liquidate_on,
-                        cash_buffer=broker.cash_buffer,
-                        cash_rate=broker.cash_rate,
-                        slippage_pct=broker.slippage_pct, commission_pct=broker.commission_pct,
-                        commission_per_share=broker.commission_per_share, **params)
+    cerebro.addstrategy(
+        cls,
+        trade_start=trade_start,
+        fractional=broker.fractional,
+        liquidate_on=liquidate_on,
+        cash_buffer=broker.cash_buffer,
+        cash_rate=broker.cash_rate,
+        slippage_pct=broker.slippage_pct,
+        commission_pct=broker.commission_pct,
+        commission_per_share=broker.commission_per_share,
+        **params,
+    )
     cerebro.addanalyzer(BookRecorder, _name="book", start=trade_start)
     strat = cerebro.run()[0]
     book = pd.DataFrame(strat.analyzers.book.get_analysis())
@@ -122,9 +164,15 @@ def run_backtest(prices: dict[str, pd.DataFrame] | pd.DataFrame, predictions: pd
     equity = book["equity"].rename(label or strategy)
     fills = _fills_table(strat.fills)
     return BacktestResult(
-        strategy=label or strategy, equity=equity, returns=equity.pct_change().iloc[1:],
-        positions=book[tickers], fills=fills, trades=round_trips(fills, marks),
-        tickers=tickers, rejected_orders=strat.rejected, risk_free=broker.cash_rate,
+        strategy=label or strategy,
+        equity=equity,
+        returns=equity.pct_change().iloc[1:],
+        positions=book[tickers],
+        fills=fills,
+        trades=round_trips(fills, marks),
+        tickers=tickers,
+        rejected_orders=strat.rejected,
+        risk_free=broker.cash_rate,
         decisions=pd.DataFrame(strat.decisions, columns=["date", "ticker", "target"]),
     )
 
@@ -148,8 +196,20 @@ def round_trips(fills: pd.DataFrame, marks: dict[str, float] | None = None) -> p
     ticker) it is marked to market there (exit price = the mark, no exit costs), so that a losing
     open trade counts in the win rate; without, its P&L is NaN.
     """
-    cols = ["ticker", "direction", "entry_date", "exit_date", "size", "entry_price", "exit_price", "pnl",
-            "entry_commission", "exit_commission", "pnl_net", "open"]
+    cols = [
+        "ticker",
+        "direction",
+        "entry_date",
+        "exit_date",
+        "size",
+        "entry_price",
+        "exit_price",
+        "pnl",
+        "entry_commission",
+        "exit_commission",
+        "pnl_net",
+        "open",
+    ]
     trips = []
     for ticker, rows in fills.groupby("ticker", sort=False):
         position, trip = 0.0, None  # signed shares; the round trip being built
@@ -157,9 +217,17 @@ def round_trips(fills: pd.DataFrame, marks: dict[str, float] | None = None) -> p
             remaining, commission_per_share = fill.size, fill.commission / abs(fill.size)
             while abs(remaining) > 1e-12:
                 if trip is None:  # open
-                    trip = {"ticker": ticker, "direction": 1.0 if remaining > 0 else -1.0, "entry_date": fill.date,
-                            "size": 0.0, "entry_value": 0.0, "entry_commission": 0.0, "exit_size": 0.0,
-                            "exit_value": 0.0, "exit_commission": 0.0}
+                    trip = {
+                        "ticker": ticker,
+                        "direction": 1.0 if remaining > 0 else -1.0,
+                        "entry_date": fill.date,
+                        "size": 0.0,
+                        "entry_value": 0.0,
+                        "entry_commission": 0.0,
+                        "exit_size": 0.0,
+                        "exit_value": 0.0,
+                        "exit_commission": 0.0,
+                    }
                 if np.sign(remaining) == trip["direction"]:  # add to the position
                     trip["size"] += abs(remaining)
                     trip["entry_value"] += abs(remaining) * fill.price
@@ -191,10 +259,20 @@ def round_trips(fills: pd.DataFrame, marks: dict[str, float] | None = None) -> p
         closed = t["exit_size"] > 0
         exit_price = t["exit_value"] / t["exit_size"] if closed else np.nan
         pnl = t["direction"] * t["exit_size"] * (exit_price - entry) if closed else np.nan
-        out.append({"ticker": t["ticker"], "direction": "long" if t["direction"] > 0 else "short",
-                    "entry_date": t["entry_date"], "exit_date": t["exit_date"], "size": t["size"],
-                    "entry_price": entry, "exit_price": exit_price, "pnl": pnl,
-                    "entry_commission": t["entry_commission"], "exit_commission": t["exit_commission"],
-                    "pnl_net": pnl - t["entry_commission"] - t["exit_commission"] if closed else np.nan,
-                    "open": bool(still_open)})
+        out.append(
+            {
+                "ticker": t["ticker"],
+                "direction": "long" if t["direction"] > 0 else "short",
+                "entry_date": t["entry_date"],
+                "exit_date": t["exit_date"],
+                "size": t["size"],
+                "entry_price": entry,
+                "exit_price": exit_price,
+                "pnl": pnl,
+                "entry_commission": t["entry_commission"],
+                "exit_commission": t["exit_commission"],
+                "pnl_net": pnl - t["entry_commission"] - t["exit_commission"] if closed else np.nan,
+                "open": bool(still_open),
+            }
+        )
     return pd.DataFrame(out, columns=cols)

@@ -22,12 +22,17 @@ EXECUTORS = ("serial", "local", "ray")
 
 class ExecutionSpec(Strict):
     executor: Literal[EXECUTORS] = Field(
-        "local", description="serial (this process), local (a process pool on this machine) or ray (a Ray cluster, "
-                             "or a local Ray instance without ray_address)")
-    workers: int | None = Field(None, ge=1, description="parallel tasks; default: one per core (local) or the "
-                                                        "cluster's CPUs (ray)")
-    ray_address: str | None = Field(None, description="an existing cluster: 'auto', 'ray://host:10001' or "
-                                                      "'host:6379'; omit for a local Ray instance")
+        "local",
+        description="serial (this process), local (a process pool on this machine) or ray (a Ray cluster, "
+        "or a local Ray instance without ray_address)",
+    )
+    workers: int | None = Field(
+        None, ge=1, description="parallel tasks; default: one per core (local) or the cluster's CPUs (ray)"
+    )
+    ray_address: str | None = Field(
+        None,
+        description="an existing cluster: 'auto', 'ray://host:10001' or 'host:6379'; omit for a local Ray instance",
+    )
 
 
 def worker_count(spec: ExecutionSpec, tasks: int) -> int:
@@ -64,8 +69,13 @@ def _call_spread(fn: Callable, threads: int, *args) -> Any:
     return _call(fn, threads, args)
 
 
-def run_tasks(fn: Callable, tasks: Sequence[tuple], names: Sequence[str], spec: ExecutionSpec,
-              on_done: Callable[[int, int], None] | None = None) -> list:
+def run_tasks(
+    fn: Callable,
+    tasks: Sequence[tuple],
+    names: Sequence[str],
+    spec: ExecutionSpec,
+    on_done: Callable[[int, int], None] | None = None,
+) -> list:
     """`fn(*task)` for every task, results in task order. `on_done(done, total)` after each one.
 
     A worker that dies (killed, out of memory) fails the whole call with one error naming the tasks
@@ -101,9 +111,10 @@ def _run_local(fn, tasks, names, spec, on_done) -> list:
                     on_done(len(results), len(tasks))
         except BrokenProcessPool:
             lost = [names[i] for i in range(len(tasks)) if i not in results]
-            raise BacktestError(f"a worker process died while running {', '.join(lost)}",
-                                "nothing of those was written; run again (--executor serial shows the error, if "
-                                "any)") from None
+            raise BacktestError(
+                f"a worker process died while running {', '.join(lost)}",
+                "nothing of those was written; run again (--executor serial shows the error, if any)",
+            ) from None
     return [results[i] for i in range(len(tasks))]
 
 
@@ -112,8 +123,10 @@ def start_ray(spec: ExecutionSpec, workers: int | None = None):
     try:
         import ray
     except ImportError:
-        raise BacktestError("the ray executor needs Ray, which is not installed",
-                            "pip install 'lstm-trader[ray]', or use --executor local") from None
+        raise BacktestError(
+            "the ray executor needs Ray, which is not installed",
+            "pip install 'lstm-trader[ray]', or use --executor local",
+        ) from None
     if ray.is_initialized():
         return ray
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
@@ -125,10 +138,11 @@ def start_ray(spec: ExecutionSpec, workers: int | None = None):
     try:
         ray.init(**options)
     except Exception as exc:  # ConnectionError, TimeoutError, ValueError... all mean "no cluster there"
-        raise BacktestError(f"cannot reach a Ray cluster at {spec.ray_address or 'this machine'} "
-                            f"({type(exc).__name__})",
-                            "start one with `ray start --head` and pass its address (--ray-address host:6379), "
-                            "or leave --ray-address out for a local instance") from None
+        raise BacktestError(
+            f"cannot reach a Ray cluster at {spec.ray_address or 'this machine'} ({type(exc).__name__})",
+            "start one with `ray start --head` and pass its address (--ray-address host:6379), "
+            "or leave --ray-address out for a local instance",
+        ) from None
     return ray
 
 
@@ -144,9 +158,11 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
         with socket.create_connection((host, int(port)), timeout=timeout):
             return
     except (OSError, ValueError) as exc:
-        raise BacktestError(f"cannot reach a Ray cluster at {address} ({type(exc).__name__})",
-                            "start one with `ray start --head` and pass its address (--ray-address host:6379), "
-                            "or leave --ray-address out for a local instance") from None
+        raise BacktestError(
+            f"cannot reach a Ray cluster at {address} ({type(exc).__name__})",
+            "start one with `ray start --head` and pass its address (--ray-address host:6379), "
+            "or leave --ray-address out for a local instance",
+        ) from None
 
 
 def _run_ray(fn, tasks, names, spec, on_done) -> list:
@@ -179,6 +195,8 @@ def _run_ray(fn, tasks, names, spec, on_done) -> list:
         cause = getattr(exc, "cause", None)
         if isinstance(cause, Exception) and hasattr(cause, "hint"):  # a user error inside the task: as it is
             raise cause from None
-        raise BacktestError(f"Ray could not finish {', '.join(lost)} ({type(exc).__name__}, after retries)",
-                            "see `ray status`; run again, or with --executor serial to see the error") from None
+        raise BacktestError(
+            f"Ray could not finish {', '.join(lost)} ({type(exc).__name__}, after retries)",
+            "see `ray status`; run again, or with --executor serial to see the error",
+        ) from None
     return [results[i] for i in range(len(tasks))]

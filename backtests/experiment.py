@@ -41,7 +41,7 @@ class RunResult:
     phases: dict[str, float] = field(default_factory=dict)  # seconds per phase, in order
     trials: TrialCount = TrialCount(1, 0.0)  # what the LSTM strategies' DSR was deflated by
     skipped: list[str] = field(default_factory=list)  # strategies left out: their forecast is not in the table
-    silent: list[str] = field(default_factory=list)   # strategies whose forecast never had a finite value
+    silent: list[str] = field(default_factory=list)  # strategies whose forecast never had a finite value
 
 
 def load_experiment_prices(config: ExperimentConfig) -> dict[str, pd.DataFrame]:
@@ -50,8 +50,12 @@ def load_experiment_prices(config: ExperimentConfig) -> dict[str, pd.DataFrame]:
     m, wf = config.model, config.walk_forward
     needed = warmup_rows(m.features) + m.lookback + wf.min_train + 2 * m.horizon + wf.gap + 1
     for ticker, frame in prices.items():
-        require_rows(frame, needed, f"{config.data.source} ({ticker})",
-                     "feature warm-up + lookback + min_train + horizon, and at least one test bar")
+        require_rows(
+            frame,
+            needed,
+            f"{config.data.source} ({ticker})",
+            "feature warm-up + lookback + min_train + horizon, and at least one test bar",
+        )
     return prices
 
 
@@ -62,8 +66,9 @@ def strategies_with_benchmark(config: ExperimentConfig) -> list[StrategySpec]:
     titles = [s.title for s in specs]
     duplicated = {t for t in titles if titles.count(t) > 1}
     if duplicated:
-        raise BacktestError(f"two strategies are both called '{sorted(duplicated)[0]}'",
-                            "give one of them a different label = \"...\"")
+        raise BacktestError(
+            f"two strategies are both called '{sorted(duplicated)[0]}'", 'give one of them a different label = "..."'
+        )
     return specs
 
 
@@ -88,40 +93,68 @@ def silent_strategies(predictions: pd.DataFrame, config: ExperimentConfig) -> li
         model = traded_forecast(spec)
         if model is None:
             continue
-        silent += [f"{spec.title} on {ticker} (no finite '{model}' prediction)"
-                   for ticker in dict.fromkeys(predictions["ticker"]) if not counts.get((model, ticker), 0)]
+        silent += [
+            f"{spec.title} on {ticker} (no finite '{model}' prediction)"
+            for ticker in dict.fromkeys(predictions["ticker"])
+            if not counts.get((model, ticker), 0)
+        ]
     return silent
 
 
-def run_strategies(prices: dict[str, pd.DataFrame], predictions: pd.DataFrame,
-                   config: ExperimentConfig) -> list[tuple[str, BacktestResult]]:
+def run_strategies(
+    prices: dict[str, pd.DataFrame], predictions: pd.DataFrame, config: ExperimentConfig
+) -> list[tuple[str, BacktestResult]]:
     """Every strategy on every ticker, plus an equal-weight LSTM portfolio when there are several tickers."""
     results = []
     specs = strategies_with_benchmark(config)
     for ticker in prices:
         for spec in specs:
-            results.append((ticker, run_backtest({ticker: prices[ticker]}, predictions, spec.name, config.broker,
-                                                 spec.params, label=spec.title)))
+            results.append(
+                (
+                    ticker,
+                    run_backtest(
+                        {ticker: prices[ticker]}, predictions, spec.name, config.broker, spec.params, label=spec.title
+                    ),
+                )
+            )
     if len(prices) > 1:
         for spec in specs:
             if spec.name in ("lstm_signal", "buy_and_hold"):
-                results.append((PORTFOLIO, run_backtest(prices, predictions, spec.name, config.broker, spec.params,
-                                                        label=spec.title)))
+                results.append(
+                    (
+                        PORTFOLIO,
+                        run_backtest(prices, predictions, spec.name, config.broker, spec.params, label=spec.title),
+                    )
+                )
     return results
 
 
-def compare_results(results: list[tuple[str, BacktestResult]], prices: dict[str, pd.DataFrame],
-                    predictions: pd.DataFrame, config: ExperimentConfig, ledger: TrialLedger | None = None,
-                    ledger_key: str | None = None, kind: str = "run", params: dict | None = None
-                    ) -> tuple[pd.DataFrame, TrialCount]:
+def compare_results(
+    results: list[tuple[str, BacktestResult]],
+    prices: dict[str, pd.DataFrame],
+    predictions: pd.DataFrame,
+    config: ExperimentConfig,
+    ledger: TrialLedger | None = None,
+    ledger_key: str | None = None,
+    kind: str = "run",
+    params: dict | None = None,
+) -> tuple[pd.DataFrame, TrialCount]:
     """The comparison table. With a `ledger`, the evaluation is recorded under `ledger_key` first and
     the LSTM strategies' deflated Sharpe counts every configuration in the ledger on the same data."""
     labels = lstm_strategies(config)
     trials = TrialCount(1, 0.0)
     if ledger is not None and ledger_key is not None:
         fingerprint = data_fingerprint(config.data.source, config.data.start, config.data.end, prices)
-        ledger.add(ledger_key, kind, fingerprint, trial_config_hash(predictions, config), params or network_params(config),
-                   "test", lstm_sharpe(results, labels), lstm_rmse(predictions))
+        ledger.add(
+            ledger_key,
+            kind,
+            fingerprint,
+            trial_config_hash(predictions, config),
+            params or network_params(config),
+            "test",
+            lstm_sharpe(results, labels),
+            lstm_rmse(predictions),
+        )
         trials = ledger.count(fingerprint)
     return comparison_table(results, labels, trials.n, trials.variance), trials
 
@@ -136,13 +169,18 @@ def trial_config_hash(predictions: pd.DataFrame, config: ExperimentConfig) -> st
     content = pd.util.hash_pandas_object(lstm[[c for c in ("date", "ticker", "y_pred") if c in lstm]], index=False)
     labels = lstm_strategies(config)
     rules = [s.model_dump(mode="json") for s in config.strategies if s.title in labels]
-    return config_hash({"predictions": int(content.sum()), "broker": config.broker.model_dump(mode="json"),
-                        "strategies": rules})
+    return config_hash(
+        {"predictions": int(content.sum()), "broker": config.broker.model_dump(mode="json"), "strategies": rules}
+    )
 
 
-def backtest_all(prices: dict[str, pd.DataFrame], predictions: pd.DataFrame, config: ExperimentConfig,
-                 ledger: TrialLedger | None = None, ledger_key: str | None = None
-                 ) -> tuple[list[tuple[str, BacktestResult]], pd.DataFrame, TrialCount]:
+def backtest_all(
+    prices: dict[str, pd.DataFrame],
+    predictions: pd.DataFrame,
+    config: ExperimentConfig,
+    ledger: TrialLedger | None = None,
+    ledger_key: str | None = None,
+) -> tuple[list[tuple[str, BacktestResult]], pd.DataFrame, TrialCount]:
     """`run_strategies`, then `compare_results`."""
     results = run_strategies(prices, predictions, config)
     return (results, *compare_results(results, prices, predictions, config, ledger, ledger_key))
@@ -150,14 +188,18 @@ def backtest_all(prices: dict[str, pd.DataFrame], predictions: pd.DataFrame, con
 
 def network_params(config: ExperimentConfig) -> dict:
     """The settings a ledger row shows for a run (the hash is over the predictions themselves)."""
-    return {"model": config.model.model_dump(mode="json"), "walk_forward": config.walk_forward.model_dump(mode="json"),
-            "seed": config.seed}
+    return {
+        "model": config.model.model_dump(mode="json"),
+        "walk_forward": config.walk_forward.model_dump(mode="json"),
+        "seed": config.seed,
+    }
 
 
 def lstm_sharpe(results: list[tuple[str, BacktestResult]], labels: set[str]) -> float | None:
     """Per-day Sharpe of the first LSTM strategy (on the portfolio book when there is one)."""
-    chosen = [r for book, r in results if r.strategy in labels and book == PORTFOLIO] or \
-             [r for _, r in results if r.strategy in labels]
+    chosen = [r for book, r in results if r.strategy in labels and book == PORTFOLIO] or [
+        r for _, r in results if r.strategy in labels
+    ]
     return per_period_sharpe(excess_returns(chosen[0])) if chosen else None
 
 
@@ -181,9 +223,20 @@ def lstm_rmse(predictions: pd.DataFrame) -> float | None:
 
 def returns_table(results: list[tuple[str, BacktestResult]]) -> pd.DataFrame:
     """Daily returns of every result as one long table (date, ticker = the book, strategy, return)."""
-    return pd.concat([pd.DataFrame({"date": result.returns.index, "ticker": book, "strategy": result.strategy,
-                                    "return": result.returns.to_numpy()}) for book, result in results],
-                     ignore_index=True)
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "date": result.returns.index,
+                    "ticker": book,
+                    "strategy": result.strategy,
+                    "return": result.returns.to_numpy(),
+                }
+            )
+            for book, result in results
+        ],
+        ignore_index=True,
+    )
 
 
 def write_backtests(run: Path, results: list[tuple[str, BacktestResult]], comparison: pd.DataFrame) -> None:
@@ -199,28 +252,46 @@ def write_backtests(run: Path, results: list[tuple[str, BacktestResult]], compar
     write_csv(run / "comparison.csv", comparison)
 
 
-def summary(config: ExperimentConfig, prices: dict[str, pd.DataFrame], predictions: pd.DataFrame,
-            elapsed: float, phases: dict[str, float] | None = None) -> dict:
+def summary(
+    config: ExperimentConfig,
+    prices: dict[str, pd.DataFrame],
+    predictions: pd.DataFrame,
+    elapsed: float,
+    phases: dict[str, float] | None = None,
+) -> dict:
     lstm = predictions[predictions["model"] == "lstm"]
     m = config.model
     return {
-        "name": config.name, "source": config.data.source, "tickers": list(prices),
+        "name": config.name,
+        "source": config.data.source,
+        "tickers": list(prices),
         "data_start": min(f.index[0] for f in prices.values()).date().isoformat(),
         "data_end": max(f.index[-1] for f in prices.values()).date().isoformat(),
-        "test_start": lstm["date"].min().date().isoformat(), "test_end": lstm["date"].max().date().isoformat(),
-        "folds": int(lstm["fold"].max()) + 1, "retrain_every": config.walk_forward.retrain_every,
+        "test_start": lstm["date"].min().date().isoformat(),
+        "test_end": lstm["date"].max().date().isoformat(),
+        "folds": int(lstm["fold"].max()) + 1,
+        "retrain_every": config.walk_forward.retrain_every,
         "warm_start": config.walk_forward.warm_start,
         "network": f"{m.n_layers}x LSTM({m.units}), dropout {m.dropout}, lookback {m.lookback}, "
-                   f"{len(m.features)} features, target {m.target} h={m.horizon}",
-        "seed": config.seed, "elapsed_s": round(elapsed, 2),
-        "ensemble": (f"{m.n_seeds} seeds per fold, mean spread of the LSTM's predictions "
-                     f"{lstm['y_pred_std'].mean():.2e}" if m.n_seeds > 1 and "y_pred_std" in lstm else "one seed"),
+        f"{len(m.features)} features, target {m.target} h={m.horizon}",
+        "seed": config.seed,
+        "elapsed_s": round(elapsed, 2),
+        "ensemble": (
+            f"{m.n_seeds} seeds per fold, mean spread of the LSTM's predictions {lstm['y_pred_std'].mean():.2e}"
+            if m.n_seeds > 1 and "y_pred_std" in lstm
+            else "one seed"
+        ),
         "phases_s": {name: round(seconds, 2) for name, seconds in (phases or {}).items()},
     }
 
 
-def run_experiment(config: ExperimentConfig, runs_root: str | Path = "runs", progress: Progress | None = None,
-                   resume: Path | None = None, announce: Callable[[Path], None] | None = None) -> RunResult:
+def run_experiment(
+    config: ExperimentConfig,
+    runs_root: str | Path = "runs",
+    progress: Progress | None = None,
+    resume: Path | None = None,
+    announce: Callable[[Path], None] | None = None,
+) -> RunResult:
     """Run (or, with `resume`, finish) an experiment; `announce(run_dir)` is called once the dir exists.
 
     Each completed walk-forward fold is checkpointed in `<run>/checkpoints/`, so an interrupted run
@@ -250,8 +321,16 @@ def run_experiment(config: ExperimentConfig, runs_root: str | Path = "runs", pro
         return _run_in(run, config, prices, progress, resume, started, phases, lap)
 
 
-def _run_in(run: Path, config: ExperimentConfig, prices: dict[str, pd.DataFrame], progress: Progress | None,
-            resume: Path | None, started: float, phases: dict[str, float], lap: Callable[[str], None]) -> RunResult:
+def _run_in(
+    run: Path,
+    config: ExperimentConfig,
+    prices: dict[str, pd.DataFrame],
+    progress: Progress | None,
+    resume: Path | None,
+    started: float,
+    phases: dict[str, float],
+    lap: Callable[[str], None],
+) -> RunResult:
     lap("data")
     if resume is not None and (run / "predictions.parquet").is_file() and not (run / "checkpoints").exists():
         # interrupted after the walk-forward (in the backtests): its predictions are complete
@@ -272,19 +351,38 @@ def _run_in(run: Path, config: ExperimentConfig, prices: dict[str, pd.DataFrame]
     results, comparison, trials = backtest_all(prices, predictions, config, TrialLedger(run.parent), f"run:{run.name}")
     write_backtests(run, results, comparison)
     lap("backtests")
-    write_json(run / "metrics.json", {
-        "forecast": overall.to_dict(orient="records"),
-        "forecast_per_fold": per_fold.to_dict(orient="records"),
-        "backtest": comparison.to_dict(orient="records"),
-        "summary": {**summary(config, prices, predictions, time.perf_counter() - started, phases),
-                    "dsr_trials": trials.n, "ledger_variance": trials.variance, "provenance": provenance(prices)},
-    })
-    return RunResult(run, predictions, overall, comparison, time.perf_counter() - started, phases, trials,
-                     silent=silent_strategies(predictions, config))
+    write_json(
+        run / "metrics.json",
+        {
+            "forecast": overall.to_dict(orient="records"),
+            "forecast_per_fold": per_fold.to_dict(orient="records"),
+            "backtest": comparison.to_dict(orient="records"),
+            "summary": {
+                **summary(config, prices, predictions, time.perf_counter() - started, phases),
+                "dsr_trials": trials.n,
+                "ledger_variance": trials.variance,
+                "provenance": provenance(prices),
+            },
+        },
+    )
+    return RunResult(
+        run,
+        predictions,
+        overall,
+        comparison,
+        time.perf_counter() - started,
+        phases,
+        trials,
+        silent=silent_strategies(predictions, config),
+    )
 
 
-def predict_all(prices: dict[str, pd.DataFrame], config: ExperimentConfig, progress: Progress | None = None,
-                checkpoints: Path | None = None) -> pd.DataFrame:
+def predict_all(
+    prices: dict[str, pd.DataFrame],
+    config: ExperimentConfig,
+    progress: Progress | None = None,
+    checkpoints: Path | None = None,
+) -> pd.DataFrame:
     """The walk-forward of every ticker, one task per ticker on the configured executor (`[execution]`).
 
     Serially (or with one ticker on the local pool) it runs here, with fold-by-fold progress; each
@@ -292,20 +390,40 @@ def predict_all(prices: dict[str, pd.DataFrame], config: ExperimentConfig, progr
     """
     spec = config.execution
     if runs_here(config, prices):
-        return walk_forward_predict(prices, config.model, config.walk_forward, seed=config.seed, progress=progress,
-                                    checkpoints=FoldCheckpoints(checkpoints) if checkpoints is not None else None)
+        return walk_forward_predict(
+            prices,
+            config.model,
+            config.walk_forward,
+            seed=config.seed,
+            progress=progress,
+            checkpoints=FoldCheckpoints(checkpoints) if checkpoints is not None else None,
+        )
     on_done = progress.tasks if progress is not None else None
     if not config.walk_forward.warm_start:  # from-scratch folds are independent: one task per (ticker, fold)
-        pairs = [(ticker, fold) for ticker, frame in prices.items()
-                 for fold in range(fold_count(frame, config.model, config.walk_forward, ticker))]
-        tasks = [(ticker, prices[ticker], config.model, config.walk_forward, config.seed, fold) for ticker, fold in pairs]
+        pairs = [
+            (ticker, fold)
+            for ticker, frame in prices.items()
+            for fold in range(fold_count(frame, config.model, config.walk_forward, ticker))
+        ]
+        tasks = [
+            (ticker, prices[ticker], config.model, config.walk_forward, config.seed, fold) for ticker, fold in pairs
+        ]
         if on_done is not None:
             on_done(0, len(tasks))
         tables = run_tasks(predict_fold, tasks, [f"{ticker} fold {fold}" for ticker, fold in pairs], spec, on_done)
         per_ticker = [assemble_folds([t for (ticker, _), t in zip(pairs, tables) if ticker == name]) for name in prices]
         return pd.concat(per_ticker, ignore_index=True)[PREDICTION_COLUMNS]
-    tasks = [(ticker, frame, config.model, config.walk_forward, config.seed,
-              str(checkpoints) if checkpoints is not None else None) for ticker, frame in prices.items()]
+    tasks = [
+        (
+            ticker,
+            frame,
+            config.model,
+            config.walk_forward,
+            config.seed,
+            str(checkpoints) if checkpoints is not None else None,
+        )
+        for ticker, frame in prices.items()
+    ]
     if on_done is not None:
         on_done(0, len(tasks))
     tables = run_tasks(ticker_walk_forward, tasks, list(prices), spec, on_done)
@@ -316,14 +434,21 @@ def runs_here(config: ExperimentConfig, prices: dict) -> bool:
     """Whether the walk-forward runs in this process: serial, or a single warm-started ticker on the
     local pool (from-scratch folds are tasks of their own, so even one ticker goes to the pool)."""
     return config.execution.executor == "serial" or (
-        len(prices) == 1 and config.execution.executor == "local" and config.walk_forward.warm_start)
+        len(prices) == 1 and config.execution.executor == "local" and config.walk_forward.warm_start
+    )
 
 
-def ticker_walk_forward(ticker: str, frame: pd.DataFrame, model, walk_forward, seed: int,
-                        checkpoints: str | None) -> pd.DataFrame:
+def ticker_walk_forward(
+    ticker: str, frame: pd.DataFrame, model, walk_forward, seed: int, checkpoints: str | None
+) -> pd.DataFrame:
     """One task: a ticker's walk-forward (checkpointed in its own folder, so tasks never share files)."""
-    return walk_forward_predict({ticker: frame}, model, walk_forward, seed=seed,
-                                checkpoints=FoldCheckpoints(checkpoints) if checkpoints else None)
+    return walk_forward_predict(
+        {ticker: frame},
+        model,
+        walk_forward,
+        seed=seed,
+        checkpoints=FoldCheckpoints(checkpoints) if checkpoints else None,
+    )
 
 
 def load_resumable(run_dir: str | Path) -> tuple[ExperimentConfig, Path]:
@@ -347,23 +472,31 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     try:
         table = pd.read_parquet(path) if path.suffix != ".csv" else pd.read_csv(path)
     except Exception as exc:  # pyarrow raises several kinds for a non-parquet file
-        raise BacktestError(f"{path}: not a readable predictions table ({exc.__class__.__name__})",
-                            "pass predictions.parquet (or a CSV with the same columns)") from None
+        raise BacktestError(
+            f"{path}: not a readable predictions table ({exc.__class__.__name__})",
+            "pass predictions.parquet (or a CSV with the same columns)",
+        ) from None
     needed = ["date", "ticker", "model", "y_pred"]
     missing = [c for c in needed if c not in table.columns]
     if missing:
-        raise BacktestError(f"{path}: missing column '{missing[0]}'",
-                            "the predictions table has columns " + ", ".join(PREDICTION_COLUMNS))
+        raise BacktestError(
+            f"{path}: missing column '{missing[0]}'",
+            "the predictions table has columns " + ", ".join(PREDICTION_COLUMNS),
+        )
     if table.empty:
         raise BacktestError(f"{path}: the predictions table has no rows", "pass the predictions of a finished run")
     dates = pd.to_datetime(table["date"], errors="coerce", format="mixed")
-    for column, parsed, what in (("date", dates, "a date"),
-                                 ("y_pred", pd.to_numeric(table["y_pred"], errors="coerce"), "a number")):
+    for column, parsed, what in (
+        ("date", dates, "a date"),
+        ("y_pred", pd.to_numeric(table["y_pred"], errors="coerce"), "a number"),
+    ):
         bad = parsed.isna() & table[column].notna() if column == "y_pred" else parsed.isna()
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise BacktestError(f"{path}: row {row + 1}, column '{column}': {table[column].iloc[row]!r} is not {what}",
-                                "repair the predictions file")
+            raise BacktestError(
+                f"{path}: row {row + 1}, column '{column}': {table[column].iloc[row]!r} is not {what}",
+                "repair the predictions file",
+            )
         table[column] = parsed
     return table
 
@@ -383,8 +516,11 @@ def changes_from_origin(predictions_path: str | Path, config: ExperimentConfig) 
         before = load_config(origin)
     except BacktestError:  # a foreign or outdated config.toml: nothing to compare with
         return {}
-    return {key: values for key, values in config_differences([before, config]).items()
-            if key.startswith(("data.", "broker.", "strategies."))}
+    return {
+        key: values
+        for key, values in config_differences([before, config]).items()
+        if key.startswith(("data.", "broker.", "strategies."))
+    }
 
 
 def _tradable(config: ExperimentConfig, models: set[str]) -> tuple[ExperimentConfig, list[str]]:
@@ -400,8 +536,9 @@ def _tradable(config: ExperimentConfig, models: set[str]) -> tuple[ExperimentCon
     return (config.model_copy(update={"strategies": keep}) if skipped else config), skipped
 
 
-def run_backtest_only(predictions_path: str | Path, config: ExperimentConfig,
-                      runs_root: str | Path = "runs", config_source: str = "") -> RunResult:
+def run_backtest_only(
+    predictions_path: str | Path, config: ExperimentConfig, runs_root: str | Path = "runs", config_source: str = ""
+) -> RunResult:
     """Backtest an existing predictions table against the config's data and strategies.
 
     `config_source` says where the config came from (shown in the report); when the predictions
@@ -411,30 +548,58 @@ def run_backtest_only(predictions_path: str | Path, config: ExperimentConfig,
     prices = load_prices(config.data.source, None, config.data.end, config.data.cache_dir)
     unknown = sorted(set(predictions["ticker"]) - set(prices))
     if unknown:
-        raise BacktestError(f"predictions are for '{unknown[0]}' but {config.data.source} holds "
-                            f"{', '.join(prices)}", "pass the data source the predictions were made from (--data)")
+        raise BacktestError(
+            f"predictions are for '{unknown[0]}' but {config.data.source} holds {', '.join(prices)}",
+            "pass the data source the predictions were made from (--data)",
+        )
     prices = {t: prices[t] for t in prices if t in set(predictions["ticker"])}
     config, skipped = _tradable(config, set(predictions["model"]))
     results = run_strategies(prices, predictions, config)
     run = new_run_dir(runs_root, f"{config.name}-backtest")
-    comparison, trials = compare_results(results, prices, predictions, config, TrialLedger(runs_root),
-                                         f"backtest:{run.name}", kind="backtest",
-                                         params={"predictions": str(predictions_path)})
+    comparison, trials = compare_results(
+        results,
+        prices,
+        predictions,
+        config,
+        TrialLedger(runs_root),
+        f"backtest:{run.name}",
+        kind="backtest",
+        params={"predictions": str(predictions_path)},
+    )
     write_text(run / "config.toml", dump_config(config))
     write_parquet(run / "predictions.parquet", predictions)
     write_backtests(run, results, comparison)
-    overall = forecast_metrics(predictions) if {"y_true", "price_pred", "price_true"} <= set(predictions) \
-        else pd.DataFrame()
-    write_json(run / "metrics.json", {"forecast": overall.to_dict(orient="records"),
-                                      "backtest": comparison.to_dict(orient="records"),
-                                      "summary": {"name": config.name, "source": config.data.source,
-                                                  "tickers": list(prices), "predictions": str(predictions_path),
-                                                  "config_source": config_source,
-                                                  "changed": changes_from_origin(predictions_path, config),
-                                                  "test_start": predictions["date"].min().date().isoformat(),
-                                                  "test_end": predictions["date"].max().date().isoformat(),
-                                                  "elapsed_s": round(time.perf_counter() - started, 2),
-                                                  "dsr_trials": trials.n, "ledger_variance": trials.variance,
-                                                  "provenance": provenance(prices)}})
-    return RunResult(run, predictions, overall, comparison, time.perf_counter() - started, trials=trials,
-                     skipped=skipped, silent=silent_strategies(predictions, config))
+    overall = (
+        forecast_metrics(predictions) if {"y_true", "price_pred", "price_true"} <= set(predictions) else pd.DataFrame()
+    )
+    write_json(
+        run / "metrics.json",
+        {
+            "forecast": overall.to_dict(orient="records"),
+            "backtest": comparison.to_dict(orient="records"),
+            "summary": {
+                "name": config.name,
+                "source": config.data.source,
+                "tickers": list(prices),
+                "predictions": str(predictions_path),
+                "config_source": config_source,
+                "changed": changes_from_origin(predictions_path, config),
+                "test_start": predictions["date"].min().date().isoformat(),
+                "test_end": predictions["date"].max().date().isoformat(),
+                "elapsed_s": round(time.perf_counter() - started, 2),
+                "dsr_trials": trials.n,
+                "ledger_variance": trials.variance,
+                "provenance": provenance(prices),
+            },
+        },
+    )
+    return RunResult(
+        run,
+        predictions,
+        overall,
+        comparison,
+        time.perf_counter() - started,
+        trials=trials,
+        skipped=skipped,
+        silent=silent_strategies(predictions, config),
+    )

@@ -18,7 +18,7 @@ from forecasting.progress import Progress
 @dataclass
 class SavedForecast:
     ticker: str
-    table: pd.DataFrame    # date, step, y_pred, price_pred, the band, price_true (NaN past the data's end)
+    table: pd.DataFrame  # date, step, y_pred, price_pred, the band, price_true (NaN past the data's end)
     history: pd.DataFrame  # the bars up to the forecast's close
     csv: Path
     png: Path
@@ -35,8 +35,9 @@ def parse_as_of(text: str | None) -> pd.Timestamp | None:
     return day.tz_localize(None) if day.tzinfo is not None else day
 
 
-def forecast_to_files(config: ExperimentConfig, days: int, as_of: pd.Timestamp | None, out: str | Path,
-                      progress: Progress | None = None) -> Iterator[SavedForecast]:
+def forecast_to_files(
+    config: ExperimentConfig, days: int, as_of: pd.Timestamp | None, out: str | Path, progress: Progress | None = None
+) -> Iterator[SavedForecast]:
     """Forecast `days` sessions for every ticker of the config's data, from its last bar or `as_of`
     (reading no later bar), and save `forecast_<ticker>[_<as-of>].csv` and `.png` in `out`.
 
@@ -49,14 +50,26 @@ def forecast_to_files(config: ExperimentConfig, days: int, as_of: pd.Timestamp |
     prices = load_prices(config.data.source, config.data.start, config.data.end, config.data.cache_dir)
     for ticker, frame in prices.items():
         if as_of is not None and as_of < frame.index[0]:
-            raise BacktestError(f"--as-of {as_of.date()} is before {ticker}'s first bar ({frame.index[0].date()})",
-                                "pick a date inside the data")
+            raise BacktestError(
+                f"--as-of {as_of.date()} is before {ticker}'s first bar ({frame.index[0].date()})",
+                "pick a date inside the data",
+            )
         if as_of is not None and as_of > frame.index[-1]:
-            raise BacktestError(f"--as-of {as_of.date()} is after {ticker}'s last bar ({frame.index[-1].date()})",
-                                "leave --as-of out to forecast from the last bar")
+            raise BacktestError(
+                f"--as-of {as_of.date()} is after {ticker}'s last bar ({frame.index[-1].date()})",
+                "leave --as-of out to forecast from the last bar",
+            )
     for ticker, frame in prices.items():
-        table = forecast(frame, config.model, days, seed=config.seed, ticker=ticker, calendar=config.paper.calendar,
-                         as_of=as_of, progress=progress)
+        table = forecast(
+            frame,
+            config.model,
+            days,
+            seed=config.seed,
+            ticker=ticker,
+            calendar=config.paper.calendar,
+            as_of=as_of,
+            progress=progress,
+        )
         out.mkdir(parents=True, exist_ok=True)  # only once there is something to save
         history = frame[frame.index <= table["as_of"].iloc[0]]
         table["price_true"] = frame["close"].reindex(table["date"]).to_numpy()

@@ -12,8 +12,21 @@ import pandas as pd
 
 from forecasting.hashing import content_hash
 
-PACKAGES = ("lstm-trader", "tensorflow-cpu", "tensorflow", "keras", "backtrader", "quantstats", "pandas", "numpy",
-            "scikit-learn", "ta", "arch", "optuna", "plotly")
+PACKAGES = (
+    "lstm-trader",
+    "tensorflow-cpu",
+    "tensorflow",
+    "keras",
+    "backtrader",
+    "quantstats",
+    "pandas",
+    "numpy",
+    "scikit-learn",
+    "ta",
+    "arch",
+    "optuna",
+    "plotly",
+)
 
 
 def package_versions() -> dict[str, str]:
@@ -35,10 +48,16 @@ def code_commit() -> str | None:
     if not (root / ".git").exists():
         return None
     try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return head + ("+dirty" if dirty else "")
@@ -50,6 +69,12 @@ def bars_sha256(prices: dict[str, pd.DataFrame]) -> str:
 
 
 def provenance(prices: dict[str, pd.DataFrame]) -> dict:
-    return {"versions": package_versions(), "commit": code_commit(), "data_sha256": bars_sha256(prices),
-            "bars": {ticker: [frame.index[0].date().isoformat(), frame.index[-1].date().isoformat(), len(frame)]
-                     for ticker, frame in prices.items()}}
+    return {
+        "versions": package_versions(),
+        "commit": code_commit(),
+        "data_sha256": bars_sha256(prices),
+        "bars": {
+            ticker: [frame.index[0].date().isoformat(), frame.index[-1].date().isoformat(), len(frame)]
+            for ticker, frame in prices.items()
+        },
+    }

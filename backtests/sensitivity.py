@@ -33,21 +33,31 @@ def parse_costs(text: str) -> list[float]:
     if not grid:
         raise ConfigError("--costs is empty", example)
     if not all(np.isfinite(c) and 0 <= c < 1000 for c in grid):
-        raise ConfigError(f"--costs '{text}': each cost must be a number of basis points from 0 to below 1000",
-                          example)
+        raise ConfigError(f"--costs '{text}': each cost must be a number of basis points from 0 to below 1000", example)
     return grid
 
 
 def at_cost(config: ExperimentConfig, cost_bp: float) -> ExperimentConfig:
     """The config with the cost per side set to `cost_bp` as commission (slippage and fixed fees 0)."""
-    broker = config.broker.model_copy(update={"commission_pct": cost_bp / 1e4, "slippage_pct": 0.0,
-                                              "commission_per_share": 0.0, "commission_min": 0.0})
+    broker = config.broker.model_copy(
+        update={
+            "commission_pct": cost_bp / 1e4,
+            "slippage_pct": 0.0,
+            "commission_per_share": 0.0,
+            "commission_min": 0.0,
+        }
+    )
     return config.model_copy(update={"broker": broker})
 
 
-def cost_sensitivity(prices: dict[str, pd.DataFrame], predictions: pd.DataFrame, config: ExperimentConfig,
-                     costs_bp=DEFAULT_COSTS_BP, ledger: TrialLedger | None = None,
-                     ledger_key: str = "sensitivity") -> pd.DataFrame:
+def cost_sensitivity(
+    prices: dict[str, pd.DataFrame],
+    predictions: pd.DataFrame,
+    config: ExperimentConfig,
+    costs_bp=DEFAULT_COSTS_BP,
+    ledger: TrialLedger | None = None,
+    ledger_key: str = "sensitivity",
+) -> pd.DataFrame:
     """One row per (cost, book, strategy): Sharpe, total return, CAGR, trades and costs paid.
 
     With a `ledger`, each cost is a configuration tried (key `<ledger_key>:<cost>`), recorded with the
@@ -59,8 +69,16 @@ def cost_sensitivity(prices: dict[str, pd.DataFrame], predictions: pd.DataFrame,
         costly = at_cost(config, cost)
         results = run_strategies(prices, predictions, costly)
         if ledger is not None:
-            ledger.add(f"{ledger_key}:{cost:g}", "sensitivity", fingerprint, trial_config_hash(predictions, costly),
-                       {"cost_bp": cost}, "test", lstm_sharpe(results, labels), None)
+            ledger.add(
+                f"{ledger_key}:{cost:g}",
+                "sensitivity",
+                fingerprint,
+                trial_config_hash(predictions, costly),
+                {"cost_bp": cost},
+                "test",
+                lstm_sharpe(results, labels),
+                None,
+            )
         table = comparison_table(results)
         table.insert(0, "cost_bp", float(cost))
         rows.append(table[["cost_bp", "ticker", "strategy", "sharpe", "total_return", "cagr", "trades", "costs"]])
@@ -80,8 +98,7 @@ def run_sensitivity(run_dir: str | Path, costs_bp=DEFAULT_COSTS_BP) -> tuple[Pat
     predictions = read_predictions(run / "predictions.parquet")
     prices = load_prices(config.data.source, None, config.data.end, config.data.cache_dir)
     prices = {t: prices[t] for t in prices if t in set(predictions["ticker"])}
-    table = cost_sensitivity(prices, predictions, config, costs_bp, TrialLedger(run.parent),
-                             f"sensitivity:{run.name}")
+    table = cost_sensitivity(prices, predictions, config, costs_bp, TrialLedger(run.parent), f"sensitivity:{run.name}")
     even = break_even(table, config)
     write_sensitivity(run, table, even)
     return run, table, even
@@ -112,9 +129,14 @@ def break_even(table: pd.DataFrame, config: ExperimentConfig) -> pd.DataFrame:
         bench = table[(table["ticker"] == book) & (table["strategy"] == BENCHMARK)].set_index("cost_bp")["sharpe"]
         costs, sharpe = rows["cost_bp"].to_numpy(), rows["sharpe"].to_numpy()
         gap = sharpe - bench.reindex(costs).to_numpy() if len(bench) else np.full(len(costs), np.nan)
-        out.append({"book": book, "strategy": strategy,
-                    "break_even_vs_buy_and_hold_bp": _crossing(costs, gap) if len(bench) else float("nan"),
-                    "break_even_vs_zero_bp": _crossing(costs, sharpe)})
+        out.append(
+            {
+                "book": book,
+                "strategy": strategy,
+                "break_even_vs_buy_and_hold_bp": _crossing(costs, gap) if len(bench) else float("nan"),
+                "break_even_vs_zero_bp": _crossing(costs, sharpe),
+            }
+        )
     return pd.DataFrame(out, columns=["book", "strategy", "break_even_vs_buy_and_hold_bp", "break_even_vs_zero_bp"])
 
 

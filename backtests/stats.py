@@ -11,9 +11,26 @@ from scipy.stats import norm
 
 from backtests.engine import BacktestResult
 
-COMPARISON_COLUMNS = ["strategy", "ticker", "total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown",
-                      "exposure", "trades", "rejected", "turnover", "win_rate", "costs", "final_equity", "psr",
-                      "dsr", "dsr_variance"]
+COMPARISON_COLUMNS = [
+    "strategy",
+    "ticker",
+    "total_return",
+    "cagr",
+    "volatility",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "exposure",
+    "trades",
+    "rejected",
+    "turnover",
+    "win_rate",
+    "costs",
+    "final_equity",
+    "psr",
+    "dsr",
+    "dsr_variance",
+]
 EULER_GAMMA = 0.5772156649015329
 
 
@@ -43,7 +60,9 @@ def summarise(result: BacktestResult, ticker: str) -> dict:
     closed = result.trades.dropna(subset=["pnl_net"])
     traded = result.fills["value"].abs().sum()
     return {
-        "strategy": result.strategy, "ticker": ticker, **stats,
+        "strategy": result.strategy,
+        "ticker": ticker,
+        **stats,
         "exposure": float(held.mean()) if len(held) else 0.0,
         "trades": int(len(result.trades)),
         "rejected": int(result.rejected_orders),  # orders the broker refused (a gap beyond the cash buffer)
@@ -66,7 +85,7 @@ def _sharpe_moments(returns: pd.Series) -> tuple[float, float, int]:
         sr = float(qs.stats.sharpe(r, periods=252, annualize=False))
         skew = float(qs.stats.skew(r, prepare_returns=False))
         kurt = float(qs.stats.kurtosis(r, prepare_returns=False)) + 3
-    return sr, (1 - skew * sr + (kurt - 1) / 4 * sr ** 2) / (n - 1), n
+    return sr, (1 - skew * sr + (kurt - 1) / 4 * sr**2) / (n - 1), n
 
 
 def probabilistic_sharpe(returns: pd.Series, benchmark_sr: float = 0.0) -> float:
@@ -94,8 +113,9 @@ def expected_max_sharpe(n_trials: int, sr_variance: float) -> float:
     """Expected largest per-period Sharpe among `n_trials` unskilled strategies whose Sharpes vary by `sr_variance`."""
     if n_trials < 2 or not sr_variance > 0:
         return 0.0
-    return math.sqrt(sr_variance) * ((1 - EULER_GAMMA) * norm.ppf(1 - 1 / n_trials)
-                                     + EULER_GAMMA * norm.ppf(1 - 1 / (n_trials * math.e)))
+    return math.sqrt(sr_variance) * (
+        (1 - EULER_GAMMA) * norm.ppf(1 - 1 / n_trials) + EULER_GAMMA * norm.ppf(1 - 1 / (n_trials * math.e))
+    )
 
 
 def deflated_sharpe(returns: pd.Series, n_trials: int, sr_variance: float) -> float:
@@ -118,13 +138,19 @@ def excess_returns(result: BacktestResult) -> pd.Series:
     return result.returns.fillna(0.0) - ((1 + result.risk_free) ** (1 / 252) - 1)
 
 
-def comparison_table(results: list[tuple[str, BacktestResult]], lstm_strategies: frozenset[str] | set[str] = frozenset(),
-                     n_trials: int = 1, ledger_variance: float = 0.0) -> pd.DataFrame:
+def comparison_table(
+    results: list[tuple[str, BacktestResult]],
+    lstm_strategies: frozenset[str] | set[str] = frozenset(),
+    n_trials: int = 1,
+    ledger_variance: float = 0.0,
+) -> pd.DataFrame:
     """Rows for (ticker, result) pairs, in the given order, with PSR for every strategy and the DSR of
     the strategies in `lstm_strategies` (labels), deflated for `n_trials` configurations tried on the
     same data (the trial ledger). Benchmarks and controls were not searched over: their DSR is NaN."""
-    table = pd.DataFrame([summarise(result, ticker) for ticker, result in results],
-                         columns=[c for c in COMPARISON_COLUMNS if c not in ("psr", "dsr", "dsr_variance")])
+    table = pd.DataFrame(
+        [summarise(result, ticker) for ticker, result in results],
+        columns=[c for c in COMPARISON_COLUMNS if c not in ("psr", "dsr", "dsr_variance")],
+    )
     psr, dsr, used = [], [], []
     for _, result in results:
         returns = excess_returns(result)

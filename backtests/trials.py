@@ -18,7 +18,9 @@ from backtests.errors import BacktestError
 from forecasting.hashing import content_hash
 
 LEDGER_NAME = "ledger.sqlite"
-FINGERPRINT_BARS = 250  # bars hashed from the start of each ticker: the tuner sees them, the test span never starts there
+FINGERPRINT_BARS = (
+    250  # bars hashed from the start of each ticker: the tuner sees them, the test span never starts there
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS trials (
@@ -77,26 +79,47 @@ class TrialLedger:
             connection = sqlite3.connect(self.path, timeout=60)
             connection.execute(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
-            raise BacktestError(f"cannot open the trial ledger {self.path} ({exc})",
-                                "check that the runs dir is a writable folder") from None
+            raise BacktestError(
+                f"cannot open the trial ledger {self.path} ({exc})", "check that the runs dir is a writable folder"
+            ) from None
         return connection
 
-    def add(self, key: str, kind: str, data: str, config: str, params: dict, span: str,
-            sharpe: float | None, rmse: float | None) -> None:
+    def add(
+        self,
+        key: str,
+        kind: str,
+        data: str,
+        config: str,
+        params: dict,
+        span: str,
+        sharpe: float | None,
+        rmse: float | None,
+    ) -> None:
         """Record one evaluation; a key already present (a resumed run or trial) is kept as it was."""
         clean = [None if v is None or not math.isfinite(v) else float(v) for v in (sharpe, rmse)]
         with self._connect() as connection:
-            connection.execute("INSERT OR IGNORE INTO trials VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                               (key, datetime.now(timezone.utc).isoformat(timespec="seconds"), kind, data, config,
-                                json.dumps(params, sort_keys=True, default=str), span, *clean))
+            connection.execute(
+                "INSERT OR IGNORE INTO trials VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key,
+                    datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    kind,
+                    data,
+                    config,
+                    json.dumps(params, sort_keys=True, default=str),
+                    span,
+                    *clean,
+                ),
+            )
         connection.close()
 
     def count(self, data: str) -> TrialCount:
         """Distinct configurations tried on this data (pruned trials too: they were looked at), and the
         variance of the (mean) Sharpes of those that have one."""
         with self._connect() as connection:
-            rows = connection.execute("SELECT AVG(sharpe) FROM trials WHERE data = ? GROUP BY config",
-                                      (data,)).fetchall()
+            rows = connection.execute(
+                "SELECT AVG(sharpe) FROM trials WHERE data = ? GROUP BY config", (data,)
+            ).fetchall()
         connection.close()
         n = len(rows)
         sharpes = [row[0] for row in rows if row[0] is not None]

@@ -58,8 +58,9 @@ def first_test_date(prices: dict[str, pd.DataFrame], config: ExperimentConfig) -
     return min(dates)
 
 
-def tuning_span(prices: dict[str, pd.DataFrame], config: ExperimentConfig) -> tuple[dict[str, pd.DataFrame],
-                                                                                   pd.Timestamp]:
+def tuning_span(
+    prices: dict[str, pd.DataFrame], config: ExperimentConfig
+) -> tuple[dict[str, pd.DataFrame], pd.Timestamp]:
     """Every ticker's bars strictly before the outer test span: all a trial is ever given."""
     first = first_test_date(prices, config)
     return {ticker: frame[frame.index < first] for ticker, frame in prices.items()}, first
@@ -76,12 +77,15 @@ def trial_config(config: ExperimentConfig, params: dict) -> ExperimentConfig:
 def check_space(config: ExperimentConfig) -> None:
     """Every bound and choice of the search space must make a valid config, checked before any trial."""
     for name, spec in config.tune.space.items():
-        for value in (spec.choices if spec.choices is not None else (spec.low, spec.high)):
+        for value in spec.choices if spec.choices is not None else (spec.low, spec.high):
             try:
                 trial_config(config, {name: value})
             except ConfigError as exc:
-                raise ConfigError(f"tune.space.{name}: the value {value!r} is not a valid {TUNABLE[name][0]}.{name} "
-                                  f"({exc.message.split(': ', 2)[-1]})", "narrow the range in [tune.space]") from None
+                raise ConfigError(
+                    f"tune.space.{name}: the value {value!r} is not a valid {TUNABLE[name][0]}.{name} "
+                    f"({exc.message.split(': ', 2)[-1]})",
+                    "narrow the range in [tune.space]",
+                ) from None
 
 
 def check_arguments(n_trials: int, jobs: int, timeout: float | None) -> None:
@@ -102,8 +106,10 @@ def check_study(folder: Path, config: ExperimentConfig) -> int:
     """Refuse a study folder started with another config; the number of finished trials it holds."""
     saved = folder / "study.toml"
     if saved.is_file() and saved.read_text() != _study_identity(config):
-        raise ConfigError(f"{folder} holds a study started with another config or search space",
-                          "use another --study name, or the config it was started with")
+        raise ConfigError(
+            f"{folder} holds a study started with another config or search space",
+            "use another --study name, or the config it was started with",
+        )
     if not (folder / "journal.log").is_file():
         return 0
     return finished(open_study(folder, folder.name, config, create=False))
@@ -171,12 +177,12 @@ def inner_walk_forward(config: ExperimentConfig, span: dict[str, pd.DataFrame]):
 
     shortest = min(len(frame) for frame in span.values())
     usable = shortest - warmup_rows(config.model.features) - config.model.lookback - config.model.horizon
-    return config.walk_forward.model_copy(
-        update={"min_train": max(10, int(usable * config.tune.inner_train_fraction))})
+    return config.walk_forward.model_copy(update={"min_train": max(10, int(usable * config.tune.inner_train_fraction))})
 
 
-def make_objective(config: ExperimentConfig, span: dict[str, pd.DataFrame], study_name: str, ledger: TrialLedger,
-                   fingerprint: str) -> Callable:
+def make_objective(
+    config: ExperimentConfig, span: dict[str, pd.DataFrame], study_name: str, ledger: TrialLedger, fingerprint: str
+) -> Callable:
     """The Optuna objective: one inner walk-forward on the tuning span per trial."""
     from backtests.experiment import lstm_rmse, lstm_strategies, trial_config_hash
     from forecasting.walkforward import walk_forward_predict
@@ -193,15 +199,31 @@ def make_objective(config: ExperimentConfig, span: dict[str, pd.DataFrame], stud
             predictions = walk_forward_predict(span, cfg.model, wf, seed=cfg.seed, progress=reporter)
         finally:
             if predictions is None:  # pruned or failed: still a configuration that was looked at
-                ledger.add(f"tune:{study_name}:{trial.number}", "tune", fingerprint,
-                           f"tune:{study_name}:{trial.number}", params, "validation", None, None)
+                ledger.add(
+                    f"tune:{study_name}:{trial.number}",
+                    "tune",
+                    fingerprint,
+                    f"tune:{study_name}:{trial.number}",
+                    params,
+                    "validation",
+                    None,
+                    None,
+                )
         value = reporter.ratio()
         sharpe = _validation_sharpe(span, predictions, cfg, lstm_strategies(cfg))
         rmse = lstm_rmse(predictions)
         trial.set_user_attr("validation_sharpe", sharpe)
         trial.set_user_attr("last_tuning_date", str(max(f.index[-1] for f in span.values()).date()))
-        ledger.add(f"tune:{study_name}:{trial.number}", "tune", fingerprint, trial_config_hash(predictions, cfg),
-                   params, "validation", sharpe, rmse)
+        ledger.add(
+            f"tune:{study_name}:{trial.number}",
+            "tune",
+            fingerprint,
+            trial_config_hash(predictions, cfg),
+            params,
+            "validation",
+            sharpe,
+            rmse,
+        )
         if value != value:
             raise optuna.TrialPruned()
         return value
@@ -217,8 +239,14 @@ def _validation_sharpe(span, predictions, cfg: ExperimentConfig, labels: set[str
     if spec is None:
         return None
     ticker = next(iter(span))
-    result = run_backtest({ticker: span[ticker]}, predictions[predictions["ticker"] == ticker], spec.name,
-                          cfg.broker, spec.params, label=spec.title)
+    result = run_backtest(
+        {ticker: span[ticker]},
+        predictions[predictions["ticker"] == ticker],
+        spec.name,
+        cfg.broker,
+        spec.params,
+        label=spec.title,
+    )
     return per_period_sharpe(excess_returns(result))
 
 
@@ -231,8 +259,10 @@ def open_study(folder: Path, name: str, config: ExperimentConfig, create: bool =
     wanted = _study_identity(config)
     if saved.is_file():
         if saved.read_text() != wanted:
-            raise ConfigError(f"{folder} holds a study started with another config or search space",
-                              "use another --study name, or the config it was started with")
+            raise ConfigError(
+                f"{folder} holds a study started with another config or search space",
+                "use another --study name, or the config it was started with",
+            )
     elif create:
         folder.mkdir(parents=True, exist_ok=True)
         write_text(saved, wanted)
@@ -241,10 +271,14 @@ def open_study(folder: Path, name: str, config: ExperimentConfig, create: bool =
 
     storage = JournalStorage(JournalFileBackend(str(folder / "journal.log")))
     # no pruning in the first 5 epochs (validation loss is noisy there) nor before 3 trials have finished
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=5) if config.tune.pruner == "median" \
+    pruner = (
+        optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=5)
+        if config.tune.pruner == "median"
         else optuna.pruners.NopPruner()
-    study = optuna.create_study(study_name=name, storage=storage, direction="minimize", load_if_exists=True,
-                                pruner=pruner)
+    )
+    study = optuna.create_study(
+        study_name=name, storage=storage, direction="minimize", load_if_exists=True, pruner=pruner
+    )
     # Seeded by the config's seed, the worker and the trials the study already holds: a fresh study is
     # reproducible, and a continued one draws new points instead of replaying its first start-up draws.
     held = len(study.get_trials(deepcopy=False))
@@ -260,7 +294,8 @@ def _study_identity(config: ExperimentConfig) -> str:
     raw.pop("execution", None)  # where trials run never changes what they compute
     raw.pop("paper", None)
     return "# the config this study was started with (name and trial count aside)\n" + dump_config(
-        validate_config(raw, "study"))
+        validate_config(raw, "study")
+    )
 
 
 def finished(study) -> int:
@@ -281,9 +316,19 @@ def requeue_stale(study) -> int:
     return len(stale)
 
 
-def run_worker(folder: str, name: str, config_toml: str, n_trials: int, deadline: float | None,
-               threads: int, span_file: str, fingerprint: str, runs_root: str, worker: int = 0,
-               budget: int | None = None) -> None:
+def run_worker(
+    folder: str,
+    name: str,
+    config_toml: str,
+    n_trials: int,
+    deadline: float | None,
+    threads: int,
+    span_file: str,
+    fingerprint: str,
+    runs_root: str,
+    worker: int = 0,
+    budget: int | None = None,
+) -> None:
     """One worker (process, Ray task or the main process): at most `budget` trials, and none once the
     study has `n_trials` finished. The budgets of all workers add up to what is missing, so a study
     never ends with more trials than asked, however the workers race."""
@@ -298,8 +343,11 @@ def run_worker(folder: str, name: str, config_toml: str, n_trials: int, deadline
     study = open_study(Path(folder), name, config, create=False, worker=worker)
     objective = make_objective(config, span, name, TrialLedger(runs_root), fingerprint)
     done = 0
-    while (budget is None or done < budget) and finished(study) < n_trials and (
-            deadline is None or time.time() < deadline):
+    while (
+        (budget is None or done < budget)
+        and finished(study) < n_trials
+        and (deadline is None or time.time() < deadline)
+    ):
         study.optimize(objective, n_trials=1, catch=(), gc_after_trial=False)
         done += 1
 
@@ -309,10 +357,19 @@ def budgets(missing: int, jobs: int) -> list[int]:
     return [missing // jobs + (1 if index < missing % jobs else 0) for index in range(jobs)]
 
 
-def tune(config: ExperimentConfig, prices: dict[str, pd.DataFrame] | None, n_trials: int, jobs: int = 1,
-         timeout: float | None = None, study_name: str | None = None, studies_root: str | Path = "studies",
-         runs_root: str | Path = "runs", on_trial: Callable[[int, int], None] | None = None,
-         evaluate_line: str | None = None, on_start: Callable[[str, int], None] | None = None) -> TuneResult:
+def tune(
+    config: ExperimentConfig,
+    prices: dict[str, pd.DataFrame] | None,
+    n_trials: int,
+    jobs: int = 1,
+    timeout: float | None = None,
+    study_name: str | None = None,
+    studies_root: str | Path = "studies",
+    runs_root: str | Path = "runs",
+    on_trial: Callable[[int, int], None] | None = None,
+    evaluate_line: str | None = None,
+    on_start: Callable[[str, int], None] | None = None,
+) -> TuneResult:
     """Run (or continue) a study until it has `n_trials` finished trials; write its outputs.
 
     Every argument is checked before any data is loaded (`prices` None: the config's data, loaded
@@ -347,11 +404,13 @@ def tune(config: ExperimentConfig, prices: dict[str, pd.DataFrame] | None, n_tri
         try:
             executor = config.execution.executor
             if jobs == 1 and executor != "ray":
-                _run_with_progress(lambda: run_worker(*args, 0, str(span_file), fingerprint, str(runs_root)),
-                                   study, n_trials, on_trial)
+                _run_with_progress(
+                    lambda: run_worker(*args, 0, str(span_file), fingerprint, str(runs_root)), study, n_trials, on_trial
+                )
             elif executor == "ray":
-                _run_ray(args, jobs, str(span_file), fingerprint, str(runs_root), study, n_trials, on_trial,
-                         config.execution)
+                _run_ray(
+                    args, jobs, str(span_file), fingerprint, str(runs_root), study, n_trials, on_trial, config.execution
+                )
             else:
                 _run_pool(args, jobs, str(span_file), fingerprint, str(runs_root), study, n_trials, on_trial)
         finally:
@@ -381,17 +440,21 @@ def _run_with_progress(work: Callable[[], None], study, n_trials: int, on_trial)
             on_trial(min(finished(study), n_trials), n_trials)
 
 
-def _run_pool(args: tuple, jobs: int, span_file: str, fingerprint: str, runs_root: str, study, n_trials: int,
-              on_trial) -> None:
+def _run_pool(
+    args: tuple, jobs: int, span_file: str, fingerprint: str, runs_root: str, study, n_trials: int, on_trial
+) -> None:
     """`jobs` worker processes, each with its share of the cores for TensorFlow's threads."""
     import multiprocessing
 
     threads = tf_threads(jobs)
     context = multiprocessing.get_context("spawn")
     shares = budgets(max(0, n_trials - finished(study)), jobs)
-    workers = [context.Process(target=run_worker, args=(*args, threads, span_file, fingerprint, runs_root, index,
-                                                        shares[index]))
-               for index in range(jobs)]
+    workers = [
+        context.Process(
+            target=run_worker, args=(*args, threads, span_file, fingerprint, runs_root, index, shares[index])
+        )
+        for index in range(jobs)
+    ]
 
     def work() -> None:
         for worker in workers:
@@ -405,14 +468,17 @@ def _run_pool(args: tuple, jobs: int, span_file: str, fingerprint: str, runs_roo
             raise
         failed = [w.exitcode for w in workers if w.exitcode]
         if failed:
-            raise ConfigError(f"{len(failed)} tuning worker(s) failed (exit code {failed[0]})",
-                              "run again to continue the study; rerun with --jobs 1 to see the error")
+            raise ConfigError(
+                f"{len(failed)} tuning worker(s) failed (exit code {failed[0]})",
+                "run again to continue the study; rerun with --jobs 1 to see the error",
+            )
 
     _run_with_progress(work, study, n_trials, on_trial)
 
 
-def _run_ray(args: tuple, jobs: int, span_file: str, fingerprint: str, runs_root: str, study, n_trials: int,
-             on_trial, execution) -> None:
+def _run_ray(
+    args: tuple, jobs: int, span_file: str, fingerprint: str, runs_root: str, study, n_trials: int, on_trial, execution
+) -> None:
     """`jobs` tuning workers as Ray tasks; all of them write to the one study storage (on a multi-node
     cluster the studies folder must be shared storage). A worker lost with its node is retried; its
     trial left RUNNING is failed and queued again at the next `tune`, never counted twice."""
@@ -424,30 +490,41 @@ def _run_ray(args: tuple, jobs: int, span_file: str, fingerprint: str, runs_root
     remote = ray.remote(num_cpus=1, max_retries=1)(run_worker)
 
     def work() -> None:
-        refs = [remote.remote(*args, threads, span_file, fingerprint, runs_root, index, shares[index])
-                for index in range(jobs)]
+        refs = [
+            remote.remote(*args, threads, span_file, fingerprint, runs_root, index, shares[index])
+            for index in range(jobs)
+        ]
         try:
             ray.get(refs)
         except ray.exceptions.RayError as exc:
-            raise ConfigError(f"a tuning worker failed on Ray ({type(exc).__name__})",
-                              "run again to continue the study; rerun with --jobs 1 to see the error") from None
+            raise ConfigError(
+                f"a tuning worker failed on Ray ({type(exc).__name__})",
+                "run again to continue the study; rerun with --jobs 1 to see the error",
+            ) from None
 
     _run_with_progress(work, study, n_trials, on_trial)
 
 
-def write_outputs(folder: Path, study, config: ExperimentConfig, tuning_end, first_test,
-                  evaluate_line: str | None = None) -> TuneResult:
+def write_outputs(
+    folder: Path, study, config: ExperimentConfig, tuning_end, first_test, evaluate_line: str | None = None
+) -> TuneResult:
     """`trials.csv`, `best.toml` and `index.html` (Optuna's own plots) in the study folder."""
     from optuna.trial import TrialState
 
     rows = []
     columns = ["number", "state", "value", "duration_s", "pruned_at", "validation_sharpe"]
     for t in study.get_trials(deepcopy=False):
-        rows.append({"number": t.number, "state": t.state.name, "value": t.value,
-                     "duration_s": t.duration.total_seconds() if t.duration else None,
-                     "pruned_at": t.user_attrs.get("pruned_at") if t.state == TrialState.PRUNED else None,
-                     "validation_sharpe": t.user_attrs.get("validation_sharpe"),
-                     **{f"param_{k}": v for k, v in t.params.items()}})
+        rows.append(
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "value": t.value,
+                "duration_s": t.duration.total_seconds() if t.duration else None,
+                "pruned_at": t.user_attrs.get("pruned_at") if t.state == TrialState.PRUNED else None,
+                "validation_sharpe": t.user_attrs.get("validation_sharpe"),
+                **{f"param_{k}": v for k, v in t.params.items()},
+            }
+        )
     trials = pd.DataFrame(rows, columns=list(dict.fromkeys(columns + [k for r in rows for k in r])))
     write_csv(folder / "trials.csv", trials)
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
@@ -456,25 +533,31 @@ def write_outputs(folder: Path, study, config: ExperimentConfig, tuning_end, fir
         best = min(complete, key=lambda t: t.value)
         best_value, best_params = best.value, dict(best.params)
         best_config = trial_config(config, best_params)
-        write_text(folder / "best.toml", f"# best of {len(complete)} complete trials of study '{study.study_name}': "
-                                         f"validation MSE / naive MSE = {best_value:.6f}\n"
-                                         + dump_config(best_config.model_copy(update={"name": f"{config.name}-tuned"})))
-    write_text(folder / "index.html", study_page(folder, study, trials, best_value, best_params, tuning_end, first_test,
-                                             evaluate_line))
+        write_text(
+            folder / "best.toml",
+            f"# best of {len(complete)} complete trials of study '{study.study_name}': "
+            f"validation MSE / naive MSE = {best_value:.6f}\n"
+            + dump_config(best_config.model_copy(update={"name": f"{config.name}-tuned"})),
+        )
+    write_text(
+        folder / "index.html",
+        study_page(folder, study, trials, best_value, best_params, tuning_end, first_test, evaluate_line),
+    )
     return TuneResult(folder, trials, best_value, best_params, tuning_end, first_test)
 
 
 @dataclass
 class Evaluated:
-    label: str              # "tuned" or "base"
-    result: object          # the RunResult of its run
-    lstm: pd.Series         # the LSTM's forecast metrics
-    sharpe: float | None    # the first LSTM strategy's Sharpe
-    dsr: float | None       # its DSR, deflated by the ledger's count once both runs are in it
+    label: str  # "tuned" or "base"
+    result: object  # the RunResult of its run
+    lstm: pd.Series  # the LSTM's forecast metrics
+    sharpe: float | None  # the first LSTM strategy's Sharpe
+    dsr: float | None  # its DSR, deflated by the ledger's count once both runs are in it
 
 
-def evaluate(base: ExperimentConfig, best_path: str | Path, runs_root: str | Path,
-             progress: Callable[[str], tuple] | None = None) -> tuple[list[Evaluated], TrialCount]:
+def evaluate(
+    base: ExperimentConfig, best_path: str | Path, runs_root: str | Path, progress: Callable[[str], tuple] | None = None
+) -> tuple[list[Evaluated], TrialCount]:
     """Run the study's best.toml and the base config once each on the out-of-sample span.
 
     Both DSRs are deflated by the same, final count of the trial ledger (the second run's count
@@ -495,8 +578,10 @@ def evaluate(base: ExperimentConfig, best_path: str | Path, runs_root: str | Pat
         lstm = result.metrics[result.metrics["model"] == "lstm"].iloc[0]
         searched = result.comparison.dropna(subset=["dsr"])
         first = searched.iloc[0] if len(searched) else None
-        dsr = None if first is None else deflated_again(result.path, first["ticker"], first["strategy"],
-                                                        cfg.broker.cash_rate, trials)
+        dsr = (
+            None
+            if first is None
+            else deflated_again(result.path, first["ticker"], first["strategy"], cfg.broker.cash_rate, trials)
+        )
         evaluated.append(Evaluated(label, result, lstm, None if first is None else float(first["sharpe"]), dsr))
     return evaluated, trials
-

@@ -27,8 +27,10 @@ class RawSmaCross(bt.Strategy):
     params = (("fast", 50), ("slow", 200))
 
     def __init__(self) -> None:
-        self.cross = bt.indicators.CrossOver(bt.indicators.SMA(self.data.close, period=self.p.fast),
-                                             bt.indicators.SMA(self.data.close, period=self.p.slow))
+        self.cross = bt.indicators.CrossOver(
+            bt.indicators.SMA(self.data.close, period=self.p.fast),
+            bt.indicators.SMA(self.data.close, period=self.p.slow),
+        )
 
     def next(self) -> None:
         if self.cross[0] > 0:
@@ -67,8 +69,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     prices = load_prices("builtin:sp500")["sp500"]
-    predictions = pd.DataFrame({"date": prices.index[:-1], "ticker": "sp500", "model": "lstm", "y_pred": 0.0,
-                                "price_pred": prices["close"].to_numpy()[:-1]})
+    predictions = pd.DataFrame(
+        {
+            "date": prices.index[:-1],
+            "ticker": "sp500",
+            "model": "lstm",
+            "y_pred": 0.0,
+            "price_pred": prices["close"].to_numpy()[:-1],
+        }
+    )
     broker = BrokerSpec()
     raw(prices, broker), ours(prices, predictions, broker)  # warm caches and imports
     t_raw = timed(lambda: raw(prices, broker), args.repeats)

@@ -42,8 +42,9 @@ def main() -> None:
     started = time.perf_counter()
     predictions = walk_forward_predict(prices, config.model, config.walk_forward, config.seed)
     walk_forward_s = time.perf_counter() - started
-    result = run_backtest(prices, predictions, "lstm_signal", config.broker.model_copy(update={"close_at_end": False}),
-                          spec.params)
+    result = run_backtest(
+        prices, predictions, "lstm_signal", config.broker.model_copy(update={"close_at_end": False}), spec.params
+    )
     lstm = predictions[predictions["model"] == "lstm"]
     first, last = lstm["date"].min(), lstm["date"].max()
 
@@ -70,8 +71,10 @@ def main() -> None:
     print(f"fills                    paper {len(fills)}, backtest {int((result.fills['date'] <= last).sum())}")
     print(f"max relative equity gap  {gap.max():.2e} (final equity {paper.iloc[-1]:,.2f})")
     print(f"walk-forward             {walk_forward_s:.1f} s")
-    print(f"replay                   {replay_s:.1f} s, {replay_s / len(signals) * 1e3:.0f} ms per session, "
-          f"{replay_s / walk_forward_s:.2f}x the walk-forward")
+    print(
+        f"replay                   {replay_s:.1f} s, {replay_s / len(signals) * 1e3:.0f} ms per session, "
+        f"{replay_s / walk_forward_s:.2f}x the walk-forward"
+    )
 
 
 if __name__ == "__main__":

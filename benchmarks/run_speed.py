@@ -34,7 +34,9 @@ def timed(args: list[str]) -> tuple[float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--skip-run", type=Path, default=None, help="time the report and start-up against (a copy of) this run dir only")
+    parser.add_argument(
+        "--skip-run", type=Path, default=None, help="time the report and start-up against (a copy of) this run dir only"
+    )
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="lstm-trader-bench-"))
     try:
@@ -48,12 +50,16 @@ def main() -> None:
             (run,) = [p for p in scratch.iterdir() if p.is_dir()]  # the runs root also holds the ledger
         shutil.rmtree(run / "reports", ignore_errors=True)
         wall, _ = timed(["report", str(run)])
-        print(f"lstm-trader report RUN: {wall:.1f} s wall, tear sheets, charts and index.html from scratch "
-              "(target < 20 s)")
+        print(
+            f"lstm-trader report RUN: {wall:.1f} s wall, tear sheets, charts and index.html from scratch "
+            "(target < 20 s)"
+        )
         for label, command in (("--help", ["--help"]), ("compare RUN", ["compare", str(run)])):
             times = [timed(command)[0] for _ in range(args.repeats)]
-            print(f"lstm-trader {label:<12} median {statistics.median(times):.2f} s over {args.repeats} runs "
-                  f"(min {min(times):.2f}, max {max(times):.2f}; target < 0.5 s)")
+            print(
+                f"lstm-trader {label:<12} median {statistics.median(times):.2f} s over {args.repeats} runs "
+                f"(min {min(times):.2f}, max {max(times):.2f}; target < 0.5 s)"
+            )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -48,8 +48,15 @@ def main() -> None:
         source = write_tickers(Path(folder))
         tables, seconds = {}, {}
         for executor in ("serial", "local", "ray"):
-            config = load_config(None, ['data.start="1999-01-01"', f'data.source="{source}"',
-                                        f'execution.executor="{executor}"', f"execution.workers={args.workers}"])
+            config = load_config(
+                None,
+                [
+                    'data.start="1999-01-01"',
+                    f'data.source="{source}"',
+                    f'execution.executor="{executor}"',
+                    f"execution.workers={args.workers}",
+                ],
+            )
             prices = load_experiment_prices(config)
             if executor == "ray":
                 started = time.perf_counter()
@@ -64,8 +71,10 @@ def main() -> None:
     print(f"4 tickers, default network, {args.workers} workers, {os.cpu_count()} cores")
     print(f"serial      {seconds['serial']:6.1f} s")
     print(f"local       {seconds['local']:6.1f} s   {seconds['serial'] / seconds['local']:.2f}x  (target >= 1.6x)")
-    print(f"ray         {seconds['ray']:6.1f} s   {seconds['serial'] / seconds['ray']:.2f}x  (target >= 1.5x), "
-          f"plus {seconds['ray start-up']:.1f} s to start a local Ray instance")
+    print(
+        f"ray         {seconds['ray']:6.1f} s   {seconds['serial'] / seconds['ray']:.2f}x  (target >= 1.5x), "
+        f"plus {seconds['ray start-up']:.1f} s to start a local Ray instance"
+    )
     same = tables["local"] == tables["serial"] and tables["ray"] == tables["serial"]
     print(f"predictions byte-identical across executors: {same}")
 

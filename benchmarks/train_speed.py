@@ -60,6 +60,7 @@ def main() -> None:
             if reseed:
                 keras.utils.set_random_seed(1)
             model.fit(*data, epochs=epochs, batch_size=BATCH, shuffle=True, verbose=0)
+
         return call
 
     same_net = build_stacked_lstm(LAYERS, UNITS, 0.1, LOOKBACK, FEATURES, 1e-3, seed=1)
@@ -78,8 +79,10 @@ def main() -> None:
     print(f"{'':<28}{'samples/s':>16}{'samples/s':>12}{'':>8}{'samples/s':>15}")
     for label, mine, plain, old in rows:
         print(f"{label:<28}{mine:>16,.0f}{plain:>12,.0f}{mine / plain:>7.1f}x{old:>15,.0f}{mine / old:>7.1f}x")
-    print("target: >= 2x against model.fit on the fine-tune workload "
-          f"({'met' if rows[0][1] / rows[0][2] >= 2 else 'NOT met'})")
+    print(
+        "target: >= 2x against model.fit on the fine-tune workload "
+        f"({'met' if rows[0][1] / rows[0][2] >= 2 else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

@@ -46,8 +46,9 @@ def timed_study(config, prices, params: list[dict], jobs: int, root: Path, label
     for p in params:
         study.enqueue_trial(p)
     started = time.perf_counter()
-    result = tune(config, prices, len(params), jobs=jobs, study_name=name, studies_root=study_root,
-                  runs_root=root / "runs")
+    result = tune(
+        config, prices, len(params), jobs=jobs, study_name=name, studies_root=study_root, runs_root=root / "runs"
+    )
     elapsed = time.perf_counter() - started
     states = result.trials["state"].value_counts().to_dict()
     print(f"{label:<22} {elapsed:7.1f} s  best {result.best_value:.5f}  {states}", flush=True)
@@ -73,8 +74,10 @@ def main() -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"jobs 2 vs jobs 1: {one / two:.2f}x faster (target >= 1.6x)")
-    print(f"pruning on vs off: {1 - one / off:.0%} less time (target >= 30%), best value {best_one:.5f} vs "
-          f"{best_off:.5f} ({'same or better' if best_one <= best_off + 1e-12 else 'worse'})")
+    print(
+        f"pruning on vs off: {1 - one / off:.0%} less time (target >= 30%), best value {best_one:.5f} vs "
+        f"{best_off:.5f} ({'same or better' if best_one <= best_off + 1e-12 else 'worse'})"
+    )
 
 
 if __name__ == "__main__":

@@ -46,16 +46,35 @@ def main() -> None:
     cold_s, cold, _ = timed(prices, cfg, False)
     print(f"from scratch : {cold_s:7.1f} s", flush=True)
     ratio = cold_s / warm_s
-    rmse_w, rmse_c, rmse_n = warm.loc["lstm", "price_rmse"], cold.loc["lstm", "price_rmse"], warm.loc["naive", "price_rmse"]
+    rmse_w, rmse_c, rmse_n = (
+        warm.loc["lstm", "price_rmse"],
+        cold.loc["lstm", "price_rmse"],
+        warm.loc["naive", "price_rmse"],
+    )
     rel = rmse_w / rmse_c - 1
     print(f"speed-up (from-scratch time / warm-start time): {ratio:.1f}x  (target >= 5x)")
-    print(f"price RMSE  warm {rmse_w:.4f}  scratch {rmse_c:.4f}  naive {rmse_n:.4f}  warm vs scratch {rel:+.2%}"
-          f"  (target within 2%)")
-    print(f"return RMSE warm {warm.loc['lstm', 'rmse']:.6f}  scratch {cold.loc['lstm', 'rmse']:.6f}"
-          f"  naive {warm.loc['naive', 'rmse']:.6f}")
+    print(
+        f"price RMSE  warm {rmse_w:.4f}  scratch {rmse_c:.4f}  naive {rmse_n:.4f}  warm vs scratch {rel:+.2%}"
+        f"  (target within 2%)"
+    )
+    print(
+        f"return RMSE warm {warm.loc['lstm', 'rmse']:.6f}  scratch {cold.loc['lstm', 'rmse']:.6f}"
+        f"  naive {warm.loc['naive', 'rmse']:.6f}"
+    )
     if args.json:
-        Path(args.json).write_text(json.dumps({"warm_s": warm_s, "scratch_s": cold_s, "ratio": ratio, "folds": folds,
-                                               "rmse_warm": rmse_w, "rmse_scratch": rmse_c, "rmse_naive": rmse_n}))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "warm_s": warm_s,
+                    "scratch_s": cold_s,
+                    "ratio": ratio,
+                    "folds": folds,
+                    "rmse_warm": rmse_w,
+                    "rmse_scratch": rmse_c,
+                    "rmse_naive": rmse_n,
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -18,8 +18,10 @@ def trading_calendar(code: str = DEFAULT_CALENDAR):
     try:
         return xcals.get_calendar(code, start="1990-01-01")
     except Exception:  # InvalidCalendarName and friends
-        raise ForecastingError(f"unknown exchange calendar '{code}'",
-                               "use an exchange-calendars code, e.g. XNYS (New York) or XLON (London)") from None
+        raise ForecastingError(
+            f"unknown exchange calendar '{code}'",
+            "use an exchange-calendars code, e.g. XNYS (New York) or XLON (London)",
+        ) from None
 
 
 def is_session(day: pd.Timestamp, code: str = DEFAULT_CALENDAR) -> bool:
@@ -37,8 +39,9 @@ def next_sessions(after: pd.Timestamp, count: int, code: str = DEFAULT_CALENDAR)
     calendar = trading_calendar(code)
     after = pd.Timestamp(after).normalize()
     if after >= calendar.last_session:
-        raise ForecastingError(f"the {code} calendar ends on {calendar.last_session.date()}",
-                               "upgrade exchange-calendars for later years")
+        raise ForecastingError(
+            f"the {code} calendar ends on {calendar.last_session.date()}", "upgrade exchange-calendars for later years"
+        )
     first = calendar.date_to_session(after, direction="next")
     if first == after:
         first = calendar.next_session(after)

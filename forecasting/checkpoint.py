@@ -87,23 +87,30 @@ class FoldCheckpoints:
         try:
             state = json.loads(state_path.read_text())
             if state.get("key") != key:
-                raise ForecastingError(f"checkpoints in {folder} were made from other data or settings",
-                                       "resume with the run dir's own config.toml, or start a new run")
+                raise ForecastingError(
+                    f"checkpoints in {folder} were made from other data or settings",
+                    "resume with the run dir's own config.toml, or start a new run",
+                )
             last = int(state["fold"])
             tables = [pd.read_parquet(folder / f"fold_{fold:04d}.parquet") for fold in range(last + 1)]
             forecasters = load_ensemble(folder, int(state["models"])) if state.get("models") else None
         except ForecastingError:
             raise
         except Exception as exc:  # damaged by hand or by the disk (each file is written atomically by us)
-            raise ForecastingError(f"the checkpoints in {folder} are damaged ({type(exc).__name__})",
-                                   "delete that checkpoints folder to retrain from the start, or start a new run") from None
+            raise ForecastingError(
+                f"the checkpoints in {folder} are damaged ({type(exc).__name__})",
+                "delete that checkpoints folder to retrain from the start, or start a new run",
+            ) from None
         return tables, forecasters, last + 1
 
-    def save(self, ticker: str, key: str, fold: int, table: pd.DataFrame,
-             forecasters: list[LSTMForecaster] | None) -> None:
+    def save(
+        self, ticker: str, key: str, fold: int, table: pd.DataFrame, forecasters: list[LSTMForecaster] | None
+    ) -> None:
         folder = self._dir(ticker)
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write(folder / f"fold_{fold:04d}.parquet", lambda tmp: table.to_parquet(tmp, index=False))
         save_ensemble(folder, forecasters or [])
-        atomic_write(folder / "state.json", lambda tmp: tmp.write_text(json.dumps(
-            {"key": key, "fold": fold, "models": len(forecasters or [])})))
+        atomic_write(
+            folder / "state.json",
+            lambda tmp: tmp.write_text(json.dumps({"key": key, "fold": fold, "models": len(forecasters or [])})),
+        )

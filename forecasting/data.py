@@ -60,8 +60,10 @@ def load_prices(
         frame = frame.loc[(frame.index >= pd.Timestamp(start)) if start else slice(None)]
         frame = frame.loc[(frame.index <= pd.Timestamp(end)) if end else slice(None)]
         if frame.empty:
-            raise DataError(f"{uri}: no rows for {ticker} between {start or 'the start'} and {end or 'the end'}",
-                            "widen data.start / data.end")
+            raise DataError(
+                f"{uri}: no rows for {ticker} between {start or 'the start'} and {end or 'the end'}",
+                "widen data.start / data.end",
+            )
         out[ticker] = frame
     return out
 
@@ -90,14 +92,18 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     cols = {c.lower().strip(): c for c in raw.columns}
     date_col = cols.get("date") or cols.get("datetime") or cols.get("timestamp")
     if date_col is None:
-        raise DataError(f"{path}: no 'Date' column (found {', '.join(map(str, raw.columns))})",
-                        "the first column should be Date, as in a Yahoo download")
+        raise DataError(
+            f"{path}: no 'Date' column (found {', '.join(map(str, raw.columns))})",
+            "the first column should be Date, as in a Yahoo download",
+        )
     dates = pd.to_datetime(raw[date_col], errors="coerce")
     bad = np.flatnonzero(dates.isna().to_numpy())
     if bad.size:
         row = int(bad[0])
-        raise DataError(f"{path}: row {row + 2}, column '{date_col}': cannot parse date '{raw[date_col].iloc[row]}'",
-                        "use ISO dates such as 2018-12-31")
+        raise DataError(
+            f"{path}: row {row + 2}, column '{date_col}': cannot parse date '{raw[date_col].iloc[row]}'",
+            "use ISO dates such as 2018-12-31",
+        )
     raw = raw.drop(columns=[date_col])
     raw.index = pd.DatetimeIndex(dates, name="date")
     return standardise(raw, str(path), row_offset=2)
@@ -110,8 +116,9 @@ def standardise(raw: pd.DataFrame, source: str, row_offset: int = 0) -> pd.DataF
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         col = missing[0]
-        hint = did_you_mean(col, frame.columns, "Yahoo-style columns: Date, Open, High, Low, Close, Adj Close, Volume",
-                            cutoff=0.6)
+        hint = did_you_mean(
+            col, frame.columns, "Yahoo-style columns: Date, Open, High, Low, Close, Adj Close, Volume", cutoff=0.6
+        )
         raise DataError(f"{source}: missing column '{col}' (found {', '.join(map(str, raw.columns))})", hint)
     index = pd.DatetimeIndex(frame.index)
     if index.tz is not None:
@@ -122,8 +129,11 @@ def standardise(raw: pd.DataFrame, source: str, row_offset: int = 0) -> pd.DataF
         text = numbers.isna() & frame[col].notna()
         if text.any():
             pos = int(np.flatnonzero(text.to_numpy())[0])
-            raise DataError(f"{source}: row {pos + row_offset} ({frame.index[pos].date()}), column '{col}': "
-                            f"not a number ({frame[col].iloc[pos]!r})", "repair or drop that bar")
+            raise DataError(
+                f"{source}: row {pos + row_offset} ({frame.index[pos].date()}), column '{col}': "
+                f"not a number ({frame[col].iloc[pos]!r})",
+                "repair or drop that bar",
+            )
         frame[col] = numbers
     out = frame[list(REQUIRED)].astype("float64")
     validate(out, source, row_offset=row_offset, adj_close=frame.get("adj close"))
@@ -139,8 +149,10 @@ def validate(frame: pd.DataFrame, source: str, row_offset: int = 0, adj_close: p
     for col in REQUIRED:
         nan = np.flatnonzero(frame[col].isna().to_numpy())
         if nan.size:
-            raise DataError(f"{where(int(nan[0]))}, column '{col}': missing value (NaN)",
-                            "drop or repair that row; values are never filled in, since filling can leak the future")
+            raise DataError(
+                f"{where(int(nan[0]))}, column '{col}': missing value (NaN)",
+                "drop or repair that row; values are never filled in, since filling can leak the future",
+            )
         infinite = np.flatnonzero(np.isinf(frame[col].to_numpy()))
         if infinite.size:
             raise DataError(f"{where(int(infinite[0]))}, column '{col}': infinite value", "repair or drop that bar")
@@ -154,8 +166,10 @@ def validate(frame: pd.DataFrame, source: str, row_offset: int = 0, adj_close: p
         raise DataError(f"{where(int(dup[0]))}, column 'date': duplicate date", "keep one bar per day")
     steps = np.flatnonzero(np.diff(idx.asi8) < 0)
     if steps.size:
-        raise DataError(f"{where(int(steps[0]) + 1)}, column 'date': dates are not sorted (earlier than the row before)",
-                        "sort the file by date, oldest first")
+        raise DataError(
+            f"{where(int(steps[0]) + 1)}, column 'date': dates are not sorted (earlier than the row before)",
+            "sort the file by date, oldest first",
+        )
     checks: list[tuple[str, Callable[[pd.DataFrame], pd.Series], str]] = [
         ("open", lambda f: f["open"] > 0, "open must be positive"),
         ("high", lambda f: f["high"] > 0, "high must be positive"),
@@ -169,14 +183,17 @@ def validate(frame: pd.DataFrame, source: str, row_offset: int = 0, adj_close: p
         bad = np.flatnonzero(~ok(frame).to_numpy())
         if bad.size:
             pos = int(bad[0])
-            raise DataError(f"{where(pos)}, column '{col}': {what} (value {frame[col].iloc[pos]:g})",
-                            "repair or drop that bar")
+            raise DataError(
+                f"{where(pos)}, column '{col}': {what} (value {frame[col].iloc[pos]:g})", "repair or drop that bar"
+            )
 
 
 def require_rows(frame: pd.DataFrame, needed: int, source: str, why: str) -> None:
     if len(frame) < needed:
-        raise DataError(f"{source}: {len(frame)} usable rows, but {needed} are needed ({why})",
-                        "load a longer history (data.start) or lower walk_forward.min_train / model.lookback")
+        raise DataError(
+            f"{source}: {len(frame)} usable rows, but {needed} are needed ({why})",
+            "load a longer history (data.start) or lower walk_forward.min_train / model.lookback",
+        )
 
 
 # --- Yahoo Finance -------------------------------------------------------------------------------
@@ -193,8 +210,16 @@ def yahoo_download(ticker: str) -> pd.DataFrame:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # yfinance's own pandas deprecation noise
-            raw = yf.download(ticker, period="max", interval="1d", auto_adjust=False, progress=False,
-                              actions=False, threads=False, multi_level_index=False)
+            raw = yf.download(
+                ticker,
+                period="max",
+                interval="1d",
+                auto_adjust=False,
+                progress=False,
+                actions=False,
+                threads=False,
+                multi_level_index=False,
+            )
     except Exception:  # yfinance raises many kinds when offline; all mean "no data"
         return pd.DataFrame()
     return raw if raw is not None else pd.DataFrame()
@@ -212,8 +237,10 @@ def load_yahoo(ticker: str, cache_dir: Path | str | None = None, refresh: bool =
     if raw.empty:
         if path.exists():
             return standardise(pd.read_parquet(path), f"yahoo:{ticker} (cache {path})")
-        raise DataError(f"yahoo:{ticker}: could not download from Yahoo Finance and nothing is cached in {cache}",
-                        f"check the network or the ticker, or {ALTERNATIVES}")
+        raise DataError(
+            f"yahoo:{ticker}: could not download from Yahoo Finance and nothing is cached in {cache}",
+            f"check the network or the ticker, or {ALTERNATIVES}",
+        )
     frame = standardise(raw, f"yahoo:{ticker}")
     cache.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

@@ -119,7 +119,7 @@ def parse_feature(name: str) -> tuple[str, int]:
 
 def validate_features(names: Sequence[str]) -> None:
     if not names:
-        raise FeatureError("no features chosen", "list at least one, e.g. features = [\"log_return\"]")
+        raise FeatureError("no features chosen", 'list at least one, e.g. features = ["log_return"]')
     seen = set()
     for name in names:
         parse_feature(name)
@@ -154,6 +154,8 @@ def build_features(frame: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
     if holes.size:  # a gap after warm-up means broken input (e.g. a zero-volume run for volume features)
         row = feats.index[holes[0]]
         col = feats.columns[feats.iloc[holes[0]].isna()][0]
-        raise FeatureError(f"feature '{col}' is undefined at {row.date()} (after its warm-up)",
-                           "check that bar's prices and volume, or drop that feature")
+        raise FeatureError(
+            f"feature '{col}' is undefined at {row.date()} (after its warm-up)",
+            "check that bar's prices and volume, or drop that feature",
+        )
     return feats

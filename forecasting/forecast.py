@@ -30,14 +30,24 @@ def direct_targets(samples: Samples, days: int) -> tuple[np.ndarray, np.ndarray]
     n = len(samples.close)
     rows = np.arange(max(n - days, 0))
     log_close = np.log(samples.close)
-    Y = np.stack([log_close[rows + k] - log_close[rows] for k in range(1, days + 1)], axis=1) if len(rows) \
+    Y = (
+        np.stack([log_close[rows + k] - log_close[rows] for k in range(1, days + 1)], axis=1)
+        if len(rows)
         else np.empty((0, days))
+    )
     return rows, Y
 
 
-def forecast(frame: pd.DataFrame, model: ModelSpec, days: int, seed: int = 0, ticker: str = "asset",
-             calendar: str = DEFAULT_CALENDAR, as_of: str | pd.Timestamp | None = None,
-             progress: Progress | None = None) -> pd.DataFrame:
+def forecast(
+    frame: pd.DataFrame,
+    model: ModelSpec,
+    days: int,
+    seed: int = 0,
+    ticker: str = "asset",
+    calendar: str = DEFAULT_CALENDAR,
+    as_of: str | pd.Timestamp | None = None,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
     """Forecast the `days` trading sessions (exchange `calendar`) after the last bar (or `as_of`).
 
     The forecast: one network with `days` outputs (the model spec's layers, epochs and early
@@ -59,16 +69,20 @@ def forecast(frame: pd.DataFrame, model: ModelSpec, days: int, seed: int = 0, ti
     spec = model.model_copy(update={"horizon": 1})
     needed = warmup_rows(spec.features) + spec.lookback + days + MIN_TRAIN
     if len(frame) < needed:
-        raise ForecastingError(f"{ticker}: {len(frame)} bars are too few to train a {days}-day forecast (it needs "
-                               f"{needed} with lookback {spec.lookback})",
-                               "load a longer history (data.start), forecast fewer --days or pick a later --as-of")
+        raise ForecastingError(
+            f"{ticker}: {len(frame)} bars are too few to train a {days}-day forecast (it needs "
+            f"{needed} with lookback {spec.lookback})",
+            "load a longer history (data.start), forecast fewer --days or pick a later --as-of",
+        )
     samples = make_samples(frame, spec, ticker)
     rows, Y = direct_targets(samples, days)
     hold = max(int(len(rows) * HOLDOUT), 30)
     fit = len(rows) - hold - days  # purged: these rows' targets all end before the held-out rows begin
     if fit < MIN_TRAIN:
-        raise ForecastingError(f"{ticker}: {len(rows)} samples with {days} known days ahead are too few to train "
-                               f"a {days}-day forecast", "load a longer history (data.start) or forecast fewer --days")
+        raise ForecastingError(
+            f"{ticker}: {len(rows)} samples with {days} known days ahead are too few to train a {days}-day forecast",
+            "load a longer history (data.start) or forecast fewer --days",
+        )
     steps = 2 * spec.n_seeds
     if progress is not None:
         progress.fold(ticker, 0, steps)
@@ -87,7 +101,18 @@ def forecast(frame: pd.DataFrame, model: ModelSpec, days: int, seed: int = 0, ti
     low, high = np.quantile(residual - np.median(residual, axis=0), BAND, axis=0)
     close = float(samples.close[-1])
     dates = next_sessions(samples.dates[-1], days, calendar)
-    return pd.DataFrame({"date": dates, "ticker": ticker, "step": np.arange(1, days + 1), "y_pred": mean,
-                         "price_pred": close * np.exp(mean), "y_low": mean + low, "y_high": mean + high,
-                         "price_low": close * np.exp(mean + low), "price_high": close * np.exp(mean + high),
-                         "spread": np.std(final, axis=0), "as_of": samples.dates[-1]})
+    return pd.DataFrame(
+        {
+            "date": dates,
+            "ticker": ticker,
+            "step": np.arange(1, days + 1),
+            "y_pred": mean,
+            "price_pred": close * np.exp(mean),
+            "y_low": mean + low,
+            "y_high": mean + high,
+            "price_low": close * np.exp(mean + low),
+            "price_high": close * np.exp(mean + high),
+            "spread": np.std(final, axis=0),
+            "as_of": samples.dates[-1],
+        }
+    )

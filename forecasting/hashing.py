@@ -16,8 +16,11 @@ def content_hash(settings: object = None, frames: Iterable = (), named: bool = F
     included; with `named`, `frames` holds (name, frame) pairs and each name is hashed before its frame."""
     import pandas as pd
 
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()) if settings is not None \
+    digest = (
+        hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+        if settings is not None
         else hashlib.sha256()
+    )
     for item in frames:
         if named:
             name, item = item

@@ -16,9 +16,27 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import mean_absolute_error, mean_absolute_percentage_error, mean_squared_error
 
-METRIC_COLUMNS = ["n", "mse", "mae", "rmse", "price_mse", "price_mae", "price_rmse", "mape",
-                  "directional_accuracy", "da_base_rate", "da_pvalue", "correlation", "theil_u", "theil_u_price",
-                  "dm_stat", "dm_pvalue", "cw_stat", "cw_pvalue", "n_invalid"]
+METRIC_COLUMNS = [
+    "n",
+    "mse",
+    "mae",
+    "rmse",
+    "price_mse",
+    "price_mae",
+    "price_rmse",
+    "mape",
+    "directional_accuracy",
+    "da_base_rate",
+    "da_pvalue",
+    "correlation",
+    "theil_u",
+    "theil_u_price",
+    "dm_stat",
+    "dm_pvalue",
+    "cw_stat",
+    "cw_pvalue",
+    "n_invalid",
+]
 
 
 def _long_run_variance(d: np.ndarray, horizon: int) -> float:
@@ -58,7 +76,7 @@ def clark_west(y_pred: np.ndarray, y_true: np.ndarray, horizon: int = 1) -> tupl
     (t statistic, one-sided p-value from the normal): a small p says the model beats the random walk.
     """
     y_pred, y_true = np.asarray(y_pred, dtype="float64"), np.asarray(y_true, dtype="float64")
-    f = y_true ** 2 - ((y_true - y_pred) ** 2 - y_pred ** 2)
+    f = y_true**2 - ((y_true - y_pred) ** 2 - y_pred**2)
     n = len(f)
     if n < 3 or not np.any(y_pred != 0):
         return float("nan"), float("nan")
@@ -81,8 +99,11 @@ def pesaran_timmermann(y_pred: np.ndarray, y_true: np.ndarray) -> float:
     px, py = x.mean(), y.mean()
     expected = py * px + (1 - py) * (1 - px)
     var_hit = expected * (1 - expected) / n
-    var_expected = ((2 * py - 1) ** 2 * px * (1 - px) / n + (2 * px - 1) ** 2 * py * (1 - py) / n
-                    + 4 * py * px * (1 - py) * (1 - px) / n ** 2)
+    var_expected = (
+        (2 * py - 1) ** 2 * px * (1 - px) / n
+        + (2 * px - 1) ** 2 * py * (1 - py) / n
+        + 4 * py * px * (1 - py) * (1 - px) / n**2
+    )
     spread = var_hit - var_expected
     if not spread > 0:
         return float("nan")
@@ -109,7 +130,7 @@ def score(group: pd.DataFrame) -> dict[str, float]:
     return_err, naive_return_err = y_pred - y_true, -y_true
     dm_stat, dm_p = (np.nan, np.nan) if is_naive else diebold_mariano(return_err, naive_return_err, horizon)
     cw_stat, cw_p = clark_west(y_pred, y_true, horizon)
-    naive_sq = float(np.sum(y_true ** 2))
+    naive_sq = float(np.sum(y_true**2))
     constant = np.std(y_pred) == 0 or np.std(y_true) == 0
     return {
         "n": float(len(group)),
@@ -124,9 +145,15 @@ def score(group: pd.DataFrame) -> dict[str, float]:
         "da_base_rate": float(np.mean(y_true > 0)),
         "da_pvalue": float("nan") if is_naive else pesaran_timmermann(y_pred, y_true),
         "correlation": float("nan") if constant else float(np.corrcoef(y_pred, y_true)[0, 1]),
-        "theil_u": 1.0 if is_naive else float(np.sqrt(np.sum(return_err ** 2) / naive_sq)) if naive_sq > 0
+        "theil_u": 1.0
+        if is_naive
+        else float(np.sqrt(np.sum(return_err**2) / naive_sq))
+        if naive_sq > 0
         else float("nan"),
-        "theil_u_price": 1.0 if is_naive else float(np.sqrt(np.mean(err ** 2)) / naive_rmse) if naive_rmse > 0
+        "theil_u_price": 1.0
+        if is_naive
+        else float(np.sqrt(np.mean(err**2)) / naive_rmse)
+        if naive_rmse > 0
         else float("nan"),
         "dm_stat": dm_stat,
         "dm_pvalue": dm_p,

@@ -96,12 +96,16 @@ def fused_lstm_class():
         def build(self, input_shape) -> None:
             units, inputs = self.units, input_shape[-1]
             seeds = _layer_seeds(self.seed or 0, 2)
-            self.kernel = self.add_weight(shape=(inputs, 4 * units), name="kernel",
-                                          initializer=keras.initializers.GlorotUniform(seed=seeds[0]))
-            self.recurrent_kernel = self.add_weight(shape=(units, 4 * units), name="recurrent_kernel",
-                                                    initializer=keras.initializers.Orthogonal(seed=seeds[1]))
+            self.kernel = self.add_weight(
+                shape=(inputs, 4 * units), name="kernel", initializer=keras.initializers.GlorotUniform(seed=seeds[0])
+            )
+            self.recurrent_kernel = self.add_weight(
+                shape=(units, 4 * units),
+                name="recurrent_kernel",
+                initializer=keras.initializers.Orthogonal(seed=seeds[1]),
+            )
             bias = np.zeros(4 * units, dtype="float32")
-            bias[units:2 * units] = 1.0  # forget gate (unit_forget_bias, as Keras' LSTM)
+            bias[units : 2 * units] = 1.0  # forget gate (unit_forget_bias, as Keras' LSTM)
             self.bias = self.add_weight(shape=(4 * units,), name="bias", initializer=keras.initializers.Constant(bias))
 
         def call(self, x):
@@ -112,9 +116,19 @@ def fused_lstm_class():
             # registered gradient assumes i, c, f, o: wrong gradients, so it is not used.)
             w = _icfo(tf.concat([self.kernel, self.recurrent_kernel], axis=0))
             outputs = tf.raw_ops.BlockLSTM(
-                seq_len_max=tf.cast(tf.shape(x)[1], tf.int64), x=steps, cs_prev=zeros, h_prev=zeros, w=w,
-                wci=no_peephole, wcf=no_peephole, wco=no_peephole, b=_icfo(self.bias), forget_bias=0.0,
-                cell_clip=-1.0, use_peephole=False)  # cell_clip < 0: no clipping
+                seq_len_max=tf.cast(tf.shape(x)[1], tf.int64),
+                x=steps,
+                cs_prev=zeros,
+                h_prev=zeros,
+                w=w,
+                wci=no_peephole,
+                wcf=no_peephole,
+                wco=no_peephole,
+                b=_icfo(self.bias),
+                forget_bias=0.0,
+                cell_clip=-1.0,
+                use_peephole=False,
+            )  # cell_clip < 0: no clipping
             hidden = outputs[6]
             return tf.transpose(hidden, [1, 0, 2]) if self.return_sequences else hidden[-1]
 
@@ -124,8 +138,12 @@ def fused_lstm_class():
             return (input_shape[0], self.units)
 
         def get_config(self) -> dict:
-            return {**super().get_config(), "units": self.units, "return_sequences": self.return_sequences,
-                    "seed": self.seed}
+            return {
+                **super().get_config(),
+                "units": self.units,
+                "return_sequences": self.return_sequences,
+                "seed": self.seed,
+            }
 
     def _icfo(weights):
         i, f, c, o = tf.split(weights, 4, axis=-1)
@@ -163,7 +181,7 @@ def build_stacked_lstm(
     if n_layers < 1 or units < 1 or lookback < 1 or n_features < 1:
         raise ForecastingError("the network needs n_layers, units, lookback and n_features >= 1")
     if cell not in ("fused", "keras"):
-        raise ForecastingError(f"unknown LSTM cell '{cell}'", "use cell = \"fused\" or \"keras\"")
+        raise ForecastingError(f"unknown LSTM cell '{cell}'", 'use cell = "fused" or "keras"')
     enable_determinism()
     seeds = _layer_seeds(seed, 4 * n_layers + 2)
     inputs = keras.Input(shape=(lookback, n_features))
@@ -174,18 +192,24 @@ def build_stacked_lstm(
         if cell == "fused":
             x = fused_lstm_class()(units, return_sequences=not last, seed=seeds[4 * layer], name=name)(x)
         else:
-            x = keras.layers.LSTM(units, return_sequences=not last, name=name,
-                                  kernel_initializer=keras.initializers.GlorotUniform(seed=seeds[4 * layer]),
-                                  recurrent_initializer=keras.initializers.Orthogonal(seed=seeds[4 * layer + 1]))(x)
+            x = keras.layers.LSTM(
+                units,
+                return_sequences=not last,
+                name=name,
+                kernel_initializer=keras.initializers.GlorotUniform(seed=seeds[4 * layer]),
+                recurrent_initializer=keras.initializers.Orthogonal(seed=seeds[4 * layer + 1]),
+            )(x)
         if dropout > 0:
             x = keras.layers.Dropout(dropout, seed=seeds[4 * layer + 2], name=f"dropout_{layer + 1}")(x)
-    head = keras.layers.Dense(n_outputs, name="head",
-                              kernel_initializer=keras.initializers.GlorotUniform(seed=seeds[-1]))
+    head = keras.layers.Dense(
+        n_outputs, name="head", kernel_initializer=keras.initializers.GlorotUniform(seed=seeds[-1])
+    )
     outputs = head(x)
     if linear_skip:
         last_row = keras.layers.Lambda(lambda t: t[:, -1, :], name="last_row")(inputs)
-        linear = keras.layers.Dense(n_outputs, name="linear_skip",
-                                    kernel_initializer=keras.initializers.Zeros())(last_row)
+        linear = keras.layers.Dense(n_outputs, name="linear_skip", kernel_initializer=keras.initializers.Zeros())(
+            last_row
+        )
         outputs = keras.layers.Add(name="head_plus_linear")([outputs, linear])
     model = keras.Model(inputs, outputs, name="stacked_lstm")
     # XLA is slower than the fused kernel for these small recurrent nets on CPU (measured), so no jit.
@@ -196,8 +220,12 @@ def build_stacked_lstm(
 def seed_generators(model) -> list:
     """The dropout layers' random streams (Keras keeps them apart from the weights)."""
     keras = import_keras()
-    return [value for layer in model.layers for value in vars(layer).values()
-            if isinstance(value, keras.random.SeedGenerator)]
+    return [
+        value
+        for layer in model.layers
+        for value in vars(layer).values()
+        if isinstance(value, keras.random.SeedGenerator)
+    ]
 
 
 def _network_arrays(model) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -254,11 +282,21 @@ class LSTMForecaster:
     n_outputs_ = 1
 
     # the defaults are ModelSpec's, where each network setting is declared (with its bounds) once
-    def __init__(self, n_layers: int = _SPEC["n_layers"], units: int = _SPEC["units"], dropout: float = _SPEC["dropout"],
-                 learning_rate: float = _SPEC["learning_rate"], epochs: int = _SPEC["epochs"],
-                 batch_size: int = _SPEC["batch_size"], patience: int = _SPEC["patience"],
-                 val_fraction: float = _SPEC["val_fraction"], seed: int = 0, cell: str = _SPEC["cell"],
-                 shrink: bool = _SPEC["shrink"], linear_skip: bool = _SPEC["linear_skip"]) -> None:
+    def __init__(
+        self,
+        n_layers: int = _SPEC["n_layers"],
+        units: int = _SPEC["units"],
+        dropout: float = _SPEC["dropout"],
+        learning_rate: float = _SPEC["learning_rate"],
+        epochs: int = _SPEC["epochs"],
+        batch_size: int = _SPEC["batch_size"],
+        patience: int = _SPEC["patience"],
+        val_fraction: float = _SPEC["val_fraction"],
+        seed: int = 0,
+        cell: str = _SPEC["cell"],
+        shrink: bool = _SPEC["shrink"],
+        linear_skip: bool = _SPEC["linear_skip"],
+    ) -> None:
         self.shrink = shrink
         self.linear_skip = linear_skip
         self.n_layers = n_layers
@@ -272,8 +310,9 @@ class LSTMForecaster:
         self.seed = seed
         self.cell = cell
 
-    def fit(self, X: np.ndarray, y: np.ndarray,
-            on_epoch: Callable[[int, int, dict], None] | None = None) -> LSTMForecaster:
+    def fit(
+        self, X: np.ndarray, y: np.ndarray, on_epoch: Callable[[int, int, dict], None] | None = None
+    ) -> LSTMForecaster:
         """Scale, build (or reset) the network and train it from scratch with early stopping.
 
         `on_epoch(done, total, logs)` hears every epoch; `logs` has `loss` and, with a validation
@@ -287,8 +326,10 @@ class LSTMForecaster:
         self.y_scaler_ = _Scaler(y)
         self.training_calls_ = 0
         shape = (X.shape[1], X.shape[2], y.shape[1])
-        if getattr(self, "model_", None) is not None and (self.lookback_, self.n_features_in_,
-                                                          self.n_outputs_) == shape:
+        if (
+            getattr(self, "model_", None) is not None
+            and (self.lookback_, self.n_features_in_, self.n_outputs_) == shape
+        ):
             self._reset_network()
         else:
             self.lookback_, self.n_features_in_, self.n_outputs_ = shape
@@ -313,12 +354,27 @@ class LSTMForecaster:
 
     def build_network(self):
         """A fresh, untrained network of this forecaster's shape (also used to restore checkpoints)."""
-        return build_stacked_lstm(self.n_layers, self.units, self.dropout, self.lookback_, self.n_features_in_,
-                                  self.learning_rate, seed=self.seed, cell=self.cell,
-                                  n_outputs=self.n_outputs_, linear_skip=self.linear_skip)
+        return build_stacked_lstm(
+            self.n_layers,
+            self.units,
+            self.dropout,
+            self.lookback_,
+            self.n_features_in_,
+            self.learning_rate,
+            seed=self.seed,
+            cell=self.cell,
+            n_outputs=self.n_outputs_,
+            linear_skip=self.linear_skip,
+        )
 
-    def finetune(self, X: np.ndarray, y: np.ndarray, epochs: int, learning_rate: float | None = None,
-                 on_epoch: Callable[[int, int, dict], None] | None = None) -> LSTMForecaster:
+    def finetune(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        epochs: int,
+        learning_rate: float | None = None,
+        on_epoch: Callable[[int, int, dict], None] | None = None,
+    ) -> LSTMForecaster:
         """Continue training the fitted network on (X, y) for `epochs` epochs, scalers unchanged."""
         self._require_fitted()
         X, y = self._check(X, y)
@@ -331,11 +387,14 @@ class LSTMForecaster:
         self._require_fitted()
         X = np.asarray(X, dtype="float64")
         if X.ndim != 3 or X.shape[1:] != (self.lookback_, self.n_features_in_):
-            raise ForecastingError(f"predict expects windows of shape (n, {self.lookback_}, {self.n_features_in_}), "
-                                   f"got {X.shape}")
+            raise ForecastingError(
+                f"predict expects windows of shape (n, {self.lookback_}, {self.n_features_in_}), got {X.shape}"
+            )
         scaled = self.x_scaler_.windows(X)
-        out = [np.asarray(self.model_.predict_on_batch(scaled[i:i + 4096])).reshape(-1, self.y_scaler_.width)
-               for i in range(0, len(X), 4096)]
+        out = [
+            np.asarray(self.model_.predict_on_batch(scaled[i : i + 4096])).reshape(-1, self.y_scaler_.width)
+            for i in range(0, len(X), 4096)
+        ]
         return self.y_scaler_.inverse(np.concatenate(out) * self._weight())
 
     def predict_rows(self, X: np.ndarray) -> np.ndarray:
@@ -349,8 +408,9 @@ class LSTMForecaster:
         self._require_fitted()
         X = np.asarray(X, dtype="float64")
         if X.ndim != 3 or X.shape[1:] != (self.lookback_, self.n_features_in_):
-            raise ForecastingError(f"predict expects windows of shape (n, {self.lookback_}, {self.n_features_in_}), "
-                                   f"got {X.shape}")
+            raise ForecastingError(
+                f"predict expects windows of shape (n, {self.lookback_}, {self.n_features_in_}), got {X.shape}"
+            )
         scaled = self.x_scaler_.windows(X).astype("float32")
         out = np.asarray(_row_function(self.model_)(scaled)).astype("float64").reshape(-1, self.y_scaler_.width)
         return self.y_scaler_.inverse(out * self._weight())
@@ -388,8 +448,10 @@ class LSTMForecaster:
         best, best_weights, waited = np.inf, None, 0
         for epoch in range(epochs):
             order = rng.permutation(len(Xs))
-            losses = [(float(model.train_on_batch(Xs[batch], ys[batch])), len(batch))
-                      for batch in (order[i:i + size] for i in range(0, len(order), size))]
+            losses = [
+                (float(model.train_on_batch(Xs[batch], ys[batch])), len(batch))
+                for batch in (order[i : i + size] for i in range(0, len(order), size))
+            ]
             history["loss"].append(sum(loss * n for loss, n in losses) / len(order))
             if validation is None:
                 if on_epoch is not None:
@@ -398,8 +460,9 @@ class LSTMForecaster:
             val_loss = float(model.test_on_batch(*validation))
             history.setdefault("val_loss", []).append(val_loss)
             if on_epoch is not None:
-                on_epoch(epoch + 1, epochs, {"loss": history["loss"][-1], "val_loss": val_loss,
-                                             "val_zero_loss": zero_loss})
+                on_epoch(
+                    epoch + 1, epochs, {"loss": history["loss"][-1], "val_loss": val_loss, "val_zero_loss": zero_loss}
+                )
             if val_loss < best:
                 best, best_weights, waited = val_loss, model.get_weights(), 0
             else:
@@ -446,8 +509,12 @@ def _row_function(model):
 
         @tf.function(reduce_retracing=True)
         def rows(x):
-            return tf.map_fn(lambda r: network()(r[tf.newaxis], training=False)[0], x,
-                             fn_output_signature=tf.float32, parallel_iterations=1)
+            return tf.map_fn(
+                lambda r: network()(r[tf.newaxis], training=False)[0],
+                x,
+                fn_output_signature=tf.float32,
+                parallel_iterations=1,
+            )
 
         _ROW_FUNCTIONS[model] = rows
     return _ROW_FUNCTIONS[model]

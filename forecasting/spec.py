@@ -40,14 +40,27 @@ class ModelSpec(Strict):
     batch_size: int = Field(64, ge=1)
     patience: int = Field(3, ge=1, description="early-stopping patience on the validation tail")
     val_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="tail of each training span used for early stopping")
-    n_seeds: int = Field(1, ge=1, le=50, description="networks per fold, each from its own seed; the prediction "
-                         "is their mean and y_pred_std their spread")
-    shrink: StrictBool = Field(False, description="pull each prediction toward the training targets' mean by a weight "
-                         "in [0, 1] fitted on the held-out validation tail (forecast combination)")
-    linear_skip: StrictBool = Field(False, description="add a linear map of the window's last row to the output "
-                              "(LSTNet's autoregressive highway): a linear model plus a recurrent correction")
-    cell: Literal["fused", "keras"] = Field("fused", description="LSTM kernel: TensorFlow's fused BlockLSTM (fast on "
-                                            "CPU) or keras.layers.LSTM; the same maths")
+    n_seeds: int = Field(
+        1,
+        ge=1,
+        le=50,
+        description="networks per fold, each from its own seed; the prediction "
+        "is their mean and y_pred_std their spread",
+    )
+    shrink: StrictBool = Field(
+        False,
+        description="pull each prediction toward the training targets' mean by a weight "
+        "in [0, 1] fitted on the held-out validation tail (forecast combination)",
+    )
+    linear_skip: StrictBool = Field(
+        False,
+        description="add a linear map of the window's last row to the output "
+        "(LSTNet's autoregressive highway): a linear model plus a recurrent correction",
+    )
+    cell: Literal["fused", "keras"] = Field(
+        "fused",
+        description="LSTM kernel: TensorFlow's fused BlockLSTM (fast on CPU) or keras.layers.LSTM; the same maths",
+    )
 
     @field_validator("features")
     @classmethod
@@ -73,6 +86,11 @@ class WalkForwardSpec(Strict):
     train_window: int | None = Field(None, ge=10, description="rolling window in samples; omit for expanding")
     warm_start: StrictBool = Field(True, description="later folds fine-tune the previous fold's weights")
     finetune_epochs: int = Field(2, ge=0, description="0: later folds reuse the first fold's network unchanged")
-    finetune_window: int | None = Field(250, ge=10, description="most recent samples used for fine-tuning; omit for all")
-    finetune_learning_rate: float | None = Field(1e-4, gt=0.0, description="Adam step while fine-tuning; "
-                                                 "a tenth of model.learning_rate keeps warm starts from over-fitting")
+    finetune_window: int | None = Field(
+        250, ge=10, description="most recent samples used for fine-tuning; omit for all"
+    )
+    finetune_learning_rate: float | None = Field(
+        1e-4,
+        gt=0.0,
+        description="Adam step while fine-tuning; a tenth of model.learning_rate keeps warm starts from over-fitting",
+    )

@@ -23,8 +23,19 @@ from forecasting.model import LSTMForecaster
 from forecasting.progress import Progress
 from forecasting.spec import ModelSpec, WalkForwardSpec
 
-PREDICTION_COLUMNS = ["date", "ticker", "model", "y_pred", "y_true", "price_pred", "price_true",
-                      "horizon", "fold", "train_end", "y_pred_std"]
+PREDICTION_COLUMNS = [
+    "date",
+    "ticker",
+    "model",
+    "y_pred",
+    "y_true",
+    "price_pred",
+    "price_true",
+    "horizon",
+    "fold",
+    "train_end",
+    "y_pred_std",
+]
 BASELINES = ("ridge", "naive", "drift", "momentum")
 
 
@@ -76,10 +87,10 @@ class WalkForwardSplit:
 class Samples:
     """Windows and targets of one ticker. Row i of X is the window ending at bar `dates[i]`."""
 
-    X: np.ndarray          # (n, lookback, features), every window, including those with unknown targets
-    target: np.ndarray     # what the network learns (log return or future close); NaN where unknown
+    X: np.ndarray  # (n, lookback, features), every window, including those with unknown targets
+    target: np.ndarray  # what the network learns (log return or future close); NaN where unknown
     log_return: np.ndarray  # log(close[t+h] / close[t]); NaN where unknown
-    close: np.ndarray      # close at the window's last bar
+    close: np.ndarray  # close at the window's last bar
     future_close: np.ndarray
     past_return: np.ndarray  # log(close[t] / close[t-h]), the momentum forecast
     dates: pd.DatetimeIndex
@@ -109,8 +120,15 @@ def make_samples(frame: pd.DataFrame, model: ModelSpec, source: str = "data") ->
     rows = slice(lb - 1, None)
     log_ret = np.log(future / close)
     target = log_ret if model.target == "log_return" else future
-    return Samples(X=X, target=target[rows], log_return=log_ret[rows], close=close[rows],
-                   future_close=future[rows], past_return=past[rows], dates=feats.index[rows])
+    return Samples(
+        X=X,
+        target=target[rows],
+        log_return=log_ret[rows],
+        close=close[rows],
+        future_close=future[rows],
+        past_return=past[rows],
+        dates=feats.index[rows],
+    )
 
 
 def walk_forward_predict(
@@ -137,8 +155,9 @@ def walk_forward_predict(
 
 
 def make_split(model: ModelSpec, walk_forward: WalkForwardSpec) -> WalkForwardSplit:
-    return WalkForwardSplit(walk_forward.min_train, walk_forward.retrain_every, model.horizon,
-                            walk_forward.gap, walk_forward.train_window)
+    return WalkForwardSplit(
+        walk_forward.min_train, walk_forward.retrain_every, model.horizon, walk_forward.gap, walk_forward.train_window
+    )
 
 
 NETWORK_SETTINGS = tuple(name for name in inspect.signature(LSTMForecaster).parameters if name != "seed")
@@ -149,8 +168,15 @@ def make_forecaster(model: ModelSpec, seed: int) -> LSTMForecaster:
     return LSTMForecaster(seed=seed, **{name: getattr(model, name) for name in NETWORK_SETTINGS})
 
 
-def _predict_ticker(ticker: str, frame: pd.DataFrame, model: ModelSpec, wf: WalkForwardSpec, seed: int,
-                    progress: Progress | None, checkpoints: FoldCheckpoints | None) -> pd.DataFrame:
+def _predict_ticker(
+    ticker: str,
+    frame: pd.DataFrame,
+    model: ModelSpec,
+    wf: WalkForwardSpec,
+    seed: int,
+    progress: Progress | None,
+    checkpoints: FoldCheckpoints | None,
+) -> pd.DataFrame:
     samples = make_samples(frame, model, ticker)
     split = make_split(model, wf)
     n = samples.n_known
@@ -158,14 +184,16 @@ def _predict_ticker(ticker: str, frame: pd.DataFrame, model: ModelSpec, wf: Walk
     if n_folds == 0:
         raise ForecastingError(
             f"{ticker}: {n} samples leave nothing to test after min_train={wf.min_train} (+ horizon and gap)",
-            "load a longer history (data.start) or lower walk_forward.min_train")
+            "load a longer history (data.start) or lower walk_forward.min_train",
+        )
     progress = progress or Progress()
     network = WalkForwardModel(model, wf, seed)
     tables: list[pd.DataFrame] = []
     start = 0
     if checkpoints is not None:
-        key = fingerprint(frame, {"model": model.model_dump(mode="json"), "walk_forward": wf.model_dump(mode="json"),
-                                  "seed": seed})
+        key = fingerprint(
+            frame, {"model": model.model_dump(mode="json"), "walk_forward": wf.model_dump(mode="json"), "seed": seed}
+        )
         tables, network.ensemble, start = checkpoints.restore(ticker, key)
         network.fold = start - 1
     progress.fold(ticker, start, n_folds)  # the bar knows its total before the first fold trains
@@ -173,8 +201,11 @@ def _predict_ticker(ticker: str, frame: pd.DataFrame, model: ModelSpec, wf: Walk
     # The ridge control needs no network: a thread fits it for every fold while the LSTM trains (its
     # LAPACK calls release the GIL, as TensorFlow's ops do), so it costs almost no wall time.
     ridge_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ridge")
-    ridge = {fold: ridge_pool.submit(ridge_forecast, samples, train, test)
-             for fold, (train, test) in enumerate(folds) if fold >= start}
+    ridge = {
+        fold: ridge_pool.submit(ridge_forecast, samples, train, test)
+        for fold, (train, test) in enumerate(folds)
+        if fold >= start
+    }
     try:
         for fold, (train, test) in enumerate(folds):
             if fold < start:
@@ -224,8 +255,13 @@ class WalkForwardModel:
                 forecaster.fit(X_train, y_train, on_epoch=progress.epoch)
             elif wf.finetune_epochs > 0:
                 recent = slice(-wf.finetune_window, None) if wf.finetune_window else slice(None)
-                forecaster.finetune(X_train[recent], y_train[recent], wf.finetune_epochs,
-                                    wf.finetune_learning_rate, on_epoch=progress.epoch)
+                forecaster.finetune(
+                    X_train[recent],
+                    y_train[recent],
+                    wf.finetune_epochs,
+                    wf.finetune_learning_rate,
+                    on_epoch=progress.epoch,
+                )
         self.fold = fold
 
     def predict(self, samples: Samples, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -247,8 +283,9 @@ def fold_count(frame: pd.DataFrame, model: ModelSpec, walk_forward: WalkForwardS
     return make_split(model, walk_forward).n_splits(make_samples(frame, model, ticker).n_known)
 
 
-def predict_fold(ticker: str, frame: pd.DataFrame, model: ModelSpec, walk_forward: WalkForwardSpec, seed: int,
-                 fold: int) -> pd.DataFrame:
+def predict_fold(
+    ticker: str, frame: pd.DataFrame, model: ModelSpec, walk_forward: WalkForwardSpec, seed: int, fold: int
+) -> pd.DataFrame:
     """One from-scratch fold on its own (`warm_start = false`): its rows of the predictions table.
 
     A from-scratch fit starts from the network's initial state and a fresh shuffle stream, so fold k
@@ -306,8 +343,17 @@ def member_seed(seed: int, member: int) -> int:
     return int(np.random.SeedSequence((int(seed), member)).generate_state(1)[0] % (2**31 - 1))
 
 
-def _fold_table(ticker: str, samples: Samples, model: ModelSpec, fold: int, train: np.ndarray, test: np.ndarray,
-                lstm_ret: np.ndarray, ridge_ret: np.ndarray, lstm_spread: np.ndarray) -> pd.DataFrame:
+def _fold_table(
+    ticker: str,
+    samples: Samples,
+    model: ModelSpec,
+    fold: int,
+    train: np.ndarray,
+    test: np.ndarray,
+    lstm_ret: np.ndarray,
+    ridge_ret: np.ndarray,
+    lstm_spread: np.ndarray,
+) -> pd.DataFrame:
     """One fold's rows: the LSTM's and the baselines'."""
     close = samples.close[test]
     drift = float(np.mean(samples.log_return[train]))
@@ -319,11 +365,24 @@ def _fold_table(ticker: str, samples: Samples, model: ModelSpec, fold: int, trai
         "drift": np.full(len(test), drift),
         "momentum": samples.past_return[test],
     }
-    return pd.concat([pd.DataFrame({
-        "date": samples.dates[test], "ticker": ticker, "model": name,
-        "y_pred": y_pred, "y_true": samples.log_return[test],
-        "price_pred": close * np.exp(y_pred), "price_true": samples.future_close[test],
-        "horizon": model.horizon, "fold": fold, "train_end": train_end,
-        "y_pred_std": lstm_spread if name == "lstm" else np.full(len(test), np.nan),
-    }) for name, y_pred in forecasts.items()], ignore_index=True)
-
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "date": samples.dates[test],
+                    "ticker": ticker,
+                    "model": name,
+                    "y_pred": y_pred,
+                    "y_true": samples.log_return[test],
+                    "price_pred": close * np.exp(y_pred),
+                    "price_true": samples.future_close[test],
+                    "horizon": model.horizon,
+                    "fold": fold,
+                    "train_end": train_end,
+                    "y_pred_std": lstm_spread if name == "lstm" else np.full(len(test), np.nan),
+                }
+            )
+            for name, y_pred in forecasts.items()
+        ],
+        ignore_index=True,
+    )

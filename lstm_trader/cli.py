@@ -34,8 +34,12 @@ from lstm_trader.console import (
 )
 from lstm_trader.paper import paper_app
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, context_settings=HELP,
-                  help="Walk-forward stacked-LSTM forecasts, traded in Backtrader, reported with QuantStats.")
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings=HELP,
+    help="Walk-forward stacked-LSTM forecasts, traded in Backtrader, reported with QuantStats.",
+)
 data_app = typer.Typer(no_args_is_help=True, context_settings=HELP, help="Data sources: fill the Yahoo cache.")
 
 
@@ -52,15 +56,21 @@ def _version(value: bool) -> None:
 
 
 @app.callback(invoke_without_command=True)
-def main_options(ctx: typer.Context,
-                 version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                                       help="print the version and exit")] = False) -> None:
+def main_options(
+    ctx: typer.Context,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
     """Walk-forward stacked-LSTM forecasts, traded in Backtrader, reported with QuantStats."""
     if ctx.invoked_subcommand is None:  # bare `lstm-trader`: the help, and success
         typer.echo(ctx.get_help())
         raise typer.Exit()
+
+
 app.add_typer(data_app, name="data")
 app.add_typer(paper_app, name="paper")
+
 
 class RichProgress(WalkForwardProgress):
     """Two bars: folds of the current ticker and epochs of the current fit."""
@@ -118,34 +128,93 @@ def _single_ticker(table) -> str | None:
 
 def metrics_table(metrics, wide: bool = False) -> Table:
     single = _single_ticker(metrics)
-    columns = [("ticker", "left", IDENTITY), ("model", "left", IDENTITY), ("n", "right", 2), ("RMSE (price)", "right", 6),
-               ("RMSE (ret)", "right", 3), ("U2", "right", 9), ("DM p", "right", 8), ("CW p", "right", 7),
-               ("dir. acc.", "right", 8), ("up days", "right", 7), ("PT p", "right", 4), ("corr.", "right", 5)]
-    rows = [[row.ticker, row.model, str(row.n), _pct(row.price_rmse, ",.3f"), _fmt(row.rmse), _u2(row.theil_u),
-             _fmt(row.dm_pvalue, 3), _fmt(row.cw_pvalue, 3), _pct(row.directional_accuracy, ".1%"),
-             _pct(row.da_base_rate, ".1%"), _fmt(row.da_pvalue, 3), _fmt(row.correlation, 3)]
-            for row in metrics.itertuples()]
+    columns = [
+        ("ticker", "left", IDENTITY),
+        ("model", "left", IDENTITY),
+        ("n", "right", 2),
+        ("RMSE (price)", "right", 6),
+        ("RMSE (ret)", "right", 3),
+        ("U2", "right", 9),
+        ("DM p", "right", 8),
+        ("CW p", "right", 7),
+        ("dir. acc.", "right", 8),
+        ("up days", "right", 7),
+        ("PT p", "right", 4),
+        ("corr.", "right", 5),
+    ]
+    rows = [
+        [
+            row.ticker,
+            row.model,
+            str(row.n),
+            _pct(row.price_rmse, ",.3f"),
+            _fmt(row.rmse),
+            _u2(row.theil_u),
+            _fmt(row.dm_pvalue, 3),
+            _fmt(row.cw_pvalue, 3),
+            _pct(row.directional_accuracy, ".1%"),
+            _pct(row.da_base_rate, ".1%"),
+            _fmt(row.da_pvalue, 3),
+            _fmt(row.correlation, 3),
+        ]
+        for row in metrics.itertuples()
+    ]
     if single is not None:  # one ticker: it goes in the title
         columns, rows = columns[1:], [r[1:] for r in rows]
-    invalid = [f"{row.ticker} {row.model}: {row.n_invalid}" for row in metrics.itertuples()
-               if getattr(row, "n_invalid", 0)]
-    caption = ("predictions with no finite value (a predicted close <= 0), left out of the errors and traded as no "
-               "signal: " + ", ".join(invalid)) if invalid else None
+    invalid = [
+        f"{row.ticker} {row.model}: {row.n_invalid}" for row in metrics.itertuples() if getattr(row, "n_invalid", 0)
+    ]
+    caption = (
+        (
+            "predictions with no finite value (a predicted close <= 0), left out of the errors and traded as no "
+            "signal: " + ", ".join(invalid)
+        )
+        if invalid
+        else None
+    )
     title = "Forecast errors, out of sample" + (f", {single}" if single else "") + " (naive: tomorrow = today)"
     return fitted_table(title, columns, rows, wide, caption)
 
 
-def comparison_view(comparison, title: str = "Strategies (same out-of-sample dates, after costs)",
-                    wide: bool = False) -> Table:
+def comparison_view(
+    comparison, title: str = "Strategies (same out-of-sample dates, after costs)", wide: bool = False
+) -> Table:
     single = _single_ticker(comparison)
-    columns = [("ticker", "left", IDENTITY), ("strategy", "left", IDENTITY), ("total", "right", 8), ("CAGR", "right", 6),
-               ("vol", "right", 3), ("Sharpe", "right", 9), ("Sortino", "right", 2), ("max DD", "right", 7),
-               ("exposure", "right", 4), ("trades", "right", 5), ("refused", "right", 6), ("turnover", "right", 1),
-               ("win rate", "right", 2), ("costs", "right", 3)]
-    rows = [[row.ticker, row.strategy, f"{row.total_return:+.1%}", f"{row.cagr:+.2%}", f"{row.volatility:.1%}",
-             _pct(row.sharpe, ".2f"), _pct(row.sortino, ".2f"), f"{row.max_drawdown:.1%}", f"{row.exposure:.0%}",
-             str(row.trades), _count(getattr(row, "rejected", None)), f"{row.turnover:.1f}x", "—" if row.win_rate != row.win_rate else f"{row.win_rate:.0%}",
-             f"{row.costs:,.0f}"] for row in comparison.itertuples()]
+    columns = [
+        ("ticker", "left", IDENTITY),
+        ("strategy", "left", IDENTITY),
+        ("total", "right", 8),
+        ("CAGR", "right", 6),
+        ("vol", "right", 3),
+        ("Sharpe", "right", 9),
+        ("Sortino", "right", 2),
+        ("max DD", "right", 7),
+        ("exposure", "right", 4),
+        ("trades", "right", 5),
+        ("refused", "right", 6),
+        ("turnover", "right", 1),
+        ("win rate", "right", 2),
+        ("costs", "right", 3),
+    ]
+    rows = [
+        [
+            row.ticker,
+            row.strategy,
+            f"{row.total_return:+.1%}",
+            f"{row.cagr:+.2%}",
+            f"{row.volatility:.1%}",
+            _pct(row.sharpe, ".2f"),
+            _pct(row.sortino, ".2f"),
+            f"{row.max_drawdown:.1%}",
+            f"{row.exposure:.0%}",
+            str(row.trades),
+            _count(getattr(row, "rejected", None)),
+            f"{row.turnover:.1f}x",
+            "—" if row.win_rate != row.win_rate else f"{row.win_rate:.0%}",
+            f"{row.costs:,.0f}",
+        ]
+        for row in comparison.itertuples()
+    ]
     if single is not None:
         columns, rows = columns[1:], [r[1:] for r in rows]
         title = f"{title}, {single}"
@@ -159,15 +228,20 @@ def dsr_line(comparison, trials) -> str:
     from reports.index import variance_note
 
     used = [float(v) for v in searched.get("dsr_variance", [])]
-    return (f"DSR {values or '—'}: {trials.describe()} (trial ledger; {variance_note(used, trials.variance, trials.n)}); "
-            "benchmarks and controls get PSR only")
-
+    return (
+        f"DSR {values or '—'}: {trials.describe()} (trial ledger; {variance_note(used, trials.variance, trials.n)}); "
+        "benchmarks and controls get PSR only"
+    )
 
 
 def warn_silent(silent: list[str]) -> None:
     if silent:
-        errors.print(f"warning: never had a signal, so these rows are cash, not a verdict: {'; '.join(silent)}",
-                     markup=False, highlight=False, soft_wrap=True)
+        errors.print(
+            f"warning: never had a signal, so these rows are cash, not a verdict: {'; '.join(silent)}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 OpenOpt = Annotated[bool, typer.Option("--open", help="open the report in a browser when one is available")]
@@ -194,14 +268,21 @@ def _make_reports(run_dir: Path, open_browser: bool, phases: dict[str, float] | 
 
 @app.command()
 @user_errors
-def run(config: ConfigArg = None, set_: SetOpt = None,
-        runs_dir: Annotated[Path, typer.Option(help="where run dirs are created")] = Path("runs"),
-        open_: OpenOpt = False,
-        no_report: Annotated[bool, typer.Option("--no-report", help="skip the HTML reports")] = False,
-        resume: Annotated[Path | None, typer.Option(help="finish an interrupted run dir from its last complete "
-                                                         "fold (uses that dir's config.toml)")] = None,
-        executor: ExecutorOpt = None, workers: WorkersOpt = None, ray_address: RayAddressOpt = None,
-        wide: WideOpt = False) -> None:
+def run(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    runs_dir: Annotated[Path, typer.Option(help="where run dirs are created")] = Path("runs"),
+    open_: OpenOpt = False,
+    no_report: Annotated[bool, typer.Option("--no-report", help="skip the HTML reports")] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="finish an interrupted run dir from its last complete fold (uses that dir's config.toml)"),
+    ] = None,
+    executor: ExecutorOpt = None,
+    workers: WorkersOpt = None,
+    ray_address: RayAddressOpt = None,
+    wide: WideOpt = False,
+) -> None:
     """Run an experiment: walk-forward LSTM, forecast metrics, every strategy backtested, reports.
 
     Everything is saved in runs/<name>-<time>/; the last line printed is the index.html to open.
@@ -217,21 +298,28 @@ def run(config: ConfigArg = None, set_: SetOpt = None,
         if config is not None or set_:
             raise ConfigError("--resume takes the run dir's own config.toml", "drop CONFIG and --set")
         if (resume / "metrics.json").is_file() and not no_report and not (resume / "reports" / "index.html").is_file():
-            why = ("interrupted while writing them" if (resume / "reports").is_dir() else
-                   "none were written: run with --no-report, by tune --evaluate, or stopped before they began")
+            why = (
+                "interrupted while writing them"
+                if (resume / "reports").is_dir()
+                else "none were written: run with --no-report, by tune --evaluate, or stopped before they began"
+            )
             console.print(f"{resume}: results complete, reports missing ({why}): writing them")
             console.print(f"open: {_make_reports(resume, open_)}")
             return
         cfg, resume = load_resumable(resume)
         if executor or workers or ray_address:  # where it runs may change on resume; what it computes may not
-            cfg = cfg.model_copy(update={"execution": load_config(
-                None, execution_sets(executor, workers, ray_address)).execution})
+            cfg = cfg.model_copy(
+                update={"execution": load_config(None, execution_sets(executor, workers, ray_address)).execution}
+            )
     else:
         cfg = load_config(config, (set_ or []) + execution_sets(executor, workers, ray_address))
     connect(cfg)
-    console.print(f"[bold]{cfg.name}[/]: {cfg.data.source}, {cfg.model.n_layers}x LSTM({cfg.model.units}), "
-                  f"lookback {cfg.model.lookback}, retrain every {cfg.walk_forward.retrain_every} bars"
-                  f" ({'warm start' if cfg.walk_forward.warm_start else 'from scratch'})")
+    console.print(
+        f"[bold]{cfg.name}[/]: {cfg.data.source}, {cfg.model.n_layers}x LSTM({cfg.model.units}), "
+        f"lookback {cfg.model.lookback}, retrain every {cfg.walk_forward.retrain_every} bars"
+        f" ({'warm start' if cfg.walk_forward.warm_start else 'from scratch'})"
+    )
+
     def announce(run_dir: Path) -> None:
         _interrupt_hint["run"] = run_dir
         console.print(f"run dir: {run_dir}")
@@ -260,12 +348,18 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run dir under runs/")
 @app.command()
 @user_errors
 def backtest(
-    predictions: Annotated[Path, typer.Argument(help="predictions.parquet (from a run dir, or any table with "
-                                                     "date, ticker, model, y_pred)")],
+    predictions: Annotated[
+        Path, typer.Argument(help="predictions.parquet (from a run dir, or any table with date, ticker, model, y_pred)")
+    ],
     data: Annotated[str | None, typer.Option(help="data URI of the prices; default: the config's data.source")] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML experiment for broker and strategies; default: the "
-                                                     "config.toml of the predictions' run dir, else "
-                                                     "configs/default.toml")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="TOML experiment for broker and strategies; default: the "
+            "config.toml of the predictions' run dir, else "
+            "configs/default.toml"
+        ),
+    ] = None,
     set_: SetOpt = None,
     runs_dir: Annotated[Path, typer.Option(help="where the run dir is created")] = Path("runs"),
     no_report: Annotated[bool, typer.Option("--no-report", help="skip the HTML reports")] = False,
@@ -283,11 +377,18 @@ def backtest(
         try:
             load_config(origin)
         except ConfigError as exc:  # written by another version: say so and use the default
-            errors.print(f"warning: {origin} cannot be used ({exc.message}); using configs/default.toml",
-                         markup=False, highlight=False, soft_wrap=True)
+            errors.print(
+                f"warning: {origin} cannot be used ({exc.message}); using configs/default.toml",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
             origin = None
-    source = str(config) if config is not None else (f"{origin} (the predictions' own run)" if origin
-                                                     else "configs/default.toml (the default)")
+    source = (
+        str(config)
+        if config is not None
+        else (f"{origin} (the predictions' own run)" if origin else "configs/default.toml (the default)")
+    )
     cfg = load_config(config or origin, sets)
     if set_:
         source += " with " + ", ".join(set_)
@@ -305,14 +406,21 @@ def backtest(
 
 @app.command()
 @user_errors
-def compare(runs: Annotated[list[Path], typer.Argument(help="run dirs to put side by side")],
-            out: Annotated[Path | None, typer.Option(help="also write the table to this CSV")] = None,
-            html: Annotated[Path | None, typer.Option(help="also write an HTML page: equity curves overlaid, the "
-                                                           "table, and what differs between the configs")] = None,
-            strategy: Annotated[list[str] | None, typer.Option(help="strategies drawn on the --html page "
-                                                                    "(repeatable); default: the LSTM ones and "
-                                                                    "buy_and_hold")] = None,
-            wide: WideOpt = False) -> None:
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="run dirs to put side by side")],
+    out: Annotated[Path | None, typer.Option(help="also write the table to this CSV")] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            help="also write an HTML page: equity curves overlaid, the table, and what differs between the configs"
+        ),
+    ] = None,
+    strategy: Annotated[
+        list[str] | None,
+        typer.Option(help="strategies drawn on the --html page (repeatable); default: the LSTM ones and buy_and_hold"),
+    ] = None,
+    wide: WideOpt = False,
+) -> None:
     """Put runs side by side: each strategy's results and the LSTM's forecast error of each run."""
     from backtests.compare import compare_runs, distinct_runs, write_compare_html, write_rows
 
@@ -325,13 +433,31 @@ def compare(runs: Annotated[list[Path], typer.Argument(help="run dirs to put sid
     for name in repeated:
         errors.print(f"warning: {name} was given twice; it is compared once", markup=False, highlight=False)
     rows = compare_runs(runs)
-    columns = [("run", "left", IDENTITY), ("ticker", "left", IDENTITY), ("strategy", "left", IDENTITY),
-               ("CAGR", "right", 7),
-               ("Sharpe", "right", 9), ("max DD", "right", 8), ("trades", "right", 4), ("LSTM RMSE", "right", 3),
-               ("Theil U", "right", 5)]
-    table = [[row["run"], str(row["ticker"]), str(row["strategy"]), _pct(row.get("cagr"), "+.2%"),
-              _pct(row.get("sharpe"), ".2f"), _pct(row.get("max_drawdown"), ".1%"), str(row.get("trades")),
-              _pct(row["lstm_price_rmse"], ",.3f"), _u2(row["lstm_theil_u"])] for row in rows]
+    columns = [
+        ("run", "left", IDENTITY),
+        ("ticker", "left", IDENTITY),
+        ("strategy", "left", IDENTITY),
+        ("CAGR", "right", 7),
+        ("Sharpe", "right", 9),
+        ("max DD", "right", 8),
+        ("trades", "right", 4),
+        ("LSTM RMSE", "right", 3),
+        ("Theil U", "right", 5),
+    ]
+    table = [
+        [
+            row["run"],
+            str(row["ticker"]),
+            str(row["strategy"]),
+            _pct(row.get("cagr"), "+.2%"),
+            _pct(row.get("sharpe"), ".2f"),
+            _pct(row.get("max_drawdown"), ".1%"),
+            str(row.get("trades")),
+            _pct(row["lstm_price_rmse"], ",.3f"),
+            _u2(row["lstm_theil_u"]),
+        ]
+        for row in rows
+    ]
     show(fitted_table("Runs compared", columns, table, wide))
     if out is not None:
         write_rows(out, rows)
@@ -342,10 +468,20 @@ def compare(runs: Annotated[list[Path], typer.Argument(help="run dirs to put sid
 
 @app.command()
 @user_errors
-def audit(config: ConfigArg = None, set_: SetOpt = None,
-          date: Annotated[list[str] | None, typer.Option(help="a cut date D (ISO; repeatable); default: a fold start "
-                                                               "mid-span, the session before it and one inside it")] = None,
-          executor: ExecutorOpt = None, workers: WorkersOpt = None, ray_address: RayAddressOpt = None) -> None:
+def audit(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    date: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="a cut date D (ISO; repeatable); default: a fold start "
+            "mid-span, the session before it and one inside it"
+        ),
+    ] = None,
+    executor: ExecutorOpt = None,
+    workers: WorkersOpt = None,
+    ray_address: RayAddressOpt = None,
+) -> None:
     """Prove there is no look-ahead: change every price after a date D and rerun.
 
     For each D, checks that no prediction, decision, fill or equity value of any strategy made on or
@@ -366,14 +502,23 @@ def audit(config: ConfigArg = None, set_: SetOpt = None,
     for col in ("D", "predictions", "decisions", "fills", "equity days", "later preds moved"):
         view.add_column(col, justify="right")
     for cut in result.cuts:
-        view.add_row(str(cut.date.date()), f"{cut.predictions_changed}/{cut.predictions_checked}",
-                     f"{cut.decisions_changed}/{cut.decisions_checked}", f"{cut.fills_changed}/{cut.fills_checked}",
-                     f"{cut.equity_days_changed}/{cut.equity_days_checked}", str(cut.later_changed))
+        view.add_row(
+            str(cut.date.date()),
+            f"{cut.predictions_changed}/{cut.predictions_checked}",
+            f"{cut.decisions_changed}/{cut.decisions_checked}",
+            f"{cut.fills_changed}/{cut.fills_checked}",
+            f"{cut.equity_days_changed}/{cut.equity_days_checked}",
+            str(cut.later_changed),
+        )
     console.print(view)
-    console.print("changed/checked on or before D, over every strategy; 'later preds moved' shows the "
-                  "perturbation did reach the model")
-    console.print(f"predictions whose model was trained on a target after their date: "
-                  f"{result.trained_after} of {result.predictions}")
+    console.print(
+        "changed/checked on or before D, over every strategy; 'later preds moved' shows the "
+        "perturbation did reach the model"
+    )
+    console.print(
+        f"predictions whose model was trained on a target after their date: "
+        f"{result.trained_after} of {result.predictions}"
+    )
     for cut in result.cuts:
         if cut.changed_strategies:
             console.print(f"{cut.date.date()}: moved by later prices: {', '.join(cut.changed_strategies)}")
@@ -386,16 +531,32 @@ def audit(config: ConfigArg = None, set_: SetOpt = None,
 
 @app.command()
 @user_errors
-def tune(config: ConfigArg = None, set_: SetOpt = None,
-         trials: Annotated[int | None, typer.Option(help="finished trials the study should have; default tune.trials")] = None,
-         jobs: Annotated[int, typer.Option(help="workers: processes, or Ray tasks with --executor ray (TensorFlow threads are shared out)")] = 1,
-         timeout: Annotated[float | None, typer.Option(help="stop starting trials after this many seconds")] = None,
-         study: Annotated[str | None, typer.Option(help="study name (folder under --studies-dir); default: config name")] = None,
-         studies_dir: Annotated[Path, typer.Option(help="where studies live")] = Path("studies"),
-         runs_dir: Annotated[Path, typer.Option(help="runs root: its trial ledger records every trial")] = Path("runs"),
-         evaluate: Annotated[bool, typer.Option("--evaluate", help="then run best.toml and the base config on the "
-                                                "out-of-sample span and show them side by side")] = False,
-         executor: ExecutorOpt = None, ray_address: RayAddressOpt = None) -> None:
+def tune(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    trials: Annotated[
+        int | None, typer.Option(help="finished trials the study should have; default tune.trials")
+    ] = None,
+    jobs: Annotated[
+        int,
+        typer.Option(help="workers: processes, or Ray tasks with --executor ray (TensorFlow threads are shared out)"),
+    ] = 1,
+    timeout: Annotated[float | None, typer.Option(help="stop starting trials after this many seconds")] = None,
+    study: Annotated[
+        str | None, typer.Option(help="study name (folder under --studies-dir); default: config name")
+    ] = None,
+    studies_dir: Annotated[Path, typer.Option(help="where studies live")] = Path("studies"),
+    runs_dir: Annotated[Path, typer.Option(help="runs root: its trial ledger records every trial")] = Path("runs"),
+    evaluate: Annotated[
+        bool,
+        typer.Option(
+            "--evaluate",
+            help="then run best.toml and the base config on the out-of-sample span and show them side by side",
+        ),
+    ] = False,
+    executor: ExecutorOpt = None,
+    ray_address: RayAddressOpt = None,
+) -> None:
     """Tune the network with Optuna on a nested walk-forward before the out-of-sample span.
 
     Resumable (run it again to continue). Writes trials.csv, best.toml, index.html in studies/NAME/.
@@ -411,26 +572,45 @@ def tune(config: ConfigArg = None, set_: SetOpt = None,
     connect(cfg, jobs)
     n_trials = cfg.tune.trials if trials is None else trials
     name = study or cfg.name
-    same = ([str(config)] if config else []) + [a for pair in (set_ or []) for a in ("--set", pair)] + [
-        "--trials", str(n_trials), "--study", name, "--studies-dir", str(studies_dir), "--runs-dir", str(runs_dir)]
+    same = (
+        ([str(config)] if config else [])
+        + [a for pair in (set_ or []) for a in ("--set", pair)]
+        + ["--trials", str(n_trials), "--study", name, "--studies-dir", str(studies_dir), "--runs-dir", str(runs_dir)]
+    )
     evaluate_line = "lstm-trader tune " + " ".join(shlex.quote(a) for a in same) + " --evaluate"
 
     def started(name: str, already: int) -> None:
         if already >= n_trials:
-            console.print(f"study '{name}' already has {already} finished trials (asked for {n_trials}): nothing to "
-                          "run; raise --trials to continue it")
+            console.print(
+                f"study '{name}' already has {already} finished trials (asked for {n_trials}): nothing to "
+                "run; raise --trials to continue it"
+            )
         else:
-            console.print(f"[bold]tuning[/] {', '.join(cfg.tune.space)} on {cfg.data.source}: {n_trials - already} "
-                          f"more trials to reach {n_trials}, {jobs} worker{'s' if jobs > 1 else ''}")
+            console.print(
+                f"[bold]tuning[/] {', '.join(cfg.tune.space)} on {cfg.data.source}: {n_trials - already} "
+                f"more trials to reach {n_trials}, {jobs} worker{'s' if jobs > 1 else ''}"
+            )
 
     with progress_bars() as bars:
         task = bars.add_task("trials", total=n_trials)
-        result = run_tune(cfg, None, n_trials, jobs, timeout, name, studies_dir, runs_dir,
-                          on_trial=lambda done, total: bars.update(task, completed=done, total=total),
-                          evaluate_line=evaluate_line, on_start=started)
+        result = run_tune(
+            cfg,
+            None,
+            n_trials,
+            jobs,
+            timeout,
+            name,
+            studies_dir,
+            runs_dir,
+            on_trial=lambda done, total: bars.update(task, completed=done, total=total),
+            evaluate_line=evaluate_line,
+            on_start=started,
+        )
     states = result.trials["state"].value_counts().to_dict() if len(result.trials) else {}
-    console.print(f"trials: {', '.join(f'{n} {s.lower()}' for s, n in states.items())}; tuning span ends "
-                  f"{result.tuning_end.date()}, out-of-sample span starts {result.first_test.date()} (never loaded)")
+    console.print(
+        f"trials: {', '.join(f'{n} {s.lower()}' for s, n in states.items())}; tuning span ends "
+        f"{result.tuning_end.date()}, out-of-sample span starts {result.first_test.date()} (never loaded)"
+    )
     if result.best_value is None:
         console.print("no complete trial yet: run the same command again to continue")
         return
@@ -453,24 +633,44 @@ def _evaluate(base, best_path: Path, runs_dir: Path) -> None:
         return bars, RichProgress(bars)
 
     evaluated, trials = evaluate(base, best_path, runs_dir, progress=bars_for)
-    columns = [("config", "left", IDENTITY), ("run", "left", IDENTITY), ("RMSE (ret)", "right", 3),
-               ("U2", "right", 8), ("DM p", "right", 4), ("dir. acc.", "right", 5), ("Sharpe", "right", 6),
-               ("DSR", "right", 7), ("N", "right", 7)]
-    rows = [[e.label, e.result.path.name, _fmt(e.lstm["rmse"]), _u2(e.lstm["theil_u"]), _fmt(e.lstm["dm_pvalue"], 3),
-             _pct(e.lstm["directional_accuracy"], ".1%"), _pct(e.sharpe, ".2f"), _pct(e.dsr, ".0%"), str(trials.n)]
-            for e in evaluated]
+    columns = [
+        ("config", "left", IDENTITY),
+        ("run", "left", IDENTITY),
+        ("RMSE (ret)", "right", 3),
+        ("U2", "right", 8),
+        ("DM p", "right", 4),
+        ("dir. acc.", "right", 5),
+        ("Sharpe", "right", 6),
+        ("DSR", "right", 7),
+        ("N", "right", 7),
+    ]
+    rows = [
+        [
+            e.label,
+            e.result.path.name,
+            _fmt(e.lstm["rmse"]),
+            _u2(e.lstm["theil_u"]),
+            _fmt(e.lstm["dm_pvalue"], 3),
+            _pct(e.lstm["directional_accuracy"], ".1%"),
+            _pct(e.sharpe, ".2f"),
+            _pct(e.dsr, ".0%"),
+            str(trials.n),
+        ]
+        for e in evaluated
+    ]
     show(fitted_table("Out-of-sample span, evaluated once each", columns, rows))
-    console.print(f"DSR: both rows {trials.describe()} (the trial ledger counts every tuning trial and both "
-                  "evaluations)")
-    console.print("reports: " + " and ".join(f"lstm-trader report {e.result.path}" for e in evaluated),
-                  soft_wrap=True)
+    console.print(
+        f"DSR: both rows {trials.describe()} (the trial ledger counts every tuning trial and both evaluations)"
+    )
+    console.print("reports: " + " and ".join(f"lstm-trader report {e.result.path}" for e in evaluated), soft_wrap=True)
 
 
 @app.command()
 @user_errors
-def sensitivity(run_dir: Annotated[Path, typer.Argument(help="a run dir written by `lstm-trader run` or `backtest`")],
-                costs: Annotated[str, typer.Option(help="costs per side in basis points, comma-separated")]
-                = "0,2,5,10,20,50") -> None:
+def sensitivity(
+    run_dir: Annotated[Path, typer.Argument(help="a run dir written by `lstm-trader run` or `backtest`")],
+    costs: Annotated[str, typer.Option(help="costs per side in basis points, comma-separated")] = "0,2,5,10,20,50",
+) -> None:
     """Trade the run's predictions again at other costs: Sharpe and return per cost, break-even costs.
 
     Writes sensitivity.csv and break_even.csv into the run dir (`report` then plots them); each
@@ -490,9 +690,11 @@ def sensitivity(run_dir: Annotated[Path, typer.Argument(help="a run dir written 
         view.add_row(book, strategy, *(f"{v:.2f}" for v in rows.sort_values("cost_bp")["sharpe"]))
     console.print(view)
     for row in even.itertuples():
-        console.print(f"{row.strategy} on {row.book}: Sharpe falls to buy-and-hold's at "
-                      f"{_bp(row.break_even_vs_buy_and_hold_bp, grid)} and to 0 at "
-                      f"{_bp(row.break_even_vs_zero_bp, grid)} per side")
+        console.print(
+            f"{row.strategy} on {row.book}: Sharpe falls to buy-and-hold's at "
+            f"{_bp(row.break_even_vs_buy_and_hold_bp, grid)} and to 0 at "
+            f"{_bp(row.break_even_vs_zero_bp, grid)} per side"
+        )
     console.print(f"saved {run / 'sensitivity.csv'} and {run / 'break_even.csv'}")
 
 
@@ -508,8 +710,18 @@ def _bp(value: float, grid: list[float]) -> str:
 @user_errors
 def forecast_cmd(
     data: Annotated[str | None, typer.Option(help="data URI; default: the config's data.source")] = None,
-    days: Annotated[int, typer.Option(min=1, max=260, help="trading days to forecast (exchange calendar paper.calendar, XNYS by default)")] = 10,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="forecast from the close of this date (ISO) instead of the last bar, using no later bar")] = None,
+    days: Annotated[
+        int,
+        typer.Option(
+            min=1, max=260, help="trading days to forecast (exchange calendar paper.calendar, XNYS by default)"
+        ),
+    ] = 10,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", help="forecast from the close of this date (ISO) instead of the last bar, using no later bar"
+        ),
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="TOML experiment for the network settings")] = None,
     set_: SetOpt = None,
     out: Annotated[Path, typer.Option(help="folder for the forecast CSV and plot")] = Path("runs/forecasts"),
@@ -527,15 +739,29 @@ def forecast_cmd(
     seeds = f", {cfg.model.n_seeds} seeds" if cfg.model.n_seeds > 1 else ""
     for item in saved:
         table, history = item.table, item.history
-        title = (f"{item.ticker}: {days}-day forecast from the close of {history.index[-1].date()} "
-                 f"({history['close'].iloc[-1]:,.2f}); direct multi-horizon network{seeds}")
+        title = (
+            f"{item.ticker}: {days}-day forecast from the close of {history.index[-1].date()} "
+            f"({history['close'].iloc[-1]:,.2f}); direct multi-horizon network{seeds}"
+        )
         known = table["price_true"].notna().any()
-        columns = [("date", "right", IDENTITY), ("step", "right", 3), ("predicted close", "right", 9),
-                   ("80% band", "right", 8), ("log return", "right", 5)] + ([("actual", "right", 7)] if known else [])
-        rows = [[str(row.date.date()), str(row.step), f"{row.price_pred:,.2f}",
-                 f"{row.price_low:,.2f} - {row.price_high:,.2f}", f"{row.y_pred:+.2%}"]
-                + ([f"{row.price_true:,.2f}" if row.price_true == row.price_true else "—"] if known else [])
-                for row in table.itertuples()]
+        columns = [
+            ("date", "right", IDENTITY),
+            ("step", "right", 3),
+            ("predicted close", "right", 9),
+            ("80% band", "right", 8),
+            ("log return", "right", 5),
+        ] + ([("actual", "right", 7)] if known else [])
+        rows = [
+            [
+                str(row.date.date()),
+                str(row.step),
+                f"{row.price_pred:,.2f}",
+                f"{row.price_low:,.2f} - {row.price_high:,.2f}",
+                f"{row.y_pred:+.2%}",
+            ]
+            + ([f"{row.price_true:,.2f}" if row.price_true == row.price_true else "—"] if known else [])
+            for row in table.itertuples()
+        ]
         show(fitted_table(title, columns, rows))
         console.print(f"saved {item.csv} and {item.png}")
 

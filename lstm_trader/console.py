@@ -25,15 +25,32 @@ console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS")
 errors = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 ConfigArg = Annotated[Path | None, typer.Argument(help="TOML experiment; default: configs/default.toml")]
-ExecutorOpt = Annotated[str | None, typer.Option(help="serial, local (a process pool; the default) or ray: where "
-                                                  "tickers (and tuning workers) run; sets execution.executor")]
+ExecutorOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="serial, local (a process pool; the default) or ray: where "
+        "tickers (and tuning workers) run; sets execution.executor"
+    ),
+]
 WorkersOpt = Annotated[int | None, typer.Option(help="parallel workers (execution.workers); default: one per core")]
-RayAddressOpt = Annotated[str | None, typer.Option(help="an existing Ray cluster: auto, host:6379 or ray://host:10001 "
-                                                        "(execution.ray_address); implies --executor ray")]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="an existing Ray cluster: auto, host:6379 or ray://host:10001 "
+        "(execution.ray_address); implies --executor ray"
+    ),
+]
 
 
-_METAVARS = {"str": "TEXT", "int": "INTEGER", "int range": "INTEGER", "float": "FLOAT", "path": "PATH",
-             "Path": "PATH", "%Y-%m-%d": "DATE"}
+_METAVARS = {
+    "str": "TEXT",
+    "int": "INTEGER",
+    "int range": "INTEGER",
+    "float": "FLOAT",
+    "path": "PATH",
+    "Path": "PATH",
+    "%Y-%m-%d": "DATE",
+}
 
 
 def plain_metavars(command) -> None:
@@ -82,7 +99,9 @@ def execution_sets(executor: str | None, workers: int | None, ray_address: str |
     from backtests.execution import EXECUTORS
 
     if executor is not None and executor not in EXECUTORS:
-        raise ConfigError(f"unknown --executor '{executor}'", did_you_mean(executor, EXECUTORS, "use serial, local or ray"))
+        raise ConfigError(
+            f"unknown --executor '{executor}'", did_you_mean(executor, EXECUTORS, "use serial, local or ray")
+        )
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be at least 1 (got {workers})", "e.g. --workers 2 on two cores")
     sets = []
@@ -99,6 +118,7 @@ def execution_sets(executor: str | None, workers: int | None, ray_address: str |
 SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="override a key: section.key=value (repeatable)")]
 
 _interrupt_hint: dict = {}
+
 
 def user_errors(command):
     """Print user errors (bad data, config, strategy, run dir) as one line with a hint; exit 2."""
@@ -119,10 +139,20 @@ def user_errors(command):
 
     return wrapper
 
+
 def progress_bars() -> Progress:
-    return Progress(TextColumn("{task.description:<14}"), BarColumn(bar_width=24), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("eta"), TimeRemainingColumn(),
-                    console=console, transient=False, disable=not console.is_terminal and not _force_progress())
+    return Progress(
+        TextColumn("{task.description:<14}"),
+        BarColumn(bar_width=24),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal and not _force_progress(),
+    )
+
 
 def _force_progress() -> bool:
     import os
@@ -136,8 +166,13 @@ WideOpt = Annotated[bool, typer.Option("--wide", help="every column of the table
 IDENTITY = 10  # the priority of columns that say what a row is (run, ticker, strategy): never left out
 
 
-def fitted_table(title: str, columns: list[tuple[str, str, int]], rows: list[list[str]], wide: bool = False,
-                 caption: str | None = None):
+def fitted_table(
+    title: str,
+    columns: list[tuple[str, str, int]],
+    rows: list[list[str]],
+    wide: bool = False,
+    caption: str | None = None,
+):
     """A rich table that fits the console: columns are (header, justify, priority); while the table is
     wider than the console, the column of lowest priority below IDENTITY goes (named in the caption), so no cell is
     ever cut to '…'. `wide` keeps them all (the CSV files always have every column, at full precision)."""

@@ -13,30 +13,47 @@ from rich.table import Table
 
 from lstm_trader.console import HELP, ConfigArg, SetOpt, console, progress_bars, user_errors
 
-paper_app = typer.Typer(no_args_is_help=True, context_settings=HELP,
-                        help="Trade the chosen model every day on a local paper ledger or an Alpaca paper account.")
+paper_app = typer.Typer(
+    no_args_is_help=True,
+    context_settings=HELP,
+    help="Trade the chosen model every day on a local paper ledger or an Alpaca paper account.",
+)
 
 NameArg = Annotated[str, typer.Argument(help="the account's name (a folder under --paper-dir)")]
 RootOpt = Annotated[Path, typer.Option("--paper-dir", help="folder that holds the paper accounts")]
-DateOpt = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="the session to step (ISO date); "
-                                                  "default: the data's last bar")]
+DateOpt = Annotated[
+    datetime | None,
+    typer.Option(formats=["%Y-%m-%d"], help="the session to step (ISO date); default: the data's last bar"),
+]
 
 
 @paper_app.command("init")
 @user_errors
-def init(config: ConfigArg = None, set_: SetOpt = None,
-         name: Annotated[str, typer.Option(help="the account's name")] = "default",
-         broker: Annotated[str, typer.Option(help="local (simulated fills at the next open; offline) or alpaca "
-                                                  "(paper account; keys from APCA_API_KEY_ID / APCA_API_SECRET_KEY)")] = "local",
-         paper_dir: RootOpt = Path("paper")) -> None:
+def init(
+    config: ConfigArg = None,
+    set_: SetOpt = None,
+    name: Annotated[str, typer.Option(help="the account's name")] = "default",
+    broker: Annotated[
+        str,
+        typer.Option(
+            help="local (simulated fills at the next open; offline) or alpaca "
+            "(paper account; keys from APCA_API_KEY_ID / APCA_API_SECRET_KEY)"
+        ),
+    ] = "local",
+    paper_dir: RootOpt = Path("paper"),
+) -> None:
     """Create a paper account: the config, an empty ledger and, on the first step, the model."""
     from trading.account import init_account
 
     folder = init_account(config, set_, name, broker, paper_dir)
     console.print(f"created paper account '{name}' ({broker} broker) in {folder}", highlight=False)
     where = "" if paper_dir == Path("paper") else f" --paper-dir {shlex.quote(str(paper_dir))}"
-    console.print(f"next: lstm-trader paper step {name}{where} (after each close), or "
-                  f"lstm-trader paper replay {name}{where} --from D1 --to D2", highlight=False, soft_wrap=True)
+    console.print(
+        f"next: lstm-trader paper step {name}{where} (after each close), or "
+        f"lstm-trader paper replay {name}{where} --from D1 --to D2",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @paper_app.command("step")
@@ -62,34 +79,46 @@ def _print_step(report) -> None:
     trained = f"; trained fold {', '.join(map(str, report.trained))}" if report.trained else ""
     reconciled = f"; {report.reconciled} order(s) found at the broker, not resent" if report.reconciled else ""
     equity = f"{report.equity:,.2f}" if report.equity is not None else "—"
-    console.print(f"{report.date}  equity {equity}  fills {report.fills}  orders: {orders or 'none'}"
-                  f"{trained}{reconciled}", highlight=False)
+    console.print(
+        f"{report.date}  equity {equity}  fills {report.fills}  orders: {orders or 'none'}{trained}{reconciled}",
+        highlight=False,
+    )
 
 
 @paper_app.command("replay")
 @user_errors
-def replay_cmd(name: NameArg,
-               from_: Annotated[datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="first session")],
-               to: Annotated[datetime, typer.Option("--to", formats=["%Y-%m-%d"], help="last session")],
-               paper_dir: RootOpt = Path("paper")) -> None:
+def replay_cmd(
+    name: NameArg,
+    from_: Annotated[datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="first session")],
+    to: Annotated[datetime, typer.Option("--to", formats=["%Y-%m-%d"], help="last session")],
+    paper_dir: RootOpt = Path("paper"),
+) -> None:
     """Step every session from --from to --to over historical data (local broker), then compare with the backtest."""
     from trading.account import Account, replay, status
 
     with Account(paper_dir, name) as account, progress_bars() as bars:
         task = bars.add_task("sessions", total=None)
-        reports = replay(account, from_.date(), to.date(),
-                         on_day=lambda report, total: bars.update(task, advance=report is not None, total=total))
+        reports = replay(
+            account,
+            from_.date(),
+            to.date(),
+            on_day=lambda report, total: bars.update(task, advance=report is not None, total=total),
+        )
         state = status(account)
     done = [r for r in reports if r.status == "done"]
-    console.print(f"replayed {len(done)} sessions of '{name}' ({len(reports) - len(done)} already done)",
-                  highlight=False)
+    console.print(
+        f"replayed {len(done)} sessions of '{name}' ({len(reports) - len(done)} already done)", highlight=False
+    )
     _print_status(state)
 
 
 @paper_app.command("status")
 @user_errors
-def status_cmd(name: NameArg, paper_dir: RootOpt = Path("paper"),
-               as_json: Annotated[bool, typer.Option("--json", help="print the status as JSON")] = False) -> None:
+def status_cmd(
+    name: NameArg,
+    paper_dir: RootOpt = Path("paper"),
+    as_json: Annotated[bool, typer.Option("--json", help="print the status as JSON")] = False,
+) -> None:
     """Positions, cash, equity, P&L since the start, the last signal, the model's age and the drift from the backtest."""
     from trading.account import Account, status
 
@@ -103,8 +132,11 @@ def status_cmd(name: NameArg, paper_dir: RootOpt = Path("paper"),
 
 def _print_status(state: dict) -> None:
     if not state.get("steps"):
-        console.print(f"paper account '{state['name']}' ({state['broker']} broker): no step yet "
-                      f"(lstm-trader paper step {state['name']})", highlight=False)
+        console.print(
+            f"paper account '{state['name']}' ({state['broker']} broker): no step yet "
+            f"(lstm-trader paper step {state['name']})",
+            highlight=False,
+        )
         return
     view = Table(title=f"paper account '{state['name']}'", show_header=False, title_justify="left")
     view.add_column("", style="bold")
@@ -113,23 +145,38 @@ def _print_status(state: dict) -> None:
     rows = [
         ("broker / strategy", f"{state['broker']} / {state['strategy']}"),
         ("sessions", f"{state['steps']} ({state['first']} to {state['last']})"),
-        ("equity", f"{state['equity']:,.2f}"), ("cash", f"{state['cash']:,.2f}"),
+        ("equity", f"{state['equity']:,.2f}"),
+        ("cash", f"{state['cash']:,.2f}"),
         ("positions", positions),
         ("P&L since start", f"{state['pnl']:+,.2f} ({state['return']:+.2%})"),
     ]
     for signal in state["last_signal"]:
-        rows.append((f"last signal {signal['ticker']}",
-                     f"{signal['date']}: predicted {signal['y_pred']:+.4%} -> target {signal['target']:+.2f}"))
+        rows.append(
+            (
+                f"last signal {signal['ticker']}",
+                f"{signal['date']}: predicted {signal['y_pred']:+.4%} -> target {signal['target']:+.2f}",
+            )
+        )
     for ticker, model in state["models"].items():
-        rows.append((f"model {ticker}", f"fold {model['fold']}, trained through {model['trained_through']}, "
-                                        f"{model['sessions_served']} sessions old; retrains in "
-                                        f"{model['next_retrain_in']} sessions"))
+        rows.append(
+            (
+                f"model {ticker}",
+                f"fold {model['fold']}, trained through {model['trained_through']}, "
+                f"{model['sessions_served']} sessions old; retrains in "
+                f"{model['next_retrain_in']} sessions",
+            )
+        )
     if state["open_orders"]:
         rows.append(("open orders", ", ".join(o["client_order_id"] for o in state["open_orders"])))
     rows.append(("rejected orders", str(state["rejected_orders"])))
     drift = state["drift"]
-    rows.append(("drift vs backtest", f"{drift['max_equity_drift']:.1e} max relative equity gap over {drift['days']} "
-                                      f"sessions; {drift['target_mismatches']} target mismatches"))
+    rows.append(
+        (
+            "drift vs backtest",
+            f"{drift['max_equity_drift']:.1e} max relative equity gap over {drift['days']} "
+            f"sessions; {drift['target_mismatches']} target mismatches",
+        )
+    )
     for key, value in rows:
         view.add_row(key, value)
     console.print(view)

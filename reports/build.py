@@ -41,8 +41,11 @@ def _read(run: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame | None, pd.DataFr
         raise ReportError(f"{run}/metrics.json is not valid JSON", "rerun the experiment") from None
     comparison = _comparison(run)
     returns = pd.read_parquet(run / "returns.parquet") if (run / "returns.parquet").is_file() else None
-    equity = pd.read_csv(run / "equity.csv", index_col="date", parse_dates=["date"]) \
-        if (run / "equity.csv").is_file() else None
+    equity = (
+        pd.read_csv(run / "equity.csv", index_col="date", parse_dates=["date"])
+        if (run / "equity.csv").is_file()
+        else None
+    )
     predictions = pd.read_parquet(run / "predictions.parquet") if (run / "predictions.parquet").is_file() else None
     return metrics, comparison, returns, equity, predictions
 
@@ -99,8 +102,12 @@ def costs_note(config: dict) -> str:
     if broker.get("short_borrow_rate"):
         parts.append(f"borrow {broker['short_borrow_rate']:.2%}/yr")
     cash = broker.get("cash")
-    return ("after costs: " + ", ".join(parts) + "; filled at the next open"
-            + (f"; starting cash {cash:,.0f}" if cash else ""))
+    return (
+        "after costs: "
+        + ", ".join(parts)
+        + "; filled at the next open"
+        + (f"; starting cash {cash:,.0f}" if cash else "")
+    )
 
 
 def build_reports(run_dir: str | Path, jobs: int | None = None, progress=None) -> Path:
@@ -129,9 +136,15 @@ def build_reports(run_dir: str | Path, jobs: int | None = None, progress=None) -
         starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tearsheets")
         started = starter.submit(_start_tearsheets, tasks, workers)
         starter.shutdown(wait=False)
-    page = IndexPage(run.name, metrics.get("summary", {}), metrics.get("forecast", []), comparison,
-                     costs=note, config_text=config_text,
-                     files=[name for name in LINKED_FILES if (run / name).is_file()])
+    page = IndexPage(
+        run.name,
+        metrics.get("summary", {}),
+        metrics.get("forecast", []),
+        comparison,
+        costs=note,
+        config_text=config_text,
+        files=[name for name in LINKED_FILES if (run / name).is_file()],
+    )
     charts = _chart_jobs(page, out, predictions, equity, fills, trades, metrics, run)
     total, done = len(charts) + len(tasks), 0
     if progress:
@@ -148,8 +161,7 @@ def build_reports(run_dir: str | Path, jobs: int | None = None, progress=None) -
         tick()
     futures = started.result() if started is not None else {}
     for key, args in tasks.items():
-        page.sheets[key] = _collect(futures[key], lambda args=args: args) if key in futures \
-            else render_tearsheet(args)
+        page.sheets[key] = _collect(futures[key], lambda args=args: args) if key in futures else render_tearsheet(args)
         tick()
     index = out / "index.html"
     tmp = out / ".index.html.tmp"
@@ -165,8 +177,11 @@ def _chart_jobs(page: IndexPage, out: Path, predictions, equity, fills, trades, 
     close = derive.closes(predictions) if forecastable else {}
     if forecastable:
         page.per_fold = derive.per_fold_rows(metrics.get("forecast_per_fold", []), predictions)
-        lstm_tickers = [t for t in dict.fromkeys(predictions["ticker"])
-                        if ((predictions["ticker"] == t) & (predictions["model"] == "lstm")).any()]
+        lstm_tickers = [
+            t
+            for t in dict.fromkeys(predictions["ticker"])
+            if ((predictions["ticker"] == t) & (predictions["model"] == "lstm")).any()
+        ]
         for ticker in lstm_tickers:
             jobs.append(lambda ticker=ticker: _forecast_charts(page, out, predictions, ticker))
     if equity is not None:
@@ -177,8 +192,12 @@ def _chart_jobs(page: IndexPage, out: Path, predictions, equity, fills, trades, 
         table = pd.read_csv(run / "sensitivity.csv")
         for book in dict.fromkeys(table["ticker"]):
             name = f"sensitivity_{_slug(str(book))}.png"
-            jobs.append(lambda book=book, name=name: (plot_sensitivity(table, out / name, book),
-                                                      page.pictures.append((f"{book}: Sharpe by trading cost", name))))
+            jobs.append(
+                lambda book=book, name=name: (
+                    plot_sensitivity(table, out / name, book),
+                    page.pictures.append((f"{book}: Sharpe by trading cost", name)),
+                )
+            )
     if jobs and (equity is not None or forecastable):
         jobs.insert(0, lambda: setattr(page, "asset", interactive.write_asset(out)))
     return jobs
@@ -187,26 +206,32 @@ def _chart_jobs(page: IndexPage, out: Path, predictions, equity, fills, trades, 
 def _forecast_charts(page: IndexPage, out: Path, predictions: pd.DataFrame, ticker: str) -> None:
     slug = _slug(str(ticker))
     lstm = derive.model_rows(predictions, ticker, "lstm")
-    races = {m: derive.error_race(predictions, ticker, m) for m in ("lstm", "ridge")
-             if ((predictions["ticker"] == ticker) & (predictions["model"] == m)).any()}
+    races = {
+        m: derive.error_race(predictions, ticker, m)
+        for m in ("lstm", "ridge")
+        if ((predictions["ticker"] == ticker) & (predictions["model"] == m)).any()
+    }
     page.interactive.append(interactive.race_chart(races, derive.fold_starts(lstm), ticker, f"race-{slug}"))
-    for title, name, draw in ((f"{ticker}: who wins, when", f"error_race_{slug}.png", plot_error_race),
-                              (f"{ticker}: the last predictions", f"recent_predictions_{slug}.png",
-                               plot_recent_predictions),
-                              (f"{ticker}: calibration", f"calibration_{slug}.png", plot_calibration),
-                              (f"{ticker}: residuals", f"residuals_{slug}.png", plot_residual_diagnostics)):
+    for title, name, draw in (
+        (f"{ticker}: who wins, when", f"error_race_{slug}.png", plot_error_race),
+        (f"{ticker}: the last predictions", f"recent_predictions_{slug}.png", plot_recent_predictions),
+        (f"{ticker}: calibration", f"calibration_{slug}.png", plot_calibration),
+        (f"{ticker}: residuals", f"residuals_{slug}.png", plot_residual_diagnostics),
+    ):
         draw(predictions, out / name, ticker)
         page.pictures.append((title, name))
 
 
-def _trading_charts(page: IndexPage, out: Path, equity: pd.DataFrame, fills, trades, close, book: str,
-                    front: dict[str, int]) -> None:
+def _trading_charts(
+    page: IndexPage, out: Path, equity: pd.DataFrame, fills, trades, close, book: str, front: dict[str, int]
+) -> None:
     """A book's trading charts, placed after the books drawn before it and ahead of the forecast charts."""
     slug = _slug(book)
     cols = [c for c in equity.columns if c.split(":", 1)[0] == book]
     exposure = derive.exposures(equity[cols], fills, close)
-    page.interactive.insert(front["interactive"], interactive.trading_chart(equity[cols], exposure, book,
-                                                                          f"trading-{slug}"))
+    page.interactive.insert(
+        front["interactive"], interactive.trading_chart(equity[cols], exposure, book, f"trading-{slug}")
+    )
     front["interactive"] += 1
     plot_trading(equity[cols], exposure, out / f"trading_{slug}.png", book)
     page.pictures.insert(front["pictures"], (f"{book}: equity, drawdown, exposure", f"trading_{slug}.png"))
@@ -214,14 +239,15 @@ def _trading_charts(page: IndexPage, out: Path, equity: pd.DataFrame, fills, tra
     if trades is not None and book in close:
         mine = trades[(trades["book"] == book) & (trades["strategy"] == "lstm_signal")]
         if len(mine):
-            span = close[book].loc[equity.index.min():equity.index.max()]
+            span = close[book].loc[equity.index.min() : equity.index.max()]
             plot_trades(span, mine, out / f"trades_{slug}.png", f"{book}: lstm_signal's trades on the close")
             page.pictures.insert(front["pictures"], (f"{book}: lstm_signal's trades", f"trades_{slug}.png"))
             front["pictures"] += 1
 
 
-def tearsheet_tasks(run_id: str, returns: pd.DataFrame, out: Path, comparison: pd.DataFrame | None = None,
-                    note: str = "") -> dict[tuple[str, str], tuple]:
+def tearsheet_tasks(
+    run_id: str, returns: pd.DataFrame, out: Path, comparison: pd.DataFrame | None = None, note: str = ""
+) -> dict[tuple[str, str], tuple]:
     """`tearsheet` arguments per (book, strategy) of a long returns table (ticker, strategy, date,
     return); each strategy is benchmarked against buy-and-hold on its book. A strategy whose returns
     never change (it never traded) gets none: there is nothing to show and QuantStats cannot regress it."""
@@ -239,8 +265,15 @@ def tearsheet_tasks(run_id: str, returns: pd.DataFrame, out: Path, comparison: p
         exposure = None
         if (book, strategy) in held:
             exposure = (held[(book, strategy)], held.get((book, BENCHMARK), float("nan")))
-        tasks[(book, strategy)] = (series, out / name, f"{strategy} on {book} — run {run_id}", benchmark,
-                                   BENCHMARK, note, exposure)
+        tasks[(book, strategy)] = (
+            series,
+            out / name,
+            f"{strategy} on {book} — run {run_id}",
+            benchmark,
+            BENCHMARK,
+            note,
+            exposure,
+        )
     return tasks
 
 

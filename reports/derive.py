@@ -7,8 +7,18 @@ import numpy as np
 import pandas as pd
 
 EXPOSURE_WINDOW = 21  # exposure is drawn as a one-month mean: a signal that flips daily would fill a panel
-COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-          "#17becf"]  # one colour per strategy in the PNGs and the interactive charts alike
+COLORS = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+]  # one colour per strategy in the PNGs and the interactive charts alike
 
 
 def growth(equity: pd.Series) -> pd.Series:
@@ -35,8 +45,10 @@ def model_rows(predictions: pd.DataFrame, ticker: str, model: str) -> pd.DataFra
 def closes(predictions: pd.DataFrame) -> dict[str, pd.Series]:
     """Each ticker's close at every prediction date: the naive forecast's price is today's close."""
     naive = predictions[predictions["model"] == "naive"]
-    return {ticker: rows.set_index("date")["price_pred"].sort_index()
-            for ticker, rows in naive.groupby("ticker", sort=False)}
+    return {
+        ticker: rows.set_index("date")["price_pred"].sort_index()
+        for ticker, rows in naive.groupby("ticker", sort=False)
+    }
 
 
 def fold_starts(rows: pd.DataFrame) -> list[pd.Timestamp]:
@@ -50,8 +62,9 @@ def error_race(predictions: pd.DataFrame, ticker: str, model: str = "lstm", agai
     mine = model_rows(predictions, ticker, model).set_index("date")
     other = model_rows(predictions, ticker, against).set_index("date")
     both = mine.index.intersection(other.index)
-    gain = (other.loc[both, "y_pred"] - other.loc[both, "y_true"]) ** 2 - \
-        (mine.loc[both, "y_pred"] - mine.loc[both, "y_true"]) ** 2
+    gain = (other.loc[both, "y_pred"] - other.loc[both, "y_true"]) ** 2 - (
+        mine.loc[both, "y_pred"] - mine.loc[both, "y_true"]
+    ) ** 2
     return gain.sort_index().cumsum().rename(f"{against} - {model}")
 
 
@@ -62,8 +75,9 @@ def calibration_bins(rows: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
     ranks = rows["y_pred"].rank(method="first")
     labels = pd.qcut(ranks, q=min(bins, len(rows)), labels=False)
     grouped = rows.groupby(labels)
-    return pd.DataFrame({"predicted": grouped["y_pred"].mean(), "realised": grouped["y_true"].mean(),
-                         "n": grouped.size()}).reset_index(drop=True)
+    return pd.DataFrame(
+        {"predicted": grouped["y_pred"].mean(), "realised": grouped["y_true"].mean(), "n": grouped.size()}
+    ).reset_index(drop=True)
 
 
 def autocorrelation(values: np.ndarray, lags: int = 20) -> np.ndarray:
@@ -89,7 +103,7 @@ def exposures(equity: pd.DataFrame, fills: pd.DataFrame | None, close: dict[str,
         mine = fills[(fills["book"] == book) & (fills["strategy"] == strategy)]
         held = pd.Series(0.0, index=equity.index)
         known = True
-        for ticker, rows in (mine.groupby("ticker") if len(mine) else []):
+        for ticker, rows in mine.groupby("ticker") if len(mine) else []:
             if ticker not in close:
                 known = False
                 break

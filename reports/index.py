@@ -49,26 +49,67 @@ def _text(value: str, cls: str = "l") -> str:
 
 def forecast_table(forecast: list[dict]) -> str:
     # the verdict first (as in the terminal), so it shows without scrolling at 1024 px
-    cols = [("n", "d"), ("theil_u", ".4f"), ("dm_pvalue", ".3g"), ("cw_pvalue", ".3g"),
-            ("directional_accuracy", ".1%"), ("da_base_rate", ".1%"), ("da_pvalue", ".3g"), ("correlation", ".3f"),
-            ("price_rmse", ",.3f"), ("theil_u_price", ".4f"), ("rmse", ".3e"), ("mse", ".3e"), ("mae", ".3e"),
-            ("price_mae", ",.3f"), ("mape", ".3%")]
-    heads = ["n", "U2", "DM p", "CW p", "dir. acc.", "up days", "PT p", "corr.", "RMSE (price)", "U (price)",
-             "RMSE (ret)", "MSE (ret²)", "MAE (ret)", "MAE (price)", "MAPE"]
+    cols = [
+        ("n", "d"),
+        ("theil_u", ".4f"),
+        ("dm_pvalue", ".3g"),
+        ("cw_pvalue", ".3g"),
+        ("directional_accuracy", ".1%"),
+        ("da_base_rate", ".1%"),
+        ("da_pvalue", ".3g"),
+        ("correlation", ".3f"),
+        ("price_rmse", ",.3f"),
+        ("theil_u_price", ".4f"),
+        ("rmse", ".3e"),
+        ("mse", ".3e"),
+        ("mae", ".3e"),
+        ("price_mae", ",.3f"),
+        ("mape", ".3%"),
+    ]
+    heads = [
+        "n",
+        "U2",
+        "DM p",
+        "CW p",
+        "dir. acc.",
+        "up days",
+        "PT p",
+        "corr.",
+        "RMSE (price)",
+        "U (price)",
+        "RMSE (ret)",
+        "MSE (ret²)",
+        "MAE (ret)",
+        "MAE (price)",
+        "MAPE",
+    ]
     rows = []
     for m in forecast:
         cells = [_text(m["ticker"]), _text(m["model"])] + [_num(m.get(k), f) for k, f in cols]
-        rows.append(f'<tr class="{html.escape(m["model"])}" data-ticker="{html.escape(m["ticker"])}" '
-                    f'data-model="{html.escape(m["model"])}">' + "".join(cells) + "</tr>")
+        rows.append(
+            f'<tr class="{html.escape(m["model"])}" data-ticker="{html.escape(m["ticker"])}" '
+            f'data-model="{html.escape(m["model"])}">' + "".join(cells) + "</tr>"
+        )
     head = '<th class="l">ticker</th><th class="l">model</th>' + "".join(f"<th>{h}</th>" for h in heads)
     return _scroll(f'<table id="forecast-table"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
 
-COMPARISON = [("total_return", "+.1%", "total"), ("cagr", "+.2%", "CAGR"), ("volatility", ".1%", "vol"),
-              ("sharpe", ".2f", "Sharpe"), ("sortino", ".2f", "Sortino"), ("max_drawdown", ".1%", "max DD"),
-              ("exposure", ".0%", "exposure"), ("trades", "d", "trades"), ("rejected", "d", "refused orders"),
-              ("turnover", ".1f", "turnover (×/yr)"), ("win_rate", ".0%", "win rate"), ("costs", ",.0f", "costs (cash)"), ("psr", ".1%", "PSR"),
-              ("dsr", ".1%", "DSR")]
+COMPARISON = [
+    ("total_return", "+.1%", "total"),
+    ("cagr", "+.2%", "CAGR"),
+    ("volatility", ".1%", "vol"),
+    ("sharpe", ".2f", "Sharpe"),
+    ("sortino", ".2f", "Sortino"),
+    ("max_drawdown", ".1%", "max DD"),
+    ("exposure", ".0%", "exposure"),
+    ("trades", "d", "trades"),
+    ("rejected", "d", "refused orders"),
+    ("turnover", ".1f", "turnover (×/yr)"),
+    ("win_rate", ".0%", "win rate"),
+    ("costs", ",.0f", "costs (cash)"),
+    ("psr", ".1%", "PSR"),
+    ("dsr", ".1%", "DSR"),
+]
 
 
 def comparison_table(comparison: pd.DataFrame, sheets: dict[tuple[str, str], str]) -> str:
@@ -77,11 +118,16 @@ def comparison_table(comparison: pd.DataFrame, sheets: dict[tuple[str, str], str
         link = sheets.get((row["ticker"], row["strategy"]))
         cells = [_text(row["ticker"]), _text(row["strategy"])]
         cells += [_num(_count(row.get(k)) if f == "d" else row.get(k), f) for k, f, _ in COMPARISON]
-        cells.append(f'<td class="l"><a href="{html.escape(link)}">tear sheet</a></td>' if link
-                     else '<td class="l note" title="its daily returns never change">none: constant returns</td>')
+        cells.append(
+            f'<td class="l"><a href="{html.escape(link)}">tear sheet</a></td>'
+            if link
+            else '<td class="l note" title="its daily returns never change">none: constant returns</td>'
+        )
         cls = "lstm" if "lstm" in row["strategy"] else ""
-        rows.append(f'<tr class="{cls}" data-ticker="{html.escape(row["ticker"])}" '
-                    f'data-strategy="{html.escape(row["strategy"])}">' + "".join(cells) + "</tr>")
+        rows.append(
+            f'<tr class="{cls}" data-ticker="{html.escape(row["ticker"])}" '
+            f'data-strategy="{html.escape(row["strategy"])}">' + "".join(cells) + "</tr>"
+        )
     head = '<th class="l">book</th><th class="l">strategy</th>' + "".join(f"<th>{h}</th>" for _, _, h in COMPARISON)
     head += '<th class="l">report</th>'
     return _scroll(f'<table id="comparison-table"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
@@ -102,20 +148,35 @@ def cards(forecast: list[dict], comparison: pd.DataFrame) -> str:
         if book is not None and "lstm_signal" in book.index and "buy_and_hold" in book.index:
             s, b = book.loc["lstm_signal", "sharpe"], book.loc["buy_and_hold", "sharpe"]
             cls = "good" if s > b else "bad"
-            trade = (f'<br>LSTM signal Sharpe <b class="{cls}">{s:.2f}</b> vs buy-and-hold {b:.2f}'
-                     f' (DSR {book.loc["lstm_signal", "dsr"]:.0%})')
+            trade = (
+                f'<br>LSTM signal Sharpe <b class="{cls}">{s:.2f}</b> vs buy-and-hold {b:.2f}'
+                f" (DSR {book.loc['lstm_signal', 'dsr']:.0%})"
+            )
         cls = "good" if u < 1 else "bad"
-        out.append(f'<div class="card"><div>{html.escape(ticker)}</div>LSTM price RMSE <b>{lstm["price_rmse"]:,.3f}</b>'
-                   f' vs naive {naive["price_rmse"]:,.3f}<br>Theil U2 <b class="{cls}">{u:.4f}</b>: it {verdict} '
-                   f'"tomorrow = today" (DM p = {lstm.get("dm_pvalue") or float("nan"):.3g}){trade}</div>')
+        out.append(
+            f'<div class="card"><div>{html.escape(ticker)}</div>LSTM price RMSE <b>{lstm["price_rmse"]:,.3f}</b>'
+            f' vs naive {naive["price_rmse"]:,.3f}<br>Theil U2 <b class="{cls}">{u:.4f}</b>: it {verdict} '
+            f'"tomorrow = today" (DM p = {lstm.get("dm_pvalue") or float("nan"):.3g}){trade}</div>'
+        )
     return '<div class="cards">' + "".join(out) + "</div>"
 
 
 def summary_list(summary: dict) -> str:
-    labels = [("source", "data"), ("tickers", "tickers"), ("data_start", "data from"), ("data_end", "data to"),
-              ("test_start", "out of sample from"), ("test_end", "out of sample to"), ("folds", "folds"),
-              ("retrain_every", "retrain every (bars)"), ("warm_start", "warm start"), ("network", "network"),
-              ("ensemble", "ensemble"), ("seed", "seed"), ("elapsed_s", "elapsed (s)")]
+    labels = [
+        ("source", "data"),
+        ("tickers", "tickers"),
+        ("data_start", "data from"),
+        ("data_end", "data to"),
+        ("test_start", "out of sample from"),
+        ("test_end", "out of sample to"),
+        ("folds", "folds"),
+        ("retrain_every", "retrain every (bars)"),
+        ("warm_start", "warm start"),
+        ("network", "network"),
+        ("ensemble", "ensemble"),
+        ("seed", "seed"),
+        ("elapsed_s", "elapsed (s)"),
+    ]
     items = []
     for key, label in labels:
         if key in summary:
@@ -134,8 +195,10 @@ def variance_note(used: list[float], ledger_variance: float, n: int) -> str:
         return f"Sharpe variance {ledger_variance:.2g}"
     shown = " / ".join(f"{v:.3g}" for v in used)
     if all(v > ledger_variance for v in used):
-        return (f"Sharpe variance V = {shown}: one Sharpe estimate's sampling variance, the floor, above the "
-                f"ledger's {ledger_variance:.2g}")
+        return (
+            f"Sharpe variance V = {shown}: one Sharpe estimate's sampling variance, the floor, above the "
+            f"ledger's {ledger_variance:.2g}"
+        )
     return f"Sharpe variance V = {shown}, the ledger's"
 
 
@@ -150,8 +213,15 @@ def dsr_note(summary: dict, comparison: list[dict]) -> str:
 
 def per_fold_table(rows: list[dict]) -> str:
     """One row per (ticker, fold) of the LSTM: its dates and its errors against naive."""
-    cols = [("n", "d"), ("rmse", ".3e"), ("theil_u", ".4f"), ("dm_pvalue", ".3g"), ("directional_accuracy", ".1%"),
-            ("da_base_rate", ".1%"), ("price_rmse", ",.3f")]
+    cols = [
+        ("n", "d"),
+        ("rmse", ".3e"),
+        ("theil_u", ".4f"),
+        ("dm_pvalue", ".3g"),
+        ("directional_accuracy", ".1%"),
+        ("da_base_rate", ".1%"),
+        ("price_rmse", ",.3f"),
+    ]
     heads = ["n", "RMSE (ret)", "U2", "DM p", "dir. acc.", "up days", "RMSE (price)"]
     body = []
     for m in rows:
@@ -161,10 +231,14 @@ def per_fold_table(rows: list[dict]) -> str:
         cls = "good" if u is not None and u < 1 else ""
         cells = [_text(m["ticker"]), _num(int(m["fold"]), "d"), _text(first), _text(last)]
         cells += [_num(int(m[k]) if k == "n" else m.get(k), f) for k, f in cols]
-        body.append(f'<tr class="{cls}" data-ticker="{html.escape(str(m["ticker"]))}" data-fold="{int(m["fold"])}">'
-                    + "".join(cells) + "</tr>")
-    head = ('<th class="l">ticker</th><th>fold</th><th class="l">first day</th><th class="l">last day</th>'
-            + "".join(f"<th>{h}</th>" for h in heads))
+        body.append(
+            f'<tr class="{cls}" data-ticker="{html.escape(str(m["ticker"]))}" data-fold="{int(m["fold"])}">'
+            + "".join(cells)
+            + "</tr>"
+        )
+    head = '<th class="l">ticker</th><th>fold</th><th class="l">first day</th><th class="l">last day</th>' + "".join(
+        f"<th>{h}</th>" for h in heads
+    )
     return _scroll(f'<table id="per-fold-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>')
 
 
@@ -189,12 +263,15 @@ class IndexPage:
 def subtitle(summary: dict, costs: str) -> str:
     """What the page shows: a walk-forward run, or a backtest of an existing predictions file."""
     if "predictions" in summary:
-        text = (f"Backtest of the predictions in <code>{html.escape(summary['predictions'])}</code>, "
-                f"config: {html.escape(summary.get('config_source') or 'as given')}.")
+        text = (
+            f"Backtest of the predictions in <code>{html.escape(summary['predictions'])}</code>, "
+            f"config: {html.escape(summary.get('config_source') or 'as given')}."
+        )
         changed = summary.get("changed") or {}
         if changed:
-            items = "; ".join(f"{html.escape(k)}: {html.escape(str(a))} &rarr; {html.escape(str(b))}"
-                              for k, (a, b) in changed.items())
+            items = "; ".join(
+                f"{html.escape(k)}: {html.escape(str(a))} &rarr; {html.escape(str(b))}" for k, (a, b) in changed.items()
+            )
             text += f"<br>Changed from the predictions' own run: {items}."
         elif summary.get("config_source", "").endswith("(the predictions' own run)"):
             text += " Same costs and strategies as that run."
@@ -203,8 +280,16 @@ def subtitle(summary: dict, costs: str) -> str:
     return f'<p class="sub">{text}' + (f"<br>{html.escape(costs.capitalize())}." if costs else "") + "</p>"
 
 
-LINKED_FILES = ["config.toml", "metrics.json", "comparison.csv", "predictions.parquet", "trades.csv", "fills.csv",
-                "equity.csv", "returns.parquet"]
+LINKED_FILES = [
+    "config.toml",
+    "metrics.json",
+    "comparison.csv",
+    "predictions.parquet",
+    "trades.csv",
+    "fills.csv",
+    "equity.csv",
+    "returns.parquet",
+]
 
 
 def provenance_block(summary: dict, config_text: str, files: list[str]) -> str:
@@ -223,25 +308,35 @@ def provenance_block(summary: dict, config_text: str, files: list[str]) -> str:
         items.append(("packages", ", ".join(f"{k} {v}" for k, v in versions.items())))
     rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(str(v))}</dd>" for k, v in items)
     links = " · ".join(f'<a href="../{name}">{name}</a>' for name in files) or "—"
-    config = (f"<details><summary>the full config (config.toml)</summary><pre>{html.escape(config_text)}</pre>"
-              "</details>") if config_text else ""
+    config = (
+        (f"<details><summary>the full config (config.toml)</summary><pre>{html.escape(config_text)}</pre></details>")
+        if config_text
+        else ""
+    )
     return f'<dl id="provenance">{rows}<dt>files</dt><dd>{links}</dd></dl>{config}'
 
 
 def render_index(page: IndexPage) -> str:
-    figures = "".join(f'<h3>{html.escape(title)}</h3><a href="{html.escape(p)}"><img src="{html.escape(p)}" '
-                      f'alt="{html.escape(title)}" loading="lazy"></a>' for title, p in page.pictures)
+    figures = "".join(
+        f'<h3>{html.escape(title)}</h3><a href="{html.escape(p)}"><img src="{html.escape(p)}" '
+        f'alt="{html.escape(title)}" loading="lazy"></a>'
+        for title, p in page.pictures
+    )
     summary, comparison = page.summary, page.comparison
     charts = ""
     script = ""
     if page.asset and page.interactive:
         script = f'<script src="{html.escape(page.asset)}"></script>'
-        charts = ('<h2>Who wins, when (interactive: drag to zoom, double-click to reset, click a legend entry to hide it)</h2>'
-                  + "".join(f'<div class="chart">{div}</div>' for div in page.interactive))
+        charts = (
+            "<h2>Who wins, when (interactive: drag to zoom, double-click to reset, click a legend entry to hide it)</h2>"
+            + "".join(f'<div class="chart">{div}</div>' for div in page.interactive)
+        )
     folds = ""
     if page.per_fold:
-        folds = (f"<details><summary>every fold ({len(page.per_fold)}): dates, RMSE, U2, DM p and direction</summary>"
-                 f"{per_fold_table(page.per_fold)}</details>")
+        folds = (
+            f"<details><summary>every fold ({len(page.per_fold)}): dates, RMSE, U2, DM p and direction</summary>"
+            f"{per_fold_table(page.per_fold)}</details>"
+        )
     forecast = ""
     if page.forecast:
         forecast = f"""<h2>Forecast errors (out of sample)</h2>

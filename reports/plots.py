@@ -69,8 +69,14 @@ def plot_recent_predictions(predictions: pd.DataFrame, path: Path, ticker: str, 
         fig, ax = plt.subplots(figsize=(11, 4.2))
         ax.plot(target, lstm["price_true"], color="black", lw=1.0, marker=".", ms=3, label="actual close")
         ax.plot(target, lstm["price_pred"], color="tab:blue", lw=1.1, label="LSTM prediction")
-        ax.plot(target, naive["price_pred"].to_numpy(), color="tab:orange", lw=0.9, alpha=0.85,
-                label="naive (the close at t)")
+        ax.plot(
+            target,
+            naive["price_pred"].to_numpy(),
+            color="tab:orange",
+            lw=0.9,
+            alpha=0.85,
+            label="naive (the close at t)",
+        )
         for start in fold_starts(lstm):
             ax.axvline(start, color="grey", lw=0.5, ls=":")
         ax.set_title(f"{ticker}: the last {len(lstm)} predictions (dotted: retraining)", pad=22)
@@ -89,8 +95,13 @@ def plot_error_race(predictions: pd.DataFrame, path: Path, ticker: str) -> Path:
         for model, color in (("lstm", "tab:blue"), ("ridge", "tab:green")):
             if (predictions["model"] == model).any():
                 race = error_race(predictions, ticker, model)
-                ax.plot(race.index, race.to_numpy(), color=color, lw=1.3 if model == "lstm" else 0.9,
-                        label=f"naive - {model}")
+                ax.plot(
+                    race.index,
+                    race.to_numpy(),
+                    color=color,
+                    lw=1.3 if model == "lstm" else 0.9,
+                    label=f"naive - {model}",
+                )
         for start in fold_starts(lstm):
             ax.axvline(start, color="grey", lw=0.4, alpha=0.5)
         ax.axhline(0, color="black", lw=0.6)
@@ -138,8 +149,13 @@ def plot_residual_diagnostics(predictions: pd.DataFrame, path: Path, ticker: str
         if len(resid) > 1 and resid.std() > 0:
             x = np.linspace(resid.min(), resid.max(), 200)
             mu, sd = resid.mean(), resid.std()
-            hist.plot(x, np.exp(-0.5 * ((x - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi)), color="black", lw=1,
-                      label="normal, same mean and std")
+            hist.plot(
+                x,
+                np.exp(-0.5 * ((x - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi)),
+                color="black",
+                lw=1,
+                label="normal, same mean and std",
+            )
         hist.set_xlabel("realised - predicted log return")
         hist.set_ylabel("density")
         hist.set_title("residual distribution", pad=22)
@@ -190,15 +206,36 @@ def plot_trades(close: pd.Series, trades: pd.DataFrame, path: Path, title: str) 
         ax.plot(close.index, close.to_numpy(), color="black", lw=0.8, label="close")
         longs = trades[trades["direction"] == "long"]
         shorts = trades[trades["direction"] != "long"]
-        ax.scatter(pd.to_datetime(longs["entry_date"]), longs["entry_price"], marker="^", color="tab:green", s=28,
-                   zorder=3, label="long entry")
+        ax.scatter(
+            pd.to_datetime(longs["entry_date"]),
+            longs["entry_price"],
+            marker="^",
+            color="tab:green",
+            s=28,
+            zorder=3,
+            label="long entry",
+        )
         if len(shorts):
-            ax.scatter(pd.to_datetime(shorts["entry_date"]), shorts["entry_price"], marker="v", color="tab:red",
-                       s=28, zorder=3, label="short entry")
+            ax.scatter(
+                pd.to_datetime(shorts["entry_date"]),
+                shorts["entry_price"],
+                marker="v",
+                color="tab:red",
+                s=28,
+                zorder=3,
+                label="short entry",
+            )
         done = trades.dropna(subset=["exit_date"])
         done = done[~done["open"].astype(bool)] if "open" in done else done
-        ax.scatter(pd.to_datetime(done["exit_date"]), done["exit_price"], marker="x", color="tab:purple", s=22,
-                   zorder=3, label="exit")
+        ax.scatter(
+            pd.to_datetime(done["exit_date"]),
+            done["exit_price"],
+            marker="x",
+            color="tab:purple",
+            s=22,
+            zorder=3,
+            label="exit",
+        )
         ax.set_title(title, pad=22)
         ax.set_xlabel("date (entries and exits at the fill price, the next open)")
         ax.set_ylabel("price")
@@ -206,8 +243,9 @@ def plot_trades(close: pd.Series, trades: pd.DataFrame, path: Path, title: str) 
         return _save(fig, path)
 
 
-def plot_forecast(history: pd.DataFrame, forecast: pd.DataFrame, path: Path, ticker: str,
-                  days_shown: int | None = None) -> Path:
+def plot_forecast(
+    history: pd.DataFrame, forecast: pd.DataFrame, path: Path, ticker: str, days_shown: int | None = None
+) -> Path:
     """The last closes, the forecast path after them and its band when it has one. By default the
     history shown is six times the forecast's length (30 to 120 sessions), so a short forecast is not
     squeezed into the right edge of months of closes."""
@@ -216,16 +254,36 @@ def plot_forecast(history: pd.DataFrame, forecast: pd.DataFrame, path: Path, tic
         fig, ax = plt.subplots(figsize=(10, 4.5))
         tail = history["close"].iloc[-days_shown:]
         ax.plot(tail.index, tail.to_numpy(), color="black", lw=1.0, label="close")
-        ax.plot([tail.index[-1], *forecast["date"]], [tail.iloc[-1], *forecast["price_pred"]], color="tab:blue",
-                marker="o", ms=3, lw=1.2, label="forecast")
+        ax.plot(
+            [tail.index[-1], *forecast["date"]],
+            [tail.iloc[-1], *forecast["price_pred"]],
+            color="tab:blue",
+            marker="o",
+            ms=3,
+            lw=1.2,
+            label="forecast",
+        )
         if "price_true" in forecast and forecast["price_true"].notna().any():
             known = forecast.dropna(subset=["price_true"])
-            ax.plot([tail.index[-1], *known["date"]], [tail.iloc[-1], *known["price_true"]], color="black", lw=1.0,
-                    ls="--", marker=".", ms=4, label="what happened")
+            ax.plot(
+                [tail.index[-1], *known["date"]],
+                [tail.iloc[-1], *known["price_true"]],
+                color="black",
+                lw=1.0,
+                ls="--",
+                marker=".",
+                ms=4,
+                label="what happened",
+            )
         if {"price_low", "price_high"} <= set(forecast):
-            ax.fill_between([tail.index[-1], *forecast["date"]], [tail.iloc[-1], *forecast["price_low"]],
-                            [tail.iloc[-1], *forecast["price_high"]], color="tab:blue", alpha=0.2,
-                            label="80% band")
+            ax.fill_between(
+                [tail.index[-1], *forecast["date"]],
+                [tail.iloc[-1], *forecast["price_low"]],
+                [tail.iloc[-1], *forecast["price_high"]],
+                color="tab:blue",
+                alpha=0.2,
+                label="80% band",
+            )
         ax.set_title(f"{ticker}: {len(forecast)}-day forecast from the close of {tail.index[-1].date()}")
         ax.set_ylabel("close")
         ax.legend(loc="upper left")

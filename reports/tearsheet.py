@@ -15,8 +15,10 @@ import reports.quiet  # noqa: F401
 _FAVICON = re.compile(r'<link[^>]*rel="shortcut icon"[^>]*>\s*')
 _TIME_IN_MARKET = re.compile(r"<tr><td>Time in Market</td>(<td>[^<]*</td>)+</tr>")
 _HEADER_END = re.compile(r"(</h4>)")
-CSS = ("<style>.lt-nav{font:14px -apple-system,'DejaVu Sans',Arial,sans-serif;margin:.4rem 0 .8rem;color:#5b6570}"
-       ".lt-nav a{color:#1a5fb4}</style>")
+CSS = (
+    "<style>.lt-nav{font:14px -apple-system,'DejaVu Sans',Arial,sans-serif;margin:.4rem 0 .8rem;color:#5b6570}"
+    ".lt-nav a{color:#1a5fb4}</style>"
+)
 
 
 @contextmanager
@@ -72,14 +74,21 @@ def _label_bar_years(ax, returns, benchmark) -> None:
         return  # not one group of bars per year: leave QuantStats' labels alone
     groups = len(bars) // len(years)
     centres = sorted(p.get_x() + p.get_width() / 2 for p in bars)
-    centres = [sum(centres[i * groups:(i + 1) * groups]) / groups for i in range(len(years))]
+    centres = [sum(centres[i * groups : (i + 1) * groups]) / groups for i in range(len(years))]
     step = max(1, len(years) // 10)  # as QuantStats: at most about ten labels on long histories
     ax.set_xticks(centres, [str(y) if i % step == 0 else "" for i, y in enumerate(years)], rotation=30, ha="right")
 
 
-def tearsheet(returns: pd.Series, path: Path, title: str, benchmark: pd.Series | None = None,
-              benchmark_title: str = "buy_and_hold", note: str = "", exposure: tuple[float, float] | None = None,
-              index_link: str = "index.html") -> Path:
+def tearsheet(
+    returns: pd.Series,
+    path: Path,
+    title: str,
+    benchmark: pd.Series | None = None,
+    benchmark_title: str = "buy_and_hold",
+    note: str = "",
+    exposure: tuple[float, float] | None = None,
+    index_link: str = "index.html",
+) -> Path:
     """Write QuantStats' full HTML tear sheet of `returns` (daily), benchmarked when given.
 
     The strategy is named by `returns.name`; `note` (costs, what was traded) and a link back to the
@@ -94,12 +103,24 @@ def tearsheet(returns: pd.Series, path: Path, title: str, benchmark: pd.Series |
     if benchmark is not None:
         benchmark = benchmark.rename(benchmark_title).astype("float64").reindex(returns.index).fillna(0.0)
     tmp = path.with_name(f".{path.name}.tmp")
-    with warnings.catch_warnings(), _eoy_labels_fixed(), _no_redraw_after_save(), \
-            matplotlib.rc_context({"svg.fonttype": "none"}):
+    with (
+        warnings.catch_warnings(),
+        _eoy_labels_fixed(),
+        _no_redraw_after_save(),
+        matplotlib.rc_context({"svg.fonttype": "none"}),
+    ):
         warnings.simplefilter("ignore")
         # svg.fonttype none: chart text stays text (selectable, searchable, a third of the size)
-        qs.reports.html(returns, benchmark=benchmark, title=title, output=str(tmp), periods_per_year=252,
-                        figfmt="svg", match_dates=False, strategy_title=name)  # every out-of-sample day
+        qs.reports.html(
+            returns,
+            benchmark=benchmark,
+            title=title,
+            output=str(tmp),
+            periods_per_year=252,
+            figfmt="svg",
+            match_dates=False,
+            strategy_title=name,
+        )  # every out-of-sample day
     page = tmp.read_text(encoding="utf-8")
     tmp.unlink()
     # The template's favicon is fetched from the web; a report must open offline without requests.
@@ -108,16 +129,19 @@ def tearsheet(returns: pd.Series, path: Path, title: str, benchmark: pd.Series |
     # for a saved file: every saved tear sheet would throw a ReferenceError when opened.
     page = page.replace('<body onload="save()">', "<body>", 1)
     page = page.replace("\ufe6a", "%")  # QuantStats writes "CAGR﹪" (small percent sign), a glyph few fonts have
-    nav = (f'<div class="lt-nav"><a href="{htmllib.escape(index_link)}">&larr; back to the run\'s index</a>'
-           + (f" &middot; {htmllib.escape(note)}" if note else "") + "</div>")
+    nav = (
+        f'<div class="lt-nav"><a href="{htmllib.escape(index_link)}">&larr; back to the run\'s index</a>'
+        + (f" &middot; {htmllib.escape(note)}" if note else "")
+        + "</div>"
+    )
     page = _HEADER_END.sub(lambda m: m.group(1) + CSS + nav, page, count=1)
     if exposure is not None:
         strat, bench = exposure
+
         def cell(value: float) -> str:
             return f"<td>{value:.1%}</td>" if value == value else "<td>-</td>"
 
         cells = (cell(bench) if benchmark is not None else "") + cell(strat)
-        page = _TIME_IN_MARKET.sub(f"<tr><td>Time in Market (days holding a position)</td>{cells}</tr>", page,
-                                   count=1)
+        page = _TIME_IN_MARKET.sub(f"<tr><td>Time in Market (days holding a position)</td>{cells}</tr>", page, count=1)
     path.write_text(page, encoding="utf-8")
     return path

@@ -10,8 +10,16 @@ from pathlib import Path
 import pandas as pd
 
 
-def study_page(folder: Path, study, trials: pd.DataFrame, best_value, best_params, tuning_end, first_test,
-               evaluate_line: str | None) -> str:
+def study_page(
+    folder: Path,
+    study,
+    trials: pd.DataFrame,
+    best_value,
+    best_params,
+    tuning_end,
+    first_test,
+    evaluate_line: str | None,
+) -> str:
     """A study's index.html: what was tuned on which span, the best trials, Optuna's plots (PNGs
     written next to it) and the next command."""
     import matplotlib.pyplot as plt
@@ -20,8 +28,11 @@ def study_page(folder: Path, study, trials: pd.DataFrame, best_value, best_param
     import reports.quiet  # noqa: F401  (Agg backend, no font noise)
 
     pictures = []
-    for title, plot in (("Optimisation history", vis.plot_optimization_history),
-                        ("Parameter importances", vis.plot_param_importances), ("Slice", vis.plot_slice)):
+    for title, plot in (
+        ("Optimisation history", vis.plot_optimization_history),
+        ("Parameter importances", vis.plot_param_importances),
+        ("Slice", vis.plot_slice),
+    ):
         file = title.split(" ")[0].lower() + ".png"
         try:
             with warnings.catch_warnings():
@@ -38,12 +49,25 @@ def study_page(folder: Path, study, trials: pd.DataFrame, best_value, best_param
     ranked = trials.assign(_done=trials["state"] != "COMPLETE").sort_values(["_done", "value"], na_position="last")
     ranked["pruned_at"] = ranked["pruned_at"].fillna("—")
     table = ranked.drop(columns="_done").head(15).to_html(index=False, float_format="%.5g", na_rep="—")
-    figures = "".join(f"<h3>{html.escape(t)}</h3>" + (f'<img src="{f}" alt="{html.escape(t)}">' if f else "")
-                      for t, f in pictures)
-    best = (f"best validation MSE / naive MSE <b>{best_value:.5f}</b> with "
-            f"<code>{html.escape(json.dumps(best_params))}</code>") if best_value is not None else "no complete trial yet"
-    evaluate = (f", or <code>{html.escape(evaluate_line)}</code> to put it beside the base config, evaluated once "
-                "each on the out-of-sample span") if evaluate_line else ""
+    figures = "".join(
+        f"<h3>{html.escape(t)}</h3>" + (f'<img src="{f}" alt="{html.escape(t)}">' if f else "") for t, f in pictures
+    )
+    best = (
+        (
+            f"best validation MSE / naive MSE <b>{best_value:.5f}</b> with "
+            f"<code>{html.escape(json.dumps(best_params))}</code>"
+        )
+        if best_value is not None
+        else "no complete trial yet"
+    )
+    evaluate = (
+        (
+            f", or <code>{html.escape(evaluate_line)}</code> to put it beside the base config, evaluated once "
+            "each on the out-of-sample span"
+        )
+        if evaluate_line
+        else ""
+    )
     return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>study {html.escape(study.study_name)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}}table{{border-collapse:collapse;
 font-size:13px;display:block;overflow-x:auto}}td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}

@@ -6,12 +6,15 @@ import lazy_loader
 
 # Names are imported on first use (SPEC 1's lazy loading), so importing one light submodule and the
 # CLI's start-up never pay for pandas, TensorFlow, Backtrader or matplotlib.
-__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
-    "analyzers": ["BookRecorder"],
-    "base": ["TargetStrategy"],
-    "baselines": ["BuyAndHold", "MacdCross", "RsiReversion", "SmaCross"],
-    "errors": ["StrategyError"],
-    "feeds": ["PredictionData", "prediction_frame"],
-    "registry": ["STRATEGIES", "forecast_model", "resolve"],
-    "signal": ["LSTMSignal", "NaiveSignal", "RidgeSignal"],
-})
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "analyzers": ["BookRecorder"],
+        "base": ["TargetStrategy"],
+        "baselines": ["BuyAndHold", "MacdCross", "RsiReversion", "SmaCross"],
+        "errors": ["StrategyError"],
+        "feeds": ["PredictionData", "prediction_frame"],
+        "registry": ["STRATEGIES", "forecast_model", "resolve"],
+        "signal": ["LSTMSignal", "NaiveSignal", "RidgeSignal"],
+    },
+)

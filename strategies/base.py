@@ -17,9 +17,9 @@ class TargetStrategy(bt.Strategy):
     # the sizing parameters are declared once, in strategies.decision.Sizing (the broker's are set by the
     # engine from the broker config); these three are the engine's own
     params = backtrader_params(Sizing) + (
-        ("trade_start", None),    # datetime.date: no decisions before this bar (earlier bars warm indicators)
-        ("liquidate_on", None),   # datetime.date: from this close on, the target is flat (filled at the next open)
-        ("cash_rate", 0.0),       # annual interest on positive cash, credited for each bar from trade_start on
+        ("trade_start", None),  # datetime.date: no decisions before this bar (earlier bars warm indicators)
+        ("liquidate_on", None),  # datetime.date: from this close on, the target is flat (filled at the next open)
+        ("cash_rate", 0.0),  # annual interest on positive cash, credited for each bar from trade_start on
     )
     ENGINE_PARAMS = ("trade_start", "liquidate_on", "cash_rate")
 
@@ -51,9 +51,15 @@ class TargetStrategy(bt.Strategy):
             targets[data._name] = 0.0 if final else self.target(data)
             self.decisions.append({"date": day, "ticker": data._name, "target": float(targets[data._name])})
         by_name = {d._name: d for d in self.datas}
-        plan = plan_orders(targets, {n: self.getposition(d).size for n, d in by_name.items()},
-                           {n: d.close[0] for n, d in by_name.items()}, cash, self._intended,
-                           self._sizing, len(self.datas))
+        plan = plan_orders(
+            targets,
+            {n: self.getposition(d).size for n, d in by_name.items()},
+            {n: d.close[0] for n, d in by_name.items()},
+            cash,
+            self._intended,
+            self._sizing,
+            len(self.datas),
+        )
         self._intended = plan.intended
         for name, delta in plan.orders:
             data = by_name[name]
@@ -64,12 +70,17 @@ class TargetStrategy(bt.Strategy):
         # a market order fills whole (Completed), or closes the position and is refused the rest for lack
         # of cash (Partial, then Margin): each is one notification with what was executed
         if order.status in (order.Partial, order.Completed) and order.executed.size:
-            self.fills.append({
-                "date": bt.num2date(order.executed.dt).date(), "ticker": name,
-                "size": float(order.executed.size), "price": float(order.executed.price),
-                "value": float(order.executed.size * order.executed.price),
-                "commission": float(order.executed.comm), "open": float(order.data.open[0]),
-            })
+            self.fills.append(
+                {
+                    "date": bt.num2date(order.executed.dt).date(),
+                    "ticker": name,
+                    "size": float(order.executed.size),
+                    "price": float(order.executed.price),
+                    "value": float(order.executed.size * order.executed.price),
+                    "commission": float(order.executed.comm),
+                    "open": float(order.data.open[0]),
+                }
+            )
         if order.status in (order.Canceled, order.Margin, order.Rejected):
             self.rejected += 1
             self._intended.pop(name, None)  # decide again at the next close

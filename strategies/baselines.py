@@ -21,8 +21,10 @@ class SmaCross(TargetStrategy):
 
     def __init__(self) -> None:
         super().__init__()
-        self.trend = {d._name: bt.indicators.SMA(d.close, period=self.p.fast) - bt.indicators.SMA(d.close, period=self.p.slow)
-                      for d in self.datas}
+        self.trend = {
+            d._name: bt.indicators.SMA(d.close, period=self.p.fast) - bt.indicators.SMA(d.close, period=self.p.slow)
+            for d in self.datas
+        }
 
     def target(self, data) -> float:
         return 1.0 if self.trend[data._name][0] > 0 else (-1.0 if self.p.allow_short else 0.0)
@@ -35,8 +37,12 @@ class MacdCross(TargetStrategy):
 
     def __init__(self) -> None:
         super().__init__()
-        self.macd = {d._name: bt.indicators.MACD(d.close, period_me1=self.p.fast, period_me2=self.p.slow,
-                                                 period_signal=self.p.signal) for d in self.datas}
+        self.macd = {
+            d._name: bt.indicators.MACD(
+                d.close, period_me1=self.p.fast, period_me2=self.p.slow, period_signal=self.p.signal
+            )
+            for d in self.datas
+        }
 
     def target(self, data) -> float:
         macd = self.macd[data._name]

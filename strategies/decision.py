@@ -18,16 +18,18 @@ from dataclasses import dataclass, field, fields
 def _param(default, low=None, high=None, integer: bool = False, broker: bool = False):
     """A trading parameter, declared once: its default, its bounds (None: open on that side) and whether
     the broker config sets it (then a strategy's params may not)."""
-    return field(default=default, metadata={"bounds": (low, high, integer) if low is not None or high is not None
-                                            else None, "broker": broker})
+    return field(
+        default=default,
+        metadata={"bounds": (low, high, integer) if low is not None or high is not None else None, "broker": broker},
+    )
 
 
 @dataclass(frozen=True)
 class Sizing:
-    max_exposure: float = _param(1.0, 1e-6, 1)     # of equity, split equally over the tickers
-    rebalance_band: float = _param(0.1, 0, 1)      # re-size only when the wanted exposure moves by more than this
+    max_exposure: float = _param(1.0, 1e-6, 1)  # of equity, split equally over the tickers
+    rebalance_band: float = _param(0.1, 0, 1)  # re-size only when the wanted exposure moves by more than this
     cash_buffer: float = _param(0.01, broker=True)  # fraction of equity kept in cash when fully invested
-    fractional: bool = _param(False, broker=True)   # whole shares, or fractional ones in millionths
+    fractional: bool = _param(False, broker=True)  # whole shares, or fractional ones in millionths
     slippage_pct: float = _param(0.0, broker=True)  # sizes leave room for the costs of the fill
     commission_pct: float = _param(0.0, broker=True)
     commission_per_share: float = _param(0.0, broker=True)
@@ -46,7 +48,8 @@ class SignalParams:
     allow_short: bool = _param(False)
     target_vol: float | None = _param(None, 1e-6, 10)  # annualised volatility target; None = fixed exposure
     vol_window: int = _param(20, 2, None, integer=True)
-    stop_loss: float | None = _param(None, 1e-6, 1)    # close a position this far under its entry; re-enter on a new signal
+    # close a position this far under its entry; re-enter on a new signal
+    stop_loss: float | None = _param(None, 1e-6, 1)
 
     @classmethod
     def of(cls, params: Mapping) -> SignalParams:
@@ -61,8 +64,12 @@ def backtrader_params(cls, broker: bool | None = None) -> tuple[tuple[str, objec
 
 def declared_bounds() -> dict[str, tuple]:
     """(low, high, integer) of every bounded decision parameter, for the strategy registry's checks."""
-    return {f.name: f.metadata["bounds"] for cls in (Sizing, SignalParams) for f in fields(cls)
-            if f.metadata["bounds"] is not None}
+    return {
+        f.name: f.metadata["bounds"]
+        for cls in (Sizing, SignalParams)
+        for f in fields(cls)
+        if f.metadata["bounds"] is not None
+    }
 
 
 def broker_params() -> set[str]:
@@ -77,8 +84,15 @@ class Plan:
     intended: dict[str, float] = field(default_factory=dict)
 
 
-def signal_target(pred: float, params: SignalParams, *, position: float = 0.0, entry_price: float = 0.0,
-                  closes: Sequence[float] = (), stopped: float | None = None) -> tuple[float, float | None]:
+def signal_target(
+    pred: float,
+    params: SignalParams,
+    *,
+    position: float = 0.0,
+    entry_price: float = 0.0,
+    closes: Sequence[float] = (),
+    stopped: float | None = None,
+) -> tuple[float, float | None]:
     """The forecast rule: target exposure in [-1, 1] from the prediction made at close t.
 
     `closes` are the last `vol_window + 1` closes up to t (for the stop and volatility scaling);
@@ -106,8 +120,15 @@ def volatility_scale(closes: Sequence[float], params: SignalParams) -> float:
     return min(1.0, params.target_vol / realised) if realised > 0 else 1.0
 
 
-def plan_orders(targets: Mapping[str, float], positions: Mapping[str, float], closes: Mapping[str, float],
-                cash: float, intended: Mapping[str, float], sizing: Sizing, n_assets: int) -> Plan:
+def plan_orders(
+    targets: Mapping[str, float],
+    positions: Mapping[str, float],
+    closes: Mapping[str, float],
+    cash: float,
+    intended: Mapping[str, float],
+    sizing: Sizing,
+    n_assets: int,
+) -> Plan:
     """Orders that move the book towards `targets` (per ticker, in [-1, 1]; NaN = no decision).
 
     A ticker is re-sized only when its wanted exposure changes side or moves by more than the
@@ -140,8 +161,11 @@ def plan_orders(targets: Mapping[str, float], positions: Mapping[str, float], cl
     # Buys are paid from the cash at hand plus what the day's sells bring in, less the buffer. A leg that
     # grew inside the rebalance band holds more than its share, so an equal share for the others would
     # not fit: the buys shrink together to the cash there is (the broker would refuse them otherwise).
-    available = cash - buffer + sum(-d * (closes[t] * (1 - cost) - sizing.commission_per_share)
-                                    for t, d in deltas.items() if d < 0)
+    available = (
+        cash
+        - buffer
+        + sum(-d * (closes[t] * (1 - cost) - sizing.commission_per_share) for t, d in deltas.items() if d < 0)
+    )
     spend = sum(d * unit[t] for t, d in deltas.items() if d > 0)
     if spend > available * (1 + 1e-12):
         scale = max(available, 0.0) / spend

@@ -16,8 +16,9 @@ class PredictionData(bt.feeds.PandasData):
     params = (("y_pred", "y_pred"), ("price_pred", "price_pred"), ("openinterest", None))
 
 
-def prediction_frame(prices: pd.DataFrame, predictions: pd.DataFrame, warmup: int = 0,
-                     name: str = "asset") -> tuple[pd.DataFrame, pd.Timestamp, pd.Timestamp]:
+def prediction_frame(
+    prices: pd.DataFrame, predictions: pd.DataFrame, warmup: int = 0, name: str = "asset"
+) -> tuple[pd.DataFrame, pd.Timestamp, pd.Timestamp]:
     """Align one model's predictions of one ticker with its prices.
 
     Returns the frame for `PredictionData` (`warmup` bars of history before the first prediction,
@@ -37,22 +38,27 @@ def prediction_frame(prices: pd.DataFrame, predictions: pd.DataFrame, warmup: in
     first, last = dates[0], dates[-1]
     unknown = dates.difference(prices.index)
     if len(unknown):
-        raise StrategyError(f"{name}: prediction dated {unknown[0].date()} has no price bar",
-                            "the predictions and the price data must come from the same source")
+        raise StrategyError(
+            f"{name}: prediction dated {unknown[0].date()} has no price bar",
+            "the predictions and the price data must come from the same source",
+        )
     span = prices.loc[first:last]
     missing = span.index.difference(dates)
     if len(missing):
-        raise StrategyError(f"{name}: predictions do not cover the prices: none for {missing[0].date()} "
-                            f"({len(missing)} bars missing between {first.date()} and {last.date()})",
-                            "backtest a contiguous predictions table, as walk_forward_predict writes it")
+        raise StrategyError(
+            f"{name}: predictions do not cover the prices: none for {missing[0].date()} "
+            f"({len(missing)} bars missing between {first.date()} and {last.date()})",
+            "backtest a contiguous predictions table, as walk_forward_predict writes it",
+        )
     start = max(0, prices.index.get_loc(first) - warmup)
     stop = min(len(prices), prices.index.get_loc(last) + 2)
     frame = prices.iloc[start:stop][["open", "high", "low", "close", "volume"]].copy()
     aligned = predictions.set_index(pd.DatetimeIndex(predictions["date"]))
     frame["y_pred"] = aligned["y_pred"].reindex(frame.index).astype("float64")
     # optional: a table of date, ticker, model and y_pred alone can be backtested (no strategy reads it)
-    frame["price_pred"] = (aligned["price_pred"].reindex(frame.index).astype("float64") if "price_pred" in aligned
-                           else np.nan)
+    frame["price_pred"] = (
+        aligned["price_pred"].reindex(frame.index).astype("float64") if "price_pred" in aligned else np.nan
+    )
     span = frame.loc[first:last, "y_pred"]
     if np.isinf(span).any():  # NaN is allowed: no forecast that day (e.g. a predicted close <= 0), no decision
         bad = span.index[np.isinf(span)][0]

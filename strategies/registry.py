@@ -44,9 +44,14 @@ def resolve(name: str, params: dict | None = None) -> tuple[type[TargetStrategy]
             raise StrategyError(f"strategy '{name}' has no parameter '{key}'", _suggest(key, list(known)))
         default = known[key]
         if isinstance(default, bool) and not isinstance(value, bool):
-            raise StrategyError(f"strategy '{name}': '{key}' must be true or false (got {value!r})", f"e.g. {key} = true")
-        if isinstance(default, (int, float)) and not isinstance(default, bool) and (
-                isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise StrategyError(
+                f"strategy '{name}': '{key}' must be true or false (got {value!r})", f"e.g. {key} = true"
+            )
+        if (
+            isinstance(default, (int, float))
+            and not isinstance(default, bool)
+            and (isinstance(value, bool) or not isinstance(value, (int, float)))
+        ):
             raise StrategyError(f"strategy '{name}': '{key}' must be a number (got {value!r})", f"default {default}")
     _check_bounds(name, cls, dict(params or {}))
     return cls, dict(params or {})
@@ -55,8 +60,13 @@ def resolve(name: str, params: dict | None = None) -> tuple[type[TargetStrategy]
 # (low, high, integer) per parameter name; None = unbounded on that side. Optional params may be None.
 # The decision rule's bounds come from strategies.decision, where those parameters are declared.
 BOUNDS = {
-    "fast": (1, None, True), "slow": (1, None, True), "signal": (1, None, True), "period": (1, None, True),
-    "lower": (0, 100, False), "upper": (0, 100, False), **declared_bounds(),
+    "fast": (1, None, True),
+    "slow": (1, None, True),
+    "signal": (1, None, True),
+    "period": (1, None, True),
+    "lower": (0, 100, False),
+    "upper": (0, 100, False),
+    **declared_bounds(),
 }
 
 
@@ -70,15 +80,17 @@ def _check_bounds(name: str, cls: type[TargetStrategy], params: dict) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise StrategyError(f"strategy '{name}': '{key}' must be a number (got {value!r})", f"default {known[key]}")
         if integer and value != int(value):
-            raise StrategyError(f"strategy '{name}': '{key}' must be a whole number of bars (got {value!r})",
-                                f"default {known[key]}")
+            raise StrategyError(
+                f"strategy '{name}': '{key}' must be a whole number of bars (got {value!r})", f"default {known[key]}"
+            )
         if (low is not None and value < low) or (high is not None and value > high):
             span = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
             raise StrategyError(f"strategy '{name}': '{key}' must be {span} (got {value!r})", f"default {known[key]}")
     for small, large in (("fast", "slow"), ("lower", "upper")):
         if small in merged and large in merged and merged[small] >= merged[large]:
-            raise StrategyError(f"strategy '{name}': '{small}' ({merged[small]}) must be below '{large}' "
-                                f"({merged[large]})", "swap them")
+            raise StrategyError(
+                f"strategy '{name}': '{small}' ({merged[small]}) must be below '{large}' ({merged[large]})", "swap them"
+            )
 
 
 def forecast_model(cls: type[TargetStrategy]) -> str | None:

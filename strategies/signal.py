@@ -20,8 +20,13 @@ class LSTMSignal(TargetStrategy):
     def target(self, data) -> float:
         position = self.getposition(data)
         target, self._stopped[data._name] = signal_target(
-            data.y_pred[0], self._rule, position=position.size, entry_price=position.price,
-            closes=list(data.close.get(size=self.p.vol_window + 1)), stopped=self._stopped.get(data._name))
+            data.y_pred[0],
+            self._rule,
+            position=position.size,
+            entry_price=position.price,
+            closes=list(data.close.get(size=self.p.vol_window + 1)),
+            stopped=self._stopped.get(data._name),
+        )
         return target
 
 

@@ -17,8 +17,16 @@ def bars() -> pd.DataFrame:
 
 @pytest.fixture
 def tiny_model() -> ModelSpec:
-    return ModelSpec(features=["log_return", "rsi_14", "sma_10"], lookback=5, n_layers=1, units=4, epochs=2,
-                     batch_size=32, patience=1, val_fraction=0.1)
+    return ModelSpec(
+        features=["log_return", "rsi_14", "sma_10"],
+        lookback=5,
+        n_layers=1,
+        units=4,
+        epochs=2,
+        batch_size=32,
+        patience=1,
+        val_fraction=0.1,
+    )
 
 
 @pytest.fixture

@@ -11,9 +11,16 @@ import pandas as pd
 from scipy.stats import norm
 
 # The tiny network every CLI test trains: seconds per run, still a real walk-forward.
-TINY_SETTINGS = ['model.features=["log_return", "rsi_14"]', "model.lookback=5", "model.units=4", "model.n_layers=1",
-                 "model.epochs=2", "walk_forward.min_train=150", "walk_forward.retrain_every=50",
-                 "walk_forward.finetune_window=50"]
+TINY_SETTINGS = [
+    'model.features=["log_return", "rsi_14"]',
+    "model.lookback=5",
+    "model.units=4",
+    "model.n_layers=1",
+    "model.epochs=2",
+    "walk_forward.min_train=150",
+    "walk_forward.retrain_every=50",
+    "walk_forward.finetune_window=50",
+]
 TINY = [arg for setting in TINY_SETTINGS for arg in ("--set", setting)]  # as command-line arguments
 
 
@@ -43,17 +50,35 @@ def run_dirs(root) -> list:
 
 def bars_from(open_, close, start="2020-01-01") -> pd.DataFrame:
     open_, close = np.asarray(open_, float), np.asarray(close, float)
-    return pd.DataFrame({"open": open_, "high": np.maximum(open_, close) * 1.001,
-                         "low": np.minimum(open_, close) * 0.999, "close": close, "volume": 1e6},
-                        index=pd.bdate_range(start, periods=len(close), name="date"))
+    return pd.DataFrame(
+        {
+            "open": open_,
+            "high": np.maximum(open_, close) * 1.001,
+            "low": np.minimum(open_, close) * 0.999,
+            "close": close,
+            "volume": 1e6,
+        },
+        index=pd.bdate_range(start, periods=len(close), name="date"),
+    )
 
 
 def predictions_for(prices: pd.DataFrame, y_pred, model="lstm", ticker="T") -> pd.DataFrame:
     close = prices["close"].to_numpy()
     y_true = np.append(np.log(close[1:] / close[:-1]), np.nan)
-    frame = pd.DataFrame({"date": prices.index, "ticker": ticker, "model": model, "y_pred": np.asarray(y_pred, float),
-                          "y_true": y_true, "price_pred": close * np.exp(y_pred), "price_true": close * np.exp(y_true),
-                          "horizon": 1, "fold": 0, "train_end": prices.index[0]})
+    frame = pd.DataFrame(
+        {
+            "date": prices.index,
+            "ticker": ticker,
+            "model": model,
+            "y_pred": np.asarray(y_pred, float),
+            "y_true": y_true,
+            "price_pred": close * np.exp(y_pred),
+            "price_true": close * np.exp(y_true),
+            "horizon": 1,
+            "fold": 0,
+            "train_end": prices.index[0],
+        }
+    )
     return frame.iloc[:-1]  # the last bar's target is unknown, as walk_forward_predict writes it
 
 
@@ -67,7 +92,7 @@ def hand_dsr(returns: pd.Series, sharpes: list[float], n: int | None = None) -> 
     sr = r.mean() / r.std()
     skew, kurt = r.skew(), r.kurtosis() + 3
     n_days = len(r)
-    spread = (1 - skew * sr + (kurt - 1) / 4 * sr ** 2) / (n_days - 1)
+    spread = (1 - skew * sr + (kurt - 1) / 4 * sr**2) / (n_days - 1)
     n = n or len(sharpes)
     variance = max(np.var(sharpes, ddof=1), spread)
     sr0 = math.sqrt(variance) * ((1 - GAMMA) * norm.ppf(1 - 1 / n) + GAMMA * norm.ppf(1 - 1 / (n * math.e)))

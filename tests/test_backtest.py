@@ -69,11 +69,11 @@ def test_three_trades_hand_computed():
         return cash + size * open_ * 0.998 * 0.999
 
     size1, cash = buy(10_000.0, 100.5, 101)  # long at close 0 -> bought at open 1
-    cash = sell(cash, size1, 102)            # flat at close 1 -> sold at open 2
-    size2, cash = buy(cash, 103, 104)        # long at close 2 -> bought at open 3
-    cash = sell(cash, size2, 101)            # flat at close 4 -> sold at open 5
-    size3, cash = buy(cash, 101, 102)        # long at close 6 -> bought at open 7
-    cash = sell(cash, size3, 106)     # flat at close 9 -> sold at open 10
+    cash = sell(cash, size1, 102)  # flat at close 1 -> sold at open 2
+    size2, cash = buy(cash, 103, 104)  # long at close 2 -> bought at open 3
+    cash = sell(cash, size2, 101)  # flat at close 4 -> sold at open 5
+    size3, cash = buy(cash, 101, 102)  # long at close 6 -> bought at open 7
+    cash = sell(cash, size3, 106)  # flat at close 9 -> sold at open 10
 
     assert list(result.fills["size"]) == [size1, -size1, size2, -size2, size3, -size3]
     assert result.equity.iloc[-1] == pytest.approx(cash, abs=1e-9)
@@ -101,8 +101,13 @@ def test_buy_and_hold_is_the_price_move_less_costs():
     assert trade.pnl_net == pytest.approx(shares * (108 - 99.5) - shares * 99.5 * 0.001)
 
     # close_at_end (the default): sold at the last open (107) with its commission, every trade closed
-    closed = run_backtest({"T": prices}, predictions_for(prices, np.zeros(8)), "buy_and_hold",
-                          broker.model_copy(update={"close_at_end": True}), warmup=0)
+    closed = run_backtest(
+        {"T": prices},
+        predictions_for(prices, np.zeros(8)),
+        "buy_and_hold",
+        broker.model_copy(update={"close_at_end": True}),
+        warmup=0,
+    )
     assert closed.equity.iloc[-1] == pytest.approx(leftover + shares * 107 * (1 - 0.001), abs=1e-9)
     assert closed.positions["T"].iloc[-1] == 0 and closed.fills["date"].iloc[-1] == prices.index[-1]
     (trade,) = closed.trades.itertuples()
@@ -135,7 +140,10 @@ def rebuild_from_trades(trades: pd.DataFrame, prices: pd.DataFrame, cash0: float
     cash = pd.Series(0.0, index=dates)
     for t in trades.itertuples():
         sign = 1.0 if t.direction == "long" else -1.0
-        entry, exit_ = pd.Timestamp(t.entry_date), pd.Timestamp(t.exit_date) if isinstance(t.exit_date, str) and t.exit_date else None
+        entry, exit_ = (
+            pd.Timestamp(t.entry_date),
+            pd.Timestamp(t.exit_date) if isinstance(t.exit_date, str) and t.exit_date else None,
+        )
         held = (dates >= entry) & ((dates < exit_) if exit_ is not None else True)
         position[held] += sign * t.size
         cash[dates >= entry] -= sign * t.size * t.entry_price + t.entry_commission
@@ -148,8 +156,9 @@ def test_returns_rebuilt_from_trades_csv_match_the_engine(tmp_path):
     prices = make_bars(400, seed=12)
     rng = np.random.default_rng(1)
     preds = predictions_for(prices, rng.normal(0.0002, 0.01, 400), ticker="ACME")
-    broker = BrokerSpec(cash=25_000, commission_pct=0.0007, commission_min=1.0, slippage_pct=0.001,
-                        cash_buffer=0.05)  # these random bars gap by up to 4% overnight
+    broker = BrokerSpec(
+        cash=25_000, commission_pct=0.0007, commission_min=1.0, slippage_pct=0.001, cash_buffer=0.05
+    )  # these random bars gap by up to 4% overnight
     result = run_backtest({"ACME": prices}, preds, "lstm_signal", broker, params={"allow_short": True}, warmup=0)
     assert (result.trades["direction"] == "short").any() and len(result.trades) > 20
     write_backtests(tmp_path, [("ACME", result)], comparison_table([("ACME", result)]))
@@ -162,8 +171,9 @@ def test_returns_rebuilt_from_trades_csv_match_the_engine(tmp_path):
 
 def test_every_strategy_runs_on_the_same_dates():
     prices = make_bars(700, seed=4)
-    preds = pd.concat([predictions_for(prices, np.random.default_rng(2).normal(0, 0.01, 700), model=m)
-                       for m in ("lstm", "momentum")]).query("date >= '2016-01-01'")
+    preds = pd.concat(
+        [predictions_for(prices, np.random.default_rng(2).normal(0, 0.01, 700), model=m) for m in ("lstm", "momentum")]
+    ).query("date >= '2016-01-01'")
     spans = []
     for name in ("lstm_signal", "naive_signal", "buy_and_hold", "sma_cross", "rsi_reversion", "macd_cross"):
         result = run_backtest({"T": prices}, preds, name)
@@ -174,8 +184,9 @@ def test_every_strategy_runs_on_the_same_dates():
 
 def test_equal_weight_portfolio_across_tickers():
     a, b = make_bars(300, seed=1), make_bars(300, seed=2)
-    preds = pd.concat([predictions_for(a, np.full(300, 0.01), ticker="A"),
-                       predictions_for(b, np.full(300, 0.01), ticker="B")])
+    preds = pd.concat(
+        [predictions_for(a, np.full(300, 0.01), ticker="A"), predictions_for(b, np.full(300, 0.01), ticker="B")]
+    )
     result = run_backtest({"A": a, "B": b}, preds, "lstm_signal", FREE, warmup=0)
     first = result.fills.groupby("ticker")["size"].first()
     # half of the equity each (less the 1% cash buffer), sized at the first close
@@ -205,12 +216,14 @@ def test_psr_matches_quantstats_and_dsr_falls_with_more_trials():
 
     from backtests.stats import deflated_sharpe, expected_max_sharpe, probabilistic_sharpe
 
-    returns = pd.Series(np.random.default_rng(7).normal(0.0006, 0.01, 750),
-                        index=pd.bdate_range("2016-01-01", periods=750))
+    returns = pd.Series(
+        np.random.default_rng(7).normal(0.0006, 0.01, 750), index=pd.bdate_range("2016-01-01", periods=750)
+    )
     assert probabilistic_sharpe(returns) == pytest.approx(qs.stats.probabilistic_sharpe_ratio(returns), rel=1e-12)
     # Expected best of N unskilled Sharpes: 0 for one trial; for N = 10 and variance 0.0004 by hand:
     assert expected_max_sharpe(1, 0.0004) == 0.0
     from scipy.stats import norm
+
     by_hand = 0.02 * ((1 - 0.5772156649015329) * norm.ppf(0.9) + 0.5772156649015329 * norm.ppf(1 - 1 / (10 * math.e)))
     assert expected_max_sharpe(10, 0.0004) == pytest.approx(by_hand)
     dsr = [deflated_sharpe(returns, n, 0.0004) for n in (1, 2, 5, 10, 50)]
@@ -223,8 +236,9 @@ def test_stop_loss_closes_and_waits_for_a_new_signal():
     opens = [100, 100, 100, 98, 96, 95, 93, 94, 96, 98, 100, 102]
     prices = bars_from(opens, closes)
     signal = [1] * 8 + [0, 1, 1, 1]
-    result = run_backtest({"T": prices}, predictions_for(prices, signal), "lstm_signal", FREE,
-                          params={"stop_loss": 0.05}, warmup=0)
+    result = run_backtest(
+        {"T": prices}, predictions_for(prices, signal), "lstm_signal", FREE, params={"stop_loss": 0.05}, warmup=0
+    )
     fills = result.fills
     # bought at open 1 (100); close 5 (94) is 6% under entry: sold at open 6; flat through bar 8's
     # flat signal; the new long signal at close 9 buys again at open 10
@@ -237,8 +251,14 @@ def test_volatility_targeting_scales_exposure():
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, 60)))
     prices = bars_from(close, close)
     signal = [0] * 30 + [1] * 30
-    result = run_backtest({"T": prices}, predictions_for(prices, signal), "lstm_signal", FREE,
-                          params={"target_vol": 0.10, "vol_window": 20}, warmup=0)
+    result = run_backtest(
+        {"T": prices},
+        predictions_for(prices, signal),
+        "lstm_signal",
+        FREE,
+        params={"target_vol": 0.10, "vol_window": 20},
+        warmup=0,
+    )
     window = np.log(close[10:31])  # the 21 closes up to the decision bar 30 give 20 returns
     realised = np.std(np.diff(window), ddof=1) * np.sqrt(252)
     first = result.fills.iloc[0]
@@ -252,8 +272,14 @@ def test_short_borrow_cost_lowers_short_returns():
     prices = make_bars(120, seed=3)
     preds = predictions_for(prices, np.full(120, -0.01))
     free = run_backtest({"T": prices}, preds, "lstm_signal", FREE, params={"allow_short": True}, warmup=0)
-    costly = run_backtest({"T": prices}, preds, "lstm_signal", FREE.model_copy(update={"short_borrow_rate": 0.2}),
-                          params={"allow_short": True}, warmup=0)
+    costly = run_backtest(
+        {"T": prices},
+        preds,
+        "lstm_signal",
+        FREE.model_copy(update={"short_borrow_rate": 0.2}),
+        params={"allow_short": True},
+        warmup=0,
+    )
     assert free.fills["size"].iloc[0] < 0 and len(free.fills) == 1
     assert costly.fills["size"].tolist() == free.fills["size"].tolist()
     # Backtrader charges each bar the calendar days since the last charge x the entry value x rate / 365
@@ -277,8 +303,13 @@ def test_idle_cash_earns_the_cash_rate_and_the_sharpe_subtracts_it():
     assert flat.equity.iloc[1] == pytest.approx(10_000 * (1 + daily), rel=1e-12)
     row = summarise(flat, "T")
     assert abs(row["sharpe"]) < 1e-6 or np.isnan(row["sharpe"])  # cash earns exactly the risk-free rate
-    no_interest = run_backtest({"T": prices}, predictions_for(prices, np.full(12, -0.01)), "lstm_signal",
-                               broker.model_copy(update={"cash_rate": 0.0}), warmup=0)
+    no_interest = run_backtest(
+        {"T": prices},
+        predictions_for(prices, np.full(12, -0.01)),
+        "lstm_signal",
+        broker.model_copy(update={"cash_rate": 0.0}),
+        warmup=0,
+    )
     assert no_interest.equity.iloc[-1] == 10_000
 
 
@@ -286,8 +317,14 @@ def test_a_reversal_cash_cant_pay_closes_the_position_and_refuses_the_rest():
     # short 99 at open 1 (100); at close 1 (150) the rule reverses to long 33; the open of bar 2 gaps to 200:
     # covering takes 19,800 of the 19,900 cash, so the long part can't be paid: closed, the rest refused
     prices = bars_from(open_=[100, 100, 200, 200], close=[100, 150, 200, 200])
-    result = run_backtest({"T": prices}, predictions_for(prices, [-1, 1, 1, 1]), "lstm_signal",
-                          FREE.model_copy(update={"cash": 10_000}), params={"allow_short": True}, warmup=0)
+    result = run_backtest(
+        {"T": prices},
+        predictions_for(prices, [-1, 1, 1, 1]),
+        "lstm_signal",
+        FREE.model_copy(update={"cash": 10_000}),
+        params={"allow_short": True},
+        warmup=0,
+    )
     assert result.fills["size"].tolist() == [-99.0, 99.0]  # the cover is a fill, though the order was refused
     assert result.rejected_orders == 1
     assert result.positions["T"].tolist() == [0, -99, 0, 0]
@@ -297,8 +334,9 @@ def test_a_reversal_cash_cant_pay_closes_the_position_and_refuses_the_rest():
 def test_a_day_without_a_prediction_is_no_decision():
     # a NaN prediction (e.g. a predicted close <= 0) keeps the position: here the long bought at open 1 is held
     prices = bars_from(open_=[100, 101, 102, 103, 104], close=[100, 101, 102, 103, 104])
-    result = run_backtest({"T": prices}, predictions_for(prices, [1, np.nan, np.nan, -1, 0]), "lstm_signal", FREE,
-                          warmup=0)
+    result = run_backtest(
+        {"T": prices}, predictions_for(prices, [1, np.nan, np.nan, -1, 0]), "lstm_signal", FREE, warmup=0
+    )
     held = result.positions["T"].tolist()
     assert held[1] == held[2] == held[3] > 0 and held[4] == 0
 
@@ -311,8 +349,9 @@ def test_a_two_ticker_book_buys_only_what_cash_pays_for_when_one_leg_has_grown()
     b = np.full(n, 50.0)
     prices = {"A": bars_from(a, a), "B": bars_from(b, b)}
     signal_b = [1.0] * 20 + [0.0] + [1.0] * (n - 21)
-    preds = pd.concat([predictions_for(prices["A"], [1.0] * n, ticker="A"),
-                       predictions_for(prices["B"], signal_b, ticker="B")])
+    preds = pd.concat(
+        [predictions_for(prices["A"], [1.0] * n, ticker="A"), predictions_for(prices["B"], signal_b, ticker="B")]
+    )
     result = run_backtest(prices, preds, "lstm_signal", FREE, warmup=0)  # A's wanted exposure never moves
     assert result.rejected_orders == 0
     rebuy = result.fills[(result.fills["ticker"] == "B") & (result.fills["date"] == prices["B"].index[22])]
@@ -328,8 +367,14 @@ def test_a_two_ticker_book_buys_only_what_cash_pays_for_when_one_leg_has_grown()
 def test_commission_is_percent_plus_per_share_with_a_minimum_per_fill(cash, expected_rule):
     # long from close 0 (sized with the costs), flat from close 2: two fills at the opens of bars 1 and 3
     prices = bars_from(open_=[100, 101, 102, 103, 104], close=[100, 101.5, 102.5, 103.5, 104])
-    broker = BrokerSpec(cash=cash, commission_pct=0.001, commission_per_share=0.02, commission_min=5.0,
-                        slippage_pct=0.0, close_at_end=False)
+    broker = BrokerSpec(
+        cash=cash,
+        commission_pct=0.001,
+        commission_per_share=0.02,
+        commission_min=5.0,
+        slippage_pct=0.0,
+        close_at_end=False,
+    )
     result = run_backtest({"T": prices}, predictions_for(prices, [1, 1, 0, 0, 0]), "lstm_signal", broker, warmup=0)
     size = math.trunc(cash * 0.99 / (100 * 1.001 + 0.02))
     assert result.fills["size"].tolist() == [size, -size]

@@ -65,22 +65,31 @@ def fixtures(root):
         (run / "comparison.csv").write_text(comparison)
     damaged = root / "damaged"
     (damaged / "checkpoints" / "good").mkdir(parents=True)
-    (damaged / "config.toml").write_text(dump_config(load_config(None, ['data.source="csv:good.csv"'] +
-                                                                 [TINY[i + 1] for i in range(0, len(TINY), 2)])))
+    (damaged / "config.toml").write_text(
+        dump_config(load_config(None, ['data.source="csv:good.csv"'] + [TINY[i + 1] for i in range(0, len(TINY), 2)]))
+    )
     (damaged / "checkpoints" / "good" / "state.json").write_text("{not json")
     (root / "nometrics").mkdir()
     from trading.account import init_account
 
     for name in ("acct", "broken"):  # paper accounts on good.csv (2015-01-01 to 2016-03-23)
-        init_account(None, ['data.source="csv:good.csv"'] + [TINY[i + 1] for i in range(0, len(TINY), 2)], name,
-                     "local", root / "paper")
+        init_account(
+            None,
+            ['data.source="csv:good.csv"'] + [TINY[i + 1] for i in range(0, len(TINY), 2)],
+            name,
+            "local",
+            root / "paper",
+        )
     (root / "paper" / "broken" / "ledger.sqlite").write_bytes(b"not a database" * 100)
 
 
 def snapshot(root) -> dict:
     # a run dir's `.lock` (a lock file taken by the command that owns the dir) is not a change
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else "dir"
-            for p in sorted(root.rglob("*")) if p.name != ".lock"}
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else "dir"
+        for p in sorted(root.rglob("*"))
+        if p.name != ".lock"
+    }
 
 
 def src(name):
@@ -104,8 +113,10 @@ CASES = [
     (["run", *src("short.csv")], "usable rows, but"),
     (["run", "--set", 'data.source="ftp:x"'], "unknown data scheme 'ftp'"),
     (["run", "--set", 'data.source="builtin:dax"'], "unknown embedded data set 'builtin:dax'"),
-    (["run", "--set", 'data.source="yahoo:ZZZZ"', "--set", 'data.cache_dir="cache"'],
-     "yahoo:ZZZZ: could not download from Yahoo Finance and nothing is cached"),
+    (
+        ["run", "--set", 'data.source="yahoo:ZZZZ"', "--set", 'data.cache_dir="cache"'],
+        "yahoo:ZZZZ: could not download from Yahoo Finance and nothing is cached",
+    ),
     # config
     (["run", "missing.toml"], "config file not found: missing.toml"),
     (["run", "folder.csv"], "folder.csv is a folder, not a config file"),
@@ -115,8 +126,14 @@ CASES = [
     (["run", "--set", "model.units=-3"], "--set model.units=-3: config key 'model.units'"),
     (["run", "--set", "model.units"], "--set 'model.units' is not of the form section.key=value"),
     (["run", "--set", 'model.shrink="yes"'], "config key 'model.shrink': Input should be a valid boolean (got 'yes')"),
-    (["run", "--set", "broker.fractional=1"], "config key 'broker.fractional': Input should be a valid boolean (got 1)"),
-    (["run", "--set", 'model.features=["sma_20", "rsx_14"]'], "unknown feature 'rsx_14' (hint: did you mean 'rsi_14'?)"),
+    (
+        ["run", "--set", "broker.fractional=1"],
+        "config key 'broker.fractional': Input should be a valid boolean (got 1)",
+    ),
+    (
+        ["run", "--set", 'model.features=["sma_20", "rsx_14"]'],
+        "unknown feature 'rsx_14' (hint: did you mean 'rsi_14'?)",
+    ),
     (["run", "--set", 'strategies=[{name="lstm_sgnal"}]'], "unknown strategy 'lstm_sgnal'"),
     (["run", "--set", 'strategies=[{name="lstm_signal", params={enter_lng=0.1}}]'], "has no parameter 'enter_lng'"),
     (["run", "--set", 'strategies=[{name="sma_cross", params={fast=-5}}]'], "'fast' must be at least 1"),
@@ -151,7 +168,10 @@ CASES = [
     (["report", "nometrics"], "nometrics has no metrics.json"),
     # audit and forecast
     (["audit", *TINY, *src("good.csv"), "--date", "notadate"], "--date 'notadate' is not a date"),
-    (["audit", *TINY, *src("good.csv"), "--date", "2001-01-01"], "audit date 2001-01-01 is outside the out-of-sample span"),
+    (
+        ["audit", *TINY, *src("good.csv"), "--date", "2001-01-01"],
+        "audit date 2001-01-01 is outside the out-of-sample span",
+    ),
     (["forecast", "--data", "csv:good.csv", "--out", "afile/fc"], "--out afile/fc lies under afile, which is a file"),
     (["forecast", "--data", "csv:short.csv", *TINY], "are too few to train a 10-day forecast"),
     (["forecast", "--data", "csv:good.csv", *TINY, "--days", "260"], "are too few to train a 260-day forecast"),
@@ -161,7 +181,10 @@ CASES = [
     # executors
     (["run", "--workers", "0"], "--workers must be at least 1 (got 0)"),
     (["run", "--executor", "rey"], "unknown --executor 'rey' (hint: did you mean 'ray'?)"),
-    (["run", "--set", 'execution.executor="rey"'], "config key 'execution.executor': Input should be 'serial', 'local'"),
+    (
+        ["run", "--set", 'execution.executor="rey"'],
+        "config key 'execution.executor': Input should be 'serial', 'local'",
+    ),
     (["run", "--ray-address", "127.0.0.1:1"], "cannot reach a Ray cluster at 127.0.0.1:1"),
     (["audit", "--ray-address", "127.0.0.1:1"], "cannot reach a Ray cluster at 127.0.0.1:1"),
     (["tune", "--executor", "ray", "--ray-address", "127.0.0.1:1"], "cannot reach a Ray cluster at 127.0.0.1:1"),

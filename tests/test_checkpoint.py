@@ -21,8 +21,9 @@ class StopAfter(Progress):
 
 
 @pytest.mark.parametrize("warm_start, n_seeds", [(True, 1), (False, 1), (True, 2)])
-def test_interrupted_walk_forward_resumes_to_the_identical_table(tmp_path, tiny_model, tiny_walk_forward, warm_start,
-                                                                 n_seeds):
+def test_interrupted_walk_forward_resumes_to_the_identical_table(
+    tmp_path, tiny_model, tiny_walk_forward, warm_start, n_seeds
+):
     # dropout's random stream must resume too, for every member of a seed ensemble
     model = tiny_model.model_copy(update={"dropout": 0.3, "n_seeds": n_seeds})
     wf = tiny_walk_forward.model_copy(update={"warm_start": warm_start})
@@ -31,8 +32,10 @@ def test_interrupted_walk_forward_resumes_to_the_identical_table(tmp_path, tiny_
     store = FoldCheckpoints(tmp_path)
     with pytest.raises(KeyboardInterrupt):
         walk_forward_predict(bars, model, wf, seed=3, progress=StopAfter(2), checkpoints=store)
-    assert sorted(p.name for p in (tmp_path / "asset").glob("fold_*.parquet")) == ["fold_0000.parquet",
-                                                                                    "fold_0001.parquet"]
+    assert sorted(p.name for p in (tmp_path / "asset").glob("fold_*.parquet")) == [
+        "fold_0000.parquet",
+        "fold_0001.parquet",
+    ]
     resumed = walk_forward_predict(bars, model, wf, seed=3, checkpoints=store)
     assert unbroken["fold"].max() >= 3
     pd.testing.assert_frame_equal(unbroken, resumed)
@@ -79,8 +82,9 @@ def test_cli_run_resumes_after_an_interrupt(tmp_path, monkeypatch):
     resumed = runner.invoke(app, ["run", "--resume", str(run), "--no-report"])
     assert resumed.exit_code == 0, resumed.output
     (done,) = run_dirs((tmp_path / "fresh"))
-    pd.testing.assert_frame_equal(pd.read_parquet(run / "predictions.parquet"),
-                                  pd.read_parquet(done / "predictions.parquet"))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(run / "predictions.parquet"), pd.read_parquet(done / "predictions.parquet")
+    )
     pd.testing.assert_frame_equal(pd.read_csv(run / "comparison.csv"), pd.read_csv(done / "comparison.csv"))
     assert not (run / "checkpoints").exists()
 
@@ -126,8 +130,9 @@ def test_a_second_process_on_the_same_run_dir_is_refused(tmp_path, monkeypatch):
     data = tmp_path / "ACME.csv"
     write_yahoo_csv(make_bars(320, seed=9), data)
     original = interrupt_after(monkeypatch, 1)
-    broken = runner.invoke(cli.app, ["run", *TINY, "--set", f"data.source=csv:{data}", "--no-report",
-                                     "--runs-dir", str(tmp_path / "runs")])
+    broken = runner.invoke(
+        cli.app, ["run", *TINY, "--set", f"data.source=csv:{data}", "--no-report", "--runs-dir", str(tmp_path / "runs")]
+    )
     assert broken.exit_code == 130
     monkeypatch.setattr(cli.RichProgress, "fold", original)
     (run,) = run_dirs(tmp_path / "runs")
@@ -147,8 +152,10 @@ def test_a_saved_ensemble_keeps_its_shrinkage_and_linear_skip(tmp_path):
 
     rng = np.random.default_rng(2)
     X, y = rng.normal(size=(160, 4, 2)), 0.001 + rng.normal(0, 0.01, 160)
-    nets = [LSTMForecaster(n_layers=1, units=3, epochs=2, val_fraction=0.2, seed=s, shrink=True,
-                           linear_skip=True).fit(X, y) for s in (1, 2)]
+    nets = [
+        LSTMForecaster(n_layers=1, units=3, epochs=2, val_fraction=0.2, seed=s, shrink=True, linear_skip=True).fit(X, y)
+        for s in (1, 2)
+    ]
     save_ensemble(tmp_path / "m", nets)
     loaded = load_ensemble(tmp_path / "m", 2)
     for before, after in zip(nets, loaded):

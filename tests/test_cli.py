@@ -13,7 +13,6 @@ from tests.helpers import TINY, make_bars, run_dirs, write_yahoo_csv
 runner = CliRunner()
 
 
-
 @pytest.fixture
 def csv_data(tmp_path):
     path = tmp_path / "ACME.csv"
@@ -22,8 +21,20 @@ def csv_data(tmp_path):
 
 
 def test_run_writes_a_complete_run_dir(tmp_path, csv_data):
-    result = runner.invoke(app, ["run", *TINY, "--set", f"data.source=csv:{csv_data}", "--set", "name=tiny",
-                                 "--runs-dir", str(tmp_path / "runs"), "--no-report"])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            *TINY,
+            "--set",
+            f"data.source=csv:{csv_data}",
+            "--set",
+            "name=tiny",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--no-report",
+        ],
+    )
     assert result.exit_code == 0, result.output
     (run,) = run_dirs((tmp_path / "runs"))
     assert run.name.startswith("tiny-")
@@ -38,13 +49,16 @@ def test_run_writes_a_complete_run_dir(tmp_path, csv_data):
     assert "units = 4" in (run / "config.toml").read_text()
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["run", "--set", "model.unit=4"], "did you mean 'model.units'?"),
-    (["run", "--set", "data.source=csv:/no/such.csv"], "csv file not found"),
-    (["run", "/no/such/config.toml"], "config file not found"),
-    (["run", "--set", "data.source=builtin:sp500", "--set", "data.start=2018-06-01"], "rows"),
-    (["forecast", "--data", "csv:/no/such.csv"], "csv file not found"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["run", "--set", "model.unit=4"], "did you mean 'model.units'?"),
+        (["run", "--set", "data.source=csv:/no/such.csv"], "csv file not found"),
+        (["run", "/no/such/config.toml"], "config file not found"),
+        (["run", "--set", "data.source=builtin:sp500", "--set", "data.start=2018-06-01"], "rows"),
+        (["forecast", "--data", "csv:/no/such.csv"], "csv file not found"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_code_two(tmp_path, args, fragment):
     result = runner.invoke(app, [*args, "--runs-dir", str(tmp_path)] if args[0] == "run" else args)
     assert result.exit_code == 2, result.output
@@ -84,8 +98,21 @@ def test_the_forecast_table_fits_80_columns_with_its_band_on_one_line(tmp_path, 
     bars = make_bars(320, seed=9)
     bars[["open", "high", "low", "close"]] *= 30  # an index near 3,000: the band's cell is at its widest
     write_yahoo_csv(bars, tmp_path / "INDEX.csv")
-    result = runner.invoke(app, ["forecast", "--data", f"csv:{tmp_path / 'INDEX.csv'}", "--days", "3", *TINY, "--as-of",
-                                 "2016-03-01", "--out", str(tmp_path / "fc")])
+    result = runner.invoke(
+        app,
+        [
+            "forecast",
+            "--data",
+            f"csv:{tmp_path / 'INDEX.csv'}",
+            "--days",
+            "3",
+            *TINY,
+            "--as-of",
+            "2016-03-01",
+            "--out",
+            str(tmp_path / "fc"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     table = pd.read_csv(next((tmp_path / "fc").glob("*.csv")))
     rows = [line for line in result.output.splitlines() if line.strip("│ ")[:10] in set(table["date"])]
@@ -96,8 +123,9 @@ def test_the_forecast_table_fits_80_columns_with_its_band_on_one_line(tmp_path, 
 
 def test_a_forecast_from_the_past_keeps_its_own_files_and_shows_what_happened(tmp_path, csv_data):
     out = tmp_path / "fc"
-    result = runner.invoke(app, ["forecast", "--data", f"csv:{csv_data}", "--days", "3", "--as-of", "2016-03-01",
-                                 *TINY, "--out", str(out)])
+    result = runner.invoke(
+        app, ["forecast", "--data", f"csv:{csv_data}", "--days", "3", "--as-of", "2016-03-01", *TINY, "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out / "forecast_ACME_2016-03-01.csv", parse_dates=["date"])
     bars = make_bars(320, seed=9)
@@ -127,12 +155,15 @@ def tiny_run(tmp_path_factory):
     data = root / "ACME.csv"
     write_yahoo_csv(make_bars(320, seed=9), data)
     runs = root / "runs"
-    result = runner.invoke(app, ["run", *TINY, "--set", f"data.source=csv:{data}", "--runs-dir", str(runs),
-                                 "--no-report"])
+    result = runner.invoke(
+        app, ["run", *TINY, "--set", f"data.source=csv:{data}", "--runs-dir", str(runs), "--no-report"]
+    )
     assert result.exit_code == 0, result.output
     (run,) = run_dirs(runs)
-    again = runner.invoke(app, ["backtest", str(run / "predictions.parquet"), "--data", f"csv:{data}",
-                                "--runs-dir", str(runs), "--no-report"])
+    again = runner.invoke(
+        app,
+        ["backtest", str(run / "predictions.parquet"), "--data", f"csv:{data}", "--runs-dir", str(runs), "--no-report"],
+    )
     assert again.exit_code == 0, again.output
     (second,) = [p for p in run_dirs(runs) if p != run]
     return data, runs, run, second, result.output, again.output
@@ -143,8 +174,15 @@ def test_run_backtests_every_strategy_and_writes_its_results(tiny_run):
     for name in ("returns.parquet", "equity.csv", "trades.csv", "fills.csv", "comparison.csv"):
         assert (run / name).is_file(), name
     comparison = pd.read_csv(run / "comparison.csv")
-    assert set(comparison["strategy"]) == {"lstm_signal", "ridge_signal", "naive_signal", "sma_cross", "rsi_reversion",
-                                           "macd_cross", "buy_and_hold"}
+    assert set(comparison["strategy"]) == {
+        "lstm_signal",
+        "ridge_signal",
+        "naive_signal",
+        "sma_cross",
+        "rsi_reversion",
+        "macd_cross",
+        "buy_and_hold",
+    }
     assert "Strategies" in output
     metrics = json.loads((run / "metrics.json").read_text())
     assert [m["strategy"] for m in metrics["backtest"]] == list(comparison["strategy"])
@@ -170,8 +208,18 @@ def test_a_backtest_of_a_table_without_the_ridge_control_leaves_ridge_signal_out
     data, _, run, _, _, _ = tiny_run
     old_table = pd.read_parquet(run / "predictions.parquet").query("model != 'ridge'")
     old_table.to_parquet(tmp_path / "old.parquet")
-    older = runner.invoke(app, ["backtest", str(tmp_path / "old.parquet"), "--data", f"csv:{data}",
-                                "--runs-dir", str(tmp_path / "other-runs"), "--no-report"])
+    older = runner.invoke(
+        app,
+        [
+            "backtest",
+            str(tmp_path / "old.parquet"),
+            "--data",
+            f"csv:{data}",
+            "--runs-dir",
+            str(tmp_path / "other-runs"),
+            "--no-report",
+        ],
+    )
     assert older.exit_code == 0, older.output
     assert "left out ridge_signal" in older.output
     (third,) = run_dirs(tmp_path / "other-runs")
@@ -184,8 +232,20 @@ def test_a_backtest_at_other_costs_is_a_second_configuration(tiny_run, tmp_path)
     data, runs, run, _, _, _ = tiny_run
     copy = tmp_path / "runs"  # a copy of the runs folder, so the shared ledger keeps its two rows
     shutil.copytree(runs, copy)
-    costly = runner.invoke(app, ["backtest", str(copy / run.name / "predictions.parquet"), "--data", f"csv:{data}",
-                                 "--set", "broker.commission_pct=0.002", "--runs-dir", str(copy), "--no-report"])
+    costly = runner.invoke(
+        app,
+        [
+            "backtest",
+            str(copy / run.name / "predictions.parquet"),
+            "--data",
+            f"csv:{data}",
+            "--set",
+            "broker.commission_pct=0.002",
+            "--runs-dir",
+            str(copy),
+            "--no-report",
+        ],
+    )
     assert costly.exit_code == 0, costly.output
     assert "2 configurations tried on this data" in costly.output
 
@@ -202,8 +262,18 @@ def test_a_backtest_of_a_forecast_with_no_finite_value_warns_that_it_never_had_a
     dates = pd.read_csv(csv_data, parse_dates=["Date"])["Date"].iloc[-60:-1]
     table = pd.DataFrame({"date": dates, "ticker": "ACME", "model": "lstm", "y_pred": np.nan})
     table.to_csv(tmp_path / "silent.csv", index=False)
-    result = runner.invoke(app, ["backtest", str(tmp_path / "silent.csv"), "--data", f"csv:{csv_data}",
-                                 "--runs-dir", str(tmp_path / "runs"), "--no-report"])
+    result = runner.invoke(
+        app,
+        [
+            "backtest",
+            str(tmp_path / "silent.csv"),
+            "--data",
+            f"csv:{csv_data}",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--no-report",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "warning: never had a signal" in result.stderr and "lstm_signal on ACME" in result.stderr
     assert "nan" not in result.stdout  # a Sharpe of constant returns shows as '—'
@@ -212,12 +282,15 @@ def test_a_backtest_of_a_forecast_with_no_finite_value_warns_that_it_never_had_a
     assert row["trades"] == 0 and row["total_return"] == 0
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["backtest", "/no/such.parquet"], "predictions file not found"),
-    (["compare", "/no/such/run"], "run dir not found"),
-    (["run", "--set", "broker.cash=-1"], "broker.cash"),
-    (["run", "--set", "broker.commission_pct=-0.1"], "broker.commission_pct"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["backtest", "/no/such.parquet"], "predictions file not found"),
+        (["compare", "/no/such/run"], "run dir not found"),
+        (["run", "--set", "broker.cash=-1"], "broker.cash"),
+        (["run", "--set", "broker.commission_pct=-0.1"], "broker.commission_pct"),
+    ],
+)
 def test_bad_backtest_input(tmp_path, args, fragment):
     result = runner.invoke(app, [*args, "--runs-dir", str(tmp_path)] if args[0] in ("run", "backtest") else args)
     assert result.exit_code == 2, result.output
@@ -239,8 +312,9 @@ def test_two_tickers_run_end_to_end_with_an_equal_weight_portfolio(tmp_path):
     write_yahoo_csv(make_bars(320, seed=21), a)
     write_yahoo_csv(make_bars(320, seed=22), b)
     runs = tmp_path / "runs"
-    result = runner.invoke(app, ["run", *TINY, "--set", f"data.source=csv:{a},{b}", "--runs-dir", str(runs),
-                                 "--no-report"])
+    result = runner.invoke(
+        app, ["run", *TINY, "--set", f"data.source=csv:{a},{b}", "--runs-dir", str(runs), "--no-report"]
+    )
     assert result.exit_code == 0, result.output
     (run,) = run_dirs(runs)
     pred = pd.read_parquet(run / "predictions.parquet")
@@ -249,7 +323,9 @@ def test_two_tickers_run_end_to_end_with_an_equal_weight_portfolio(tmp_path):
     assert set(comparison["ticker"]) == {"AAA", "BBB", "portfolio"}
     assert set(comparison.loc[comparison["ticker"] == "portfolio", "strategy"]) == {"lstm_signal", "buy_and_hold"}
     fills = pd.read_csv(run / "fills.csv")
-    first = fills[(fills["book"] == "portfolio") & (fills["strategy"] == "buy_and_hold")].groupby("ticker")["value"].first()
+    first = (
+        fills[(fills["book"] == "portfolio") & (fills["strategy"] == "buy_and_hold")].groupby("ticker")["value"].first()
+    )
     assert set(first.index) == {"AAA", "BBB"}
     assert first.sum() == pytest.approx(100_000, rel=0.01) and first.min() > 0.45 * 100_000
 
@@ -283,8 +359,9 @@ def test_audit_catches_a_strategy_that_reads_tomorrows_bar(csv_data, monkeypatch
                 return 0.0
 
     monkeypatch.setitem(STRATEGIES, "peek", Peek)
-    result = runner.invoke(app, ["audit", *TINY, "--set", f"data.source=csv:{csv_data}",
-                                 "--set", 'strategies=[{name="peek"}]'])
+    result = runner.invoke(
+        app, ["audit", *TINY, "--set", f"data.source=csv:{csv_data}", "--set", 'strategies=[{name="peek"}]']
+    )
     assert result.exit_code == 1, result.output
     assert "FAILED" in result.output and "moved by later prices: peek" in result.output
 
@@ -293,8 +370,9 @@ def test_audit_catches_a_split_that_trains_on_one_sample_too_many(csv_data, monk
     from forecasting.walkforward import WalkForwardSplit
 
     honest = WalkForwardSplit.train_rows
-    monkeypatch.setattr(WalkForwardSplit, "train_rows", lambda self, fold: np.append(honest(self, fold),
-                                                                                     honest(self, fold)[-1] + 1))
+    monkeypatch.setattr(
+        WalkForwardSplit, "train_rows", lambda self, fold: np.append(honest(self, fold), honest(self, fold)[-1] + 1)
+    )
     result = runner.invoke(app, ["audit", *TINY, *LSTM_ONLY, "--set", f"data.source=csv:{csv_data}"])
     assert result.exit_code == 1, result.output
     assert "FAILED" in result.output and "trained on a target after their date: 0 of" not in result.output
@@ -306,8 +384,18 @@ def test_audit_catches_a_leaky_feature(tmp_path, csv_data, monkeypatch):
     # a feature that peeks at tomorrow's close: exactly the bug the audit exists to catch
     leak = (lambda f, w: f["close"].shift(-1).fillna(f["close"]) / f["close"], 0, False)
     monkeypatch.setitem(features.FEATURES, "tomorrow", leak)
-    result = runner.invoke(app, ["audit", *TINY, *LSTM_ONLY, "--set", f"data.source=csv:{csv_data}",
-                                 "--set", 'model.features=["log_return", "tomorrow"]'])
+    result = runner.invoke(
+        app,
+        [
+            "audit",
+            *TINY,
+            *LSTM_ONLY,
+            "--set",
+            f"data.source=csv:{csv_data}",
+            "--set",
+            'model.features=["log_return", "tomorrow"]',
+        ],
+    )
     assert result.exit_code == 1, result.output
     assert "FAILED" in result.output
 
@@ -338,13 +426,32 @@ def test_every_help_page_is_free_of_type_artefacts_and_fits_80_columns():
     import os
     import re
 
-    commands = [[], ["run"], ["report"], ["backtest"], ["compare"], ["audit"], ["tune"], ["sensitivity"],
-                ["forecast"], ["data", "fetch"], ["paper"], ["paper", "init"], ["paper", "step"],
-                ["paper", "status"], ["paper", "replay"]]
+    commands = [
+        [],
+        ["run"],
+        ["report"],
+        ["backtest"],
+        ["compare"],
+        ["audit"],
+        ["tune"],
+        ["sensitivity"],
+        ["forecast"],
+        ["data", "fetch"],
+        ["paper"],
+        ["paper", "init"],
+        ["paper", "step"],
+        ["paper", "status"],
+        ["paper", "replay"],
+    ]
     env = {**os.environ, "COLUMNS": "80", "TF_CPP_MIN_LOG_LEVEL": "3"}
     for command in commands:
-        result = subprocess.run([sys.executable, "-m", "lstm_trader.cli", *command, "-h"], capture_output=True,
-                                text=True, env=env, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "lstm_trader.cli", *command, "-h"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
         assert result.returncode == 0, (command, result.stderr)
         assert "Usage:" in result.stdout
         assert not re.search(r"<(bool|str|int|float|path|list\[[^]]*\])>|\{\}", result.stdout), (command, result.stdout)
@@ -352,8 +459,9 @@ def test_every_help_page_is_free_of_type_artefacts_and_fits_80_columns():
         usage = next(line for line in result.stdout.splitlines() if "Usage:" in line)
         assert not re.search(r"\{|\[[a-z_]+\]|(?<![A-Z\[]) [a-z_]+$", usage.strip()), usage  # RUN_DIR, [CONFIG]
         assert not _hard_wrapped(result.stdout), (command, result.stdout)
-    run_help = subprocess.run([sys.executable, "-m", "lstm_trader.cli", "run", "-h"], capture_output=True, text=True,
-                              env=env, timeout=60).stdout
+    run_help = subprocess.run(
+        [sys.executable, "-m", "lstm_trader.cli", "run", "-h"], capture_output=True, text=True, env=env, timeout=60
+    ).stdout
     assert re.search(r"--runs-dir\s+PATH", run_help) and re.search(r"--workers\s+INTEGER", run_help)
     assert re.search(r"--open\s+open the report", run_help)  # a flag shows no type at all
 
@@ -363,8 +471,9 @@ def test_tables_fit_80_columns_without_cutting_a_cell_and_wide_shows_every_colum
 
     monkeypatch.setattr(console, "width", 80)
     runs = tmp_path / "runs"
-    result = runner.invoke(app, ["run", *TINY, "--set", f"data.source=csv:{csv_data}", "--no-report",
-                                 "--runs-dir", str(runs)])
+    result = runner.invoke(
+        app, ["run", *TINY, "--set", f"data.source=csv:{csv_data}", "--no-report", "--runs-dir", str(runs)]
+    )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert "…" not in result.output and max(len(line) for line in lines) <= 80

@@ -16,22 +16,33 @@ def test_default_config_loads_and_round_trips(tmp_path):
 
 
 def test_set_overrides_parse_toml_values():
-    cfg = load_config(None, ["model.units=64", "walk_forward.warm_start=false", "data.source=csv:/x.csv",
-                             'model.features=["rsi_14", "log_return"]', "walk_forward.train_window=500"])
+    cfg = load_config(
+        None,
+        [
+            "model.units=64",
+            "walk_forward.warm_start=false",
+            "data.source=csv:/x.csv",
+            'model.features=["rsi_14", "log_return"]',
+            "walk_forward.train_window=500",
+        ],
+    )
     assert cfg.model.units == 64 and cfg.walk_forward.warm_start is False
     assert cfg.data.source == "csv:/x.csv" and cfg.model.features == ["rsi_14", "log_return"]
     assert cfg.walk_forward.train_window == 500
     assert parse_value("1e-3") == 0.001 and parse_value("hello") == "hello"
 
 
-@pytest.mark.parametrize("override, message, hint", [
-    ("model.unit=3", "unknown config key 'model.unit'", "model.units"),
-    ("modle.units=3", "unknown config key 'modle'", "model"),
-    ("walk_forward.retrain=5", "unknown config key 'walk_forward.retrain'", "walk_forward.retrain_every"),
-    ("model.units=0", "config key 'model.units'", "fix the value"),
-    ("model.target=price", "config key 'model.target'", "fix the value"),
-    ("model.units", "not of the form", "model.units=64"),
-])
+@pytest.mark.parametrize(
+    "override, message, hint",
+    [
+        ("model.unit=3", "unknown config key 'model.unit'", "model.units"),
+        ("modle.units=3", "unknown config key 'modle'", "model"),
+        ("walk_forward.retrain=5", "unknown config key 'walk_forward.retrain'", "walk_forward.retrain_every"),
+        ("model.units=0", "config key 'model.units'", "fix the value"),
+        ("model.target=price", "config key 'model.target'", "fix the value"),
+        ("model.units", "not of the form", "model.units=64"),
+    ],
+)
 def test_bad_config_keys_fail_with_a_hint(override, message, hint):
     with pytest.raises(ConfigError) as info:
         load_config(None, [override])
@@ -68,7 +79,7 @@ def test_a_replaced_search_space_is_one_difference_not_one_per_range():
     from backtests.config import config_differences
 
     base = load_config(None)
-    small = load_config(None, ['tune.space={units={low=2, high=6}, dropout={low=0.0, high=0.3}}'])
+    small = load_config(None, ["tune.space={units={low=2, high=6}, dropout={low=0.0, high=0.3}}"])
     differences = config_differences([base, small])
     assert [k for k in differences if k.startswith("tune.")] == ["tune.space"]
     assert differences["tune.space"][1] == "units 2..6; dropout 0.0..0.3"

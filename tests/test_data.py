@@ -23,9 +23,9 @@ def test_builtin_date_range_and_nasdaq():
 
 def test_csv_columns_are_case_insensitive_and_prices_are_not_back_adjusted(tmp_path):
     path = tmp_path / "abc.csv"
-    path.write_text("date,OPEN,High,low,Close,Adj Close,VOLUME\n"
-                    "2020-01-02,10,12,9,11,5.5,100\n"
-                    "2020-01-03,11,13,10,12,6,200\n")
+    path.write_text(
+        "date,OPEN,High,low,Close,Adj Close,VOLUME\n2020-01-02,10,12,9,11,5.5,100\n2020-01-03,11,13,10,12,6,200\n"
+    )
     frame = load_prices(f"csv:{path}")["abc"]
     # the file's own prices: Adj Close (which moves with dividends paid later) is validated, not applied
     assert frame["close"].tolist() == [11.0, 12.0]
@@ -55,14 +55,22 @@ def test_csv_without_adj_close(tmp_path):
 
 
 BAD_CSV = {
-    "nan": ("Date,Open,High,Low,Close,Volume\n2020-01-02,10,12,9,11,100\n2020-01-03,10,12,,11,100\n",
-            ["row 3", "2020-01-03", "'low'", "NaN"]),
-    "unsorted": ("Date,Open,High,Low,Close,Volume\n2020-01-03,10,12,9,11,100\n2020-01-02,10,12,9,11,100\n",
-                 ["row 3", "'date'", "not sorted"]),
-    "duplicate": ("Date,Open,High,Low,Close,Volume\n2020-01-02,10,12,9,11,100\n2020-01-02,10,12,9,11,100\n",
-                  ["row 3", "duplicate date"]),
-    "negative": ("Date,Open,High,Low,Close,Volume\n2020-01-02,10,12,9,11,100\n2020-01-03,10,12,9,-1,100\n",
-                 ["row 3", "'close'", "positive"]),
+    "nan": (
+        "Date,Open,High,Low,Close,Volume\n2020-01-02,10,12,9,11,100\n2020-01-03,10,12,,11,100\n",
+        ["row 3", "2020-01-03", "'low'", "NaN"],
+    ),
+    "unsorted": (
+        "Date,Open,High,Low,Close,Volume\n2020-01-03,10,12,9,11,100\n2020-01-02,10,12,9,11,100\n",
+        ["row 3", "'date'", "not sorted"],
+    ),
+    "duplicate": (
+        "Date,Open,High,Low,Close,Volume\n2020-01-02,10,12,9,11,100\n2020-01-02,10,12,9,11,100\n",
+        ["row 3", "duplicate date"],
+    ),
+    "negative": (
+        "Date,Open,High,Low,Close,Volume\n2020-01-02,10,12,9,11,100\n2020-01-03,10,12,9,-1,100\n",
+        ["row 3", "'close'", "positive"],
+    ),
     "high": ("Date,Open,High,Low,Close,Volume\n2020-01-02,10,10.5,9,11,100\n", ["row 2", "'high'", "max(open, close)"]),
     "low": ("Date,Open,High,Low,Close,Volume\n2020-01-02,10,12,10.5,11,100\n", ["row 2", "'low'", "min(open, close)"]),
     "column": ("Date,Open,High,Low,Closee,Volume\n2020-01-02,10,12,9,11,100\n", ["missing column 'close'", "closee"]),

@@ -47,8 +47,15 @@ def test_orders_sized_at_the_close_with_costs_and_buffer():
 def test_band_keeps_small_changes_and_sells_come_first():
     sizing = Sizing(cash_buffer=0.0, rebalance_band=0.1)
     # A's exposure moves 1.0 -> 0.95 (inside the band: no order); B is sold, C bought
-    plan = plan_orders({"A": 0.95, "B": 0.0, "C": 1.0}, {"A": 30.0, "B": 20.0}, {"A": 10.0, "B": 10.0, "C": 20.0},
-                       100.0, {"A": 1 / 3, "B": 1 / 3}, sizing, n_assets=3)
+    plan = plan_orders(
+        {"A": 0.95, "B": 0.0, "C": 1.0},
+        {"A": 30.0, "B": 20.0},
+        {"A": 10.0, "B": 10.0, "C": 20.0},
+        100.0,
+        {"A": 1 / 3, "B": 1 / 3},
+        sizing,
+        n_assets=3,
+    )
     assert [t for t, _ in plan.orders] == ["B", "C"]
     assert plan.orders[0] == ("B", -20.0)
     value = 100.0 + 30 * 10 + 20 * 10  # cash plus both positions at the close
@@ -73,8 +80,9 @@ def test_buys_shrink_to_the_cash_left_when_a_grown_leg_sits_inside_the_band():
     # A grew to 51.4% of equity (inside the band of its 50% share: no order); B wants its 50% share,
     # 0.5 * 9,900 / 20 = 247 shares (4,940), but cash less the 1% buffer is 4,870 - 100 = 4,770
     sizing = Sizing(cash_buffer=0.01)
-    plan = plan_orders({"A": 1.0, "B": 1.0}, {"A": 514.0}, {"A": 10.0, "B": 20.0}, 4_870.0, {"A": 0.5}, sizing,
-                       n_assets=2)
+    plan = plan_orders(
+        {"A": 1.0, "B": 1.0}, {"A": 514.0}, {"A": 10.0, "B": 20.0}, 4_870.0, {"A": 0.5}, sizing, n_assets=2
+    )
     assert plan.orders == [("B", 238.0)]  # trunc(4,770 / 20): what the cash pays for
     assert plan.intended["A"] == 0.5
     assert plan.intended["B"] == pytest.approx(0.5 * 238 / 247)  # the exposure bought, for the band
@@ -84,16 +92,18 @@ def test_a_switch_counts_the_cash_of_the_days_sells_less_their_costs():
     # A is sold (300 shares at 10, 0.2% costs, 1 per share) for B: 300 * (10 * 0.998 - 1) = 2,694 comes in,
     # so B's full share fits the cash (5,637.06 after the 1% buffer) and is not shrunk
     sizing = Sizing(cash_buffer=0.01, slippage_pct=0.002, commission_per_share=1.0)
-    plan = plan_orders({"A": 0.0, "B": 1.0}, {"A": 300.0}, {"A": 10.0, "B": 50.0}, 3_000.0, {"A": 1.0}, sizing,
-                       n_assets=1)
+    plan = plan_orders(
+        {"A": 0.0, "B": 1.0}, {"A": 300.0}, {"A": 10.0, "B": 50.0}, 3_000.0, {"A": 1.0}, sizing, n_assets=1
+    )
     value = (3_000.0 + 3_000.0 - 300 * (10 * 0.002 + 1.0)) * 0.99
     assert plan.orders == [("A", -300.0), ("B", float(math.trunc(value / (50 * 1.002 + 1.0))))]
     assert plan.orders[1][1] == 110 and plan.intended == {"A": 0.0, "B": 1.0}
 
 
 def test_a_buy_with_no_cash_left_is_not_recorded_so_the_next_close_decides_again():
-    plan = plan_orders({"A": 1.0, "B": 1.0}, {"A": 99.0}, {"A": 10.0, "B": 20.0}, 10.0, {"A": 0.5}, Sizing(),
-                       n_assets=2)
+    plan = plan_orders(
+        {"A": 1.0, "B": 1.0}, {"A": 99.0}, {"A": 10.0, "B": 20.0}, 10.0, {"A": 0.5}, Sizing(), n_assets=2
+    )
     assert plan.orders == [] and "B" not in plan.intended
 
 
@@ -117,6 +127,7 @@ def test_every_trading_parameter_is_declared_once_and_the_executors_read_that_de
     # the paper account builds the same rule and sizing from a strategy's params and the broker
     spec = StrategySpec(name="lstm_signal", params={"rebalance_band": 0.05, "target_vol": 0.1})
     broker = BrokerSpec(cash_buffer=0.02, commission_pct=0.001, fractional=True)
-    assert sizing_for(spec, broker) == Sizing(rebalance_band=0.05, cash_buffer=0.02, commission_pct=0.001,
-                                              fractional=True, slippage_pct=broker.slippage_pct)
+    assert sizing_for(spec, broker) == Sizing(
+        rebalance_band=0.05, cash_buffer=0.02, commission_pct=0.001, fractional=True, slippage_pct=broker.slippage_pct
+    )
     assert signal_params(spec) == SignalParams(target_vol=0.1)

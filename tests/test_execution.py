@@ -75,15 +75,26 @@ def test_a_six_trial_tune_on_ray_records_exactly_six_trials(tmp_path):
 
     data = tmp_path / "ACME.csv"
     write_yahoo_csv(make_bars(420, seed=11), data)
-    space = 'tune.space={units={low=2, high=6}, epochs={low=1, high=2}}'
-    config = load_config(None, [*TINY, "walk_forward.retrain_every=30", space, f'data.source="csv:{data}"',
-                                'execution.executor="ray"'])
-    result = tune(config, load_experiment_prices(config), 6, jobs=2, studies_root=tmp_path / "studies",
-                  runs_root=tmp_path / "runs")
+    space = "tune.space={units={low=2, high=6}, epochs={low=1, high=2}}"
+    config = load_config(
+        None, [*TINY, "walk_forward.retrain_every=30", space, f'data.source="csv:{data}"', 'execution.executor="ray"']
+    )
+    result = tune(
+        config,
+        load_experiment_prices(config),
+        6,
+        jobs=2,
+        studies_root=tmp_path / "studies",
+        runs_root=tmp_path / "runs",
+    )
     states = result.trials["state"].tolist()
     assert states.count("COMPLETE") + states.count("PRUNED") == 6 and len(states) == 6
-    study = optuna.load_study(study_name=config.name, storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(tmp_path / "studies" / config.name / "journal.log"))))
+    study = optuna.load_study(
+        study_name=config.name,
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "studies" / config.name / "journal.log"))
+        ),
+    )
     assert len(study.trials) == 6
     ray.shutdown()
 

@@ -6,14 +6,32 @@ from forecasting import FeatureError, build_features
 from forecasting.features import FEATURES, parse_feature
 from tests.helpers import make_bars
 
-ALL = ["log_return", "log_return_5", "sma_3", "ema_10", "rsi_14", "macd", "macd_signal", "macd_diff", "bb_pctb_20",
-       "bb_width_20", "atr_14", "obv", "volume_change", "volatility_20", "close", "log_close"]
+ALL = [
+    "log_return",
+    "log_return_5",
+    "sma_3",
+    "ema_10",
+    "rsi_14",
+    "macd",
+    "macd_signal",
+    "macd_diff",
+    "bb_pctb_20",
+    "bb_width_20",
+    "atr_14",
+    "obv",
+    "volume_change",
+    "volatility_20",
+    "close",
+    "log_close",
+]
 
 
 def test_hand_computed_values():
     close = [10.0, 11.0, 12.0, 13.0, 14.0]
-    frame = pd.DataFrame({"open": close, "high": close, "low": close, "close": close, "volume": [1.0, 2, 3, 4, 5]},
-                         index=pd.bdate_range("2020-01-01", periods=5))
+    frame = pd.DataFrame(
+        {"open": close, "high": close, "low": close, "close": close, "volume": [1.0, 2, 3, 4, 5]},
+        index=pd.bdate_range("2020-01-01", periods=5),
+    )
     feats = build_features(frame, ["sma_3", "log_return"])
     # warm-up: sma_3 is first known on the third bar, so two rows are dropped
     assert list(feats.index) == list(frame.index[2:])

@@ -9,8 +9,16 @@ from forecasting.spec import ModelSpec
 from forecasting.walkforward import make_samples
 from tests.helpers import make_bars
 
-TINY = ModelSpec(features=["log_return", "rsi_14"], lookback=5, n_layers=1, units=4, epochs=2, batch_size=64,
-                 patience=1, val_fraction=0.2)
+TINY = ModelSpec(
+    features=["log_return", "rsi_14"],
+    lookback=5,
+    n_layers=1,
+    units=4,
+    epochs=2,
+    batch_size=64,
+    patience=1,
+    val_fraction=0.2,
+)
 
 
 def test_direct_targets_are_the_k_day_log_returns_known_by_the_last_bar():
@@ -45,8 +53,7 @@ def test_forecast_dates_are_exchange_sessions_skipping_holidays():
     frame = make_bars(300, seed=2, start="2017-01-02")
     frame = frame[frame.index <= "2017-12-22"]  # a Friday; Christmas Monday and New Year's Day are closed
     table = forecast(frame, TINY, 4, ticker="X")
-    assert [d.date().isoformat() for d in table["date"]] == ["2017-12-26", "2017-12-27", "2017-12-28",
-                                                               "2017-12-29"]
+    assert [d.date().isoformat() for d in table["date"]] == ["2017-12-26", "2017-12-27", "2017-12-28", "2017-12-29"]
     assert table["step"].tolist() == [1, 2, 3, 4]
     assert np.allclose(table["price_pred"], frame["close"].iloc[-1] * np.exp(table["y_pred"]))
 
@@ -79,9 +86,14 @@ def test_the_forecast_quality_protocol_chooses_from_tuning_scores_alone():
     spec.loader.exec_module(module)
     series = ("a", "b")
     score = lambda u2, ridge: {"u2": u2, "ridge_u2": ridge}  # noqa: E731
-    tuning = {("steady", "a"): score(0.999, 1.000), ("steady", "b"): score(0.998, 1.000),
-              ("one-sided", "a"): score(0.950, 1.000), ("one-sided", "b"): score(1.010, 1.000),
-              ("better", "a"): score(0.997, 1.000), ("better", "b"): score(0.997, 1.000)}
+    tuning = {
+        ("steady", "a"): score(0.999, 1.000),
+        ("steady", "b"): score(0.998, 1.000),
+        ("one-sided", "a"): score(0.950, 1.000),
+        ("one-sided", "b"): score(1.010, 1.000),
+        ("better", "a"): score(0.997, 1.000),
+        ("better", "b"): score(0.997, 1.000),
+    }
     assert module.choose(tuning, ["steady", "one-sided", "better"], series) == "better"
     assert module.choose(tuning, ["steady", "one-sided"], series) == "steady"  # must beat ridge on both
     assert module.choose(tuning, ["one-sided"], series) is None

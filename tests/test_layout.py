@@ -11,8 +11,14 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("forecasting", "strategies", "reports", "backtests", "trading", "lstm_trader")
 GROUND = {"forecasting", "strategies", "reports"}
 # four floors, no arrow up: lstm_trader -> trading -> backtests -> {forecasting, strategies, reports}
-ALLOWED = {"forecasting": set(), "strategies": set(), "reports": set(), "backtests": GROUND,
-           "trading": GROUND | {"backtests"}, "lstm_trader": GROUND | {"backtests", "trading"}}
+ALLOWED = {
+    "forecasting": set(),
+    "strategies": set(),
+    "reports": set(),
+    "backtests": GROUND,
+    "trading": GROUND | {"backtests"},
+    "lstm_trader": GROUND | {"backtests", "trading"},
+}
 
 
 def imported_packages(path: Path) -> set[str]:

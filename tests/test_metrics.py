@@ -14,9 +14,21 @@ def four_points() -> pd.DataFrame:
     lstm = np.array([101.0, 103.0, 102.0, 103.0])
     rows = []
     for model, price in (("lstm", lstm), ("naive", close)):
-        rows.append(pd.DataFrame({"date": pd.bdate_range("2020-01-01", periods=4), "ticker": "T", "model": model,
-                                  "y_pred": np.log(price / close), "y_true": np.log(truth / close),
-                                  "price_pred": price, "price_true": truth, "horizon": 1, "fold": [0, 0, 1, 1]}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "date": pd.bdate_range("2020-01-01", periods=4),
+                    "ticker": "T",
+                    "model": model,
+                    "y_pred": np.log(price / close),
+                    "y_true": np.log(truth / close),
+                    "price_pred": price,
+                    "price_true": truth,
+                    "horizon": 1,
+                    "fold": [0, 0, 1, 1],
+                }
+            )
+        )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -34,12 +46,12 @@ def test_metrics_on_four_points_match_hand_computation():
     ret_err = np.log(np.array([101, 103, 102, 103]) / np.array([102, 101, 103, 104]))
     y_true = np.log(np.array([102, 101, 103, 104]) / np.array([100, 102, 101, 103]))
     y_pred = np.log(np.array([101, 103, 102, 103]) / np.array([100, 102, 101, 103]))
-    assert lstm["mse"] == pytest.approx(np.mean(ret_err ** 2))
-    assert lstm["rmse"] == pytest.approx(math.sqrt(np.mean(ret_err ** 2)))
+    assert lstm["mse"] == pytest.approx(np.mean(ret_err**2))
+    assert lstm["rmse"] == pytest.approx(math.sqrt(np.mean(ret_err**2)))
     # U2 in return space: the naive forecast predicts a zero return, so its errors are -y_true
-    assert lstm["theil_u"] == pytest.approx(math.sqrt(np.sum(ret_err ** 2) / np.sum(y_true ** 2)))
+    assert lstm["theil_u"] == pytest.approx(math.sqrt(np.sum(ret_err**2) / np.sum(y_true**2)))
     # DM on squared return errors, HLN-corrected (n = 4, h = 1: factor sqrt(3/4)), t with 3 df
-    d = ret_err ** 2 - y_true ** 2
+    d = ret_err**2 - y_true**2
     dm = d.mean() / math.sqrt(np.mean((d - d.mean()) ** 2) / 4) * math.sqrt(3 / 4)
     assert lstm["dm_stat"] == pytest.approx(dm)
     assert lstm["dm_pvalue"] == pytest.approx(2 * stats.t.sf(abs(dm), df=3))
@@ -96,7 +108,7 @@ def test_clark_west_against_the_formula_written_out():
     y_true = np.array([0.01, -0.02, 0.015, 0.005, -0.01, 0.02])
     y_pred = np.array([0.004, -0.001, 0.002, 0.003, 0.001, 0.006])
     # f = rw error^2 - (model error^2 - (rw forecast - model forecast)^2), rw forecast = 0
-    f = y_true ** 2 - ((y_true - y_pred) ** 2 - y_pred ** 2)
+    f = y_true**2 - ((y_true - y_pred) ** 2 - y_pred**2)
     stat = f.mean() / math.sqrt(np.mean((f - f.mean()) ** 2) / len(f))
     got_stat, got_p = clark_west(y_pred, y_true)
     assert got_stat == pytest.approx(stat) and got_p == pytest.approx(1 - stats.norm.cdf(stat))
@@ -113,8 +125,17 @@ def test_predictions_without_a_finite_value_are_counted_and_left_out():
     y_true = rng.normal(0, 0.01, 60)
     y_pred = rng.normal(0, 0.005, 60)
     close = 100 * np.exp(np.cumsum(y_true))
-    table = pd.DataFrame({"ticker": "T", "model": "lstm", "y_pred": y_pred, "y_true": y_true,
-                          "price_pred": close * np.exp(y_pred), "price_true": close * np.exp(y_true), "horizon": 1})
+    table = pd.DataFrame(
+        {
+            "ticker": "T",
+            "model": "lstm",
+            "y_pred": y_pred,
+            "y_true": y_true,
+            "price_pred": close * np.exp(y_pred),
+            "price_true": close * np.exp(y_true),
+            "horizon": 1,
+        }
+    )
     broken = table.copy()
     broken.loc[[3, 17, 40], ["y_pred", "price_pred"]] = np.nan
     row = forecast_metrics(broken).iloc[0]

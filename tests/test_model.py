@@ -6,8 +6,9 @@ from forecasting import LSTMForecaster, NotFittedError, build_stacked_lstm
 
 @pytest.mark.parametrize("cell", ["fused", "keras"])
 def test_build_stacked_lstm_shapes_and_compile(cell):
-    model = build_stacked_lstm(n_layers=3, units=8, dropout=0.2, lookback=10, n_features=4, learning_rate=0.01,
-                               cell=cell)
+    model = build_stacked_lstm(
+        n_layers=3, units=8, dropout=0.2, lookback=10, n_features=4, learning_rate=0.01, cell=cell
+    )
     lstm = [layer for layer in model.layers if layer.name.startswith("lstm_")]
     assert len(lstm) == 3 and all(layer.units == 8 for layer in lstm)
     assert [layer.return_sequences for layer in lstm] == [True, True, False]
@@ -32,8 +33,17 @@ def test_lstm_learns_a_noisy_sine_better_than_naive():
     series = np.sin(2 * np.pi * t / 25) + rng.normal(0, 0.1, len(t))
     X, y = windows(series, 20)
     train, test = slice(0, 550), slice(550, None)
-    model = LSTMForecaster(n_layers=1, units=16, dropout=0.0, learning_rate=0.01, epochs=25, batch_size=32,
-                           patience=5, val_fraction=0.1, seed=1).fit(X[train], y[train])
+    model = LSTMForecaster(
+        n_layers=1,
+        units=16,
+        dropout=0.0,
+        learning_rate=0.01,
+        epochs=25,
+        batch_size=32,
+        patience=5,
+        val_fraction=0.1,
+        seed=1,
+    ).fit(X[train], y[train])
     pred = model.predict(X[test])
     rmse = np.sqrt(np.mean((pred - y[test]) ** 2))
     naive = np.sqrt(np.mean((X[test][:, -1, 0] - y[test]) ** 2))
@@ -108,8 +118,9 @@ def test_seeded_networks_do_not_depend_on_global_random_state():
 def test_early_stopping_keeps_the_best_validation_epoch():
     rng = np.random.default_rng(5)
     X, y = rng.normal(size=(120, 4, 2)), rng.normal(size=120)  # pure noise: validation loss soon rises
-    model = LSTMForecaster(n_layers=1, units=8, epochs=30, learning_rate=0.05, patience=2, val_fraction=0.25,
-                           seed=0).fit(X, y)
+    model = LSTMForecaster(
+        n_layers=1, units=8, epochs=30, learning_rate=0.05, patience=2, val_fraction=0.25, seed=0
+    ).fit(X, y)
     val = model.history_["val_loss"]
     assert len(val) < 30 and len(val) == len(model.history_["loss"])
     assert np.argmin(val) == len(val) - 1 - 2  # stopped `patience` epochs after the best one

@@ -23,14 +23,23 @@ from trading.account import Account, init_account, replay, status
 
 runner = CliRunner()
 # a tiny network on the last 2.5 years of the embedded S&P 500: 4 folds, about 130 test sessions
-SETS = ['data.start="2016-06-01"', 'model.features=["log_return", "rsi_14"]', "model.lookback=5",
-        "model.units=4", "model.n_layers=1", "model.epochs=2", "walk_forward.min_train=500",
-        "walk_forward.retrain_every=40", "walk_forward.finetune_window=50"]
+SETS = [
+    'data.start="2016-06-01"',
+    'model.features=["log_return", "rsi_14"]',
+    "model.lookback=5",
+    "model.units=4",
+    "model.n_layers=1",
+    "model.epochs=2",
+    "walk_forward.min_train=500",
+    "walk_forward.retrain_every=40",
+    "walk_forward.finetune_window=50",
+]
 ALWAYS_LONG = SETS + ['strategies=[{name="lstm_signal", params={enter_long=-1.0}}]']
 # long throughout with volatility targeting: a rebalancing order every week or two
 VOL_TARGET = {"enter_long": -1.0, "target_vol": 0.08, "rebalance_band": 0.05}
-REBALANCING = SETS + ['strategies=[{name="lstm_signal", params={enter_long=-1.0, target_vol=0.08, '
-                      'rebalance_band=0.05}}]']
+REBALANCING = SETS + [
+    'strategies=[{name="lstm_signal", params={enter_long=-1.0, target_vol=0.08, rebalance_band=0.05}}]'
+]
 CLI_SETS = [item for s in SETS for item in ("--set", s)]
 
 
@@ -53,13 +62,18 @@ def replayed(root, name="acct", start=None, end=None, sets=SETS):
 # long and short, with interest on cash, a borrow fee, a minimum commission per fill and per-share fees
 SHORTS = {"allow_short": True}
 COSTLY = {"cash_rate": 0.04, "short_borrow_rate": 0.03, "commission_min": 2.0, "commission_per_share": 0.005}
-SHORTING = SETS + ['strategies=[{name="lstm_signal", params={allow_short=true}}]'] + [
-    f"broker.{key}={value}" for key, value in COSTLY.items()]
+SHORTING = (
+    SETS
+    + ['strategies=[{name="lstm_signal", params={allow_short=true}}]']
+    + [f"broker.{key}={value}" for key, value in COSTLY.items()]
+)
 
 
-@pytest.mark.parametrize("sets, params, broker", [(SETS, {}, {}), (REBALANCING, VOL_TARGET, {}),
-                                                  (SHORTING, SHORTS, COSTLY)],
-                         ids=["default", "vol-target", "shorts-and-fees"])
+@pytest.mark.parametrize(
+    "sets, params, broker",
+    [(SETS, {}, {}), (REBALANCING, VOL_TARGET, {}), (SHORTING, SHORTS, COSTLY)],
+    ids=["default", "vol-target", "shorts-and-fees"],
+)
 def test_replay_makes_the_backtests_decisions_and_equity(tmp_path, predicted, sets, params, broker):
     # the run's way: the walk-forward's predictions table, traded by the backtest (positions kept at the end)
     config, prices, predictions = predicted
@@ -113,13 +127,26 @@ def test_a_step_twice_sends_nothing_new_and_holidays_do_nothing(tmp_path):
 @pytest.mark.parametrize("phase", ["after-send", pytest.param("before-done", marks=pytest.mark.slow)])
 def test_kill_9_during_a_step_then_rerun_ends_as_an_unbroken_run(tmp_path, phase):
     start, end = "2018-10-01", "2018-11-02"
-    reference, _ = replayed(tmp_path / "unbroken", start=pd.Timestamp(start).date(), end=pd.Timestamp(end).date(),
-                            sets=REBALANCING)
+    reference, _ = replayed(
+        tmp_path / "unbroken", start=pd.Timestamp(start).date(), end=pd.Timestamp(end).date(), sets=REBALANCING
+    )
     crash_day = reference["orders"]["date"].iloc[2]  # a day that sends an order, after others were filled
     root = tmp_path / "crashed"
     init_account(None, REBALANCING, "acct", "local", root)
-    command = [sys.executable, "-m", "lstm_trader.cli", "paper", "replay", "acct", "--from", start, "--to", end,
-               "--paper-dir", str(root)]
+    command = [
+        sys.executable,
+        "-m",
+        "lstm_trader.cli",
+        "paper",
+        "replay",
+        "acct",
+        "--from",
+        start,
+        "--to",
+        end,
+        "--paper-dir",
+        str(root),
+    ]
     crashed = subprocess.run(command, env={**os.environ, FAULT_ENV: f"paper.{phase}:{crash_day}"}, capture_output=True)
     assert crashed.returncode == -9  # killed, as by kill -9
     with Account(root, "acct") as account:
@@ -162,19 +189,23 @@ def test_paper_init_names_the_paper_dir_in_its_next_line_and_replay_counts_sessi
     assert step_line == f"lstm-trader paper step cli --paper-dir {shlex.quote(root)}"
     stepped = runner.invoke(app, shlex.split(step_line)[1:] + ["--date", "2018-12-07"])  # the line, followed
     assert stepped.exit_code == 0, stepped.output
-    replayed_ = runner.invoke(app, ["paper", "replay", "cli", "--from", "2018-12-06", "--to", "2018-12-11",
-                                    "--paper-dir", root])
+    replayed_ = runner.invoke(
+        app, ["paper", "replay", "cli", "--from", "2018-12-06", "--to", "2018-12-11", "--paper-dir", root]
+    )
     assert replayed_.exit_code == 0, replayed_.output
     # 12-06 is before the account's first step (not counted), 12-07 was stepped, 12-10 and 12-11 are new
     assert "replayed 2 sessions of 'cli' (1 already done)" in replayed_.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["step", "ghost"], "unknown paper account 'ghost'"),
-    (["step", "acct", "--date", "2019-01-04"], "the data ends on 2018-12-31, before 2019-01-04"),
-    (["step", "acct", "--date", "2017-01-03"], "comes before the walk-forward's first prediction"),
-    (["replay", "acct", "--from", "2018-12-10", "--to", "2018-12-03"], "is before --from"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["step", "ghost"], "unknown paper account 'ghost'"),
+        (["step", "acct", "--date", "2019-01-04"], "the data ends on 2018-12-31, before 2019-01-04"),
+        (["step", "acct", "--date", "2017-01-03"], "comes before the walk-forward's first prediction"),
+        (["replay", "acct", "--from", "2018-12-10", "--to", "2018-12-03"], "is before --from"),
+    ],
+)
 def test_bad_input_is_one_error_line_and_leaves_the_ledger_alone(tmp_path, args, message):
     root = tmp_path / "paper"
     init_account(None, SETS, "acct", "local", root)
@@ -190,8 +221,9 @@ def test_init_refuses_an_existing_account_and_a_non_lstm_strategy(tmp_path):
     init_account(None, SETS, "acct", "local", tmp_path)
     again = runner.invoke(app, ["paper", "init", "--name", "acct", "--paper-dir", str(tmp_path)])
     assert again.exit_code == 2 and "already exists" in again.output
-    rule = runner.invoke(app, ["paper", "init", "--name", "b", "--set", 'paper.strategy="sma_cross"',
-                               "--paper-dir", str(tmp_path)])
+    rule = runner.invoke(
+        app, ["paper", "init", "--name", "b", "--set", 'paper.strategy="sma_cross"', "--paper-dir", str(tmp_path)]
+    )
     assert rule.exit_code == 2 and "does not trade the LSTM's forecast" in rule.output
 
 
@@ -211,9 +243,13 @@ class AlpacaStub:
         self.is_open = False
         self.now = "2018-12-03T21:30:00Z"
         self.cash = 100_000.0
-        for path, method, handler in [("/v2/account", "GET", self.account), ("/v2/clock", "GET", self.clock),
-                                      ("/v2/positions", "GET", self.positions), ("/v2/orders", "POST", self.submit),
-                                      ("/v2/orders:by_client_order_id", "GET", self.by_client_id)]:
+        for path, method, handler in [
+            ("/v2/account", "GET", self.account),
+            ("/v2/clock", "GET", self.clock),
+            ("/v2/positions", "GET", self.positions),
+            ("/v2/orders", "POST", self.submit),
+            ("/v2/orders:by_client_order_id", "GET", self.by_client_id),
+        ]:
             server.expect_request(path, method=method).respond_with_handler(handler)
 
     def _json(self, payload, status=200):
@@ -230,8 +266,14 @@ class AlpacaStub:
         return self._json({"id": "acct", "status": "ACTIVE", "cash": str(self.cash), "equity": str(self.cash)})
 
     def clock(self, request):
-        return self._json({"timestamp": self.now, "is_open": self.is_open,
-                           "next_open": "2018-12-04T14:30:00Z", "next_close": "2018-12-04T21:00:00Z"})
+        return self._json(
+            {
+                "timestamp": self.now,
+                "is_open": self.is_open,
+                "next_open": "2018-12-04T14:30:00Z",
+                "next_close": "2018-12-04T21:00:00Z",
+            }
+        )
 
     def positions(self, request):
         return self._json([])
@@ -242,10 +284,18 @@ class AlpacaStub:
             status, message = self.refuse
             return self._json({"code": 40310000, "message": message}, status)
         self.posts += 1
-        order = {"id": f"order-{len(self.orders) + 1}", "client_order_id": body["client_order_id"],
-                 "symbol": body["symbol"], "qty": body["qty"], "side": body["side"],
-                 "time_in_force": body["time_in_force"], "type": body["type"], "status": "accepted",
-                 "filled_qty": "0", "filled_avg_price": None}
+        order = {
+            "id": f"order-{len(self.orders) + 1}",
+            "client_order_id": body["client_order_id"],
+            "symbol": body["symbol"],
+            "qty": body["qty"],
+            "side": body["side"],
+            "time_in_force": body["time_in_force"],
+            "type": body["type"],
+            "status": "accepted",
+            "filled_qty": "0",
+            "filled_avg_price": None,
+        }
         self.orders[body["client_order_id"]] = order
         if self.drop_after_accept:  # accepted, then the connection dies before the answer
             request.environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)

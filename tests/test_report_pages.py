@@ -22,9 +22,10 @@ runner = CliRunner()
 
 # --- tear sheets --------------------------------------------------------------------------------
 
+
 def _svg_of(page: str, div_id: str) -> str:
     start = page.index(f'<div id="{div_id}">')
-    return page[start:page.index("</svg>", start)]
+    return page[start : page.index("</svg>", start)]
 
 
 def _eoy_ticks(svg: str) -> list[tuple[float, str]]:
@@ -55,15 +56,21 @@ def sheet(tmp_path_factory):
     strategy = pd.Series(rng.normal(3e-4, 0.01, len(dates)), index=dates, name="lstm_signal")
     benchmark = pd.Series(rng.normal(4e-4, 0.011, len(dates)), index=dates)
     path = tmp_path_factory.mktemp("sheet") / "tearsheet.html"
-    tearsheet(strategy, path, "lstm_signal on sp500 — run test", benchmark, note="after costs: commission 0.050%",
-              exposure=(0.715, 1.0))
+    tearsheet(
+        strategy,
+        path,
+        "lstm_signal on sp500 — run test",
+        benchmark,
+        note="after costs: commission 0.050%",
+        exposure=(0.715, 1.0),
+    )
     return path.read_text(encoding="utf-8"), strategy
 
 
 def test_tearsheet_eoy_chart_labels_sit_under_their_years_bars(sheet):
     page, strategy = sheet
-    table = page[page.index('<div id="eoy">'):]
-    table = table[:table.index("</table>")]
+    table = page[page.index('<div id="eoy">') :]
+    table = table[: table.index("</table>")]
     years = re.findall(r"<tr><td>(\d{4})</td>", table)
     assert years == [str(y) for y in sorted(set(strategy.index.year))]  # 2013 ... 2018
     ticks = _eoy_ticks(_svg_of(page, "eoy_returns"))
@@ -86,16 +93,32 @@ def test_tearsheet_names_the_strategy_links_back_states_costs_and_uses_our_expos
 
 # --- the numbers behind the charts --------------------------------------------------------------
 
+
 def _predictions(n=60, seed=0):
     rng = np.random.default_rng(seed)
     dates = pd.bdate_range("2020-01-01", periods=n)
     y = rng.normal(0, 0.01, n)
     rows = []
-    for model, pred in (("lstm", y * 0.3 + rng.normal(0, 0.008, n)), ("naive", np.zeros(n)),
-                        ("ridge", rng.normal(0, 0.002, n))):
-        rows.append(pd.DataFrame({"date": dates, "ticker": "AAA", "model": model, "y_pred": pred, "y_true": y,
-                                  "price_pred": 100.0 + np.arange(n), "price_true": 101.0 + np.arange(n),
-                                  "horizon": 1, "fold": np.arange(n) // 20}))
+    for model, pred in (
+        ("lstm", y * 0.3 + rng.normal(0, 0.008, n)),
+        ("naive", np.zeros(n)),
+        ("ridge", rng.normal(0, 0.002, n)),
+    ):
+        rows.append(
+            pd.DataFrame(
+                {
+                    "date": dates,
+                    "ticker": "AAA",
+                    "model": model,
+                    "y_pred": pred,
+                    "y_true": y,
+                    "price_pred": 100.0 + np.arange(n),
+                    "price_true": 101.0 + np.arange(n),
+                    "horizon": 1,
+                    "fold": np.arange(n) // 20,
+                }
+            )
+        )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -130,13 +153,21 @@ def test_exposure_is_position_value_over_equity_from_the_fills():
     dates = pd.bdate_range("2021-01-04", periods=5)
     equity = pd.DataFrame({"AAA:lstm_signal": [1000.0, 1000, 1010, 990, 995]}, index=dates)
     close = {"AAA": pd.Series([10.0, 10, 11, 9, 10], index=dates)}
-    fills = pd.DataFrame({"date": [dates[1].date().isoformat(), dates[3].date().isoformat()], "ticker": "AAA",
-                          "size": [50.0, -50.0], "strategy": "lstm_signal", "book": "AAA"})
+    fills = pd.DataFrame(
+        {
+            "date": [dates[1].date().isoformat(), dates[3].date().isoformat()],
+            "ticker": "AAA",
+            "size": [50.0, -50.0],
+            "strategy": "lstm_signal",
+            "book": "AAA",
+        }
+    )
     exposure = derive.exposures(equity, fills, close)["AAA:lstm_signal"]
     assert exposure.tolist() == pytest.approx([0.0, 50 * 10 / 1000, 50 * 11 / 1010, 0.0, 0.0])
 
 
 # --- pages of real runs -------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
@@ -147,8 +178,17 @@ def runs(tmp_path_factory):
     result = runner.invoke(app, ["run", *TINY, "--set", f"data.source=csv:{data}", "--runs-dir", str(root / "runs")])
     assert result.exit_code == 0, result.output
     (run,) = run_dirs(root / "runs")
-    backtest = runner.invoke(app, ["backtest", str(run / "predictions.parquet"), "--set", "broker.commission_pct=0.002",
-                                   "--runs-dir", str(root / "runs")])
+    backtest = runner.invoke(
+        app,
+        [
+            "backtest",
+            str(run / "predictions.parquet"),
+            "--set",
+            "broker.commission_pct=0.002",
+            "--runs-dir",
+            str(root / "runs"),
+        ],
+    )
     assert backtest.exit_code == 0, backtest.output
     (tested,) = [r for r in run_dirs(root / "runs") if r != run]
     return run, tested, backtest.output
@@ -198,8 +238,9 @@ def test_interactive_charts_load_plotly_from_a_file_next_to_the_page(runs):
 
 def test_backtest_uses_the_predictions_run_config_and_its_page_says_what_it_tested(runs):
     run, tested, output = runs
-    assert f"config: {run / 'config.toml'} (the predictions' own run) with broker.commission_pct=0.002" in \
-        " ".join(output.split())
+    assert f"config: {run / 'config.toml'} (the predictions' own run) with broker.commission_pct=0.002" in " ".join(
+        output.split()
+    )
     summary = json.loads((tested / "metrics.json").read_text())["summary"]
     assert summary["changed"] == {"broker.commission_pct": [0.0005, 0.002]}
     assert "csv:" in summary["source"]  # the run's own data source, not the default config's
@@ -216,8 +257,18 @@ def test_backtest_of_predictions_whose_run_config_no_longer_loads_warns_and_uses
     shutil.copy(run / "predictions.parquet", folder / "predictions.parquet")
     (folder / "config.toml").write_text("[model]\nretired_key = 1\n")
     data = run.parent.parent / "ACME.csv"
-    result = runner.invoke(app, ["backtest", str(folder / "predictions.parquet"), "--data", f"csv:{data}",
-                                 "--no-report", "--runs-dir", str(tmp_path / "runs")])
+    result = runner.invoke(
+        app,
+        [
+            "backtest",
+            str(folder / "predictions.parquet"),
+            "--data",
+            f"csv:{data}",
+            "--no-report",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert f"warning: {folder / 'config.toml'} cannot be used" in " ".join(result.stderr.split())
     assert "config: configs/default.toml (the default)" in result.stdout
@@ -236,10 +287,11 @@ def test_compare_page_overlays_equity_and_lists_what_differs_and_warns_on_a_repe
     assert f"warning: {run} was given twice; it is compared once" in result.stderr
     page = out.read_text(encoding="utf-8")
     assert (tmp_path / "plotly.min.js").is_file() and '<script src="plotly.min.js">' in page
-    diff = page[page.index('id="config-differences"'):]
+    diff = page[page.index('id="config-differences"') :]
     assert re.search(r"broker\.commission_pct</td><td class=\"l\">0\.0005</td><td class=\"l\">0\.002</td>", diff)
-    assert sorted(_trace_names(page)) == sorted(f"{r.name} · {s}" for r in (run, tested)
-                                                       for s in ("lstm_signal", "buy_and_hold"))
+    assert sorted(_trace_names(page)) == sorted(
+        f"{r.name} · {s}" for r in (run, tested) for s in ("lstm_signal", "buy_and_hold")
+    )
     chosen = runner.invoke(app, ["compare", str(run), "--html", str(out), "--strategy", "sma_cross"])
     assert chosen.exit_code == 0 and _trace_names(out.read_text(encoding="utf-8")) == [f"{run.name} · sma_cross"]
     missing = runner.invoke(app, ["compare", str(run), "--html", str(out), "--strategy", "nope"])
@@ -260,8 +312,12 @@ plot_trading(equity, pd.DataFrame({"X:a": np.linspace(0, 1, 200)}, index=dates),
     shots = []
     for order in ("plain", "quantstats-first"):
         shots.append(tmp_path / f"{order}.png")
-        subprocess.run([sys.executable, "-c", script, order, str(shots[-1])], check=True, timeout=120,
-                       env={**__import__("os").environ, "MPLBACKEND": "Agg"})
+        subprocess.run(
+            [sys.executable, "-c", script, order, str(shots[-1])],
+            check=True,
+            timeout=120,
+            env={**__import__("os").environ, "MPLBACKEND": "Agg"},
+        )
     assert shots[0].read_bytes() == shots[1].read_bytes()
 
 
@@ -297,8 +353,11 @@ def _page_requests(netlog: Path) -> list[str]:
     except json.JSONDecodeError:  # a log cut short at exit lacks its closing brackets
         log = json.loads(text.rstrip(",") + "]}")
     start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
-    return [e["params"]["url"] for e in log["events"] if e["type"] == start
-            and "file://" in str(e["params"].get("network_isolation_key", ""))]
+    return [
+        e["params"]["url"]
+        for e in log["events"]
+        if e["type"] == start and "file://" in str(e["params"].get("network_isolation_key", ""))
+    ]
 
 
 def _probe(page: Path, tmp_path: Path) -> tuple[dict, list[str]]:
@@ -308,17 +367,28 @@ def _probe(page: Path, tmp_path: Path) -> tuple[dict, list[str]]:
 
     copy = page.with_name(f"_probe_{page.name}")
     text = page.read_text(encoding="utf-8")
-    copy.write_text(text.replace("<head>", "<head>" + PROBE, 1) if "<head>" in text else PROBE + text,
-                    encoding="utf-8")
+    copy.write_text(text.replace("<head>", "<head>" + PROBE, 1) if "<head>" in text else PROBE + text, encoding="utf-8")
     netlog = tmp_path / f"{page.stem}.netlog.json"
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-default-apps", "--disable-extensions", "--window-size=1024,3000",
-             "--virtual-time-budget=15000", f"--log-net-log={netlog}",
-             f"--user-data-dir={tmp_path / ('profile-' + page.stem)}"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-default-apps",
+        "--disable-extensions",
+        "--window-size=1024,3000",
+        "--virtual-time-budget=15000",
+        f"--log-net-log={netlog}",
+        f"--user-data-dir={tmp_path / ('profile-' + page.stem)}",
+    ]
     try:
-        dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", copy.as_uri()], capture_output=True, text=True,
-                             timeout=180, check=True).stdout
+        dom = subprocess.run(
+            [CHROMIUM, *flags, "--dump-dom", copy.as_uri()], capture_output=True, text=True, timeout=180, check=True
+        ).stdout
     finally:
         copy.unlink()
     found = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
@@ -353,9 +423,14 @@ def test_trading_charts_follow_the_books_in_the_tables_order(tmp_path):
 
     dates = pd.bdate_range("2018-01-01", periods=60)
     rng = np.random.default_rng(1)
-    equity = pd.DataFrame({f"{book}:{s}": 1e5 * np.exp(np.cumsum(rng.normal(0, 0.01, 60)))
-                           for book in ("spx", "ndx", "portfolio") for s in ("lstm_signal", "buy_and_hold")},
-                          index=dates)
+    equity = pd.DataFrame(
+        {
+            f"{book}:{s}": 1e5 * np.exp(np.cumsum(rng.normal(0, 0.01, 60)))
+            for book in ("spx", "ndx", "portfolio")
+            for s in ("lstm_signal", "buy_and_hold")
+        },
+        index=dates,
+    )
     page = IndexPage("run", {}, [], pd.DataFrame())
     for job in _chart_jobs(page, tmp_path, None, equity, None, None, {}, tmp_path):
         job()
@@ -396,10 +471,15 @@ def test_the_sensitivity_chart_is_scaled_by_the_strategies_not_a_control_far_bel
     from reports.plots import plot_sensitivity
 
     costs = [0, 5, 10, 20, 50]
-    rows = [{"ticker": "spx", "strategy": s, "cost_bp": c, "sharpe": v}
-            for s, line in (("lstm_signal", [0.6, 0.5, 0.4, 0.2, -0.3]), ("buy_and_hold", [0.7] * 5),
-                            ("naive_signal", [0.1, -1.0, -2.5, -4.0, -7.0]))
-            for c, v in zip(costs, line)]
+    rows = [
+        {"ticker": "spx", "strategy": s, "cost_bp": c, "sharpe": v}
+        for s, line in (
+            ("lstm_signal", [0.6, 0.5, 0.4, 0.2, -0.3]),
+            ("buy_and_hold", [0.7] * 5),
+            ("naive_signal", [0.1, -1.0, -2.5, -4.0, -7.0]),
+        )
+        for c, v in zip(costs, line)
+    ]
     plot_sensitivity(pd.DataFrame(rows), tmp_path / "s.png", "spx")
     (fig,) = drawn
     ax = fig.axes[0]

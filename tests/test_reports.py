@@ -92,8 +92,23 @@ def test_index_numbers_equal_metrics_and_comparison(run_dir):
     metrics = json.loads((run / "metrics.json").read_text())
     forecast_rows = [r for r in page.tables["forecast-table"] if r["values"]]
     assert len(forecast_rows) == len(metrics["forecast"]) == 5  # lstm, ridge, naive, drift, momentum
-    keys = ["n", "theil_u", "dm_pvalue", "cw_pvalue", "directional_accuracy", "da_base_rate", "da_pvalue", "correlation",
-            "price_rmse", "theil_u_price", "rmse", "mse", "mae", "price_mae", "mape"]
+    keys = [
+        "n",
+        "theil_u",
+        "dm_pvalue",
+        "cw_pvalue",
+        "directional_accuracy",
+        "da_base_rate",
+        "da_pvalue",
+        "correlation",
+        "price_rmse",
+        "theil_u_price",
+        "rmse",
+        "mse",
+        "mae",
+        "price_mae",
+        "mape",
+    ]
     for row, m in zip(forecast_rows, metrics["forecast"]):
         assert row["attrs"]["data-model"] == m["model"]
         for key, value in zip(keys, row["values"]):
@@ -101,8 +116,22 @@ def test_index_numbers_equal_metrics_and_comparison(run_dir):
     comparison = pd.read_csv(run / "comparison.csv")
     rows = [r for r in page.tables["comparison-table"] if r["values"]]
     assert [r["attrs"]["data-strategy"] for r in rows] == list(comparison["strategy"])
-    cols = ["total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown", "exposure", "trades", "rejected",
-            "turnover", "win_rate", "costs", "psr", "dsr"]
+    cols = [
+        "total_return",
+        "cagr",
+        "volatility",
+        "sharpe",
+        "sortino",
+        "max_drawdown",
+        "exposure",
+        "trades",
+        "rejected",
+        "turnover",
+        "win_rate",
+        "costs",
+        "psr",
+        "dsr",
+    ]
     for row, (_, expected) in zip(rows, comparison.iterrows()):
         for key, value in zip(cols, row["values"]):
             if value == "":

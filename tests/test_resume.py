@@ -28,8 +28,19 @@ def data(tmp_path):
 
 
 def command(data, runs, *extra):
-    return [sys.executable, "-m", "lstm_trader.cli", "run", *TINY, "--set", f"data.source=csv:{data}", "--no-report",
-            "--runs-dir", str(runs), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "lstm_trader.cli",
+        "run",
+        *TINY,
+        "--set",
+        f"data.source=csv:{data}",
+        "--no-report",
+        "--runs-dir",
+        str(runs),
+        *extra,
+    ]
 
 
 def unbroken(tmp_path, data):
@@ -41,8 +52,9 @@ def unbroken(tmp_path, data):
 
 @pytest.mark.parametrize("point", ["fold:1", "run:backtests"], ids=["in-the-walk-forward", "in-the-backtests"])
 def test_sigkill_then_resume_gives_byte_identical_files(tmp_path, data, point):
-    killed = subprocess.run(command(data, tmp_path / "runs"), env={**os.environ, FAULT_ENV: point},
-                            capture_output=True, text=True)
+    killed = subprocess.run(
+        command(data, tmp_path / "runs"), env={**os.environ, FAULT_ENV: point}, capture_output=True, text=True
+    )
     assert killed.returncode == -9, killed.stderr
     (run,) = run_dirs(tmp_path / "runs")
     assert not (run / "metrics.json").exists()
@@ -56,8 +68,9 @@ def test_sigkill_then_resume_gives_byte_identical_files(tmp_path, data, point):
 def test_resume_trains_only_the_folds_the_killed_run_had_not_finished(tmp_path, data, monkeypatch):
     from forecasting.walkforward import WalkForwardModel
 
-    killed = subprocess.run(command(data, tmp_path / "runs"), env={**os.environ, FAULT_ENV: "fold:1"},
-                            capture_output=True, text=True)
+    killed = subprocess.run(
+        command(data, tmp_path / "runs"), env={**os.environ, FAULT_ENV: "fold:1"}, capture_output=True, text=True
+    )
     assert killed.returncode == -9, killed.stderr  # killed once fold 1 was saved
     (run,) = run_dirs(tmp_path / "runs")
     trained = []
@@ -101,8 +114,9 @@ def test_resume_of_a_run_written_without_reports_writes_them_without_claiming_an
 
 
 def test_two_resumes_at_once_one_finishes_the_other_is_refused(tmp_path, data):
-    killed = subprocess.run(command(data, tmp_path / "runs"), env={**os.environ, FAULT_ENV: "fold:0"},
-                            capture_output=True)
+    killed = subprocess.run(
+        command(data, tmp_path / "runs"), env={**os.environ, FAULT_ENV: "fold:0"}, capture_output=True
+    )
     assert killed.returncode == -9
     (run,) = run_dirs(tmp_path / "runs")
     resume = [sys.executable, "-m", "lstm_trader.cli", "run", "--resume", str(run), "--no-report"]

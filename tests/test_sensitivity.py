@@ -39,7 +39,9 @@ def test_sensitivity_command_writes_tables_plot_and_ledger_rows(tmp_path):
     data = tmp_path / "ACME.csv"
     write_yahoo_csv(make_bars(320, seed=9), data)
     runs = tmp_path / "runs"
-    done = runner.invoke(app, ["run", *TINY, "--set", f"data.source=csv:{data}", "--runs-dir", str(runs), "--no-report"])
+    done = runner.invoke(
+        app, ["run", *TINY, "--set", f"data.source=csv:{data}", "--runs-dir", str(runs), "--no-report"]
+    )
     assert done.exit_code == 0, done.output
     (run,) = run_dirs(runs)
     result = runner.invoke(app, ["sensitivity", str(run), "--costs", "0,10,50"])
@@ -53,7 +55,12 @@ def test_sensitivity_command_writes_tables_plot_and_ledger_rows(tmp_path):
     report = runner.invoke(app, ["report", str(run)])
     assert report.exit_code == 0, report.output
     assert (run / "reports" / "sensitivity_ACME.png").is_file()
-    for costs, message in (("5,x", "not a list of numbers"), ("nan", "from 0 to below 1000"),
-                           ("inf", "from 0 to below 1000"), (",", "--costs is empty"), ("-5", "from 0 to below 1000")):
+    for costs, message in (
+        ("5,x", "not a list of numbers"),
+        ("nan", "from 0 to below 1000"),
+        ("inf", "from 0 to below 1000"),
+        (",", "--costs is empty"),
+        ("-5", "from 0 to below 1000"),
+    ):
         bad = runner.invoke(app, ["sensitivity", str(run), "--costs", costs])
         assert bad.exit_code == 2 and message in bad.stderr and "Traceback" not in bad.output, (costs, bad.output)

@@ -30,5 +30,6 @@ def test_default_experiment_meets_its_promises(tmp_path):
     again = runner.invoke(app, ["run", "--runs-dir", str(tmp_path / "again"), "--no-report"])
     assert again.exit_code == 0, again.output
     (second,) = run_dirs((tmp_path / "again"))
-    pd.testing.assert_frame_equal(pd.read_parquet(run / "predictions.parquet"),
-                                  pd.read_parquet(second / "predictions.parquet"))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(run / "predictions.parquet"), pd.read_parquet(second / "predictions.parquet")
+    )

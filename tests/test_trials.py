@@ -1,4 +1,3 @@
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -62,12 +61,23 @@ def test_a_run_and_a_backtest_record_per_day_sharpes_and_the_second_is_deflated_
     runner = CliRunner()
     write_yahoo_csv(make_bars(320, seed=9), tmp_path / "ACME.csv")
     runs = tmp_path / "runs"
-    first = runner.invoke(app, ["run", *TINY, "--set", f"data.source=csv:{tmp_path / 'ACME.csv'}", "--no-report",
-                                "--runs-dir", str(runs)])
+    first = runner.invoke(
+        app, ["run", *TINY, "--set", f"data.source=csv:{tmp_path / 'ACME.csv'}", "--no-report", "--runs-dir", str(runs)]
+    )
     assert first.exit_code == 0, first.output
     (run,) = run_dirs(runs)
-    second = runner.invoke(app, ["backtest", str(run / "predictions.parquet"), "--set", "broker.commission_pct=0.01",
-                                 "--no-report", "--runs-dir", str(runs)])
+    second = runner.invoke(
+        app,
+        [
+            "backtest",
+            str(run / "predictions.parquet"),
+            "--set",
+            "broker.commission_pct=0.01",
+            "--no-report",
+            "--runs-dir",
+            str(runs),
+        ],
+    )
     assert second.exit_code == 0, second.output
     (tested,) = [r for r in run_dirs(runs) if r != run]
 

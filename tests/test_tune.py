@@ -15,10 +15,25 @@ from tests.helpers import hand_dsr, make_bars, run_dirs, write_yahoo_csv
 
 runner = CliRunner()
 
-SPACE = 'tune.space={units={low=2, high=6}, epochs={low=1, high=2}, dropout={low=0.0, high=0.3}}'
-SMALL = ["--set", 'model.features=["log_return", "rsi_14"]', "--set", "model.lookback=5", "--set", "model.n_layers=1",
-         "--set", "walk_forward.min_train=150", "--set", "walk_forward.retrain_every=30",
-         "--set", "walk_forward.finetune_window=50", "--set", "walk_forward.finetune_epochs=1", "--set", SPACE]
+SPACE = "tune.space={units={low=2, high=6}, epochs={low=1, high=2}, dropout={low=0.0, high=0.3}}"
+SMALL = [
+    "--set",
+    'model.features=["log_return", "rsi_14"]',
+    "--set",
+    "model.lookback=5",
+    "--set",
+    "model.n_layers=1",
+    "--set",
+    "walk_forward.min_train=150",
+    "--set",
+    "walk_forward.retrain_every=30",
+    "--set",
+    "walk_forward.finetune_window=50",
+    "--set",
+    "walk_forward.finetune_epochs=1",
+    "--set",
+    SPACE,
+]
 
 
 def small_config(data, *extra):
@@ -45,8 +60,10 @@ def test_trials_never_see_the_test_span(tmp_path, data):
     first = first_test_date(prices, config)
     result = tune(config, prices, 3, studies_root=tmp_path / "a", runs_root=tmp_path / "runs")
     assert result.tuning_end < first == result.first_test
-    last_seen = {t.user_attrs["last_tuning_date"] for t in open_study(tmp_path / "a" / config.name, config.name,
-                                                                          config).get_trials()}
+    last_seen = {
+        t.user_attrs["last_tuning_date"]
+        for t in open_study(tmp_path / "a" / config.name, config.name, config).get_trials()
+    }
     assert all(pd.Timestamp(d) < first for d in last_seen)
     # the outer run of the same config starts testing at that date
     from forecasting.walkforward import make_samples, make_split
@@ -134,28 +151,49 @@ def test_a_tuning_trial_records_the_per_day_validation_sharpe(data):
     span, _ = tuning_span(prices_of(config), config)
     ((ticker, frame),) = span.items()
     dates = frame.index[100:-1]
-    predictions = pd.DataFrame({"date": dates, "ticker": ticker, "model": "lstm",
-                                "y_pred": np.random.default_rng(4).normal(0, 0.01, len(dates))})
+    predictions = pd.DataFrame(
+        {
+            "date": dates,
+            "ticker": ticker,
+            "model": "lstm",
+            "y_pred": np.random.default_rng(4).normal(0, 0.01, len(dates)),
+        }
+    )
     sharpe = _validation_sharpe(span, predictions, config, lstm_strategies(config))
     daily = run_backtest({ticker: frame}, predictions, "lstm_signal", config.broker).returns.fillna(0.0)
     assert sharpe == pytest.approx(daily.mean() / daily.std(), rel=1e-9)  # per day, over cash at rate 0
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--study", "../escape"], "study name '../escape' may hold only"),
-    (["--study", ".."], "study name '..' may hold only"),
-    (["--trials", "0"], "--trials must be at least 1"),
-    (["--set", "tune.space={units={low=64, high=16}}"], "empty or inverted search range"),
-    (["--set", "tune.space={unitz={low=8, high=16}}"], "did you mean 'units'"),
-    (["--set", "tune.space={units={}}"], "give low and high"),
-    (["--jobs", "0"], "--jobs must be at least 1"),
-    (["--timeout", "0"], "--timeout must be a positive"),
-    (["--set", "tune.space={units={low=0, high=4}}"], "tune.space.units: the value 0 is not a valid model.units"),
-    (["--set", "tune.space={dropout={low=0.5, high=1.5}}"], "tune.space.dropout: the value 1.5"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--study", "../escape"], "study name '../escape' may hold only"),
+        (["--study", ".."], "study name '..' may hold only"),
+        (["--trials", "0"], "--trials must be at least 1"),
+        (["--set", "tune.space={units={low=64, high=16}}"], "empty or inverted search range"),
+        (["--set", "tune.space={unitz={low=8, high=16}}"], "did you mean 'units'"),
+        (["--set", "tune.space={units={}}"], "give low and high"),
+        (["--jobs", "0"], "--jobs must be at least 1"),
+        (["--timeout", "0"], "--timeout must be a positive"),
+        (["--set", "tune.space={units={low=0, high=4}}"], "tune.space.units: the value 0 is not a valid model.units"),
+        (["--set", "tune.space={dropout={low=0.5, high=1.5}}"], "tune.space.dropout: the value 1.5"),
+    ],
+)
 def test_bad_tuning_input_is_one_line_and_exit_2(tmp_path, data, args, fragment):
-    result = runner.invoke(app, ["tune", "--set", f"data.source=csv:{data}", *SMALL, *args,
-                                 "--studies-dir", str(tmp_path / "studies"), "--runs-dir", str(tmp_path / "runs")])
+    result = runner.invoke(
+        app,
+        [
+            "tune",
+            "--set",
+            f"data.source=csv:{data}",
+            *SMALL,
+            *args,
+            "--studies-dir",
+            str(tmp_path / "studies"),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+    )
     assert result.exit_code == 2, result.output
     assert fragment in result.stderr and result.stderr.count("\n") == 1 and "Traceback" not in result.output
     assert result.stdout == ""  # nothing printed before the error
@@ -163,8 +201,18 @@ def test_bad_tuning_input_is_one_line_and_exit_2(tmp_path, data, args, fragment)
 
 
 def test_a_study_of_another_config_is_refused_untouched(tmp_path, data):
-    common = ["tune", "--set", f"data.source=csv:{data}", *SMALL, "--study", "s", "--studies-dir",
-              str(tmp_path / "studies"), "--runs-dir", str(tmp_path / "runs")]
+    common = [
+        "tune",
+        "--set",
+        f"data.source=csv:{data}",
+        *SMALL,
+        "--study",
+        "s",
+        "--studies-dir",
+        str(tmp_path / "studies"),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    ]
     first = runner.invoke(app, [*common, "--trials", "1"])
     assert first.exit_code == 0, first.output
     journal = (tmp_path / "studies" / "s" / "journal.log").read_bytes()
@@ -177,8 +225,23 @@ def test_the_next_line_printed_and_on_the_study_page_evaluates_that_study_as_it_
     import html
     import shlex
 
-    first = runner.invoke(app, ["tune", "--set", f"data.source=csv:{data}", *SMALL, "--trials", "1", "--study", "s",
-                                "--studies-dir", str(tmp_path / "studies"), "--runs-dir", str(tmp_path / "runs")])
+    first = runner.invoke(
+        app,
+        [
+            "tune",
+            "--set",
+            f"data.source=csv:{data}",
+            *SMALL,
+            "--trials",
+            "1",
+            "--study",
+            "s",
+            "--studies-dir",
+            str(tmp_path / "studies"),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+    )
     assert first.exit_code == 0, first.output
     line = next(x for x in first.output.splitlines() if x.startswith("next: ")).removeprefix("next: ")
     page = (tmp_path / "studies" / "s" / "index.html").read_text()
@@ -192,8 +255,22 @@ def test_the_next_line_printed_and_on_the_study_page_evaluates_that_study_as_it_
 
 
 def test_evaluate_runs_the_tuned_and_the_base_config_once_each(tmp_path, data):
-    result = runner.invoke(app, ["tune", "--set", f"data.source=csv:{data}", *SMALL, "--trials", "2", "--evaluate",
-                                 "--studies-dir", str(tmp_path / "studies"), "--runs-dir", str(tmp_path / "runs")])
+    result = runner.invoke(
+        app,
+        [
+            "tune",
+            "--set",
+            f"data.source=csv:{data}",
+            *SMALL,
+            "--trials",
+            "2",
+            "--evaluate",
+            "--studies-dir",
+            str(tmp_path / "studies"),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "evaluated once each" in result.output and "tuned" in result.output and "base" in result.output
     runs = [r for r in TrialLedger(tmp_path / "runs").rows() if r["kind"] == "run"]

@@ -111,7 +111,9 @@ def test_close_target_gives_price_predictions(tiny_model, tiny_walk_forward):
     pred = walk_forward_predict(bars, model, tiny_walk_forward, seed=0)
     lstm = pred[pred["model"] == "lstm"]
     assert np.isfinite(lstm["price_pred"]).all()
-    np.testing.assert_allclose(lstm["y_pred"], np.log(lstm["price_pred"] / (lstm["price_true"] * np.exp(-lstm["y_true"]))))
+    np.testing.assert_allclose(
+        lstm["y_pred"], np.log(lstm["price_pred"] / (lstm["price_true"] * np.exp(-lstm["y_true"])))
+    )
 
 
 def test_too_short_history_is_a_clear_error(tiny_model, tiny_walk_forward):
@@ -125,8 +127,15 @@ def test_ridge_learns_a_linear_target_from_training_rows_only():
     rng = np.random.default_rng(8)
     X = rng.normal(size=(400, 4, 2))
     target = 0.5 * X[:, -1, 0] - 0.2 * X[:, -2, 1] + rng.normal(0, 0.05, 400)
-    samples = Samples(X=X, target=target, log_return=target, close=np.ones(400), future_close=np.ones(400),
-                      past_return=np.zeros(400), dates=pd.bdate_range("2020-01-01", periods=400))
+    samples = Samples(
+        X=X,
+        target=target,
+        log_return=target,
+        close=np.ones(400),
+        future_close=np.ones(400),
+        past_return=np.zeros(400),
+        dates=pd.bdate_range("2020-01-01", periods=400),
+    )
     train, test = np.arange(0, 300), np.arange(300, 400)
     pred = ridge_forecast(samples, train, test)
     assert np.sqrt(np.mean((pred - target[test]) ** 2)) < 0.08  # noise sd 0.05, signal sd about 0.54

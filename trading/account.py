@@ -39,8 +39,9 @@ def account_path(root: str | Path, name: str) -> Path:
     return Path(root) / name
 
 
-def init_account(config_path: str | Path | None, overrides: list[str] | None, name: str, broker: str,
-                 root: str | Path = "paper") -> Path:
+def init_account(
+    config_path: str | Path | None, overrides: list[str] | None, name: str, broker: str, root: str | Path = "paper"
+) -> Path:
     """Create `root/name/` with the resolved config, the account file and an empty ledger."""
     named_folder(root, name, "account name", "--name spy-daily")
     if broker not in BROKERS:
@@ -51,12 +52,16 @@ def init_account(config_path: str | Path | None, overrides: list[str] | None, na
     trading_calendar(config.paper.calendar)  # an unknown calendar fails here, not at the first step
     folder = account_path(root, name)
     if folder.exists():
-        raise BacktestError(f"paper account '{name}' already exists in {folder}",
-                            "pick another --name, or step the existing one: lstm-trader paper step " + name)
+        raise BacktestError(
+            f"paper account '{name}' already exists in {folder}",
+            "pick another --name, or step the existing one: lstm-trader paper step " + name,
+        )
     if broker == "alpaca":
         if spec.params.get("allow_short"):
-            raise BacktestError("alpaca accounts trade long or flat: Alpaca refuses one order that flips a "
-                                "position from long to short", "set allow_short = false for this account")
+            raise BacktestError(
+                "alpaca accounts trade long or flat: Alpaca refuses one order that flips a position from long to short",
+                "set allow_short = false for this account",
+            )
         AlpacaBroker(symbols(config)).check()  # keys and extra present, account reachable and active
     try:
         folder.mkdir(parents=True)
@@ -64,9 +69,16 @@ def init_account(config_path: str | Path | None, overrides: list[str] | None, na
         raise BacktestError(f"paper account '{name}' already exists in {folder}", "pick another --name") from None
     write_text(folder / "config.toml", dump_config(config))
     # the nonce keeps a re-created account of the same name from matching the old one's orders at the broker
-    write_json(folder / "account.json", {"name": name, "broker": broker, "strategy": spec.title,
-                                         "nonce": secrets.token_hex(3),
-                                         "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    write_json(
+        folder / "account.json",
+        {
+            "name": name,
+            "broker": broker,
+            "strategy": spec.title,
+            "nonce": secrets.token_hex(3),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
     ledger = PaperLedger(folder / "ledger.sqlite")
     if broker == "local":
         LocalBroker.create(ledger.db, config.broker)
@@ -80,13 +92,17 @@ def paper_strategy(config: ExperimentConfig) -> StrategySpec:
     for spec in config.strategies:
         if spec.title == wanted or spec.name == wanted:
             if traded_forecast(spec) != "lstm":
-                raise BacktestError(f"paper.strategy '{wanted}' does not trade the LSTM's forecast",
-                                    "paper accounts trade lstm_signal (with its params from [[strategies]])")
+                raise BacktestError(
+                    f"paper.strategy '{wanted}' does not trade the LSTM's forecast",
+                    "paper accounts trade lstm_signal (with its params from [[strategies]])",
+                )
             return spec
     if wanted == "lstm_signal":
         return StrategySpec(name="lstm_signal")
-    raise BacktestError(f"paper.strategy '{wanted}' is not among the config's [[strategies]]",
-                        "name an lstm_signal entry by its label or name")
+    raise BacktestError(
+        f"paper.strategy '{wanted}' is not among the config's [[strategies]]",
+        "name an lstm_signal entry by its label or name",
+    )
 
 
 def symbols(config: ExperimentConfig) -> dict[str, str]:
@@ -101,7 +117,7 @@ def symbols(config: ExperimentConfig) -> dict[str, str]:
 @dataclass
 class StepReport:
     date: str
-    status: str                      # done | already | holiday
+    status: str  # done | already | holiday
     equity: float | None = None
     orders: list[dict] = field(default_factory=list)
     fills: int = 0
@@ -117,10 +133,17 @@ class Account:
     def __init__(self, root: str | Path, name: str) -> None:
         self.folder = account_path(root, name)
         if not (self.folder / "account.json").is_file():
-            known = sorted(p.name for p in Path(root).glob("*") if (p / "account.json").is_file()) if Path(root).is_dir() else []
-            raise BacktestError(f"unknown paper account '{name}' (no {self.folder / 'account.json'})",
-                                "create it with lstm-trader paper init CONFIG --name " + name
-                                + (f"; existing: {', '.join(known)}" if known else ""))
+            known = (
+                sorted(p.name for p in Path(root).glob("*") if (p / "account.json").is_file())
+                if Path(root).is_dir()
+                else []
+            )
+            raise BacktestError(
+                f"unknown paper account '{name}' (no {self.folder / 'account.json'})",
+                "create it with lstm-trader paper init CONFIG --name "
+                + name
+                + (f"; existing: {', '.join(known)}" if known else ""),
+            )
         self.name = name
         self.info = json.loads((self.folder / "account.json").read_text())
         self.config = load_config(self.folder / "config.toml")
@@ -137,8 +160,11 @@ class Account:
             self.lock.__exit__(None, None, None)
             raise
         try:
-            self.broker = (LocalBroker(self.ledger.db, self.config.broker) if self.info["broker"] == "local"
-                           else AlpacaBroker(symbols(self.config)))
+            self.broker = (
+                LocalBroker(self.ledger.db, self.config.broker)
+                if self.info["broker"] == "local"
+                else AlpacaBroker(symbols(self.config))
+            )
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -171,15 +197,21 @@ class Account:
         last_bar = min(frame.index[-1] for frame in prices.values())
         target = pd.Timestamp(day) if day is not None else last_bar
         if target > last_bar:
-            raise BacktestError(f"the data ends on {last_bar.date()}, before {target.date()}",
-                                "step after the data source has that day's bar (yahoo: lstm-trader data fetch)")
+            raise BacktestError(
+                f"the data ends on {last_bar.date()}, before {target.date()}",
+                "step after the data source has that day's bar (yahoo: lstm-trader data fetch)",
+            )
         if target < first_bar:
-            raise BacktestError(f"the data starts on {first_bar.date()}, after {target.date()}",
-                                f"step a date from {first_bar.date()} on")
+            raise BacktestError(
+                f"the data starts on {first_bar.date()}, after {target.date()}",
+                f"step a date from {first_bar.date()} on",
+            )
         if not self.is_session(target):
-            report = StepReport(target.date().isoformat(), "holiday",
-                                notes=[f"{target.date()} is not a trading day on {self.config.paper.calendar}: "
-                                       "nothing to do"])
+            report = StepReport(
+                target.date().isoformat(),
+                "holiday",
+                notes=[f"{target.date()} is not a trading day on {self.config.paper.calendar}: nothing to do"],
+            )
             if on_day is not None:
                 on_day(report)
             return [report]
@@ -190,12 +222,16 @@ class Account:
             days = [d for d in self.sessions(pd.Timestamp(done), target) if d > pd.Timestamp(done)]
             if isinstance(self.broker, AlpacaBroker) and len(days) > 1:
                 # the broker only knows today's cash and positions: past sessions can't be marked honestly
-                notes.append(f"skipped {len(days) - 1} missed session(s) from {days[0].date()}: a broker account "
-                             "is stepped on the latest session only")
+                notes.append(
+                    f"skipped {len(days) - 1} missed session(s) from {days[0].date()}: a broker account "
+                    "is stepped on the latest session only"
+                )
                 days = days[-1:]
         elif done is not None and not self.ledger.done(target.date().isoformat()):
-            raise BacktestError(f"{target.date()} is before the account's last step ({done})",
-                                "a paper account only moves forward; step a later date")
+            raise BacktestError(
+                f"{target.date()} is before the account's last step ({done})",
+                "a paper account only moves forward; step a later date",
+            )
         self._check_session_closed(target)
         self.broker.check()
         self._check_market_closed()
@@ -203,8 +239,10 @@ class Account:
         for d in days:
             reports.append(self.step_day(d))
             if day is None and reports[-1].status == "already":  # the data was not refreshed since
-                reports[-1].notes = [f"the data's last bar is {target.date()}, which was already stepped: nothing to "
-                                     "do (refresh the data first, e.g. lstm-trader data fetch TICKER --refresh)"]
+                reports[-1].notes = [
+                    f"the data's last bar is {target.date()}, which was already stepped: nothing to "
+                    "do (refresh the data first, e.g. lstm-trader data fetch TICKER --refresh)"
+                ]
             reports[-1].notes[:0] = notes
             notes = []
             if on_day is not None:
@@ -215,9 +253,11 @@ class Account:
         """A bar for today's session before its close is a partial bar: deciding on it would be a look-ahead."""
         close = trading_calendar(self.config.paper.calendar).session_close(day)
         if pd.Timestamp.now(tz="UTC") < close:
-            raise BacktestError(f"the session of {day.date()} closes at {close.tz_convert('America/New_York'):%H:%M} "
-                                "New York time: its bar is not final yet",
-                                "run `lstm-trader paper step` after the close (e.g. from cron at 16:30 New York time)")
+            raise BacktestError(
+                f"the session of {day.date()} closes at {close.tz_convert('America/New_York'):%H:%M} "
+                "New York time: its bar is not final yet",
+                "run `lstm-trader paper step` after the close (e.g. from cron at 16:30 New York time)",
+            )
 
     def _check_market_closed(self) -> None:
         if not isinstance(self.broker, AlpacaBroker):
@@ -225,9 +265,10 @@ class Account:
         clock = self.broker.clock()
         if clock.get("is_open"):
             today = str(clock.get("timestamp", ""))[:10]
-            raise BacktestError(f"the market is open ({today}): a market order now would fill during the session, "
-                                "not at the next open", "run `lstm-trader paper step` after the close "
-                                "(e.g. from cron at 16:30 New York time)")
+            raise BacktestError(
+                f"the market is open ({today}): a market order now would fill during the session, not at the next open",
+                "run `lstm-trader paper step` after the close (e.g. from cron at 16:30 New York time)",
+            )
 
     def step_day(self, day: pd.Timestamp) -> StepReport:
         key = day.date().isoformat()
@@ -237,8 +278,10 @@ class Account:
         frames = {t: f.loc[:day] for t, f in self.prices().items()}
         for ticker, frame in frames.items():
             if frame.index[-1] != day:
-                raise BacktestError(f"{ticker}: the data has no bar for {key} (last: {frame.index[-1].date()})",
-                                    "step after the data source has that day's bar")
+                raise BacktestError(
+                    f"{ticker}: the data has no bar for {key} (last: {frame.index[-1].date()})",
+                    "step after the data source has that day's bar",
+                )
         if not self.ledger.decided(key):
             self._settle_and_decide(day, frames, report)
         else:
@@ -246,10 +289,14 @@ class Account:
         self._send(key, report)
         inject(f"paper.before-done:{key}")
         with self.ledger.transaction():
-            self.ledger.add("steps", {"date": key, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+            self.ledger.add(
+                "steps", {"date": key, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            )
         if report.rejected:
-            raise BacktestError(f"{key}: the broker rejected {', '.join(report.rejected)}",
-                                "the step is done and the rejection is in the ledger; the next close decides again")
+            raise BacktestError(
+                f"{key}: the broker rejected {', '.join(report.rejected)}",
+                "the step is done and the rejection is in the ledger; the next close decides again",
+            )
         row = self.ledger.db.execute("SELECT equity FROM equity WHERE date = ?", (key,)).fetchone()
         report.equity = row[0] if row else None
         report.orders = [dict(r) for r in self.ledger.orders(key)]
@@ -278,8 +325,9 @@ class Account:
             intended = {k: v for k, v in self.ledger.get_state("intended", {}).items()}
             stopped = self.ledger.get_state("stopped", {})
             for order_id, _ in refused:  # decide again at this close, as the backtest does
-                ticker = self.ledger.db.execute("SELECT ticker FROM orders WHERE client_order_id = ?",
-                                                (order_id,)).fetchone()
+                ticker = self.ledger.db.execute(
+                    "SELECT ticker FROM orders WHERE client_order_id = ?", (order_id,)
+                ).fetchone()
                 if ticker:
                     intended.pop(ticker[0], None)
             book = self.broker.book()
@@ -290,31 +338,68 @@ class Account:
                 if ticker in unsettled:
                     target = float("nan")
                 else:
-                    closes_window = frames[ticker]["close"].to_numpy()[-(rule.vol_window + 1):].tolist()
-                    target, stopped[ticker] = signal_target(y_pred, rule, position=held, entry_price=entry,
-                                                            closes=closes_window, stopped=stopped.get(ticker))
+                    closes_window = frames[ticker]["close"].to_numpy()[-(rule.vol_window + 1) :].tolist()
+                    target, stopped[ticker] = signal_target(
+                        y_pred,
+                        rule,
+                        position=held,
+                        entry_price=entry,
+                        closes=closes_window,
+                        stopped=stopped.get(ticker),
+                    )
                     targets[ticker] = target
-                self.ledger.add("signals", {"date": key, "ticker": ticker, "y_pred": y_pred, "y_pred_std": spread,
-                                            "fold": fold, "close": closes[ticker], "target": target})
+                self.ledger.add(
+                    "signals",
+                    {
+                        "date": key,
+                        "ticker": ticker,
+                        "y_pred": y_pred,
+                        "y_pred_std": spread,
+                        "fold": fold,
+                        "close": closes[ticker],
+                        "target": target,
+                    },
+                )
             positions = {t: q for t, (q, _) in book.positions.items() if t in frames}  # others are not this account's
             plan: Plan = plan_orders(targets, positions, closes, book.cash, intended, sizing, len(frames))
             if isinstance(self.broker, LocalBroker):  # booked after the next open's fills, as Backtrader does
                 self.broker.credit(cash_interest(book.cash, self.config.broker.cash_rate))
             cash = book.cash
             equity = cash + sum(q * closes[t] for t, q in positions.items())
-            self.ledger.add("equity", {"date": key, "cash": cash, "equity": equity,
-                                       "positions": json.dumps({t: q for t, q in positions.items() if q})})
+            self.ledger.add(
+                "equity",
+                {
+                    "date": key,
+                    "cash": cash,
+                    "equity": equity,
+                    "positions": json.dumps({t: q for t, q in positions.items() if q}),
+                },
+            )
             names = symbols(self.config)
             for ticker, qty in plan.orders:
-                self.ledger.add("orders", {"client_order_id": client_order_id(self.name, self.info.get("nonce", "0"),
-                                                                              ticker, key, qty),
-                                           "date": key, "ticker": ticker, "symbol": names.get(ticker, ticker),
-                                           "qty": qty, "status": "new"})
+                self.ledger.add(
+                    "orders",
+                    {
+                        "client_order_id": client_order_id(self.name, self.info.get("nonce", "0"), ticker, key, qty),
+                        "date": key,
+                        "ticker": ticker,
+                        "symbol": names.get(ticker, ticker),
+                        "qty": qty,
+                        "status": "new",
+                    },
+                )
             for pointer in sorted((self.folder / "model").glob("*/current.json")):  # the versions serving today
                 state = json.loads(pointer.read_text())
-                self.ledger.add("models", {"ticker": pointer.parent.name, "fold": state["fold"], "trained_through": state["trained_through"][:10],
-                                           "first_date": state["first_date"][:10],
-                                           "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+                self.ledger.add(
+                    "models",
+                    {
+                        "ticker": pointer.parent.name,
+                        "fold": state["fold"],
+                        "trained_through": state["trained_through"][:10],
+                        "first_date": state["first_date"][:10],
+                        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    },
+                )
             self.ledger.set_state("intended", plan.intended)
             self.ledger.set_state("stopped", {t: s for t, s in stopped.items() if s is not None})
 
@@ -327,8 +412,9 @@ class Account:
                 broker_id = found["id"]
             else:
                 try:
-                    broker_id = self.broker.submit(row["client_order_id"], row["ticker"], row["symbol"], row["qty"],
-                                                   row["date"])
+                    broker_id = self.broker.submit(
+                        row["client_order_id"], row["ticker"], row["symbol"], row["qty"], row["date"]
+                    )
                 except OrderRejected as exc:  # recorded; the other orders still go, the next close decides again
                     with self.ledger.transaction():
                         self.ledger.set_order_status(row["client_order_id"], "rejected", reason=exc.reason)
@@ -340,8 +426,9 @@ class Account:
         report.rejected = rejected
 
     # --- the model ------------------------------------------------------------------------------
-    def _predict(self, ticker: str, frame: pd.DataFrame, day: pd.Timestamp,
-                 report: StepReport) -> tuple[float, float, int]:
+    def _predict(
+        self, ticker: str, frame: pd.DataFrame, day: pd.Timestamp, report: StepReport
+    ) -> tuple[float, float, int]:
         model_spec, wf = self.config.model, self.config.walk_forward
         samples = make_samples(frame, model_spec, ticker)
         split = make_split(model_spec, wf)
@@ -349,9 +436,11 @@ class Account:
         fold = split.fold_of(last)
         if fold is None:
             first = samples.dates[split.first_test()] if split.first_test() < len(samples.dates) else None
-            raise BacktestError(f"{ticker}: {day.date()} comes before the walk-forward's first prediction"
-                                + (f" ({first.date()})" if first is not None else ""),
-                                "start the account later, or lower walk_forward.min_train / load more history")
+            raise BacktestError(
+                f"{ticker}: {day.date()} comes before the walk-forward's first prediction"
+                + (f" ({first.date()})" if first is not None else ""),
+                "start the account later, or lower walk_forward.min_train / load more history",
+            )
         network = self._load_model(ticker, samples)
         while network.fold < fold:
             k = network.fold + 1
@@ -363,9 +452,16 @@ class Account:
 
     def _model_key(self) -> str:
         c = self.config
-        return fingerprint(pd.DataFrame(), {"model": c.model.model_dump(mode="json"),
-                                            "walk_forward": c.walk_forward.model_dump(mode="json"),
-                                            "seed": c.seed, "start": str(c.data.start), "source": c.data.source})
+        return fingerprint(
+            pd.DataFrame(),
+            {
+                "model": c.model.model_dump(mode="json"),
+                "walk_forward": c.walk_forward.model_dump(mode="json"),
+                "seed": c.seed,
+                "start": str(c.data.start),
+                "source": c.data.source,
+            },
+        )
 
     def _load_model(self, ticker: str, samples: Samples) -> WalkForwardModel:
         if ticker in self._models:
@@ -375,13 +471,17 @@ class Account:
         if pointer.is_file():
             state = json.loads(pointer.read_text())
             if state["key"] != self._model_key():
-                raise BacktestError(f"the saved model of {ticker} was trained with other settings",
-                                    "the account's config.toml must not change; create a new account instead")
+                raise BacktestError(
+                    f"the saved model of {ticker} was trained with other settings",
+                    "the account's config.toml must not change; create a new account instead",
+                )
             through = pd.Timestamp(state["trained_through"])
             if _bars_hash(self.prices()[ticker].loc[:through]) != state["bars"]:
-                raise BacktestError(f"{ticker}: the data up to {through.date()} changed since the model was trained "
-                                    "on it (a revised or re-adjusted history)",
-                                    "a split or a corrected history: create a new account to retrain on it")
+                raise BacktestError(
+                    f"{ticker}: the data up to {through.date()} changed since the model was trained "
+                    "on it (a revised or re-adjusted history)",
+                    "a split or a corrected history: create a new account to retrain on it",
+                )
             network.ensemble = load_ensemble(self.folder / "model" / ticker / state["dir"], state["members"])
             network.fold = state["fold"]
         self._models[ticker] = network
@@ -395,16 +495,23 @@ class Account:
         train = split.train_rows(network.fold)
         through = samples.dates[train[-1] + self.config.model.horizon]
         first = samples.dates[split.first_test() + network.fold * split.retrain_every]
-        write_json(root / "current.json", {"key": self._model_key(), "fold": network.fold, "dir": name,
-                                           "members": len(network.ensemble), "trained_through": through.isoformat(),
-                                           "first_date": first.isoformat(),
-                                           "bars": _bars_hash(self.prices()[ticker].loc[:through])})
+        write_json(
+            root / "current.json",
+            {
+                "key": self._model_key(),
+                "fold": network.fold,
+                "dir": name,
+                "members": len(network.ensemble),
+                "trained_through": through.isoformat(),
+                "first_date": first.isoformat(),
+                "bars": _bars_hash(self.prices()[ticker].loc[:through]),
+            },
+        )
         for old in root.glob("fold_*"):
             if old.name != name:
                 for item in old.iterdir():
                     item.unlink()
                 old.rmdir()
-
 
 
 def signal_params(spec: StrategySpec) -> SignalParams:
@@ -424,13 +531,14 @@ def _bars_hash(frame: pd.DataFrame) -> str:
     return fingerprint(frame[["open", "high", "low", "close", "volume"]], {})
 
 
-
 def replay(account: Account, start: date, end: date, on_day=None) -> list[StepReport]:
     """Step every session from `start` to `end` over historical data, with the local broker. The reports
     cover the whole span: sessions stepped before come first, with status 'already'."""
     if account.info["broker"] != "local":
-        raise BacktestError("replay runs on the local broker only", "create a local account for it: "
-                            "lstm-trader paper init CONFIG --name NAME --broker local")
+        raise BacktestError(
+            "replay runs on the local broker only",
+            "create a local account for it: lstm-trader paper init CONFIG --name NAME --broker local",
+        )
     first, last = pd.Timestamp(start), pd.Timestamp(end)
     if last < first:
         raise BacktestError(f"--to {end} is before --from {start}", "give --from D1 --to D2 with D1 <= D2")
@@ -441,14 +549,18 @@ def replay(account: Account, start: date, end: date, on_day=None) -> list[StepRe
     done = account.ledger.last_step()
     span = account.sessions(first, last)
     days = [d for d in span if done is None or d > pd.Timestamp(done)]
-    stepped = [StepReport(d.date().isoformat(), "already", notes=[f"{d.date()} was already stepped: nothing sent"])
-               for d in span if done is not None and d <= pd.Timestamp(done)
-               and account.ledger.done(d.date().isoformat())]
+    stepped = [
+        StepReport(d.date().isoformat(), "already", notes=[f"{d.date()} was already stepped: nothing sent"])
+        for d in span
+        if done is not None and d <= pd.Timestamp(done) and account.ledger.done(d.date().isoformat())
+    ]
     if done is not None and days:
         following = [d for d in account.sessions(pd.Timestamp(done), last) if d > pd.Timestamp(done)]
         if following and following[0] < days[0]:
-            raise BacktestError(f"the account's last step is {done}; --from {start} would skip sessions",
-                                f"replay --from {following[0].date()} (or a new account)")
+            raise BacktestError(
+                f"the account's last step is {done}; --from {start} would skip sessions",
+                f"replay --from {following[0].date()} (or a new account)",
+            )
     reports = stepped  # sessions of the span stepped before: reported as such, not stepped again
     if on_day is not None:
         on_day(None, len(days))  # the total, before the first step (which trains the folds up to it)
@@ -475,12 +587,19 @@ def status(account: Account) -> dict:
         state = json.loads(pointer.read_text())
         models[pointer.parent.name] = _model_age(account, pointer.parent.name, state, last["date"])
     return {
-        "name": account.name, "broker": account.info["broker"], "strategy": account.spec.title,
-        "steps": int(len(equity)), "first": equity["date"].iloc[0], "last": last["date"],
-        "cash": float(last["cash"]), "equity": float(last["equity"]),
-        "positions": json.loads(last["positions"]), "pnl": float(last["equity"] - start_cash),
+        "name": account.name,
+        "broker": account.info["broker"],
+        "strategy": account.spec.title,
+        "steps": int(len(equity)),
+        "first": equity["date"].iloc[0],
+        "last": last["date"],
+        "cash": float(last["cash"]),
+        "equity": float(last["equity"]),
+        "positions": json.loads(last["positions"]),
+        "pnl": float(last["equity"] - start_cash),
         "return": float(last["equity"] / start_cash - 1),
-        "last_signal": last_signal, "models": models,
+        "last_signal": last_signal,
+        "models": models,
         "open_orders": orders[orders["status"].isin(["new", "sent"])].to_dict("records"),
         "rejected_orders": int((orders["status"] == "rejected").sum()) if len(orders) else 0,
         "drift": drift(account, equity, signals),
@@ -493,9 +612,13 @@ def _model_age(account: Account, ticker: str, state: dict, last_day: str) -> dic
     sessions = frame.loc[:last_day].index
     first = pd.Timestamp(state["first_date"])
     age = int(((sessions > first) & (sessions <= pd.Timestamp(last_day))).sum())
-    return {"fold": state["fold"], "trained_through": state["trained_through"][:10],
-            "serving_since": state["first_date"][:10], "sessions_served": age + 1,
-            "next_retrain_in": max(split.retrain_every - age - 1, 0)}
+    return {
+        "fold": state["fold"],
+        "trained_through": state["trained_through"][:10],
+        "serving_since": state["first_date"][:10],
+        "sessions_served": age + 1,
+        "next_retrain_in": max(split.retrain_every - age - 1, 0),
+    }
 
 
 def drift(account: Account, equity: pd.DataFrame, signals: pd.DataFrame) -> dict:
@@ -508,8 +631,9 @@ def drift(account: Account, equity: pd.DataFrame, signals: pd.DataFrame) -> dict
 
     last_day = pd.Timestamp(equity["date"].iloc[-1])
     prices = {t: f.loc[:last_day] for t, f in account.prices().items()}
-    table = signals.assign(date=pd.to_datetime(signals["date"]), model="lstm",
-                           price_pred=signals["close"] * np.exp(signals["y_pred"]))
+    table = signals.assign(
+        date=pd.to_datetime(signals["date"]), model="lstm", price_pred=signals["close"] * np.exp(signals["y_pred"])
+    )
     broker = account.config.broker.model_copy(update={"close_at_end": False})
     result = run_backtest(prices, table, account.spec.name, broker, account.spec.params, warmup=WARMUP_BARS)
     paper = pd.Series(equity["equity"].to_numpy(), index=pd.to_datetime(equity["date"]))
@@ -518,7 +642,10 @@ def drift(account: Account, equity: pd.DataFrame, signals: pd.DataFrame) -> dict
     decided = result.decisions.assign(date=pd.to_datetime(result.decisions["date"]))
     merged = table.merge(decided, on=["date", "ticker"], how="inner", suffixes=("_paper", "_backtest"))
     same = np.isclose(merged["target_paper"], merged["target_backtest"], rtol=0, atol=1e-12, equal_nan=True)
-    return {"days": int(len(common)), "max_equity_drift": float(rel.max()) if len(rel) else 0.0,
-            "last_equity_drift": float(rel.iloc[-1]) if len(rel) else 0.0,
-            "backtest_equity": float(result.equity[common].iloc[-1]) if len(common) else None,
-            "target_mismatches": int((~same).sum())}
+    return {
+        "days": int(len(common)),
+        "max_equity_drift": float(rel.max()) if len(rel) else 0.0,
+        "last_equity_drift": float(rel.iloc[-1]) if len(rel) else 0.0,
+        "backtest_equity": float(result.equity[common].iloc[-1]) if len(common) else None,
+        "target_mismatches": int((~same).sum()),
+    }

@@ -22,7 +22,7 @@ KEY_ENV, SECRET_ENV, URL_ENV = "APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "APCA_A
 class Fill:
     client_order_id: str
     ticker: str
-    qty: float          # signed shares
+    qty: float  # signed shares
     price: float
     commission: float
     date: str
@@ -71,14 +71,18 @@ class LocalBroker:
         return Book(cash, {r[0]: (r[1], r[2]) for r in rows})
 
     def find(self, client_order_id: str) -> dict | None:
-        row = self.db.execute("SELECT rowid, status FROM broker_orders WHERE client_order_id = ?",
-                              (client_order_id,)).fetchone()
+        row = self.db.execute(
+            "SELECT rowid, status FROM broker_orders WHERE client_order_id = ?", (client_order_id,)
+        ).fetchone()
         return {"id": f"local-{row[0]}", "status": row[1]} if row else None
 
     def submit(self, client_order_id: str, ticker: str, symbol: str, qty: float, day: str) -> str:
         self.db.execute("BEGIN IMMEDIATE")
-        self.db.execute("INSERT OR IGNORE INTO broker_orders (client_order_id, ticker, qty, date, status) "
-                        "VALUES (?, ?, ?, ?, 'accepted')", (client_order_id, ticker, qty, day))
+        self.db.execute(
+            "INSERT OR IGNORE INTO broker_orders (client_order_id, ticker, qty, date, status) "
+            "VALUES (?, ?, ?, ?, 'accepted')",
+            (client_order_id, ticker, qty, day),
+        )
         self.db.execute("COMMIT")
         return self.find(client_order_id)["id"]
 
@@ -104,8 +108,11 @@ class LocalBroker:
                 if qty:
                     book[ticker][2] = day
         fills, refused = [], []
-        pending = self.db.execute("SELECT client_order_id, ticker, qty FROM broker_orders WHERE status = 'accepted' "
-                                  "AND date < ? ORDER BY rowid", (day,)).fetchall()
+        pending = self.db.execute(
+            "SELECT client_order_id, ticker, qty FROM broker_orders WHERE status = 'accepted' "
+            "AND date < ? ORDER BY rowid",
+            (day,),
+        ).fetchall()
         for client_order_id, ticker, qty in pending:
             open_ = opens[ticker]
             price = open_ * (1 + c.slippage_pct) if qty > 0 else open_ * (1 - c.slippage_pct)
@@ -135,15 +142,19 @@ class LocalBroker:
                         avg, position = _average(position, avg, leg, price), position + leg
                 book[ticker] = [position, avg, day]
                 fills.append(Fill(client_order_id, ticker, done, price, commission, day))
-            self.db.execute("UPDATE broker_orders SET status = ?, fill_date = ?, price = ?, commission = ? "
-                            "WHERE client_order_id = ?", (status, day, price if done else None,
-                                                          commission if done else None, client_order_id))
+            self.db.execute(
+                "UPDATE broker_orders SET status = ?, fill_date = ?, price = ?, commission = ? "
+                "WHERE client_order_id = ?",
+                (status, day, price if done else None, commission if done else None, client_order_id),
+            )
         # interest credited at the previous close reaches the cash after this open's fills (Backtrader's add_cash)
         cash += self.db.execute("SELECT pending FROM broker_cash").fetchone()[0]
         self.db.execute("UPDATE broker_cash SET cash = ?, pending = 0", (cash,))
         for ticker, (qty, price, since) in book.items():
-            self.db.execute("INSERT OR REPLACE INTO broker_book (ticker, qty, price, since) VALUES (?, ?, ?, ?)",
-                            (ticker, qty, price, since))
+            self.db.execute(
+                "INSERT OR REPLACE INTO broker_book (ticker, qty, price, since) VALUES (?, ?, ?, ?)",
+                (ticker, qty, price, since),
+            )
         return fills, refused
 
     def _commission(self, qty: float, price: float) -> float:
@@ -173,15 +184,19 @@ class AlpacaBroker:
         try:
             from alpaca.trading.client import TradingClient
         except ImportError:
-            raise BacktestError("the alpaca broker needs alpaca-py, which is not installed",
-                                "pip install 'lstm-trader[alpaca]'") from None
+            raise BacktestError(
+                "the alpaca broker needs alpaca-py, which is not installed", "pip install 'lstm-trader[alpaca]'"
+            ) from None
         key, secret = os.environ.get(KEY_ENV), os.environ.get(SECRET_ENV)
         if not key or not secret:
-            raise BacktestError(f"the alpaca broker needs {KEY_ENV} and {SECRET_ENV} in the environment",
-                                "export your Alpaca paper-trading keys (they are never written to disk)")
+            raise BacktestError(
+                f"the alpaca broker needs {KEY_ENV} and {SECRET_ENV} in the environment",
+                "export your Alpaca paper-trading keys (they are never written to disk)",
+            )
         self.symbols = symbols
-        self.client = TradingClient(key, secret, paper=True, raw_data=True,
-                                    url_override=os.environ.get(URL_ENV) or None)
+        self.client = TradingClient(
+            key, secret, paper=True, raw_data=True, url_override=os.environ.get(URL_ENV) or None
+        )
 
     def _call(self, what: str, fn, *args, missing_ok: bool = False, order: bool = False):
         """Call the API; errors become one clear line. `missing_ok`: a 404 returns None. `order`: a refusal
@@ -194,16 +209,20 @@ class AlpacaBroker:
         except APIError as exc:
             status, message = getattr(exc, "status_code", None), _message(exc)
             if status == 401 or (status == 403 and "not authorized" in message.lower()):
-                raise BacktestError(f"Alpaca refused the keys ({what}: HTTP {status})",
-                                    f"check {KEY_ENV} / {SECRET_ENV}: they must be paper-trading keys") from None
+                raise BacktestError(
+                    f"Alpaca refused the keys ({what}: HTTP {status})",
+                    f"check {KEY_ENV} / {SECRET_ENV}: they must be paper-trading keys",
+                ) from None
             if missing_ok and status == 404:
                 return None
             if order and status in (403, 422):
                 raise OrderRejected(message) from None
             raise BacktestError(f"Alpaca: {what} failed: {message}", "see the Alpaca dashboard") from None
         except RequestException as exc:
-            raise BacktestError(f"Alpaca: {what} failed: cannot reach the API ({type(exc).__name__})",
-                                "check the network; the next step reconciles whatever was sent") from None
+            raise BacktestError(
+                f"Alpaca: {what} failed: cannot reach the API ({type(exc).__name__})",
+                "check the network; the next step reconciles whatever was sent",
+            ) from None
 
     def check(self) -> None:
         account = self._call("reading the account", self.client.get_account)
@@ -225,19 +244,29 @@ class AlpacaBroker:
         return Book(float(account["cash"]), held)
 
     def find(self, client_order_id: str) -> dict | None:
-        order = self._call(f"looking up {client_order_id}", self.client.get_order_by_client_id, client_order_id,
-                           missing_ok=True)
+        order = self._call(
+            f"looking up {client_order_id}", self.client.get_order_by_client_id, client_order_id, missing_ok=True
+        )
         if order is None:
             return None
-        return {"id": order["id"], "status": order["status"], "filled_qty": float(order.get("filled_qty") or 0),
-                "price": float(order["filled_avg_price"]) if order.get("filled_avg_price") else None}
+        return {
+            "id": order["id"],
+            "status": order["status"],
+            "filled_qty": float(order.get("filled_qty") or 0),
+            "price": float(order["filled_avg_price"]) if order.get("filled_avg_price") else None,
+        }
 
     def submit(self, client_order_id: str, ticker: str, symbol: str, qty: float, day: str) -> str:
         from alpaca.trading.enums import OrderSide, TimeInForce
         from alpaca.trading.requests import MarketOrderRequest
 
-        request = MarketOrderRequest(symbol=symbol, qty=abs(qty), side=OrderSide.BUY if qty > 0 else OrderSide.SELL,
-                                     time_in_force=TimeInForce.DAY, client_order_id=client_order_id)
+        request = MarketOrderRequest(
+            symbol=symbol,
+            qty=abs(qty),
+            side=OrderSide.BUY if qty > 0 else OrderSide.SELL,
+            time_in_force=TimeInForce.DAY,
+            client_order_id=client_order_id,
+        )
         order = self._call(f"sending {client_order_id}", self.client.submit_order, request, order=True)
         return order["id"]
 
@@ -262,8 +291,9 @@ class AlpacaBroker:
                 continue
             if found["filled_qty"] and found["price"] is not None:
                 sign = 1.0 if row["qty"] > 0 else -1.0
-                fills.append(Fill(row["client_order_id"], row["ticker"], sign * found["filled_qty"], found["price"],
-                                  0.0, day))
+                fills.append(
+                    Fill(row["client_order_id"], row["ticker"], sign * found["filled_qty"], found["price"], 0.0, day)
+                )
             else:
                 refused.append((row["client_order_id"], found["status"]))
         return fills, refused

@@ -48,9 +48,10 @@ class PaperLedger:
             self.db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
             self.db.close()
-            raise BacktestError(f"{self.path} is not a readable paper ledger ({exc})",
-                                "it is damaged: restore it from a backup, or start a new account with "
-                                "lstm-trader paper init") from None
+            raise BacktestError(
+                f"{self.path} is not a readable paper ledger ({exc})",
+                "it is damaged: restore it from a backup, or start a new account with lstm-trader paper init",
+            ) from None
 
     def close(self) -> None:
         self.db.close()
@@ -99,11 +100,14 @@ class PaperLedger:
         marks = ", ".join("?" for _ in row)
         self.db.execute(f"{verb} INTO {table} ({names}) VALUES ({marks})", list(row.values()))
 
-    def set_order_status(self, client_order_id: str, status: str, broker_id: str | None = None,
-                         reason: str | None = None) -> None:
-        self.db.execute("UPDATE orders SET status = ?, broker_id = coalesce(?, broker_id), "
-                        "reason = coalesce(?, reason) WHERE client_order_id = ?",
-                        (status, broker_id, reason, client_order_id))
+    def set_order_status(
+        self, client_order_id: str, status: str, broker_id: str | None = None, reason: str | None = None
+    ) -> None:
+        self.db.execute(
+            "UPDATE orders SET status = ?, broker_id = coalesce(?, broker_id), "
+            "reason = coalesce(?, reason) WHERE client_order_id = ?",
+            (status, broker_id, reason, client_order_id),
+        )
 
 
 class _Transaction:
