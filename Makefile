@@ -6,19 +6,34 @@ STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL := 3
 export MPLBACKEND := Agg
 
-.PHONY: run test test-all bench clean
+.PHONY: run test test-all bench clean lint constraints
 
-$(STAMP): pyproject.toml
+# Installs the versions the test suite last passed with (constraints.txt); `make constraints` refreshes them.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 run: $(STAMP)  ## the default experiment on the embedded S&P 500 data; writes runs/default-<time>/
 	$(BIN)/lstm-trader run configs/default.toml
 
-test: $(STAMP)  ## the fast test suite (slow tests: make test-all)
+test: $(STAMP)  ## lint, format check, then the fast test suite (slow tests: make test-all)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q || [ $$? -eq 5 ]  # exit 5 = no tests collected
+
+lint: $(STAMP)  ## fix what ruff can fix and format the tree
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+constraints:  ## refresh constraints.txt: what a fresh, unconstrained install resolves today (then run make test)
+	rm -rf .venv-constraints
+	$(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/python -m pip install --quiet --upgrade pip
+	.venv-constraints/bin/python -m pip install --quiet -e '.[dev]'
+	.venv-constraints/bin/python -m pip freeze --exclude-editable | grep -v '^lstm-trader' > constraints.txt
+	rm -rf .venv-constraints
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m "slow or not slow"
