@@ -21,7 +21,7 @@ run: $(STAMP)  ## the default experiment on the embedded S&P 500 data; writes ru
 test: $(STAMP)  ## lint, format check, then the fast test suite (slow tests: make test-all)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q || [ $$? -eq 5 ]  # exit 5 = no tests collected
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile || [ $$? -eq 5 ]  # two workers, a test file each; exit 5 = no tests collected
 
 lint: $(STAMP)  ## fix what ruff can fix and format the tree
 	$(BIN)/ruff check --fix .

@@ -304,7 +304,7 @@ def run(
                 else "none were written: run with --no-report, by tune --evaluate, or stopped before they began"
             )
             console.print(f"{resume}: results complete, reports missing ({why}): writing them")
-            console.print(f"open: {_make_reports(resume, open_)}")
+            console.print(f"open: {_make_reports(resume, open_)}", soft_wrap=True)
             return
         cfg, resume = load_resumable(resume)
         if executor or workers or ray_address:  # where it runs may change on resume; what it computes may not
@@ -322,7 +322,7 @@ def run(
 
     def announce(run_dir: Path) -> None:
         _interrupt_hint["run"] = run_dir
-        console.print(f"run dir: {run_dir}")
+        console.print(f"run dir: {run_dir}", soft_wrap=True)
 
     with progress_bars() as bars:
         result = run_experiment(cfg, runs_dir, RichProgress(bars), resume=resume, announce=announce)
@@ -335,14 +335,14 @@ def run(
     phases["total"] = time.perf_counter() - started
     console.print("time: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items()))
     if index is not None:
-        console.print(f"open: {index}")
+        console.print(f"open: {index}", soft_wrap=True)
 
 
 @app.command()
 @user_errors
 def report(run_dir: Annotated[Path, typer.Argument(help="a run dir under runs/")], open_: OpenOpt = False) -> None:
     """(Re)generate a run's reports: tear sheets, forecast plots and reports/index.html."""
-    console.print(f"open: {_make_reports(run_dir, open_)}")
+    console.print(f"open: {_make_reports(run_dir, open_)}", soft_wrap=True)
 
 
 @app.command()
@@ -399,9 +399,9 @@ def backtest(
     show(comparison_view(result.comparison, wide=wide))
     console.print(dsr_line(result.comparison, result.trials))
     warn_silent(result.silent)
-    console.print(f"run dir: {result.path}")
+    console.print(f"run dir: {result.path}", soft_wrap=True)
     if not no_report:
-        console.print(f"open: {_make_reports(result.path, False)}")
+        console.print(f"open: {_make_reports(result.path, False)}", soft_wrap=True)
 
 
 @app.command()
@@ -461,9 +461,9 @@ def compare(
     show(fitted_table("Runs compared", columns, table, wide))
     if out is not None:
         write_rows(out, rows)
-        console.print(f"saved {out}")
+        console.print(f"saved {out}", soft_wrap=True)
     if html is not None:
-        console.print(f"open: {write_compare_html(html, runs, rows, strategy)}")
+        console.print(f"open: {write_compare_html(html, runs, rows, strategy)}", soft_wrap=True)
 
 
 @app.command()
@@ -615,8 +615,8 @@ def tune(
         console.print("no complete trial yet: run the same command again to continue")
         return
     console.print(f"best validation MSE / naive MSE: {result.best_value:.5f} with {result.best_params}")
-    console.print(f"saved {result.study_dir / 'trials.csv'}, {result.study_dir / 'best.toml'}")
-    console.print(f"open: {result.study_dir / 'index.html'}")
+    console.print(f"saved {result.study_dir / 'trials.csv'}, {result.study_dir / 'best.toml'}", soft_wrap=True)
+    console.print(f"open: {result.study_dir / 'index.html'}", soft_wrap=True)
     if not evaluate:
         console.print(f"next: {evaluate_line}", soft_wrap=True, markup=False, highlight=False)
         console.print(f"  (or: lstm-trader run {result.study_dir / 'best.toml'})", soft_wrap=True)
@@ -695,7 +695,7 @@ def sensitivity(
             f"{_bp(row.break_even_vs_buy_and_hold_bp, grid)} and to 0 at "
             f"{_bp(row.break_even_vs_zero_bp, grid)} per side"
         )
-    console.print(f"saved {run / 'sensitivity.csv'} and {run / 'break_even.csv'}")
+    console.print(f"saved {run / 'sensitivity.csv'} and {run / 'break_even.csv'}", soft_wrap=True)
 
 
 def _bp(value: float, grid: list[float]) -> str:
@@ -763,7 +763,7 @@ def forecast_cmd(
             for row in table.itertuples()
         ]
         show(fitted_table(title, columns, rows))
-        console.print(f"saved {item.csv} and {item.png}")
+        console.print(f"saved {item.csv} and {item.png}", soft_wrap=True)
 
 
 def _quote(value: str) -> str:

@@ -82,6 +82,7 @@ def _print_step(report) -> None:
     console.print(
         f"{report.date}  equity {equity}  fills {report.fills}  orders: {orders or 'none'}{trained}{reconciled}",
         highlight=False,
+        soft_wrap=True,  # one line per session: a cron log reads (and greps) it whole
     )
 
 
