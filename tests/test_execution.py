@@ -59,17 +59,6 @@ def test_a_killed_local_worker_fails_the_run_naming_its_tickers(three, monkeypat
     assert any(name in info.value.message for name in ("AAA", "BBB", "CCC"))
 
 
-def test_a_killed_ray_worker_is_retried_and_no_ticker_is_missing(three, serial_table, tmp_path, monkeypatch):
-    monkeypatch.setenv(FAULT_ENV, "fold:1")
-    monkeypatch.setenv(FAULT_ONCE_ENV, str(tmp_path / "died-once"))  # the first worker there dies, its retry not
-    ray.shutdown()  # a fresh local instance, so its workers see the fault variables
-    config = config_for(three, "ray")
-    table = predict_all(load_experiment_prices(config), config)
-    assert (tmp_path / "died-once").exists()
-    pd.testing.assert_frame_equal(table, serial_table)
-    ray.shutdown()
-
-
 def test_a_six_trial_tune_on_ray_records_exactly_six_trials(tmp_path):
     from backtests.tune import tune
 
@@ -95,7 +84,17 @@ def test_a_six_trial_tune_on_ray_records_exactly_six_trials(tmp_path):
             optuna.storages.journal.JournalFileBackend(str(tmp_path / "studies" / config.name / "journal.log"))
         ),
     )
-    assert len(study.trials) == 6
+    assert len(study.trials) == 6  # (the Ray instance stays up for the next test, which restarts it)
+
+
+def test_a_killed_ray_worker_is_retried_and_no_ticker_is_missing(three, serial_table, tmp_path, monkeypatch):
+    monkeypatch.setenv(FAULT_ENV, "fold:1")
+    monkeypatch.setenv(FAULT_ONCE_ENV, str(tmp_path / "died-once"))  # the first worker there dies, its retry not
+    ray.shutdown()  # a fresh local instance, so its workers see the fault variables
+    config = config_for(three, "ray")
+    table = predict_all(load_experiment_prices(config), config)
+    assert (tmp_path / "died-once").exists()
+    pd.testing.assert_frame_equal(table, serial_table)
     ray.shutdown()
 
 

@@ -43,15 +43,19 @@ def command(data, runs, *extra):
     ]
 
 
-def unbroken(tmp_path, data):
-    result = runner.invoke(cli.app, command(data, tmp_path / "fresh")[3:])
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An unbroken run of the same data and config: what every resumed run must equal."""
+    root = tmp_path_factory.mktemp("unbroken")
+    write_yahoo_csv(make_bars(320, seed=9), root / "ACME.csv")
+    result = runner.invoke(cli.app, command(root / "ACME.csv", root / "fresh")[3:])
     assert result.exit_code == 0, result.output
-    (run,) = run_dirs(tmp_path / "fresh")
+    (run,) = run_dirs(root / "fresh")
     return run
 
 
 @pytest.mark.parametrize("point", ["fold:1", "run:backtests"], ids=["in-the-walk-forward", "in-the-backtests"])
-def test_sigkill_then_resume_gives_byte_identical_files(tmp_path, data, point):
+def test_sigkill_then_resume_gives_byte_identical_files(tmp_path, data, point, reference):
     killed = subprocess.run(
         command(data, tmp_path / "runs"), env={**os.environ, FAULT_ENV: point}, capture_output=True, text=True
     )
@@ -60,7 +64,6 @@ def test_sigkill_then_resume_gives_byte_identical_files(tmp_path, data, point):
     assert not (run / "metrics.json").exists()
     resumed = runner.invoke(cli.app, ["run", "--resume", str(run), "--no-report"])
     assert resumed.exit_code == 0, resumed.output
-    reference = unbroken(tmp_path, data)
     for name in OUTPUTS:
         assert (run / name).read_bytes() == (reference / name).read_bytes(), name
 
@@ -105,8 +108,11 @@ def test_sigint_while_writing_reports_then_resume_writes_them(tmp_path, data, mo
     assert again.exit_code == 2 and "already finished" in again.stderr
 
 
-def test_resume_of_a_run_written_without_reports_writes_them_without_claiming_an_interrupt(tmp_path, data):
-    run = unbroken(tmp_path, data)  # --no-report, as tune --evaluate writes its runs
+def test_resume_of_a_run_written_without_reports_writes_them_without_claiming_an_interrupt(tmp_path, reference):
+    import shutil
+
+    run = tmp_path / reference.name  # a copy of a run written with --no-report, as tune --evaluate writes its runs
+    shutil.copytree(reference, run)
     resumed = runner.invoke(cli.app, ["run", "--resume", str(run)])
     assert resumed.exit_code == 0, resumed.output
     assert "interrupted" not in resumed.output and "none were written" in resumed.output
