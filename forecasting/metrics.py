@@ -90,8 +90,9 @@ def clark_west(y_pred: np.ndarray, y_true: np.ndarray, horizon: int = 1) -> tupl
 def pesaran_timmermann(y_pred: np.ndarray, y_true: np.ndarray) -> float:
     """One-sided p-value of the Pesaran-Timmermann (1992) test that predicted and realised up/down
     moves are independent; small means the forecast calls direction better than chance."""
-    x = np.asarray(y_pred) > 0
-    y = np.asarray(y_true) > 0
+    y_pred, y_true = moved(y_pred, y_true)
+    x = y_pred > 0
+    y = y_true > 0
     n = len(x)
     if n < 3:
         return float("nan")
@@ -111,11 +112,30 @@ def pesaran_timmermann(y_pred: np.ndarray, y_true: np.ndarray) -> float:
 
 
 def directional_accuracy(y_pred: np.ndarray, y_true: np.ndarray) -> float:
-    """Share of days whose predicted sign matches the realised sign; NaN for a forecast that never calls one."""
+    """Share of days whose predicted sign matches the realised sign; NaN for a forecast that never calls one.
+
+    A day whose close did not move (y_true == 0) has no direction to call: it is left out here, from
+    the base rate and from the Pesaran-Timmermann test alike (`moved`)."""
     y_pred, y_true = np.asarray(y_pred), np.asarray(y_true)
     if not np.any(y_pred != 0):
         return float("nan")
-    return float(np.mean(np.sign(y_pred) == np.sign(y_true)))
+    y_pred, y_true = moved(y_pred, y_true)
+    return float(np.mean(np.sign(y_pred) == np.sign(y_true))) if len(y_true) else float("nan")
+
+
+def moved(y_pred: np.ndarray, y_true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The days with a realised direction: every directional statistic is computed on these."""
+    keep = np.asarray(y_true) != 0
+    return np.asarray(y_pred)[keep], np.asarray(y_true)[keep]
+
+
+def is_constant(values: np.ndarray) -> bool:
+    """No spread worth a correlation: identical values, up to rounding (a mean repeated over a fold
+    can differ in its last bit, and then np.std is 1e-19, not 0)."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        return True
+    return bool(np.ptp(values) <= 1e-12 * max(float(np.abs(values).max()), np.finfo(float).tiny))
 
 
 def score(group: pd.DataFrame) -> dict[str, float]:
@@ -131,7 +151,7 @@ def score(group: pd.DataFrame) -> dict[str, float]:
     dm_stat, dm_p = (np.nan, np.nan) if is_naive else diebold_mariano(return_err, naive_return_err, horizon)
     cw_stat, cw_p = clark_west(y_pred, y_true, horizon)
     naive_sq = float(np.sum(y_true**2))
-    constant = np.std(y_pred) == 0 or np.std(y_true) == 0
+    constant = is_constant(y_pred) or is_constant(y_true)
     return {
         "n": float(len(group)),
         "mse": mean_squared_error(y_true, y_pred),
@@ -142,7 +162,7 @@ def score(group: pd.DataFrame) -> dict[str, float]:
         "price_rmse": float(np.sqrt(mean_squared_error(p_true, p_pred))),
         "mape": mean_absolute_percentage_error(p_true, p_pred),
         "directional_accuracy": directional_accuracy(y_pred, y_true),
-        "da_base_rate": float(np.mean(y_true > 0)),
+        "da_base_rate": float(np.mean(moved(y_pred, y_true)[1] > 0)) if np.any(y_true != 0) else float("nan"),
         "da_pvalue": float("nan") if is_naive else pesaran_timmermann(y_pred, y_true),
         "correlation": float("nan") if constant else float(np.corrcoef(y_pred, y_true)[0, 1]),
         "theil_u": 1.0

@@ -143,3 +143,45 @@ def test_predictions_without_a_finite_value_are_counted_and_left_out():
     assert row["n_invalid"] == 3 and row["n"] == 57
     assert row["rmse"] == pytest.approx(clean["rmse"], rel=1e-12)
     assert row["theil_u"] == pytest.approx(clean["theil_u"], rel=1e-12)
+
+
+def test_a_day_without_a_move_is_left_out_of_every_directional_statistic_alike():
+    from forecasting.metrics import directional_accuracy, pesaran_timmermann, score
+
+    # six days; on two the close did not move. The four that moved: up, down, up, up; called up, up, up, down
+    y_true = np.array([0.01, -0.02, 0.0, 0.015, 0.0, 0.005])
+    y_pred = np.array([0.002, 0.001, -0.003, 0.004, 0.001, -0.001])
+    rows = pd.DataFrame(
+        {
+            "y_pred": y_pred,
+            "y_true": y_true,
+            "price_true": 100 * np.exp(y_true),
+            "price_pred": 100 * np.exp(y_pred),
+            "horizon": 1,
+        }
+    )
+    m = score(rows)
+    assert m["directional_accuracy"] == pytest.approx(2 / 4)  # hits on days 1 and 4 of the four that moved
+    assert m["da_base_rate"] == pytest.approx(3 / 4)  # three of the four moves were up
+    moved = y_true != 0
+    np.testing.assert_equal(pesaran_timmermann(y_pred, y_true), pesaran_timmermann(y_pred[moved], y_true[moved]))
+    assert directional_accuracy(y_pred, y_true) == directional_accuracy(y_pred[moved], y_true[moved])
+
+
+def test_a_constant_forecast_has_no_correlation_even_when_its_values_differ_in_the_last_bit():
+    from forecasting.metrics import score
+
+    rng = np.random.default_rng(2)
+    y_true = rng.normal(0, 0.01, 40)
+    drift = np.full(40, 0.1) + np.where(np.arange(40) % 2, 0.0, 1.4e-17)  # one mean, rounded two ways
+    assert np.std(drift) > 0  # the old test, std == 0, called this a forecast with a spread
+    rows = pd.DataFrame(
+        {
+            "y_pred": drift,
+            "y_true": y_true,
+            "price_true": 100 * np.exp(y_true),
+            "price_pred": 100 * np.exp(drift),
+            "horizon": 1,
+        }
+    )
+    assert math.isnan(score(rows)["correlation"])
