@@ -60,23 +60,22 @@ def study_page(
         if best_value is not None
         else "no complete trial yet"
     )
-    evaluate = (
-        (
-            f", or <code>{html.escape(evaluate_line)}</code> to put it beside the base config, evaluated once "
-            "each on the out-of-sample span"
+    # each command on a line of its own, whole (a browser would break an inline one at its dashes)
+    commands = [("run the best config once on the out-of-sample span", f"lstm-trader run {folder / 'best.toml'}")]
+    if evaluate_line:
+        commands.append(
+            ("or put it beside the base config, each evaluated once on the out-of-sample span", evaluate_line)
         )
-        if evaluate_line
-        else ""
-    )
+    evaluate = "".join(f"<p>{html.escape(why)}:</p><pre>{html.escape(line)}</pre>" for why, line in commands)
     return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>study {html.escape(study.study_name)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}}table{{border-collapse:collapse;
 font-size:13px;display:block;overflow-x:auto}}td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}
-img{{max-width:100%}}</style></head><body>
+img{{max-width:100%}}pre{{background:#f4f4f4;padding:6px 8px;overflow-x:auto;white-space:pre}}</style></head><body>
 <h1>Tuning study {html.escape(study.study_name)}</h1>
 <p>{len(trials)} trials. Objective: the LSTM's return-space MSE over an inner walk-forward's validation span,
 divided by the naive (zero-return) forecast's (below 1 beats "tomorrow = today"). Trials saw bars up to
 {tuning_end.date()} only; the out-of-sample span starts {first_test.date()} and was never loaded into a trial.</p>
-<p>{best}. Next: <code>lstm-trader run {html.escape(str(folder / "best.toml"))}</code>{evaluate}.</p>
+<p>{best}.</p><h2>Next</h2>{evaluate}
 <h2>Best trials</h2><p>Complete trials first (a pruned trial's value is its last intermediate value);
 every trial is in trials.csv.</p>{table}<h2>Optuna's plots</h2>{figures}
 </body></html>
