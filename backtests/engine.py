@@ -12,6 +12,7 @@ from pydantic import Field, StrictBool
 from backtests.errors import BacktestError
 from forecasting.spec import Strict
 from strategies import BookRecorder, PredictionData, forecast_model, prediction_frame, resolve
+from strategies.decision import broker_params
 
 WARMUP_BARS = 300  # history fed before the first prediction so every indicator is ready on day one
 
@@ -146,13 +147,9 @@ def run_backtest(
     cerebro.addstrategy(
         cls,
         trade_start=trade_start,
-        fractional=broker.fractional,
         liquidate_on=liquidate_on,
-        cash_buffer=broker.cash_buffer,
         cash_rate=broker.cash_rate,
-        slippage_pct=broker.slippage_pct,
-        commission_pct=broker.commission_pct,
-        commission_per_share=broker.commission_per_share,
+        **{name: getattr(broker, name) for name in broker_params()},  # the sizing the broker config sets
         **params,
     )
     cerebro.addanalyzer(BookRecorder, _name="book", start=trade_start)

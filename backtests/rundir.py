@@ -33,14 +33,14 @@ def new_run_dir(root: str | Path, name: str, now: datetime | None = None) -> Pat
     raise BacktestError(f"could not create a run dir under {root}", "clean up old runs")
 
 
-SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 def named_folder(root: str | Path, name: str, what: str, example: str) -> Path:
     """`root/name` for a name a user typed (an account, a study): one plain folder name, never a path out of root."""
     if not SAFE_NAME.match(name) or name in (".", ".."):
         raise BacktestError(
-            f"{what} '{name}' may hold only letters, digits, '_', '.' and '-' (not starting with '.')",
+            f"{what} '{name}' may hold only letters, digits, '_', '.' and '-' (and is not '.' or '..')",
             f"e.g. {example}",
         )
     return Path(root) / name

@@ -116,11 +116,10 @@ def directional_accuracy(y_pred: np.ndarray, y_true: np.ndarray) -> float:
 
     A day whose close did not move (y_true == 0) has no direction to call: it is left out here, from
     the base rate and from the Pesaran-Timmermann test alike (`moved`)."""
-    y_pred, y_true = np.asarray(y_pred), np.asarray(y_true)
+    y_pred, y_true = moved(y_pred, y_true)
     if not np.any(y_pred != 0):
         return float("nan")
-    y_pred, y_true = moved(y_pred, y_true)
-    return float(np.mean(np.sign(y_pred) == np.sign(y_true))) if len(y_true) else float("nan")
+    return float(np.mean(np.sign(y_pred) == np.sign(y_true)))
 
 
 def moved(y_pred: np.ndarray, y_true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

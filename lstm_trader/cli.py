@@ -576,6 +576,7 @@ def tune(
         ([str(config)] if config else [])
         + [a for pair in (set_ or []) for a in ("--set", pair)]
         + ["--trials", str(n_trials), "--study", name, "--studies-dir", str(studies_dir), "--runs-dir", str(runs_dir)]
+        + (["--timeout", f"{timeout:g}"] if timeout is not None else [])  # a study it did not finish goes on as it ran
     )
     evaluate_line = "lstm-trader tune " + " ".join(shlex.quote(a) for a in same) + " --evaluate"
 

@@ -33,6 +33,7 @@ class Sizing:
     slippage_pct: float = _param(0.0, broker=True)  # sizes leave room for the costs of the fill
     commission_pct: float = _param(0.0, broker=True)
     commission_per_share: float = _param(0.0, broker=True)
+    commission_min: float = _param(0.0, broker=True)  # per fill: a small buy costs at least this
 
     @classmethod
     def of(cls, params: Mapping, broker) -> Sizing:
@@ -158,24 +159,48 @@ def plan_orders(
     value -= buffer
     unit = {t: closes[t] * (1 + cost) + sizing.commission_per_share for t in queued}  # a bought share, all in
     deltas = {t: _round(wanted * value / unit[t], sizing) - positions.get(t, 0.0) for t, wanted in queued.items()}
+
     # Buys are paid from the cash at hand plus what the day's sells bring in, less the buffer. A leg that
     # grew inside the rebalance band holds more than its share, so an equal share for the others would
-    # not fit: the buys shrink together to the cash there is (the broker would refuse them otherwise).
-    available = (
-        cash
-        - buffer
-        + sum(-d * (closes[t] * (1 - cost) - sizing.commission_per_share) for t, d in deltas.items() if d < 0)
-    )
-    spend = sum(d * unit[t] for t, d in deltas.items() if d > 0)
-    if spend > available * (1 + 1e-12):
-        scale = max(available, 0.0) / spend
-        for ticker, delta in deltas.items():
-            if delta > 0:
-                held, deltas[ticker] = positions.get(ticker, 0.0), _round(delta * scale, sizing)
-                if not deltas[ticker]:  # nothing bought: decide again at the next close
-                    _restore(new_intended, intended, ticker)
-                elif held + delta:  # the exposure actually bought, so the band measures from it
-                    new_intended[ticker] = queued[ticker] * (held + deltas[ticker]) / (held + delta)
+    # not fit: the opening buys shrink together to the cash there is (the broker would refuse them
+    # otherwise). Covering a short is never shrunk: a broker fills the closing part of an order whatever
+    # the cash, and only the opening part must be paid for.
+    def fee_excess(shares: float, ticker: str) -> float:  # what a minimum commission adds on a small fill
+        variable = abs(shares) * (
+            closes[ticker] * (1 + sizing.slippage_pct) * sizing.commission_pct + sizing.commission_per_share
+        )
+        return max(0.0, sizing.commission_min - variable) if shares else 0.0
+
+    available = cash - buffer
+    for ticker, delta in deltas.items():
+        if delta < 0:
+            available += -delta * (closes[ticker] * (1 - cost) - sizing.commission_per_share) - fee_excess(
+                delta, ticker
+            )
+    opening = {}
+    for ticker, delta in deltas.items():
+        if delta > 0:
+            cover = min(delta, max(-positions.get(ticker, 0.0), 0.0))
+            available -= cover * unit[ticker]
+            opening[ticker] = delta - cover
+    spend = sum(n * unit[t] + fee_excess(deltas[t], t) for t, n in opening.items() if n > 0)
+    if spend > 0 and spend > available * (1 + 1e-12):
+        for ticker, opened in opening.items():
+            if opened <= 0:
+                continue
+            # this buy's part of the cash, in proportion to what it asked for; the most shares it pays
+            # for at the close plus costs, and plus the minimum commission where that is what binds
+            budget = max(available, 0.0) * (opened * unit[ticker] + fee_excess(opened, ticker)) / spend
+            most = budget / unit[ticker]
+            variable = closes[ticker] * (1 + sizing.slippage_pct) * sizing.commission_pct + sizing.commission_per_share
+            if sizing.commission_min and unit[ticker] > variable:
+                most = min(most, (budget - sizing.commission_min) / (unit[ticker] - variable))
+            held, delta = positions.get(ticker, 0.0), deltas[ticker]
+            deltas[ticker] = (delta - opened) + _round(min(max(most, 0.0), opened), sizing)
+            if not deltas[ticker]:  # nothing bought: decide again at the next close
+                _restore(new_intended, intended, ticker)
+            else:  # the exposure actually bought (flat after a cover: 0), so the band measures from it
+                new_intended[ticker] = queued[ticker] * (held + deltas[ticker]) / (held + delta)
     orders = sorted(((t, d) for t, d in deltas.items() if d), key=lambda o: o[1])  # sells first: their cash pays buys
     return Plan(orders, new_intended)
 

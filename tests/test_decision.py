@@ -131,3 +131,52 @@ def test_every_trading_parameter_is_declared_once_and_the_executors_read_that_de
         rebalance_band=0.05, cash_buffer=0.02, commission_pct=0.001, fractional=True, slippage_pct=broker.slippage_pct
     )
     assert signal_params(spec) == SignalParams(target_vol=0.1)
+
+
+def test_a_day_with_no_buy_and_cash_under_the_buffer_plans_without_failing():
+    # a fully invested book that rose: cash 20 is under the 1% buffer; A is trimmed, B unchanged in size
+    plan = plan_orders(
+        {"A": 0.8, "B": 1.0},
+        {"A": 38.0, "B": 58.0},
+        {"A": 100.0, "B": 100.0},
+        20.0,
+        {"A": 0.5, "B": 0.5},
+        Sizing(),
+        n_assets=2,
+    )
+    value = (20 + 96 * 100) * 0.99
+    assert math.trunc(0.4 * value / 100) == 38  # A's new size is what it holds: no order at all
+    assert plan.orders == [] and plan.intended["A"] == pytest.approx(0.4)
+
+
+def test_covering_a_short_is_never_shrunk_only_the_opening_part_is():
+    # B is short 50 and turns long; cash pays the cover (50 x 100) but only 20 of the 50 opening shares
+    sizing = Sizing(cash_buffer=0.0)
+    plan = plan_orders({"B": 1.0}, {"B": -50.0}, {"B": 100.0}, 7_000.0, {"B": -1.0}, sizing, n_assets=1)
+    # equity 7,000 - 5,000 = 2,000: the target is +20 shares; cash after covering is 2,000, enough for 20
+    assert plan.orders == [("B", 70.0)]
+    # the same book with a grown other leg: cash covers B's 50 and only part of its opening buy
+    plan = plan_orders(
+        {"A": 1.0, "B": 1.0},
+        {"A": 60.0, "B": -50.0},
+        {"A": 100.0, "B": 100.0},
+        6_000.0,
+        {"A": 0.5, "B": -0.5},
+        sizing,
+        n_assets=2,
+    )
+    # equity 6,000 + 6,000 - 5,000 = 7,000; B wants +35; cash after the cover: 1,000, so 10 shares open
+    assert plan.orders == [("B", 60.0)]
+    assert plan.intended["B"] == pytest.approx(0.5 * 10 / 35)
+    # flat as the target: the whole cover is sent whatever the cash, and the band then measures from 0
+    plan = plan_orders({"B": 0.0}, {"B": -50.0}, {"B": 100.0}, 1_000.0, {"B": -1.0}, sizing, n_assets=1)
+    assert plan.orders == [("B", 50.0)] and plan.intended["B"] == 0.0
+
+
+def test_a_minimum_commission_counts_in_the_cash_a_small_buy_needs():
+    # 2 shares at 100 with 0.1% commission would cost 200.2 + 0.2; the 5.0 minimum makes it 205.2
+    sizing = Sizing(cash_buffer=0.0, commission_pct=0.001, commission_min=5.0)
+    plan = plan_orders(
+        {"A": 1.0, "B": 1.0}, {"A": 100.0}, {"A": 100.0, "B": 100.0}, 203.0, {"A": 0.5}, sizing, n_assets=2
+    )
+    assert plan.orders == [("B", 1.0)]  # 2 would leave the broker short of 2.2; 1 share costs 105.1

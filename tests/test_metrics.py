@@ -185,3 +185,9 @@ def test_a_constant_forecast_has_no_correlation_even_when_its_values_differ_in_t
         }
     )
     assert math.isnan(score(rows)["correlation"])
+
+
+def test_a_forecast_that_calls_a_direction_only_on_days_without_a_move_has_no_directional_accuracy():
+    from forecasting.metrics import directional_accuracy
+
+    assert math.isnan(directional_accuracy(np.array([0.0, 0.01, 0.0]), np.array([0.02, 0.0, -0.01])))
