@@ -207,10 +207,11 @@ def deflated_again(run: Path, book: str, strategy: str, cash_rate: float, trials
     """The DSR of a run's strategy deflated by `trials` (a count taken after later evaluations), from the
     daily returns the run wrote."""
     from backtests.stats import deflated_sharpe, trial_variance
+    from strategies.decision import per_bar_rate
 
     table = pd.read_parquet(run / "returns.parquet")
     returns = table[(table["ticker"] == book) & (table["strategy"] == strategy)]["return"]
-    excess = returns.fillna(0.0).reset_index(drop=True) - ((1 + cash_rate) ** (1 / 252) - 1)
+    excess = returns.fillna(0.0).reset_index(drop=True) - per_bar_rate(cash_rate)
     return deflated_sharpe(excess, trials.n, trial_variance(excess, trials.variance))
 
 

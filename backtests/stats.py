@@ -10,6 +10,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from backtests.engine import BacktestResult
+from strategies.decision import per_bar_rate
 
 COMPARISON_COLUMNS = [
     "strategy",
@@ -135,7 +136,7 @@ def trial_variance(returns: pd.Series, ledger_variance: float) -> float:
 def excess_returns(result: BacktestResult) -> pd.Series:
     """Daily returns over the risk-free rate (the broker's cash rate per bar, (1 + r)^(1/252) - 1, as
     QuantStats converts it), which the Sharpe ratios use."""
-    return result.returns.fillna(0.0) - ((1 + result.risk_free) ** (1 / 252) - 1)
+    return result.returns.fillna(0.0) - per_bar_rate(result.risk_free)
 
 
 def comparison_table(

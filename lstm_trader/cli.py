@@ -732,7 +732,6 @@ def forecast_cmd(
     from backtests.config import load_config
     from backtests.forecast_files import forecast_to_files, parse_as_of
 
-    check_output_folder(out, "--out")
     day = parse_as_of(as_of)
     cfg = load_config(config, (set_ or []) + ([f"data.source={_quote(data)}"] if data else []))
     with progress_bars() as bars:

@@ -16,12 +16,13 @@ from strategies.decision import Sizing, backtrader_params, cash_interest, plan_o
 class TargetStrategy(bt.Strategy):
     # the sizing parameters are declared once, in strategies.decision.Sizing (the broker's are set by the
     # engine from the broker config); these three are the engine's own
-    params = backtrader_params(Sizing) + (
+    _engine = (
         ("trade_start", None),  # datetime.date: no decisions before this bar (earlier bars warm indicators)
         ("liquidate_on", None),  # datetime.date: from this close on, the target is flat (filled at the next open)
         ("cash_rate", 0.0),  # annual interest on positive cash, credited for each bar from trade_start on
     )
-    ENGINE_PARAMS = ("trade_start", "liquidate_on", "cash_rate")
+    params = backtrader_params(Sizing) + _engine
+    ENGINE_PARAMS = tuple(name for name, _ in _engine)
 
     def __init__(self) -> None:
         self.fills: list[dict] = []

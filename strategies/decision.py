@@ -57,10 +57,9 @@ class SignalParams:
         return cls(**{f.name: params[f.name] for f in fields(cls) if f.name in params})
 
 
-def backtrader_params(cls, broker: bool | None = None) -> tuple[tuple[str, object], ...]:
-    """A decision dataclass's fields as Backtrader `params` (name, default); `broker` picks the fields
-    the broker config sets (True), the strategy's own (False) or all (None)."""
-    return tuple((f.name, f.default) for f in fields(cls) if broker is None or f.metadata["broker"] == broker)
+def backtrader_params(cls) -> tuple[tuple[str, object], ...]:
+    """A decision dataclass's fields as Backtrader `params` (name, default)."""
+    return tuple((f.name, f.default) for f in fields(cls))
 
 
 def declared_bounds() -> dict[str, tuple]:
@@ -165,11 +164,12 @@ def plan_orders(
     # not fit: the opening buys shrink together to the cash there is (the broker would refuse them
     # otherwise). Covering a short is never shrunk: a broker fills the closing part of an order whatever
     # the cash, and only the opening part must be paid for.
+    variable = {
+        t: closes[t] * (1 + sizing.slippage_pct) * sizing.commission_pct + sizing.commission_per_share for t in queued
+    }  # the commission on one share of a fill
+
     def fee_excess(shares: float, ticker: str) -> float:  # what a minimum commission adds on a small fill
-        variable = abs(shares) * (
-            closes[ticker] * (1 + sizing.slippage_pct) * sizing.commission_pct + sizing.commission_per_share
-        )
-        return max(0.0, sizing.commission_min - variable) if shares else 0.0
+        return max(0.0, sizing.commission_min - abs(shares) * variable[ticker]) if shares else 0.0
 
     available = cash - buffer
     for ticker, delta in deltas.items():
@@ -177,24 +177,22 @@ def plan_orders(
             available += -delta * (closes[ticker] * (1 - cost) - sizing.commission_per_share) - fee_excess(
                 delta, ticker
             )
-    opening = {}
+    asked = {}  # what each opening buy costs, with its order's minimum commission
     for ticker, delta in deltas.items():
         if delta > 0:
             cover = min(delta, max(-positions.get(ticker, 0.0), 0.0))
             available -= cover * unit[ticker]
-            opening[ticker] = delta - cover
-    spend = sum(n * unit[t] + fee_excess(deltas[t], t) for t, n in opening.items() if n > 0)
-    if spend > 0 and spend > available * (1 + 1e-12):
-        for ticker, opened in opening.items():
-            if opened <= 0:
-                continue
+            if delta > cover:
+                asked[ticker] = (delta - cover, (delta - cover) * unit[ticker] + fee_excess(delta, ticker))
+    spend = sum(cost_of for _, cost_of in asked.values())
+    if spend > available * (1 + 1e-12):  # (no opening buy: nothing to shrink, the loop is empty)
+        for ticker, (opened, cost_of) in asked.items():
             # this buy's part of the cash, in proportion to what it asked for; the most shares it pays
             # for at the close plus costs, and plus the minimum commission where that is what binds
-            budget = max(available, 0.0) * (opened * unit[ticker] + fee_excess(opened, ticker)) / spend
+            budget = max(available, 0.0) * cost_of / spend
             most = budget / unit[ticker]
-            variable = closes[ticker] * (1 + sizing.slippage_pct) * sizing.commission_pct + sizing.commission_per_share
-            if sizing.commission_min and unit[ticker] > variable:
-                most = min(most, (budget - sizing.commission_min) / (unit[ticker] - variable))
+            if sizing.commission_min and unit[ticker] > variable[ticker]:
+                most = min(most, (budget - sizing.commission_min) / (unit[ticker] - variable[ticker]))
             held, delta = positions.get(ticker, 0.0), deltas[ticker]
             deltas[ticker] = (delta - opened) + _round(min(max(most, 0.0), opened), sizing)
             if not deltas[ticker]:  # nothing bought: decide again at the next close
@@ -223,6 +221,11 @@ def _differs(wanted: float, intended: float, share: float, band: float) -> bool:
     return abs(wanted - intended) > band * share
 
 
+def per_bar_rate(annual_rate: float) -> float:
+    """An annual rate as the rate of one daily bar, as QuantStats converts the Sharpe's risk-free rate."""
+    return (1 + annual_rate) ** (1 / 252) - 1
+
+
 def cash_interest(cash: float, annual_rate: float) -> float:
     """One bar's interest on positive cash, at the daily rate QuantStats' Sharpe subtracts."""
-    return cash * ((1 + annual_rate) ** (1 / 252) - 1) if annual_rate and cash > 0 else 0.0
+    return cash * per_bar_rate(annual_rate) if annual_rate and cash > 0 else 0.0
