@@ -114,7 +114,7 @@ def _count(value) -> str:
 
 def _u2(value: float | None) -> str:
     """Theil's U2 to four decimals: 1.0005 must not read as naive's 1."""
-    return "—" if value is None or value != value else f"{value:.4f}"
+    return _pct(value, ".4f")
 
 
 def _pct(value: float | None, spec: str) -> str:
