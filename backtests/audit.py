@@ -1,5 +1,8 @@
 """The look-ahead audit: change every price after a date D and show that nothing decided on or before D moves.
 
+For a universe model (`model.scope = "global"`) each cut changes one ticker's prices after D (another
+ticker at each cut), so that a prediction of any other ticker that moves shows leakage across tickers.
+
 For each cut date D the prices after D are replaced by a random walk, the walk-forward is run again
 and every configured strategy is traded again. Nothing made at or before the close of D may change:
 not a prediction, not a decision (the target exposure chosen at a close), not a fill, not an equity
@@ -35,6 +38,7 @@ class CutResult:
     equity_days_checked: int = 0
     equity_days_changed: int = 0
     changed_strategies: list[str] = field(default_factory=list)
+    perturbed: str = "every ticker"  # whose bars after D were changed
 
     @property
     def passed(self) -> bool:
@@ -60,15 +64,22 @@ def perturb_after(frame: pd.DataFrame, date: pd.Timestamp, seed: int = 0) -> pd.
     out = frame.copy()
     later = out.index > date
     factor = np.exp(np.cumsum(rng.normal(0.0, 0.02, int(later.sum()))))
-    out.loc[later, ["open", "high", "low", "close"]] = out.loc[later, ["open", "high", "low", "close"]].mul(
-        factor, axis=0
-    )
-    out.loc[later, "volume"] *= 3.0
+    prices = [c for c in ("open", "high", "low", "close") if c in out]  # close alone for close-only data
+    out.loc[later, prices] = out.loc[later, prices].mul(factor, axis=0)
+    if "volume" in out:
+        out.loc[later, "volume"] *= 3.0
     return out
 
 
 def test_span(config: ExperimentConfig, prices: dict[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp]:
     """First and last prediction dates of the walk-forward, without training anything."""
+    if config.model.scope == "global":
+        from forecasting.cross_section import build_panel, make_date_split
+
+        panel = build_panel(prices, config.model)
+        first = make_date_split(config.model, config.walk_forward).first_test()
+        last = panel.known_days - 1
+        return panel.calendar[min(first, last)], panel.calendar[last]
     split = make_split(config.model, config.walk_forward)
     firsts, lasts = [], []
     for ticker, frame in prices.items():
@@ -132,11 +143,18 @@ def run_audit(
     specs = strategies_with_benchmark(config)
     real = {spec.title: run_backtest(prices, first, spec.name, config.broker, spec.params) for spec in specs}
     results = []
+    universe = config.model.scope == "global"
     for number, cut in enumerate(cuts):
-        changed = {t: perturb_after(frame, cut, seed=config.seed + number) for t, frame in prices.items()}
+        # A universe model is audited for leakage across tickers: one ticker's bars after D change (each
+        # cut another one), and no prediction of any ticker made on or before D may move
+        victims = [list(prices)[number % len(prices)]] if universe else list(prices)
+        changed = {
+            t: perturb_after(frame, cut, seed=config.seed + number) if t in victims else frame
+            for t, frame in prices.items()
+        }
         second = predict_all(changed, config, progress)
         cols = ["date", "ticker", "model", "y_pred", "price_pred", "fold", "train_end"]
-        result = CutResult(cut)
+        result = CutResult(cut, perturbed=victims[0] if universe else "every ticker")
         before_a, before_b = first[first["date"] <= cut], second[second["date"] <= cut]
         result.predictions_checked = len(before_a)
         result.predictions_changed = _differs(before_a, before_b, cols)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, Field, StrictBool, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, StrictBool, ValidationError, field_validator, model_serializer, model_validator
 
 from backtests.engine import BrokerSpec
 from backtests.errors import ConfigError
@@ -97,6 +97,19 @@ class TuneSpec(Strict):
         "inner walk-forward's first fold; the rest is its validation span",
     )
     pruner: Literal["median", "none"] = Field("median", description="Optuna pruner over the inner folds")
+    objective: Literal["mse_ratio", "rank_ic"] = Field(
+        "mse_ratio",
+        description="mse_ratio: minimise the LSTM's validation MSE over the zero forecast's; rank_ic: maximise "
+        "its mean daily rank IC across the universe (a global model's)",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_default_objective(self, handler):
+        """The objective came later: left out while at its default, so existing studies keep their identity."""
+        data = handler(self)
+        if data.get("objective") == "mse_ratio":
+            data.pop("objective")
+        return data
 
     @field_validator("space")
     @classmethod
@@ -109,6 +122,14 @@ class TuneSpec(Strict):
         if not space:
             raise ValueError("the search space is empty")
         return space
+
+    @property
+    def maximise(self) -> bool:
+        return self.objective == "rank_ic"
+
+    @property
+    def objective_label(self) -> str:
+        return "validation mean rank IC" if self.objective == "rank_ic" else "validation MSE / naive MSE"
 
 
 def default_strategies() -> list[StrategySpec]:
@@ -151,6 +172,12 @@ class ExperimentConfig(Strict):
     tune: TuneSpec = Field(default_factory=TuneSpec)
     paper: PaperSpec = Field(default_factory=PaperSpec)
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
+
+    @model_validator(mode="after")
+    def _rank_ic_needs_a_universe(self) -> ExperimentConfig:
+        if self.tune.objective == "rank_ic" and self.model.scope != "global":
+            raise ValueError("tune.objective = rank_ic ranks a universe; it needs model.scope = global")
+        return self
 
 
 def parse_value(text: str) -> Any:

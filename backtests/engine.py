@@ -11,7 +11,7 @@ from pydantic import Field, StrictBool
 
 from backtests.errors import BacktestError
 from forecasting.spec import Strict
-from strategies import BookRecorder, PredictionData, forecast_model, prediction_frame, resolve
+from strategies import BookRecorder, PredictionData, close_only, forecast_model, prediction_frame, resolve
 from strategies.decision import broker_params
 
 WARMUP_BARS = 300  # history fed before the first prediction so every indicator is ready on day one
@@ -82,8 +82,11 @@ class BacktestResult:
     trades: pd.DataFrame  # round trips: entry/exit dates and prices, size, P&L, costs
     tickers: list[str] = field(default_factory=list)
     rejected_orders: int = 0
-    decisions: pd.DataFrame = field(default_factory=pd.DataFrame)  # date, ticker, target at every close
+    # date, ticker, target: per-ticker strategies their target in [-1, 1] at every close; universe ones the
+    # weight (signed fraction of equity) of every name on decision days (NaN: no score, no decision)
+    decisions: pd.DataFrame = field(default_factory=pd.DataFrame)
     risk_free: float = 0.0  # annual rate the Sharpe ratios subtract (the broker's cash rate)
+    fill_rule: str = "next open"  # when a decision at close t fills: "next close (close-only data)" without opens
 
 
 def run_backtest(
@@ -99,16 +102,20 @@ def run_backtest(
 
     Decisions are made and sized at each close (`strategies.decision`, the rule paper trading uses)
     and filled at the next open, so the prediction made at close t trades at open t+1 (plus
-    slippage). Equity is recorded from the first prediction date on.
+    slippage); close-only prices (no `open` column) fill at the next close instead. Equity is
+    recorded from the first trading date on: the latest first prediction date across tickers for
+    per-ticker strategies, the earliest for universe ones (`cls.universe`, e.g. xs_rank).
     """
     broker = broker or BrokerSpec()
     if isinstance(prices, pd.DataFrame):
         prices = {"asset": prices}
     cls, params = resolve(strategy, params)
-    model = forecast_model(cls) or "lstm"
+    cls.check_universe_size(params, len(prices))  # e.g. xs_rank's k against the tickers, before any work
+    traded = forecast_model(cls, params)
+    model = traded or "lstm"
     available = set(predictions["model"].unique()) if "model" in predictions else set()
     if model not in available:
-        if forecast_model(cls) is not None:
+        if traded is not None:
             raise BacktestError(
                 f"strategy '{strategy}' trades the '{model}' forecast, which the predictions lack",
                 "use a predictions table written by walk_forward_predict",
@@ -124,7 +131,9 @@ def run_backtest(
         starts.append(first)
         penultimate.append(feed.index[-2] if len(feed) > 1 else feed.index[-1])
         marks[ticker] = float(feed["close"].iloc[-1])
-    trade_start = max(starts).date()
+    # a universe strategy trades from its first ticker's first prediction, each name from its own
+    trade_start = (min(starts) if cls.universe else max(starts)).date()
+    ticker_starts = {ticker: first.date() for ticker, first in zip(prices, starts)}
     cerebro.broker.setcash(broker.cash)
     # No submit-time check: at the next open, execution refuses what cash can't buy (as a live
     # broker would); the check at submission would also miss that sells fill before buys.
@@ -149,6 +158,7 @@ def run_backtest(
         trade_start=trade_start,
         liquidate_on=liquidate_on,
         cash_rate=broker.cash_rate,
+        ticker_starts=ticker_starts,
         **{name: getattr(broker, name) for name in broker_params()},  # the sizing the broker config sets
         **params,
     )
@@ -171,7 +181,18 @@ def run_backtest(
         rejected_orders=strat.rejected,
         risk_free=broker.cash_rate,
         decisions=pd.DataFrame(strat.decisions, columns=["date", "ticker", "target"]),
+        fill_rule=fill_rule(prices),
     )
+
+
+def fill_rule(prices: dict[str, pd.DataFrame]) -> str:
+    """When an order decided at close t fills: the next open, or the next close for close-only prices."""
+    closes = [ticker for ticker, frame in prices.items() if close_only(frame)]
+    if not closes:
+        return "next open"
+    if len(closes) == len(prices):
+        return "next close (close-only data)"
+    return "next open; next close for the close-only " + ", ".join(closes)
 
 
 def _fills_table(fills: list[dict]) -> pd.DataFrame:

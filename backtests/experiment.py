@@ -21,9 +21,10 @@ from backtests.stats import comparison_table, excess_returns, per_period_sharpe
 from backtests.trials import TrialCount, TrialLedger, config_hash, data_fingerprint
 from forecasting import PREDICTION_COLUMNS, forecast_metrics, load_prices, walk_forward_predict
 from forecasting.checkpoint import FoldCheckpoints
+from forecasting.cross_section import usable_universe
 from forecasting.data import require_rows
 from forecasting.faults import inject
-from forecasting.features import warmup_rows
+from forecasting.features import check_feature_columns, warmup_rows
 from forecasting.model import import_keras
 from forecasting.walkforward import Progress, assemble_folds, fold_count, predict_fold
 from strategies import forecast_model, resolve
@@ -42,12 +43,33 @@ class RunResult:
     trials: TrialCount = TrialCount(1, 0.0)  # what the LSTM strategies' DSR was deflated by
     skipped: list[str] = field(default_factory=list)  # strategies left out: their forecast is not in the table
     silent: list[str] = field(default_factory=list)  # strategies whose forecast never had a finite value
+    notes: list[str] = field(default_factory=list)  # what the user should know: tickers left out, data caveats
+    cross_section: pd.DataFrame | None = None  # rank IC and friends per model (a universe model's run)
 
 
-def load_experiment_prices(config: ExperimentConfig) -> dict[str, pd.DataFrame]:
-    """Load and check that every ticker has enough bars for warm-up, lookback and the first fold."""
+def load_experiment_prices(config: ExperimentConfig, notes: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    """Load and check that every ticker has enough bars for warm-up, lookback and the first fold.
+
+    A global model's universe needs that of the universe's calendar, not of every ticker: a ticker
+    too short for the features' warm-up and the lookback is left out, with a note added to `notes`."""
     prices = load_prices(config.data.source, config.data.start, config.data.end, config.data.cache_dir)
     m, wf = config.model, config.walk_forward
+    for ticker, frame in prices.items():
+        check_feature_columns(m.features, frame, f"{config.data.source} ({ticker})")
+    if m.scope == "global":
+        prices, left_out = usable_universe(prices, m, warmup_rows(m.features) + m.lookback + m.horizon + 1)
+        if notes is not None:
+            notes.extend(left_out)
+        calendar = pd.DatetimeIndex(sorted(set().union(*(f.index for f in prices.values()))))
+        needed = warmup_rows(m.features) + m.lookback + wf.min_train + 2 * m.horizon + wf.gap + 1
+        require_rows(
+            pd.DataFrame(index=calendar),
+            needed,
+            f"{config.data.source} (the universe's sessions)",
+            "feature warm-up + lookback + min_train + horizon, and at least one test session",
+        )
+        check_universe_strategies(config, len(prices))
+        return prices
     needed = warmup_rows(m.features) + m.lookback + wf.min_train + 2 * m.horizon + wf.gap + 1
     for ticker, frame in prices.items():
         require_rows(
@@ -59,10 +81,17 @@ def load_experiment_prices(config: ExperimentConfig) -> dict[str, pd.DataFrame]:
     return prices
 
 
+def benchmark_name(config: ExperimentConfig) -> str:
+    """What every strategy is compared with: buy-and-hold of its ticker, or for a universe model the
+    universe held in equal weights, rebalanced on the portfolio's schedule."""
+    return "equal_weight" if config.model.scope == "global" else "buy_and_hold"
+
+
 def strategies_with_benchmark(config: ExperimentConfig) -> list[StrategySpec]:
     specs = list(config.strategies)
-    if not any(s.name == "buy_and_hold" and not s.params for s in specs):
-        specs.append(StrategySpec(name="buy_and_hold"))
+    benchmark = benchmark_name(config)
+    if not any(s.name == benchmark and _schedule_only(s, config) for s in specs):
+        specs.append(benchmark_spec(config))
     titles = [s.title for s in specs]
     duplicated = {t for t in titles if titles.count(t) > 1}
     if duplicated:
@@ -72,6 +101,33 @@ def strategies_with_benchmark(config: ExperimentConfig) -> list[StrategySpec]:
     return specs
 
 
+def benchmark_spec(config: ExperimentConfig) -> StrategySpec:
+    """The benchmark's entry: the equal-weight universe rebalances as often as the first ranked portfolio."""
+    if benchmark_name(config) == "buy_and_hold":
+        return StrategySpec(name="buy_and_hold")
+    every = next((s.params["rebalance_every"] for s in config.strategies if "rebalance_every" in s.params), None)
+    return StrategySpec(name="equal_weight", params={} if every is None else {"rebalance_every": every})
+
+
+def _schedule_only(spec: StrategySpec, config: ExperimentConfig) -> bool:
+    return spec.params == benchmark_spec(config).params
+
+
+def is_universe_strategy(spec: StrategySpec) -> bool:
+    """Whether a strategy decides a whole universe at once (xs_rank, equal_weight) rather than each ticker."""
+    cls, _ = resolve(spec.name, spec.params)
+    return bool(getattr(cls, "universe", False))
+
+
+def check_universe_strategies(config: ExperimentConfig, n_tickers: int) -> None:
+    """A ranked portfolio's k against the universe's size, before anything is trained or written."""
+    from strategies.decision import XsParams, check_universe
+
+    for spec in config.strategies:
+        if spec.name == "xs_rank":
+            check_universe(XsParams.of(spec.params), n_tickers)
+
+
 def lstm_strategies(config: ExperimentConfig) -> set[str]:
     """Labels of the strategies that trade the LSTM's predictions: the ones the trial ledger deflates."""
     return {spec.title for spec in strategies_with_benchmark(config) if traded_forecast(spec) == "lstm"}
@@ -79,8 +135,8 @@ def lstm_strategies(config: ExperimentConfig) -> set[str]:
 
 def traded_forecast(spec: StrategySpec) -> str | None:
     """Which model's rows of the predictions table a strategy trades (None for rule-based ones)."""
-    cls, _ = resolve(spec.name, spec.params)
-    return forecast_model(cls)
+    cls, params = resolve(spec.name, spec.params)
+    return forecast_model(cls, params)
 
 
 def silent_strategies(predictions: pd.DataFrame, config: ExperimentConfig) -> list[str]:
@@ -104,9 +160,16 @@ def silent_strategies(predictions: pd.DataFrame, config: ExperimentConfig) -> li
 def run_strategies(
     prices: dict[str, pd.DataFrame], predictions: pd.DataFrame, config: ExperimentConfig
 ) -> list[tuple[str, BacktestResult]]:
-    """Every strategy on every ticker, plus an equal-weight LSTM portfolio when there are several tickers."""
+    """Every per-ticker strategy on every ticker, plus an equal-weight LSTM portfolio when there are several
+    tickers; a universe strategy (xs_rank, equal_weight) once, on the whole universe (the portfolio book)."""
     results = []
     specs = strategies_with_benchmark(config)
+    universe = [s for s in specs if is_universe_strategy(s)]
+    specs = [s for s in specs if not is_universe_strategy(s)]
+    for spec in universe:
+        results.append(
+            (PORTFOLIO, run_backtest(prices, predictions, spec.name, config.broker, spec.params, label=spec.title))
+        )
     for ticker in prices:
         for spec in specs:
             results.append(
@@ -117,7 +180,7 @@ def run_strategies(
                     ),
                 )
             )
-    if len(prices) > 1:
+    if len(prices) > 1 and not universe:
         for spec in specs:
             if spec.name in ("lstm_signal", "buy_and_hold"):
                 results.append(
@@ -274,7 +337,9 @@ def summary(
         "retrain_every": config.walk_forward.retrain_every,
         "warm_start": config.walk_forward.warm_start,
         "network": f"{m.n_layers}x LSTM({m.units}), dropout {m.dropout}, lookback {m.lookback}, "
-        f"{len(m.features)} features, target {m.target} h={m.horizon}",
+        f"{len(m.features)} features, target {m.target} h={m.horizon}"
+        + (f", one global network for {len(prices)} tickers" if m.scope == "global" else ""),
+        "scope": m.scope,
         "seed": config.seed,
         "elapsed_s": round(elapsed, 2),
         "ensemble": (
@@ -309,7 +374,9 @@ def run_experiment(
 
     if progress is not None:
         progress.stage("loading data")
-    prices = load_experiment_prices(config)
+    notes: list[str] = []
+    prices = load_experiment_prices(config, notes)
+    notes += data_notes(config)
     strategies_with_benchmark(config)  # fail on clashing strategy labels before hours of training
     if resume is None:
         run = new_run_dir(runs_root, config.name)
@@ -319,7 +386,7 @@ def run_experiment(
     if announce is not None:
         announce(run)
     with FolderLock(run, "run dir", "another `lstm-trader run` is working on it; wait for it to finish"):
-        return _run_in(run, config, prices, progress, resume, started, phases, lap)
+        return _run_in(run, config, prices, progress, resume, started, phases, lap, notes)
 
 
 def _run_in(
@@ -331,6 +398,7 @@ def _run_in(
     started: float,
     phases: dict[str, float],
     lap: Callable[[str], None],
+    notes: list[str],
 ) -> RunResult:
     lap("data")
     if resume is not None and (run / "predictions.parquet").is_file() and not (run / "checkpoints").exists():
@@ -347,6 +415,11 @@ def _run_in(
         shutil.rmtree(run / "checkpoints", ignore_errors=True)  # predictions.parquet now holds every fold
     overall = forecast_metrics(predictions)
     per_fold = forecast_metrics(predictions, per_fold=True)
+    xs, xs_per_fold = cross_section_tables(predictions, config)
+    if xs is not None:  # the report's cumulative rank IC and quintile spread are drawn from it
+        from forecasting.xs_metrics import daily_cross_section
+
+        write_parquet(run / "cross_section_daily.parquet", daily_cross_section(predictions, k=xs["k"].iloc[0]))
     lap("walk-forward")
     inject("run:backtests")
     results, comparison, trials = backtest_all(prices, predictions, config, TrialLedger(run.parent), f"run:{run.name}")
@@ -357,9 +430,19 @@ def _run_in(
         {
             "forecast": overall.to_dict(orient="records"),
             "forecast_per_fold": per_fold.to_dict(orient="records"),
+            **(
+                {
+                    "cross_section": xs.to_dict(orient="records"),
+                    "cross_section_per_fold": xs_per_fold.to_dict(orient="records"),
+                }
+                if xs is not None
+                else {}
+            ),
             "backtest": comparison.to_dict(orient="records"),
             "summary": {
                 **summary(config, prices, predictions, time.perf_counter() - started, phases),
+                "fill_rule": fill_rule(results),
+                "notes": notes,
                 "dsr_trials": trials.n,
                 "ledger_variance": trials.variance,
                 "provenance": provenance(prices),
@@ -375,7 +458,41 @@ def _run_in(
         phases,
         trials,
         silent=silent_strategies(predictions, config),
+        notes=notes,
+        cross_section=xs,
     )
+
+
+def cross_section_tables(
+    predictions: pd.DataFrame, config: ExperimentConfig
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """Rank IC, ICIR, Newey-West t, top-k hit rate and quintile spread per model, overall and per fold:
+    for a universe model's predictions (None otherwise). Top-k counts the first ranked portfolio's k."""
+    from forecasting.xs_metrics import cross_section_metrics
+
+    if config.model.scope != "global":
+        return None, None
+    k = next((s.params.get("k", 5) for s in config.strategies if s.name == "xs_rank"), 5)
+    return (
+        cross_section_metrics(predictions, k=k, horizon=config.model.horizon),
+        cross_section_metrics(predictions, k=k, per_fold=True, horizon=config.model.horizon),
+    )
+
+
+def fill_rule(results: list[tuple[str, BacktestResult]]) -> str:
+    """How orders filled: at the next open, or at the next close where the data has no open."""
+    rules = sorted({r.fill_rule for _, r in results})
+    return " and ".join(rules) if rules else "next open"
+
+
+def data_notes(config: ExperimentConfig) -> list[str]:
+    """Caveats of the data that every page must carry."""
+    if config.data.source.strip().lower() == "builtin:sp500_stocks":
+        return [
+            "builtin:sp500_stocks is survivorship-biased: 20 of today's large caps, chosen in hindsight, so "
+            "buy-and-hold and momentum look better than they would have in real time"
+        ]
+    return []
 
 
 def predict_all(
@@ -400,6 +517,15 @@ def predict_all(
             checkpoints=FoldCheckpoints(checkpoints) if checkpoints is not None else None,
         )
     on_done = progress.tasks if progress is not None else None
+    if config.model.scope == "global":  # from-scratch global folds are independent: one task each
+        from forecasting.cross_section import global_fold, global_fold_count, sort_global
+
+        folds = list(range(global_fold_count(prices, config.model, config.walk_forward)))
+        tasks = [(prices, config.model, config.walk_forward, config.seed, fold) for fold in folds]
+        if on_done is not None:
+            on_done(0, len(tasks))
+        tables = run_tasks(global_fold, tasks, [f"fold {fold}" for fold in folds], spec, on_done)
+        return sort_global(pd.concat(tables, ignore_index=True))
     if not config.walk_forward.warm_start:  # from-scratch folds are independent: one task per (ticker, fold)
         pairs = [
             (ticker, fold)
@@ -432,8 +558,10 @@ def predict_all(
 
 
 def runs_here(config: ExperimentConfig, prices: dict) -> bool:
-    """Whether the walk-forward runs in this process: serial, or a single warm-started ticker on the
-    local pool (from-scratch folds are tasks of their own, so even one ticker goes to the pool)."""
+    """Whether the walk-forward runs in this process: serial, a single warm-started ticker on the local
+    pool, or a warm-started global model (from-scratch folds are tasks of their own, so they go to the pool)."""
+    if config.model.scope == "global":  # one network: a warm-started walk-forward is one sequence of folds
+        return config.execution.executor == "serial" or config.walk_forward.warm_start
     return config.execution.executor == "serial" or (
         len(prices) == 1 and config.execution.executor == "local" and config.walk_forward.warm_start
     )

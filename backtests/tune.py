@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from backtests.config import TUNABLE, ExperimentConfig, SearchRange, dump_config, validate_config
@@ -138,13 +139,17 @@ class _Reporter(Progress):
     the running MSE ratio of the objective. Both are "below 1 beats naive" ratios, on separate steps.
     """
 
-    def __init__(self, trial, target: str) -> None:
+    def __init__(self, trial, target: str, objective: str = "mse_ratio") -> None:
         self.trial = trial
         self.target = target
+        self.objective = objective
         self.squared = {"lstm": 0.0, "naive": 0.0}
+        self.daily_rank_ic: list[float] = []
         self.folds = 0
 
     def epoch(self, done: int, total: int, logs: dict | None = None) -> None:
+        if self.objective != "mse_ratio":  # a loss ratio is no step towards a rank IC: nothing to report
+            return
         if self.folds or self.target != "log_return" or not logs or not logs.get("val_zero_loss"):
             return
         self._report(logs["val_loss"] / logs["val_zero_loss"], done - 1, f"epoch {done} of the first fit")
@@ -153,8 +158,19 @@ class _Reporter(Progress):
         for model in self.squared:
             rows = table[table["model"] == model]
             self.squared[model] += float(((rows["y_true"] - rows["y_pred"]) ** 2).sum())
+        if self.objective == "rank_ic":
+            from forecasting.xs_metrics import daily_cross_section
+
+            daily = daily_cross_section(table[table["model"] == "lstm"])["rank_ic"].dropna()
+            self.daily_rank_ic += daily.to_list()
         self.folds += 1
-        self._report(self.ratio(), FOLD_STEP + self.folds - 1, f"inner fold {self.folds}")
+        self._report(self.value(), FOLD_STEP + self.folds - 1, f"inner fold {self.folds}")
+
+    def value(self) -> float:
+        """The objective so far: the MSE ratio, or the mean daily rank IC of the LSTM."""
+        if self.objective == "rank_ic":
+            return float(np.mean(self.daily_rank_ic)) if self.daily_rank_ic else float("nan")
+        return self.ratio()
 
     def _report(self, value: float, step: int, where: str) -> None:
         import optuna
@@ -193,7 +209,7 @@ def make_objective(
         params = suggest(trial, config.tune.space)
         cfg = trial_config(config, params)
         wf = inner_walk_forward(cfg, span)
-        reporter = _Reporter(trial, cfg.model.target)
+        reporter = _Reporter(trial, cfg.model.target, cfg.tune.objective)
         predictions = None
         try:
             predictions = walk_forward_predict(span, cfg.model, wf, seed=cfg.seed, progress=reporter)
@@ -209,7 +225,7 @@ def make_objective(
                     None,
                     None,
                 )
-        value = reporter.ratio()
+        value = reporter.value()
         sharpe = _validation_sharpe(span, predictions, cfg, lstm_strategies(cfg))
         rmse = lstm_rmse(predictions)
         trial.set_user_attr("validation_sharpe", sharpe)
@@ -233,11 +249,15 @@ def make_objective(
 
 def _validation_sharpe(span, predictions, cfg: ExperimentConfig, labels: set[str]) -> float | None:
     """Per-day Sharpe of the first LSTM strategy on the inner validation span (for the ledger)."""
+    from backtests.experiment import is_universe_strategy
     from backtests.stats import excess_returns, per_period_sharpe
 
     spec = next((s for s in cfg.strategies if s.title in labels), None)
     if spec is None:
         return None
+    if is_universe_strategy(spec):  # a ranked portfolio trades the whole universe
+        result = run_backtest(span, predictions, spec.name, cfg.broker, spec.params, label=spec.title)
+        return per_period_sharpe(excess_returns(result))
     ticker = next(iter(span))
     result = run_backtest(
         {ticker: span[ticker]},
@@ -276,8 +296,9 @@ def open_study(folder: Path, name: str, config: ExperimentConfig, create: bool =
         if config.tune.pruner == "median"
         else optuna.pruners.NopPruner()
     )
+    direction = "maximize" if config.tune.maximise else "minimize"
     study = optuna.create_study(
-        study_name=name, storage=storage, direction="minimize", load_if_exists=True, pruner=pruner
+        study_name=name, storage=storage, direction=direction, load_if_exists=True, pruner=pruner
     )
     # Seeded by the config's seed, the worker and the trials the study already holds: a fresh study is
     # reproducible, and a continued one draws new points instead of replaying its first start-up draws.
@@ -530,18 +551,28 @@ def write_outputs(
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     best_value, best_params = None, {}
     if complete:
-        best = min(complete, key=lambda t: t.value)
+        best = (max if config.tune.maximise else min)(complete, key=lambda t: t.value)
         best_value, best_params = best.value, dict(best.params)
         best_config = trial_config(config, best_params)
         write_text(
             folder / "best.toml",
             f"# best of {len(complete)} complete trials of study '{study.study_name}': "
-            f"validation MSE / naive MSE = {best_value:.6f}\n"
+            f"{config.tune.objective_label} = {best_value:.6f}\n"
             + dump_config(best_config.model_copy(update={"name": f"{config.name}-tuned"})),
         )
     write_text(
         folder / "index.html",
-        study_page(folder, study, trials, best_value, best_params, tuning_end, first_test, evaluate_line),
+        study_page(
+            folder,
+            study,
+            trials,
+            best_value,
+            best_params,
+            tuning_end,
+            first_test,
+            evaluate_line,
+            config.tune.objective,
+        ),
     )
     return TuneResult(folder, trials, best_value, best_params, tuning_end, first_test)
 

@@ -20,5 +20,6 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "model": ["LSTMForecaster", "build_stacked_lstm", "set_seed"],
         "spec": ["DataSpec", "ModelSpec", "WalkForwardSpec"],
         "walkforward": ["PREDICTION_COLUMNS", "WalkForwardSplit", "make_samples", "walk_forward_predict"],
+        "xs_metrics": ["cross_section_metrics"],
     },
 )

@@ -1,14 +1,20 @@
-"""Daily OHLCV data by URI (`builtin:`, `csv:`, `yahoo:`), validated before anything uses it.
+"""Daily bars by URI (`builtin:`, `csv:`, `yahoo:`), validated before anything uses it.
 
-Every loader returns frames with a DatetimeIndex named `date` and lower-case columns
-`open, high, low, close, volume`, sorted and unique. Prices are the file's own (for Yahoo: split-
-adjusted, not dividend-adjusted). An Adj Close column is validated but never applied: Yahoo's
+Every loader returns frames with a DatetimeIndex named `date`, sorted and unique, and lower-case
+columns: `open, high, low, close, volume` (an OHLC frame), or `close` alone, with `volume` when the
+source has it (a close-only frame; see `is_close_only`). Prices are the file's own (for Yahoo:
+split-adjusted, not dividend-adjusted). An Adj Close column is validated but never applied: Yahoo's
 adjusted close at day t is scaled by every dividend paid *after* t, so scaling the bars by it
-would make each price level depend on the future.
+would make each price level depend on the future. (The embedded `builtin:sp500_stocks` universe is
+the exception the user opts into: its closes came adjusted; forecasting/datasets/README.md.)
+
+A universe is named by a comma list (`csv:a.csv,b.csv`, `yahoo:AAPL,MSFT`), a glob of files
+(`csv:data/*.csv`, the file stem is the ticker) or a ticker file (`yahoo:@tickers.txt`).
 """
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Callable
 from datetime import date
@@ -19,9 +25,17 @@ import pandas as pd
 
 from forecasting.errors import DataError, did_you_mean
 
-REQUIRED = ("open", "high", "low", "close", "volume")
-BUILTIN = ("sp500", "nasdaq")
-ALTERNATIVES = "use the embedded data (builtin:sp500, builtin:nasdaq) or a file (csv:PATH)"
+REQUIRED = ("open", "high", "low", "close", "volume")  # the columns of an OHLC frame
+BAR_RANGE = ("open", "high", "low")  # all present (an OHLC frame) or none (a close-only frame)
+# name after 'builtin:' -> what it holds (the CLI may list these)
+BUILTIN: dict[str, str] = {
+    "sp500": "S&P 500 index, daily OHLCV 1999-2018 (from the arch package)",
+    "nasdaq": "NASDAQ Composite index, daily OHLCV 1999-2018 (from the arch package)",
+    "sp500_stocks": "20 S&P 500 stocks, daily adjusted closes 1990-2022, close-only (from skfolio)",
+}
+BUILTIN_NAMES = ", ".join(f"builtin:{name}" for name in BUILTIN)
+ALTERNATIVES = f"use the embedded data ({BUILTIN_NAMES}) or a file (csv:PATH)"
+SOURCE_FORMS = "write builtin:sp500, csv:PATH, csv:DIR/*.csv, yahoo:TICKER[,TICKER...] or yahoo:@FILE"
 
 
 def default_cache_dir() -> Path:
@@ -37,24 +51,27 @@ def load_prices(
     end: str | date | None = None,
     cache_dir: Path | str | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Load and validate daily bars for every ticker named by `uri`, keyed by ticker."""
+    """Load and validate daily bars for every ticker named by `uri`, keyed by ticker.
+
+    Each frame's `attrs["source"]` names where it came from (e.g. 'builtin:sp500_stocks (AAPL)'),
+    so that later errors, such as a feature that needs high and low prices, can say which data."""
     scheme, _, rest = uri.partition(":")
     scheme = scheme.lower().strip()
     if not rest:
-        raise DataError(f"data source '{uri}' has no scheme", "write builtin:sp500, csv:PATH or yahoo:TICKER")
+        raise DataError(f"data source '{uri}' has no scheme", SOURCE_FORMS)
     if scheme == "builtin":
-        frames = {rest.lower(): _load_builtin(rest.lower())}
+        frames = _load_builtin(rest.lower().strip())
     elif scheme == "csv":
         frames = {}
-        for item in (p.strip() for p in rest.split(",") if p.strip()):
-            if Path(item).stem in frames:
-                raise DataError(f"two csv files are both called '{Path(item).stem}'", "the file name is the ticker")
-            frames[Path(item).stem] = read_csv(item)
+        for path in csv_paths(rest):
+            if path.stem in frames:
+                raise DataError(f"two csv files are both called '{path.stem}'", "the file name is the ticker")
+            frames[path.stem] = read_csv(path)
     elif scheme in ("yahoo", "yf"):
-        tickers = [t.strip().upper() for t in rest.split(",") if t.strip()]
+        tickers = yahoo_tickers(rest)
         frames = {t: load_yahoo(t, cache_dir=cache_dir) for t in tickers}
     else:
-        raise DataError(f"unknown data scheme '{scheme}' in '{uri}'", "write builtin:sp500, csv:PATH or yahoo:TICKER")
+        raise DataError(f"unknown data scheme '{scheme}' in '{uri}'", SOURCE_FORMS)
     out = {}
     for ticker, frame in frames.items():
         frame = frame.loc[(frame.index >= pd.Timestamp(start)) if start else slice(None)]
@@ -64,24 +81,106 @@ def load_prices(
                 f"{uri}: no rows for {ticker} between {start or 'the start'} and {end or 'the end'}",
                 "widen data.start / data.end",
             )
+        single = len(frames) == 1 and ticker.lower() in uri.lower()
+        frame.attrs["source"] = uri if single else f"{uri} ({ticker})"
         out[ticker] = frame
     return out
 
 
-def _load_builtin(name: str) -> pd.DataFrame:
+def is_close_only(frame: pd.DataFrame) -> bool:
+    """True for a frame of closes (and perhaps volume) without open, high and low."""
+    return "open" not in frame.columns
+
+
+def _load_builtin(name: str) -> dict[str, pd.DataFrame]:
     if name not in BUILTIN:
-        raise DataError(f"unknown embedded data set 'builtin:{name}'", "use builtin:sp500 or builtin:nasdaq")
+        close = did_you_mean(name, BUILTIN, "", cutoff=0.6)  # bare names: the shared 'builtin:' would match anything
+        raise DataError(
+            f"unknown embedded data set 'builtin:{name}'",
+            f"{close + ' ' if close else ''}the embedded data sets are {BUILTIN_NAMES}",
+        )
+    if name == "sp500_stocks":
+        return _load_embedded_closes(name)
     import importlib
 
     raw = importlib.import_module(f"arch.data.{name}").load()
-    return standardise(raw, f"builtin:{name}")
+    return {name: standardise(raw, f"builtin:{name}")}
+
+
+def _load_embedded_closes(name: str) -> dict[str, pd.DataFrame]:
+    """One close-only frame per column of forecasting/datasets/<name>.csv.gz (Date, then a close per ticker)."""
+    from importlib.resources import files
+
+    with (files("forecasting.datasets") / f"{name}.csv.gz").open("rb") as handle:
+        table = pd.read_csv(handle, compression="gzip", index_col="Date", parse_dates=["Date"])
+    return {
+        str(ticker): standardise(table[[ticker]].set_axis(["close"], axis=1), f"builtin:{name} ({ticker})")
+        for ticker in table.columns
+    }
+
+
+def csv_paths(spec: str) -> list[Path]:
+    """The files a `csv:` source names: a comma list, where an item may be a glob (sorted by file name)."""
+    paths: list[Path] = []
+    for item in (p.strip() for p in spec.split(",") if p.strip()):
+        if not glob.has_magic(item):
+            paths.append(Path(item))
+            continue
+        matches = sorted((Path(p) for p in glob.glob(item, recursive=True)), key=lambda p: (p.name, str(p)))
+        matches = [p for p in matches if p.is_file()]
+        if not matches:
+            raise DataError(
+                f"no files match '{item}'",
+                "check the folder and the pattern, e.g. csv:data/*.csv (each file is a ticker)",
+            )
+        paths.extend(matches)
+    return paths
+
+
+def yahoo_tickers(spec: str) -> list[str]:
+    """The tickers a `yahoo:` source names: a comma list, where `@FILE` stands for the tickers in FILE."""
+    tickers: list[str] = []
+    for item in (p.strip() for p in spec.split(",") if p.strip()):
+        tickers.extend(read_ticker_list(item[1:].strip()) if item.startswith("@") else [item.upper()])
+    return list(dict.fromkeys(tickers))  # a ticker named twice is loaded once
+
+
+def read_ticker_list(path: str | Path) -> list[str]:
+    """Tickers from a text file, one a line; blank lines and `#` comments are ignored."""
+    path = Path(path)
+    example = "one ticker a line, e.g. AAPL; or list them: yahoo:AAPL,MSFT"
+    if path.is_dir():
+        raise DataError(
+            f"ticker list {path} is a folder, not a file", f"name a text file after 'yahoo:@' with {example}"
+        )
+    if not path.is_file():
+        raise DataError(f"ticker list not found: {path}", f"check the path after 'yahoo:@'; the file holds {example}")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text", f"write the ticker list as plain text, {example}") from None
+    tickers = []
+    for number, line in enumerate(lines, start=1):
+        ticker = line.split("#", 1)[0].strip()
+        if not ticker:
+            continue
+        if any(c.isspace() or c == "," for c in ticker):
+            raise DataError(f"{path}: line {number}: '{ticker}' is not one ticker", f"write {example}")
+        tickers.append(ticker.upper())
+    if not tickers:
+        raise DataError(f"{path}: no tickers in the ticker list", f"write {example}")
+    return tickers
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:
-    """Read a Yahoo-style CSV (Date, Open, High, Low, Close, [Adj Close], Volume; any case)."""
+    """Read a Yahoo-style CSV (Date, Open, High, Low, Close, [Adj Close], Volume; any case), or a
+    close-only one (Date, Close, [Volume])."""
     path = Path(path)
     if path.is_dir():
-        raise DataError(f"{path} is a folder, not a csv file", "name the file after 'csv:', e.g. csv:data/AAPL.csv")
+        raise DataError(
+            f"{path} is a folder, not a csv file",
+            f"name a file (csv:{path / 'AAPL.csv'}) or every csv file in it (csv:{path / '*.csv'})",
+        )
     if not path.is_file():
         raise DataError(f"csv file not found: {path}", "check the path after 'csv:'")
     try:
@@ -110,21 +209,39 @@ def read_csv(path: str | Path) -> pd.DataFrame:
 
 
 def standardise(raw: pd.DataFrame, source: str, row_offset: int = 0) -> pd.DataFrame:
-    """Rename columns to lower case, make every price a number, then validate (Adj Close is checked, not applied)."""
+    """Rename columns to lower case, make every price a number, then validate (Adj Close is checked, not applied).
+
+    With open, high and low it is an OHLC frame (volume required); with none of them a close-only
+    frame (close required, volume kept when present); with some of them an error."""
     rename = {c: str(c).lower().strip().replace("_", " ") for c in raw.columns}
     frame = raw.rename(columns=rename)
-    missing = [c for c in REQUIRED if c not in frame.columns]
+    found = ", ".join(map(str, raw.columns))
+    range_columns = [c for c in BAR_RANGE if c in frame.columns]
+    if range_columns:
+        columns = list(REQUIRED)
+        forms = "Yahoo-style columns: Date, Open, High, Low, Close, Adj Close, Volume"
+        if len(range_columns) < len(BAR_RANGE):  # a partial bar: never guess the missing prices
+            forms = "a bar has all of Open, High and Low, or none of them (close-only: Date, Close[, Volume])"
+    else:
+        columns = ["close"] + (["volume"] if "volume" in frame.columns else [])
+        forms = "Yahoo-style columns (Date, Open, High, Low, Close, Adj Close, Volume) or close-only ones (Date, Close)"
+    if "close" not in frame.columns and "adj close" in frame.columns:
+        raise DataError(
+            f"{source}: an 'Adj Close' column but no 'Close' (found {found})",
+            "Adj Close is never used as the price (it moves with dividends paid later); add the Close column, "
+            "or rename Adj Close to Close to use adjusted prices knowingly",
+        )
+    missing = [c for c in columns if c not in frame.columns]
     if missing:
         col = missing[0]
-        hint = did_you_mean(
-            col, frame.columns, "Yahoo-style columns: Date, Open, High, Low, Close, Adj Close, Volume", cutoff=0.6
+        raise DataError(
+            f"{source}: missing column '{col}' (found {found})", did_you_mean(col, frame.columns, forms, cutoff=0.6)
         )
-        raise DataError(f"{source}: missing column '{col}' (found {', '.join(map(str, raw.columns))})", hint)
     index = pd.DatetimeIndex(frame.index)
     if index.tz is not None:
         index = index.tz_localize(None)
     frame.index = index.normalize().rename("date")
-    for col in list(REQUIRED) + (["adj close"] if "adj close" in frame.columns else []):
+    for col in columns + (["adj close"] if "adj close" in frame.columns else []):
         numbers = pd.to_numeric(frame[col], errors="coerce")
         text = numbers.isna() & frame[col].notna()
         if text.any():
@@ -135,18 +252,22 @@ def standardise(raw: pd.DataFrame, source: str, row_offset: int = 0) -> pd.DataF
                 "repair or drop that bar",
             )
         frame[col] = numbers
-    out = frame[list(REQUIRED)].astype("float64")
+    out = frame[columns].astype("float64")
     validate(out, source, row_offset=row_offset, adj_close=frame.get("adj close"))
     return out
 
 
 def validate(frame: pd.DataFrame, source: str, row_offset: int = 0, adj_close: pd.Series | None = None) -> None:
-    """Raise DataError naming source, row, date and column for the first problem found."""
+    """Raise DataError naming source, row, date and column for the first problem found; an OHLC or a
+    close-only frame (the checks of the columns it has)."""
 
     def where(pos: int) -> str:
         return f"{source}: row {pos + row_offset} ({frame.index[pos].date()})"
 
-    for col in REQUIRED:
+    if "close" not in frame.columns:
+        raise DataError(f"{source}: missing column 'close'", "every frame needs a close")
+    present = [c for c in REQUIRED if c in frame.columns]
+    for col in present:
         nan = np.flatnonzero(frame[col].isna().to_numpy())
         if nan.size:
             raise DataError(
@@ -170,16 +291,29 @@ def validate(frame: pd.DataFrame, source: str, row_offset: int = 0, adj_close: p
             f"{where(int(steps[0]) + 1)}, column 'date': dates are not sorted (earlier than the row before)",
             "sort the file by date, oldest first",
         )
-    checks: list[tuple[str, Callable[[pd.DataFrame], pd.Series], str]] = [
-        ("open", lambda f: f["open"] > 0, "open must be positive"),
-        ("high", lambda f: f["high"] > 0, "high must be positive"),
-        ("low", lambda f: f["low"] > 0, "low must be positive"),
-        ("close", lambda f: f["close"] > 0, "close must be positive"),
-        ("volume", lambda f: f["volume"] >= 0, "volume must not be negative"),
-        ("high", lambda f: f["high"] >= f[["open", "close"]].max(axis=1), "high is below max(open, close)"),
-        ("low", lambda f: f["low"] <= f[["open", "close"]].min(axis=1), "low is above min(open, close)"),
+    # (column, the columns the check reads, rule, what is wrong): each check runs when its columns exist
+    checks: list[tuple[str, tuple[str, ...], Callable[[pd.DataFrame], pd.Series], str]] = [
+        ("open", ("open",), lambda f: f["open"] > 0, "open must be positive"),
+        ("high", ("high",), lambda f: f["high"] > 0, "high must be positive"),
+        ("low", ("low",), lambda f: f["low"] > 0, "low must be positive"),
+        ("close", ("close",), lambda f: f["close"] > 0, "close must be positive"),
+        ("volume", ("volume",), lambda f: f["volume"] >= 0, "volume must not be negative"),
+        (
+            "high",
+            ("high", "open", "close"),
+            lambda f: f["high"] >= f[["open", "close"]].max(axis=1),
+            "high is below max(open, close)",
+        ),
+        (
+            "low",
+            ("low", "open", "close"),
+            lambda f: f["low"] <= f[["open", "close"]].min(axis=1),
+            "low is above min(open, close)",
+        ),
     ]
-    for col, ok, what in checks:
+    for col, reads, ok, what in checks:
+        if not set(reads) <= set(frame.columns):
+            continue
         bad = np.flatnonzero(~ok(frame).to_numpy())
         if bad.size:
             pos = int(bad[0])

@@ -3,12 +3,15 @@
 Names take an optional window suffix: `sma_20`, `rsi_14`, `atr_14`, `bb_pctb_20`. Price-level
 indicators are made scale-free (distance from the close, or divided by it) so that a scaler
 fitted on an early training span still means something years later.
+
+Each feature declares the columns it reads (`FEATURE_COLUMNS`), so a close-only frame (see
+`forecasting.data.is_close_only`) fails with one clear line instead of a KeyError deep in `ta`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -99,6 +102,22 @@ FEATURES: dict[str, tuple[Callable[[pd.DataFrame, int], pd.Series], int, bool]] 
     "log_close": (_log_close, 0, False),
 }
 
+# base name -> the columns it reads, for the features that read more than the close
+FEATURE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "atr": ("high", "low", "close"),
+    "obv": ("close", "volume"),
+    "volume_change": ("close", "volume"),
+}
+
+
+def feature_columns(base: str) -> tuple[str, ...]:
+    """The columns the feature `base` (a key of FEATURES) reads; every feature not in FEATURE_COLUMNS reads the close."""
+    return FEATURE_COLUMNS.get(base, ("close",))
+
+
+# the features a close-only frame supports (base names; the windowed ones take a suffix, e.g. sma_20)
+CLOSE_ONLY_FEATURES: tuple[str, ...] = tuple(name for name in FEATURES if feature_columns(name) == ("close",))
+
 _NAME = re.compile(r"^(?P<base>[a-z_]+?)(?:_(?P<window>\d+))?$")
 
 
@@ -137,9 +156,37 @@ def warmup_rows(names: Sequence[str]) -> int:
     return worst
 
 
-def build_features(frame: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
-    """Feature matrix (one column per name) with the warm-up rows dropped, never back-filled."""
+def check_feature_columns(names: Sequence[str], frame_or_columns: pd.DataFrame | Iterable[str], source: str) -> None:
+    """Raise FeatureError for the first feature that reads a column the data lacks (e.g. atr_14 on
+    closes only); `source` names the data in the message, e.g. 'builtin:sp500_stocks (AAPL)'."""
+    columns = set(frame_or_columns.columns if isinstance(frame_or_columns, pd.DataFrame) else frame_or_columns)
+    for name in names:
+        base, _ = parse_feature(name)
+        missing = [c for c in feature_columns(base) if c not in columns]
+        if not missing:
+            continue
+        prices = [c for c in missing if c != "volume"]
+        needs = [" and ".join(prices) + (" prices" if len(prices) > 1 else " price")] if prices else []
+        needs += ["volume"] if "volume" in missing else []
+        close_only = "close" in columns and not columns & {"open", "high", "low"}
+        lacks = "is close-only" if close_only and prices else f"has no {' or '.join(missing)} column"
+        usable = [n for n in FEATURES if set(feature_columns(n)) <= columns]
+        listed = ", ".join(f"{n}_N" if FEATURES[n][2] else n for n in usable)
+        if not usable:
+            hint = "load data with a close column"
+        elif close_only and "volume" not in columns:
+            hint = f"use features computed from closes: {listed}"
+        else:
+            hint = f"use features computed from the columns it has ({', '.join(sorted(columns))}): {listed}"
+        raise FeatureError(f"feature '{name}' needs {' and '.join(needs)}, but {source} {lacks}", hint)
+
+
+def build_features(frame: pd.DataFrame, names: Sequence[str], source: str | None = None) -> pd.DataFrame:
+    """Feature matrix (one column per name) with the warm-up rows dropped, never back-filled.
+
+    `source` names the data in errors; by default the frame's `attrs["source"]` (set by `load_prices`)."""
     validate_features(names)
+    check_feature_columns(names, frame, source or frame.attrs.get("source") or "the data")
     columns = {}
     for name in names:
         base, window = parse_feature(name)

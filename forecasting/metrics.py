@@ -151,15 +151,18 @@ def score(group: pd.DataFrame) -> dict[str, float]:
     cw_stat, cw_p = clark_west(y_pred, y_true, horizon)
     naive_sq = float(np.sum(y_true**2))
     constant = is_constant(y_pred) or is_constant(y_true)
+    # a forecast of a cross-sectional target is no price: its price-space errors are left empty
+    priced = bool(np.all(np.isfinite(p_pred)) and np.all(np.isfinite(p_true)))
+    nan = float("nan")
     return {
         "n": float(len(group)),
         "mse": mean_squared_error(y_true, y_pred),
         "mae": mean_absolute_error(y_true, y_pred),
         "rmse": float(np.sqrt(mean_squared_error(y_true, y_pred))),
-        "price_mse": mean_squared_error(p_true, p_pred),
-        "price_mae": mean_absolute_error(p_true, p_pred),
-        "price_rmse": float(np.sqrt(mean_squared_error(p_true, p_pred))),
-        "mape": mean_absolute_percentage_error(p_true, p_pred),
+        "price_mse": mean_squared_error(p_true, p_pred) if priced else nan,
+        "price_mae": mean_absolute_error(p_true, p_pred) if priced else nan,
+        "price_rmse": float(np.sqrt(mean_squared_error(p_true, p_pred))) if priced else nan,
+        "mape": mean_absolute_percentage_error(p_true, p_pred) if priced else nan,
         "directional_accuracy": directional_accuracy(y_pred, y_true),
         "da_base_rate": float(np.mean(moved(y_pred, y_true)[1] > 0)) if np.any(y_true != 0) else float("nan"),
         "da_pvalue": float("nan") if is_naive else pesaran_timmermann(y_pred, y_true),
@@ -169,7 +172,9 @@ def score(group: pd.DataFrame) -> dict[str, float]:
         else float(np.sqrt(np.sum(return_err**2) / naive_sq))
         if naive_sq > 0
         else float("nan"),
-        "theil_u_price": 1.0
+        "theil_u_price": nan
+        if not priced
+        else 1.0
         if is_naive
         else float(np.sqrt(np.mean(err**2)) / naive_rmse)
         if naive_rmse > 0
@@ -181,11 +186,17 @@ def score(group: pd.DataFrame) -> dict[str, float]:
     }
 
 
+# scores to rank a universe by, not forecasts of the target: no forecast errors (forecasting.cross_section)
+RANKING_SCORES = ("momentum_12_1", "reversal_5")
+
+
 def forecast_metrics(predictions: pd.DataFrame, per_fold: bool = False) -> pd.DataFrame:
-    """One row of metrics per (ticker, model), or per (ticker, model, fold) with `per_fold`."""
+    """One row of metrics per (ticker, model), or per (ticker, model, fold) with `per_fold`; ranking
+    scores (`RANKING_SCORES`) have none."""
     keys = ["ticker", "model"] + (["fold"] if per_fold else [])
     rows = []
-    for key, group in predictions.dropna(subset=["y_true"]).groupby(keys, sort=False):
+    forecasts = predictions[~predictions["model"].isin(RANKING_SCORES)] if "model" in predictions else predictions
+    for key, group in forecasts.dropna(subset=["y_true"]).groupby(keys, sort=False):
         # a prediction with no finite value (e.g. a predicted close <= 0 for the `close` target) is
         # counted, and left out of the errors; a strategy treats it as no signal that day
         valid = np.isfinite(group["y_pred"].to_numpy(dtype="float64"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_serializer, model_validator
 
 from forecasting.features import validate_features
 
@@ -18,18 +18,35 @@ DEFAULT_FEATURES = ["log_return", "sma_10", "ema_20", "rsi_14", "macd_diff", "bb
 
 
 class DataSpec(Strict):
-    source: str = Field("builtin:sp500", description="builtin:sp500 | builtin:nasdaq | csv:PATH[,PATH] | yahoo:T1,T2")
+    source: str = Field(
+        "builtin:sp500",
+        description="builtin:sp500 | builtin:nasdaq | builtin:sp500_stocks (20 stocks, closes) | "
+        "csv:PATH[,PATH] | csv:DIR/*.csv | yahoo:T1,T2 | yahoo:@FILE (one ticker a line)",
+    )
     start: date | None = Field(date(2009, 1, 1), description="first date loaded (ISO); omit for all")
     end: date | None = Field(None, description="last date loaded (ISO); omit for all")
     cache_dir: str | None = Field(None, description="yfinance cache folder; default ~/.cache/lstm-trader/yahoo")
 
 
-OPTIONAL_LEVERS = ("shrink", "linear_skip")
+# settings added after runs, checkpoints and paper accounts were keyed by a dump of this spec: while at
+# their default they are left out of the dump, so every existing key stays what it was
+LATER_SETTINGS = {"shrink": False, "linear_skip": False, "scope": "per_ticker"}
+TARGETS = ("log_return", "close", "xs_demeaned", "xs_rank")
+CROSS_SECTIONAL_TARGETS = ("xs_demeaned", "xs_rank")
 
 
 class ModelSpec(Strict):
     features: list[str] = Field(default_factory=lambda: list(DEFAULT_FEATURES))
-    target: Literal["log_return", "close"] = "log_return"
+    target: Literal["log_return", "close", "xs_demeaned", "xs_rank"] = Field(
+        "log_return",
+        description="log_return | close | xs_demeaned (minus the day's universe mean) | xs_rank (the day's "
+        "rank across the universe, scaled to [-0.5, 0.5]); the xs_ forms need scope = global",
+    )
+    scope: Literal["per_ticker", "global"] = Field(
+        "per_ticker",
+        description="per_ticker: one network per ticker; global: one network on the pooled windows of every "
+        "ticker, walked forward on dates (features scaled per ticker on each fold's training rows)",
+    )
     horizon: int = Field(1, ge=1, description="bars ahead; the target is known at close t+horizon")
     lookback: int = Field(30, ge=1, description="bars in each input window")
     n_layers: int = Field(2, ge=1, le=8)
@@ -68,14 +85,22 @@ class ModelSpec(Strict):
         validate_features(names)
         return names
 
+    @model_validator(mode="after")
+    def _cross_sectional_targets_are_global(self) -> ModelSpec:
+        if self.target in CROSS_SECTIONAL_TARGETS and self.scope != "global":
+            raise ValueError(f"target '{self.target}' ranks tickers against each other; it needs scope = \"global\"")
+        if self.target == "close" and self.scope == "global":
+            raise ValueError("a global model pools tickers of different price levels; use a return target")
+        return self
+
     @model_serializer(mode="wrap")
     def _without_unused_levers(self, handler):
-        """Levers added later are left out while off, so every key made from a dump (checkpoints,
-        paper accounts' models, studies, saved configs) stays what it was before they existed."""
+        """Settings added later are left out while at their default, so every key made from a dump
+        (checkpoints, paper accounts' models, studies, saved configs) stays what it was before they existed."""
         data = handler(self)
-        for lever in OPTIONAL_LEVERS:
-            if data.get(lever) is False:
-                data.pop(lever)
+        for name, default in LATER_SETTINGS.items():
+            if name in data and data[name] == default and type(data[name]) is type(default):
+                data.pop(name)
         return data
 
 

@@ -139,7 +139,8 @@ def walk_forward_predict(
     progress: Progress | None = None,
     checkpoints: FoldCheckpoints | None = None,
 ) -> pd.DataFrame:
-    """The predictions table (DESIGN.md): LSTM rows plus naive, drift and momentum baselines.
+    """The predictions table (DESIGN.md): LSTM rows plus the ridge, naive, drift and momentum controls
+    (with `model.scope = "global"`: `forecasting.cross_section.global_walk_forward`).
 
     `y_pred`/`y_true` are always log returns over the horizon; `price_pred` is the predicted
     close at t + horizon. `progress` hears about every fold and epoch. With `checkpoints`, every
@@ -147,6 +148,10 @@ def walk_forward_predict(
     """
     if isinstance(prices, pd.DataFrame):
         prices = {"asset": prices}
+    if model.scope == "global":  # one network for the universe, walked forward on dates
+        from forecasting.cross_section import global_walk_forward
+
+        return global_walk_forward(prices, model, walk_forward, seed, progress, checkpoints)
     tables = [
         _predict_ticker(ticker, frame, model, walk_forward, seed, progress, checkpoints)
         for ticker, frame in prices.items()
@@ -265,14 +270,15 @@ class WalkForwardModel:
         self.fold = fold
 
     def predict(self, samples: Samples, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Predicted log returns over the horizon for sample `rows`: the ensemble's mean and spread."""
+        """Predictions for sample `rows` in target units (a predicted close as a log return over the
+        horizon): the ensemble's mean and spread."""
         members = []
         for forecaster in self.ensemble or []:
             raw = forecaster.predict_rows(samples.X[rows])  # row by row: the same number whatever the batch
-            if self.model.target == "log_return":
-                members.append(raw)
-            else:
+            if self.model.target == "close":  # a predicted close, as a log return from this close
                 members.append(np.log(np.where(raw > 0, raw, np.nan) / samples.close[rows]))
+            else:
+                members.append(raw)
         members = np.vstack(members)
         spread = members.std(axis=0) if len(members) > 1 else np.zeros(members.shape[1])
         return members.mean(axis=0), spread

@@ -176,6 +176,39 @@ def metrics_table(metrics, wide: bool = False) -> Table:
     return fitted_table(title, columns, rows, wide, caption)
 
 
+def cross_section_view(table, wide: bool = False) -> Table:
+    """A universe model's ranking statistics per model: what the cross-section forecast is worth."""
+    columns = [
+        ("model", "left", IDENTITY),
+        ("rank IC", "right", 9),
+        ("NW t", "right", 8),
+        ("rank ICIR", "right", 5),
+        ("IC", "right", 4),
+        ("top-k hit", "right", 6),
+        ("Q5-Q1/day", "right", 7),
+        ("days", "right", 3),
+    ]
+    rows = [
+        [
+            row.model,
+            _pct(row.rank_ic, ".4f"),
+            _pct(row.rank_ic_t, ".2f"),
+            _pct(row.rank_icir, ".3f"),
+            _pct(row.ic, ".4f"),
+            _pct(row.top_k_hit, ".1%"),
+            _pct(row.spread, ".3%"),
+            str(row.n_dates),
+        ]
+        for row in table.itertuples()
+    ]
+    k = int(table["k"].iloc[0]) if len(table) else 5
+    caption = (
+        f"per day across the tickers, then over days; NW t: Newey-West t of the mean rank IC; top-k hit: share of "
+        f"the {k} best-ranked beating the day's median (chance 50%); Q5-Q1: top fifth minus bottom fifth, before costs"
+    )
+    return fitted_table("Ranking the universe, out of sample", columns, rows, wide, caption)
+
+
 def comparison_view(
     comparison, title: str = "Strategies (same out-of-sample dates, after costs)", wide: bool = False
 ) -> Table:
@@ -326,7 +359,15 @@ def run(
 
     with progress_bars() as bars:
         result = run_experiment(cfg, runs_dir, RichProgress(bars), resume=resume, announce=announce)
-    show(metrics_table(result.metrics, wide))
+    for note in result.notes:  # before any number: what the data is (a survivorship-biased universe)
+        console.print(f"[yellow]note:[/] {note}")
+    if result.cross_section is not None:
+        show(cross_section_view(result.cross_section, wide))
+        console.print(
+            f"forecast errors per ticker and model ({len(result.metrics)} rows): in metrics.json and the report"
+        )
+    else:
+        show(metrics_table(result.metrics, wide))
     show(comparison_view(result.comparison, wide=wide))
     console.print(dsr_line(result.comparison, result.trials))
     warn_silent(result.silent)
@@ -484,7 +525,8 @@ def audit(
 ) -> None:
     """Prove there is no look-ahead: change every price after a date D and rerun.
 
-    For each D, checks that no prediction, decision, fill or equity value of any strategy made on or
+    For a universe model (model.scope = global) each D changes one ticker's prices (another one at each
+    D), which shows leakage across tickers too. For each D, checks that no prediction, decision, fill or equity value of any strategy made on or
     before D changed, and that every prediction's model was trained on targets known by its date.
     Exit code 1 if anything did. Costs one walk-forward per cut date, plus one.
     """
@@ -499,11 +541,23 @@ def audit(
     with progress_bars() as bars:
         result = run_audit(cfg, prices, cuts, RichProgress(bars))
     view = Table(title="Look-ahead audit: prices after D changed; what was made on or before D must not move")
-    for col in ("D", "predictions", "decisions", "fills", "equity days", "later preds moved"):
+    universe = cfg.model.scope == "global"
+    for col in (
+        ("D",)
+        + (("changed",) if universe else ())
+        + (
+            "predictions",
+            "decisions",
+            "fills",
+            "equity days",
+            "later preds moved",
+        )
+    ):
         view.add_column(col, justify="right")
     for cut in result.cuts:
         view.add_row(
             str(cut.date.date()),
+            *((cut.perturbed,) if universe else ()),
             f"{cut.predictions_changed}/{cut.predictions_checked}",
             f"{cut.decisions_changed}/{cut.decisions_checked}",
             f"{cut.fills_changed}/{cut.fills_checked}",
@@ -615,7 +669,7 @@ def tune(
     if result.best_value is None:
         console.print("no complete trial yet: run the same command again to continue")
         return
-    console.print(f"best validation MSE / naive MSE: {result.best_value:.5f} with {result.best_params}")
+    console.print(f"best {cfg.tune.objective_label}: {result.best_value:.5f} with {result.best_params}")
     console.print(f"saved {result.study_dir / 'trials.csv'}, {result.study_dir / 'best.toml'}", soft_wrap=True)
     console.print(f"open: {result.study_dir / 'index.html'}", soft_wrap=True)
     if not evaluate:

@@ -14,7 +14,9 @@ from reports.errors import ReportError
 from reports.index import LINKED_FILES, IndexPage, render_index
 from reports.plots import (
     plot_calibration,
+    plot_cumulative_daily,
     plot_error_race,
+    plot_holdings,
     plot_recent_predictions,
     plot_residual_diagnostics,
     plot_sensitivity,
@@ -24,6 +26,7 @@ from reports.plots import (
 from reports.tearsheet import tearsheet
 
 BENCHMARK = "buy_and_hold"
+UNIVERSE_BENCHMARK = "equal_weight"  # a ranked portfolio's benchmark: the universe in equal weights
 
 
 def _slug(text: str) -> str:
@@ -88,8 +91,8 @@ def _config(run: Path) -> tuple[dict, str]:
         return {}, text
 
 
-def costs_note(config: dict) -> str:
-    """The trading costs a run's results are after, in one line."""
+def costs_note(config: dict, fill_rule: str = "next open") -> str:
+    """The trading costs a run's results are after, and how orders filled, in one line."""
     broker = config.get("broker", {})
     if not broker:
         return ""
@@ -105,7 +108,7 @@ def costs_note(config: dict) -> str:
     return (
         "after costs: "
         + ", ".join(parts)
-        + "; filled at the next open"
+        + f"; filled at the {fill_rule}"
         + (f"; starting cash {cash:,.0f}" if cash else "")
     )
 
@@ -121,10 +124,12 @@ def build_reports(run_dir: str | Path, jobs: int | None = None, progress=None) -
     metrics, comparison, returns, equity, predictions = _read(run)
     fills, trades = _read_csv(run / "fills.csv"), _read_csv(run / "trades.csv")
     config, config_text = _config(run)
-    note = costs_note(config)
+    note = costs_note(config, metrics.get("summary", {}).get("fill_rule", "next open"))
     out = run / "reports"
     out.mkdir(exist_ok=True)
-    tasks = tearsheet_tasks(run.name, returns, out, comparison, note) if returns is not None else {}
+    # a caveat of the data (a survivorship-biased universe) goes on every page, the tear sheets too
+    sheet_note = "; ".join([note, *metrics.get("summary", {}).get("notes", [])]).strip("; ")
+    tasks = tearsheet_tasks(run.name, returns, out, comparison, sheet_note) if returns is not None else {}
     workers = min(jobs or os.cpu_count() or 1, len(tasks))
     started = None
     if workers > 1:
@@ -144,6 +149,8 @@ def build_reports(run_dir: str | Path, jobs: int | None = None, progress=None) -
         costs=note,
         config_text=config_text,
         files=[name for name in LINKED_FILES if (run / name).is_file()],
+        cross_section=metrics.get("cross_section", []),
+        cross_section_per_fold=metrics.get("cross_section_per_fold", []),
     )
     charts = _chart_jobs(page, out, predictions, equity, fills, trades, metrics, run)
     total, done = len(charts) + len(tasks), 0
@@ -175,7 +182,10 @@ def _chart_jobs(page: IndexPage, out: Path, predictions, equity, fills, trades, 
     jobs = []
     forecastable = predictions is not None and {"y_true", "y_pred", "price_pred", "price_true"} <= set(predictions)
     close = derive.closes(predictions) if forecastable else {}
-    if forecastable:
+    universe = bool(metrics.get("cross_section"))
+    if universe:  # a universe model: its charts are across tickers, not one set per ticker
+        jobs += _cross_section_jobs(page, out, run, equity, fills, close)
+    elif forecastable:
         page.per_fold = derive.per_fold_rows(metrics.get("forecast_per_fold", []), predictions)
         lstm_tickers = [
             t
@@ -200,6 +210,50 @@ def _chart_jobs(page: IndexPage, out: Path, predictions, equity, fills, trades, 
             )
     if jobs and (equity is not None or forecastable):
         jobs.insert(0, lambda: setattr(page, "asset", interactive.write_asset(out)))
+    return jobs
+
+
+def _cross_section_jobs(page: IndexPage, out: Path, run: Path, equity, fills, close) -> list:
+    """A universe model's charts: cumulative rank IC and quintile spread per model, and the holdings and
+    turnover of the portfolios that trade the LSTM's ranking (and of the equal-weight benchmark)."""
+    jobs = []
+    daily_path = run / "cross_section_daily.parquet"
+    if daily_path.is_file():
+        daily = pd.read_parquet(daily_path)
+        for column, name, title, label in (
+            (
+                "rank_ic",
+                "rank_ic.png",
+                "Cumulative daily rank IC (rising = the model ranks the stocks better than chance)",
+                "cumulative rank IC",
+            ),
+            (
+                "spread",
+                "quintile_spread.png",
+                "Cumulative top-minus-bottom quintile return (rising = the top-ranked fifth beats the bottom one)",
+                "cumulative log return",
+            ),
+        ):
+            jobs.append(
+                lambda column=column, name=name, title=title, label=label: (
+                    plot_cumulative_daily(derive.cumulative_daily(daily, column), out / name, title, label),
+                    page.pictures.append((title, name)),
+                )
+            )
+    if equity is not None and fills is not None and len(fills):
+        columns = [c for c in equity.columns if "lstm" in c or c.endswith(":" + UNIVERSE_BENCHMARK)]
+        for column in columns[:4]:
+            book, strategy = column.split(":", 1)
+            if fills[(fills["book"] == book) & (fills["strategy"] == strategy)]["ticker"].nunique() < 2:
+                continue
+            name = f"holdings_{_slug(book)}_{_slug(strategy)}.png"
+            title = f"{strategy}: holdings and turnover"
+            jobs.append(
+                lambda column=column, book=book, strategy=strategy, name=name, title=title: (
+                    plot_holdings(*derive.holdings(fills, close, equity[column], book, strategy), out / name, title),
+                    page.pictures.append((title, name)),
+                )
+            )
     return jobs
 
 
@@ -249,7 +303,7 @@ def tearsheet_tasks(
     run_id: str, returns: pd.DataFrame, out: Path, comparison: pd.DataFrame | None = None, note: str = ""
 ) -> dict[tuple[str, str], tuple]:
     """`tearsheet` arguments per (book, strategy) of a long returns table (ticker, strategy, date,
-    return); each strategy is benchmarked against buy-and-hold on its book. A strategy whose returns
+    return); each strategy is benchmarked against its book's `benchmark_of`. A strategy whose returns
     never change (it never traded) gets none: there is nothing to show and QuantStats cannot regress it."""
     held = {}
     if comparison is not None and len(comparison) and "exposure" in comparison:
@@ -259,22 +313,30 @@ def tearsheet_tasks(
         series = rows.set_index("date")["return"].rename(strategy)
         if series.nunique() <= 1:  # never traded: QuantStats cannot regress a constant on the benchmark
             continue
-        bench_rows = returns[(returns["ticker"] == book) & (returns["strategy"] == BENCHMARK)]
-        benchmark = bench_rows.set_index("date")["return"] if strategy != BENCHMARK and len(bench_rows) else None
+        bench_name = benchmark_of(returns, book)
+        bench_rows = returns[(returns["ticker"] == book) & (returns["strategy"] == bench_name)]
+        benchmark = bench_rows.set_index("date")["return"] if strategy != bench_name and len(bench_rows) else None
         name = f"tearsheet_{_slug(book)}_{_slug(strategy)}.html"
         exposure = None
         if (book, strategy) in held:
-            exposure = (held[(book, strategy)], held.get((book, BENCHMARK), float("nan")))
+            exposure = (held[(book, strategy)], held.get((book, bench_name), float("nan")))
         tasks[(book, strategy)] = (
             series,
             out / name,
             f"{strategy} on {book} — run {run_id}",
             benchmark,
-            BENCHMARK,
+            bench_name,
             note,
             exposure,
         )
     return tasks
+
+
+def benchmark_of(returns: pd.DataFrame, book: str) -> str:
+    """A book's benchmark: the equal-weight universe where the book has one (a ranked portfolio's),
+    else buy-and-hold."""
+    strategies = set(returns.loc[returns["ticker"] == book, "strategy"])
+    return UNIVERSE_BENCHMARK if UNIVERSE_BENCHMARK in strategies else BENCHMARK
 
 
 def _start_tearsheets(tasks: dict, jobs: int) -> dict:

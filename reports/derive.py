@@ -129,3 +129,30 @@ def per_fold_rows(per_fold: list[dict], predictions: pd.DataFrame | None, model:
         first, last = spans.get((m["ticker"], int(m["fold"])), (None, None))
         out.append({**m, "first": first, "last": last})
     return out
+
+
+def cumulative_daily(daily: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Cumulative sum over dates of a daily cross-sectional statistic (rank IC, quintile spread), one
+    column per model; a day without a value adds nothing. Its slope is the statistic's mean."""
+    table = daily.pivot_table(index="date", columns="model", values=column, aggfunc="first", dropna=False)
+    table = table[[m for m in dict.fromkeys(daily["model"]) if m in table.columns]]
+    return table.sort_index().fillna(0.0).cumsum()
+
+
+def holdings(fills: pd.DataFrame, close: dict[str, pd.Series], equity: pd.Series, book: str, strategy: str):
+    """A portfolio's weights (position value over equity) per ticker at each close, and its daily turnover
+    (traded value over equity). Positions are the running sum of filled sizes, as in `exposures`."""
+    mine = fills[(fills["book"] == book) & (fills["strategy"] == strategy)]
+    dates = equity.index
+    weights = {}
+    traded = pd.Series(0.0, index=dates)
+    for ticker, rows in mine.groupby("ticker") if len(mine) else []:
+        if ticker not in close:
+            continue
+        by_day = rows.groupby(pd.to_datetime(rows["date"]))
+        size = by_day["size"].sum().cumsum()
+        position = size.reindex(dates.union(size.index)).ffill().reindex(dates).fillna(0.0)
+        weights[ticker] = position * close[ticker].reindex(dates).ffill() / equity
+        value = (rows["size"].abs() * rows["price"]).groupby(pd.to_datetime(rows["date"])).sum()
+        traded = traded.add(value.reindex(dates).fillna(0.0), fill_value=0.0)
+    return pd.DataFrame(weights, index=dates).sort_index(axis=1), traded / equity

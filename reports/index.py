@@ -22,6 +22,7 @@ dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.2rem 1rem;f
 .card b{font-size:1.1rem} img{max-width:100%;height:auto;border:1px solid #eee;margin:.4rem 0} .note{color:#5b6570;font-size:.85rem}
 .chart{width:100%;margin:.5rem 0 1rem} pre{background:#f5f7f9;padding:.6rem;overflow-x:auto;font-size:.8rem;max-width:100%}
 details summary{cursor:pointer;color:#1a5fb4;margin:.4rem 0} code{font-size:.85em;overflow-wrap:anywhere}
+.warn{background:#fff4e5;border-left:4px solid #e8a33d;padding:.4rem .8rem;font-size:.9rem}
 """
 
 
@@ -139,7 +140,7 @@ def cards(forecast: list[dict], comparison: pd.DataFrame) -> str:
     by = {(m["ticker"], m["model"]): m for m in forecast}
     for ticker in dict.fromkeys(m["ticker"] for m in forecast):
         lstm, naive = by.get((ticker, "lstm")), by.get((ticker, "naive"))
-        if not lstm or not naive:
+        if not lstm or not naive or lstm.get("price_rmse") is None or naive.get("price_rmse") is None:
             continue
         book = comparison[comparison["ticker"] == ticker].set_index("strategy") if len(comparison) else None
         u = lstm.get("theil_u") or float("nan")
@@ -161,9 +162,69 @@ def cards(forecast: list[dict], comparison: pd.DataFrame) -> str:
     return '<div class="cards">' + "".join(out) + "</div>"
 
 
+def universe_card(cross_section: list[dict], comparison: pd.DataFrame) -> str:
+    """A universe model's verdict: the LSTM's mean rank IC and its t beside the best control's, and its
+    ranked portfolio's Sharpe beside the equal-weight universe's."""
+    by = {m["model"]: m for m in cross_section}
+    lstm = by.get("lstm")
+    if not lstm:
+        return ""
+    controls = [m for name, m in by.items() if name not in ("lstm", "naive") and m.get("rank_ic") is not None]
+    best = max(controls, key=lambda m: m["rank_ic"] if m["rank_ic"] == m["rank_ic"] else -1, default=None)
+    ic, t = lstm.get("rank_ic") or float("nan"), lstm.get("rank_ic_t") or float("nan")
+    cls = "good" if ic > 0 and t > 2 else "bad"
+    text = f'LSTM mean daily rank IC <b class="{cls}">{ic:.4f}</b> (Newey-West t {t:.2f})'
+    if best is not None:
+        text += f"; best control {html.escape(best['model'])} {best['rank_ic']:.4f} (t {best.get('rank_ic_t'):.2f})"
+    book = comparison.set_index("strategy") if len(comparison) else None
+    if book is not None and "equal_weight" in book.index:
+        mine = [s for s in book.index if "lstm" in s and s != "equal_weight"]
+        if mine:
+            s, b = float(book.loc[mine[0], "sharpe"]), float(book.loc["equal_weight", "sharpe"])
+            text += (
+                f'<br>{html.escape(mine[0])} Sharpe <b class="{"good" if s > b else "bad"}">{s:.2f}</b> '
+                f"vs the equal-weight universe {b:.2f}, after costs"
+            )
+    return f'<div class="cards"><div class="card">{text}</div></div>'
+
+
+XS_COLUMNS = [
+    ("n_dates", "d", "days"),
+    ("rank_ic", ".4f", "rank IC"),
+    ("rank_ic_t", ".2f", "NW t"),
+    ("rank_icir", ".3f", "rank ICIR"),
+    ("ic", ".4f", "IC"),
+    ("icir", ".3f", "ICIR"),
+    ("top_k_hit", ".1%", "top-k hit"),
+    ("spread", ".3%", "Q5-Q1 / day"),
+]
+
+
+def cross_section_table(rows: list[dict], per_fold: bool = False) -> str:
+    """Rank IC, its Newey-West t, ICIR, IC, top-k hit rate and quintile spread per model (and fold)."""
+    body = []
+    for m in rows:
+        cells = [_text(m["model"])] + ([_num(int(m["fold"]), "d")] if per_fold else [])
+        cells += [_num(_count(m.get(k)) if f == "d" else m.get(k), f) for k, f, _ in XS_COLUMNS]
+        cls = "lstm" if m["model"] == "lstm" else ""
+        body.append(f'<tr class="{cls}" data-model="{html.escape(m["model"])}">' + "".join(cells) + "</tr>")
+    head = '<th class="l">model</th>' + ("<th>fold</th>" if per_fold else "")
+    head += "".join(f"<th>{h}</th>" for _, _, h in XS_COLUMNS)
+    name = "cross-section-per-fold-table" if per_fold else "cross-section-table"
+    return _scroll(f'<table id="{name}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>')
+
+
+def notes_block(summary: dict) -> str:
+    """What the user must know about the data before reading any number (e.g. survivorship bias)."""
+    notes = summary.get("notes") or []
+    return "".join(f'<p class="warn">{html.escape(n)}.</p>' for n in notes)
+
+
 def summary_list(summary: dict) -> str:
     labels = [
         ("source", "data"),
+        ("scope", "model scope"),
+        ("fill_rule", "orders fill at the"),
         ("tickers", "tickers"),
         ("data_start", "data from"),
         ("data_end", "data to"),
@@ -258,6 +319,8 @@ class IndexPage:
     per_fold: list[dict] = field(default_factory=list)
     asset: str | None = None
     files: list[str] = field(default_factory=list)  # the run dir's files to link to
+    cross_section: list[dict] = field(default_factory=list)  # rank IC and friends per model (a universe model)
+    cross_section_per_fold: list[dict] = field(default_factory=list)
 
 
 def subtitle(summary: dict, costs: str) -> str:
@@ -275,6 +338,12 @@ def subtitle(summary: dict, costs: str) -> str:
             text += f"<br>Changed from the predictions' own run: {items}."
         elif summary.get("config_source", "").endswith("(the predictions' own run)"):
             text += " Same costs and strategies as that run."
+    elif summary.get("scope") == "global":
+        text = (
+            f"One stacked LSTM for {len(summary.get('tickers', []))} stocks, walked forward on dates; its daily "
+            "ranking traded as top-k portfolios after costs, beside ridge, LightGBM, momentum and reversal "
+            "rankings and the universe held in equal weights."
+        )
     else:
         text = "Walk-forward stacked LSTM, traded at the next open after costs, beside the naive forecast and buy-and-hold."
     return f'<p class="sub">{text}' + (f"<br>{html.escape(costs.capitalize())}." if costs else "") + "</p>"
@@ -283,6 +352,7 @@ def subtitle(summary: dict, costs: str) -> str:
 LINKED_FILES = [
     "config.toml",
     "metrics.json",
+    "cross_section_daily.parquet",
     "comparison.csv",
     "predictions.parquet",
     "trades.csv",
@@ -337,6 +407,23 @@ def render_index(page: IndexPage) -> str:
             f"<details><summary>every fold ({len(page.per_fold)}): dates, RMSE, U2, DM p and direction</summary>"
             f"{per_fold_table(page.per_fold)}</details>"
         )
+    xs = ""
+    if page.cross_section:
+        xs_folds = (
+            f"<details><summary>every fold ({len(page.cross_section_per_fold) // max(len(page.cross_section), 1)} "
+            f"per model)</summary>{cross_section_table(page.cross_section_per_fold, per_fold=True)}</details>"
+            if page.cross_section_per_fold
+            else ""
+        )
+        xs = f"""<h2>Ranking the universe (out of sample)</h2>
+<p class="note">Each day, the models' predictions are compared with the realised target across the tickers.
+rank IC: Spearman correlation (mean over days; above 0 ranks better than chance). NW t: its Newey-West
+t-statistic. rank ICIR / ICIR: mean over standard deviation of the daily (rank) IC. IC: Pearson correlation.
+top-k hit: share of the k best-ranked names whose return beat the day's median (0.5 is chance).
+Q5-Q1: mean daily return of the top fifth of predictions minus the bottom fifth, before costs.
+momentum_12_1 and reversal_5 are scores with no fitting (the return from 12 to 1 months ago; minus the last
+5 days'); naive predicts no difference, so it ranks nothing.</p>
+{cross_section_table(page.cross_section)}{xs_folds}"""
     forecast = ""
     if page.forecast:
         forecast = f"""<h2>Forecast errors (out of sample)</h2>
@@ -350,15 +437,22 @@ dir. acc.: share of days with the right predicted sign; up days: the share of up
 PT p: Pesaran-Timmermann test that direction is called better than chance. corr.: correlation of predicted and
 realised returns.</p>
 {forecast_table(page.forecast)}{folds}"""
+        if page.cross_section:  # a universe's per-ticker errors: one row per ticker and model, folded away
+            forecast = (
+                f"<details><summary>forecast errors per ticker and model ({len(page.forecast)} rows)</summary>"
+                f"{forecast}</details>"
+            )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>lstm-trader: {html.escape(page.run_id)}</title>
 <style>{CSS}</style>{script}</head><body>
 <h1>lstm-trader {"backtest" if "predictions" in summary else "run"} {html.escape(page.run_id)}</h1>
 {subtitle(summary, page.costs)}
-{cards(page.forecast, comparison)}
+{notes_block(summary)}
+{universe_card(page.cross_section, comparison) if page.cross_section else cards(page.forecast, comparison)}
 <h2>Run</h2>{summary_list(summary)}
 {charts}
+{xs}
 {forecast}
 <h2>Strategies (same out-of-sample dates, after costs)</h2>
 <p class="note">PSR: probability that the true Sharpe is above 0. DSR (strategies that trade the LSTM only):

@@ -315,3 +315,51 @@ def plot_sensitivity(table: pd.DataFrame, path: Path, book: str) -> Path:
         ax.set_title(f"{book}: Sharpe by trading cost (where the lines cross buy_and_hold, the edge is gone)")
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, fontsize="small")
         return _save(fig, path)
+
+
+SCORES = ("naive",)  # rows of a universe's table with no ranking to draw
+
+
+def plot_cumulative_daily(cumulative: pd.DataFrame, path: Path, title: str, ylabel: str) -> Path:
+    """Cumulative daily cross-sectional statistic per model (the LSTM drawn on top, thicker)."""
+    with styled():
+        fig, ax = plt.subplots(figsize=(11, 4.2))
+        for model in [m for m in cumulative.columns if m not in SCORES]:
+            series = cumulative[model]
+            ax.plot(series.index, series.to_numpy(), lw=1.6 if model == "lstm" else 0.9, label=model)
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_title(title, pad=22)
+        ax.set_xlabel("prediction date")
+        ax.set_ylabel(ylabel)
+        _legend_above(ax, 6)
+        return _save(fig, path)
+
+
+def plot_holdings(weights: pd.DataFrame, turnover: pd.Series, path: Path, title: str) -> Path:
+    """A portfolio's weight in every ticker over time (a heat map: long red, short blue) above its
+    turnover (traded value over equity, summed over the last 21 sessions)."""
+    with styled():
+        fig = plt.figure(figsize=(11, 2.4 + 0.2 * max(len(weights.columns), 1)))
+        grid = fig.add_gridspec(2, 2, height_ratios=[3, 1], width_ratios=[60, 1], hspace=0.08, wspace=0.02)
+        top, scale = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
+        bottom = fig.add_subplot(grid[1, 0], sharex=top)
+        values = weights.to_numpy(dtype=float)
+        limit = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
+        edges = weights.index.append(pd.DatetimeIndex([weights.index[-1] + pd.Timedelta(days=1)]))
+        mesh = top.pcolormesh(
+            edges, np.arange(len(weights.columns) + 1), values.T, cmap="RdBu_r", vmin=-limit, vmax=limit
+        )
+        top.set_yticks(np.arange(len(weights.columns)) + 0.5, weights.columns)
+        top.invert_yaxis()
+        top.grid(False)
+        top.tick_params(labelbottom=False)
+        top.set_title(title)
+        fig.colorbar(mesh, cax=scale, format=PERCENT, label="weight (of equity)")
+        monthly = turnover.rolling(21, min_periods=1).sum()
+        bottom.plot(monthly.index, monthly.to_numpy(), color="black", lw=0.8)
+        bottom.set_ylabel("turnover\n(21 sessions)")
+        bottom.yaxis.set_major_formatter(PERCENT)
+        fig.subplots_adjust(left=0.08, right=0.93, top=0.93, bottom=0.08)
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return path

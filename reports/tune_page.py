@@ -9,6 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 
+OBJECTIVES = {
+    "mse_ratio": "the LSTM's return-space MSE over an inner walk-forward's validation span, divided by the "
+    'naive (zero-return) forecast\'s (below 1 beats "tomorrow = today")',
+    "rank_ic": "the LSTM's mean daily rank IC across the universe over an inner walk-forward's validation "
+    "span (above 0: it ranks the stocks better than chance; higher is better)",
+}
+
 
 def study_page(
     folder: Path,
@@ -19,6 +26,7 @@ def study_page(
     tuning_end,
     first_test,
     evaluate_line: str | None,
+    objective: str = "mse_ratio",
 ) -> str:
     """A study's index.html: what was tuned on which span, the best trials, Optuna's plots (PNGs
     written next to it) and the next command."""
@@ -46,7 +54,10 @@ def study_page(
             pictures.append((f"{title}: not drawn ({exc.__class__.__name__}: {exc})", None))
         finally:
             plt.close("all")
-    ranked = trials.assign(_done=trials["state"] != "COMPLETE").sort_values(["_done", "value"], na_position="last")
+    maximise = objective == "rank_ic"
+    ranked = trials.assign(_done=trials["state"] != "COMPLETE").sort_values(
+        ["_done", "value"], ascending=[True, not maximise], na_position="last"
+    )
     ranked["pruned_at"] = ranked["pruned_at"].fillna("—")
     table = ranked.drop(columns="_done").head(15).to_html(index=False, float_format="%.5g", na_rep="—")
     figures = "".join(
@@ -54,7 +65,8 @@ def study_page(
     )
     best = (
         (
-            f"best validation MSE / naive MSE <b>{best_value:.5f}</b> with "
+            f"best {'validation mean rank IC' if maximise else 'validation MSE / naive MSE'} "
+            f"<b>{best_value:.5f}</b> with "
             f"<code>{html.escape(json.dumps(best_params))}</code>"
         )
         if best_value is not None
@@ -72,8 +84,7 @@ def study_page(
 font-size:13px;display:block;overflow-x:auto}}td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}
 img{{max-width:100%}}pre{{background:#f4f4f4;padding:6px 8px;overflow-x:auto;white-space:pre}}</style></head><body>
 <h1>Tuning study {html.escape(study.study_name)}</h1>
-<p>{len(trials)} trials. Objective: the LSTM's return-space MSE over an inner walk-forward's validation span,
-divided by the naive (zero-return) forecast's (below 1 beats "tomorrow = today"). Trials saw bars up to
+<p>{len(trials)} trials. Objective: {OBJECTIVES[objective]}. Trials saw bars up to
 {tuning_end.date()} only; the out-of-sample span starts {first_test.date()} and was never loaded into a trial.</p>
 <p>{best}.</p><h2>Next</h2>{evaluate}
 <h2>Best trials</h2><p>Complete trials first (a pruned trial's value is its last intermediate value);

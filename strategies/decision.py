@@ -6,6 +6,11 @@ that close, the strategy's parameters, the current position and cash, and the cl
 are sized from the close and fill at the next open; `cash_buffer` keeps a small part of equity in
 cash so that an overnight gap up rarely leaves a fully invested buy short of cash (the broker then
 refuses it, as a live broker would, and the rule decides again at the next close).
+
+Two kinds of rule feed the same sizing (`plan_weights`): per-ticker targets in [-1, 1]
+(`signal_target`, sized by `plan_orders` at `max_exposure / n_assets` each) and the cross-sectional
+`xs_rank` rule, which weighs a whole universe at once every `rebalance_every` sessions (`xs_weights`,
+`rebalance_due`). Without an open (close-only data) the next "open" is the next close.
 """
 
 from __future__ import annotations
@@ -14,19 +19,30 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
+from strategies.errors import StrategyError
 
-def _param(default, low=None, high=None, integer: bool = False, broker: bool = False):
-    """A trading parameter, declared once: its default, its bounds (None: open on that side) and whether
-    the broker config sets it (then a strategy's params may not)."""
+
+def _param(default, low=None, high=None, integer: bool = False, broker: bool = False, choices: tuple = ()):
+    """A trading parameter, declared once: its default, its bounds (None: open on that side), the values
+    a text parameter may take (empty: any text) and whether the broker config sets it (then a
+    strategy's params may not)."""
     return field(
         default=default,
-        metadata={"bounds": (low, high, integer) if low is not None or high is not None else None, "broker": broker},
+        metadata={
+            "bounds": (low, high, integer) if low is not None or high is not None else None,
+            "broker": broker,
+            "choices": tuple(choices),
+        },
     )
+
+
+def _vol_window():  # one declaration for both rules that read trailing closes
+    return _param(20, 2, None, integer=True)
 
 
 @dataclass(frozen=True)
 class Sizing:
-    max_exposure: float = _param(1.0, 1e-6, 1)  # of equity, split equally over the tickers
+    max_exposure: float = _param(1.0, 1e-6, 1)  # of equity: split equally over the tickers, or over xs_rank's legs
     rebalance_band: float = _param(0.1, 0, 1)  # re-size only when the wanted exposure moves by more than this
     cash_buffer: float = _param(0.01, broker=True)  # fraction of equity kept in cash when fully invested
     fractional: bool = _param(False, broker=True)  # whole shares, or fractional ones in millionths
@@ -48,7 +64,7 @@ class SignalParams:
     enter_short: float = _param(0.0)
     allow_short: bool = _param(False)
     target_vol: float | None = _param(None, 1e-6, 10)  # annualised volatility target; None = fixed exposure
-    vol_window: int = _param(20, 2, None, integer=True)
+    vol_window: int = _vol_window()
     # close a position this far under its entry; re-enter on a new signal
     stop_loss: float | None = _param(None, 1e-6, 1)
 
@@ -57,19 +73,44 @@ class SignalParams:
         return cls(**{f.name: params[f.name] for f in fields(cls) if f.name in params})
 
 
+WEIGHTINGS = ("equal", "inverse_vol")
+
+
+@dataclass(frozen=True)
+class XsParams:
+    """The cross-sectional rule `xs_rank`: rank a universe by forecast, hold the top (and bottom) k."""
+
+    k: int = _param(5, 1, None, integer=True)  # names per leg
+    allow_short: bool = _param(False)  # also short the bottom k (then dollar neutral)
+    weighting: str = _param("equal", choices=WEIGHTINGS)  # within a leg: equal, or in proportion to 1/volatility
+    rebalance_every: int = _param(5, 1, None, integer=True)  # sessions between decisions (from the first one)
+    rank_band: int = _param(0, 0, None, integer=True)  # a held name stays while ranked within k + rank_band
+    vol_window: int = _vol_window()  # trailing returns for inverse-vol weights
+    forecast: str = _param("lstm")  # which model's rows of the predictions table are ranked
+
+    @classmethod
+    def of(cls, params: Mapping) -> XsParams:
+        return cls(**{f.name: params[f.name] for f in fields(cls) if f.name in params})
+
+
 def backtrader_params(cls) -> tuple[tuple[str, object], ...]:
     """A decision dataclass's fields as Backtrader `params` (name, default)."""
     return tuple((f.name, f.default) for f in fields(cls))
 
 
+DECISION_PARAMS = (Sizing, SignalParams, XsParams)
+
+
 def declared_bounds() -> dict[str, tuple]:
     """(low, high, integer) of every bounded decision parameter, for the strategy registry's checks."""
     return {
-        f.name: f.metadata["bounds"]
-        for cls in (Sizing, SignalParams)
-        for f in fields(cls)
-        if f.metadata["bounds"] is not None
+        f.name: f.metadata["bounds"] for cls in DECISION_PARAMS for f in fields(cls) if f.metadata["bounds"] is not None
     }
+
+
+def declared_choices() -> dict[str, tuple[str, ...]]:
+    """The values each text decision parameter with a fixed set of values may take."""
+    return {f.name: f.metadata["choices"] for cls in DECISION_PARAMS for f in fields(cls) if f.metadata["choices"]}
 
 
 def broker_params() -> set[str]:
@@ -114,10 +155,110 @@ def signal_target(
 def volatility_scale(closes: Sequence[float], params: SignalParams) -> float:
     if not params.target_vol or len(closes) <= 2:
         return 1.0
+    realised = trailing_vol(closes)
+    return min(1.0, params.target_vol / realised) if realised > 0 else 1.0
+
+
+def trailing_vol(closes: Sequence[float]) -> float:
+    """Annualised volatility of the closes' log returns (sample std x sqrt(252)); NaN under three closes."""
+    if len(closes) <= 2:
+        return float("nan")
     logs = [math.log(b / a) for a, b in zip(closes[:-1], closes[1:])]
     mean = sum(logs) / len(logs)
-    realised = math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1)) * math.sqrt(252)
-    return min(1.0, params.target_vol / realised) if realised > 0 else 1.0
+    return math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1)) * math.sqrt(252)
+
+
+def rebalance_due(session: int, every: int) -> bool:
+    """Whether session `session` (0 at the first trading session, +1 per session) is a decision day of a
+    rule that decides every `every` sessions: sessions 0, every, 2 * every, ..."""
+    return session % every == 0
+
+
+def leg_exposure(params: XsParams, max_exposure: float) -> float:
+    """Each leg's part of equity: all of `max_exposure` long-only; half long and half short with shorts."""
+    return max_exposure / 2 if params.allow_short else max_exposure
+
+
+def slot_weight(params: XsParams, max_exposure: float) -> float:
+    """One name's equal weight in a full leg (leg exposure / k): the unit of `xs_rank`'s rebalance band."""
+    return leg_exposure(params, max_exposure) / params.k
+
+
+def xs_weights(
+    scores: Mapping[str, float],
+    params: XsParams,
+    max_exposure: float,
+    held: Mapping[str, float] | None = None,
+    vols: Mapping[str, float] | None = None,
+) -> dict[str, float]:
+    """The cross-sectional rule: rank the names by score, hold the top k long (and the bottom k short).
+
+    Names with a finite score are ranked best first; equal scores rank by ticker name. The long leg is
+    the top k, except that a name held long (`held[t] > 0`, the weights last intended) keeps its place
+    while it ranks within k + rank_band, and the places left go to the best-ranked others. With
+    `allow_short` the short leg is the bottom k by the same rule counted from the bottom (names held
+    short keep their place), never a name of the long leg.
+
+    Each leg is worth `leg_exposure` of equity: `max_exposure` long-only; with shorts `max_exposure / 2`
+    long and `max_exposure / 2` short (gross `max_exposure`, dollar neutral). A leg holds k slots:
+    "equal" gives each name one slot (leg / k); "inverse_vol" shares the slots of the names with a
+    usable volatility (`vols[t]` finite and > 0) in proportion to 1 / vol, and a name without one gets
+    one slot. A leg with fewer than k ranked names leaves the empty slots in cash.
+
+    Returns the signed weight (fraction of equity) of every ranked name: 0.0 when not selected. Names
+    with a missing or non-finite score are absent (no decision: their position is kept).
+    """
+    if params.weighting not in WEIGHTINGS:
+        raise StrategyError(f"xs_rank: unknown weighting '{params.weighting}'", "valid: " + ", ".join(WEIGHTINGS))
+    held = held or {}
+    ranked = sorted((t for t, s in scores.items() if s is not None and math.isfinite(s)), key=lambda t: (-scores[t], t))
+    longs = _leg(ranked, {t for t in ranked if held.get(t, 0.0) > 0}, params)
+    shorts = []
+    if params.allow_short:
+        others = [t for t in reversed(ranked) if t not in longs]
+        shorts = _leg(others, {t for t in others if held.get(t, 0.0) < 0}, params, order=list(reversed(ranked)))
+    leg = leg_exposure(params, max_exposure)
+    weights = dict.fromkeys(ranked, 0.0)
+    for side, names in ((1.0, longs), (-1.0, shorts)):
+        for ticker, weight in _leg_weights(names, leg, params, vols).items():
+            weights[ticker] = side * weight
+    return weights
+
+
+def _leg(candidates: list[str], keepers: set[str], params: XsParams, order: list[str] | None = None) -> list[str]:
+    """k names from `candidates` (best first): the keepers ranked within k + rank_band of `order` (the
+    whole ranking from this leg's end; default `candidates`), then the best others."""
+    place = {t: i for i, t in enumerate(order or candidates)}
+    kept = [t for t in candidates if t in keepers and place[t] < params.k + params.rank_band]
+    rest = [t for t in candidates if t not in kept]
+    return (kept + rest)[: params.k]
+
+
+def _leg_weights(names: list[str], leg: float, params: XsParams, vols: Mapping[str, float] | None) -> dict:
+    slot = leg / params.k
+    if params.weighting == "equal" or not names:
+        return dict.fromkeys(names, slot)
+    vols = vols or {}
+    usable = {t: vols[t] for t in names if vols.get(t) is not None and math.isfinite(vols[t]) and vols[t] > 0}
+    inverse = sum(1 / v for v in usable.values())
+    return {t: slot * len(usable) * (1 / usable[t]) / inverse if t in usable else slot for t in names}
+
+
+def equal_weights(names: Sequence[str], max_exposure: float) -> dict[str, float]:
+    """`max_exposure` of equity split equally over `names` (the universe's equal-weight benchmark)."""
+    return {t: max_exposure / len(names) for t in names}
+
+
+def check_universe(params: XsParams, n_tickers: int) -> None:
+    """Refuse a k the universe cannot fill: k names long, and k more short when shorts are allowed."""
+    if params.k > n_tickers:
+        raise StrategyError(f"xs_rank: k = {params.k} but the universe has {n_tickers} tickers", "lower k")
+    if params.allow_short and 2 * params.k > n_tickers:
+        raise StrategyError(
+            f"xs_rank: k = {params.k} long and {params.k} short need {2 * params.k} tickers; "
+            f"the universe has {n_tickers}",
+            "lower k, or set allow_short = false",
+        )
 
 
 def plan_orders(
@@ -131,20 +272,42 @@ def plan_orders(
 ) -> Plan:
     """Orders that move the book towards `targets` (per ticker, in [-1, 1]; NaN = no decision).
 
-    A ticker is re-sized only when its wanted exposure changes side or moves by more than the
-    rebalance band from what was last intended. Sizes use equity and prices at this close:
-    closing or reversing pays its costs first, then each wanted exposure buys whole (or
-    fractional) shares at the close plus the costs, rounded towards zero.
+    Each ticker's share of the book is `max_exposure / n_assets`: a target of 1 wants that share of
+    equity long, -1 short; the rebalance band is measured in that share (see `plan_weights`).
     """
     share = sizing.max_exposure / n_assets
+    weights = {
+        ticker: float("nan") if target is None or math.isnan(target) else max(-1.0, min(1.0, target)) * share
+        for ticker, target in targets.items()
+    }
+    return plan_weights(weights, positions, closes, cash, intended, sizing, band_unit=share)
+
+
+def plan_weights(
+    weights: Mapping[str, float],
+    positions: Mapping[str, float],
+    closes: Mapping[str, float],
+    cash: float,
+    intended: Mapping[str, float],
+    sizing: Sizing,
+    band_unit: float,
+) -> Plan:
+    """Orders that move the book towards `weights` (per ticker, the wanted signed fraction of equity; NaN or
+    absent = no decision, the position is kept).
+
+    A ticker is re-sized only when its wanted weight changes side or moves by more than
+    `sizing.rebalance_band * band_unit` from what was last intended (`band_unit`: one ticker's share
+    of the book, or one slot of a ranked leg). Sizes use equity and prices at this close: closing or
+    reversing pays its costs first, then each wanted weight buys whole (or fractional) shares at the
+    close plus the costs, rounded towards zero. `Plan.intended` holds the weights as fractions of equity.
+    """
     new_intended = dict(intended)
     queued: dict[str, float] = {}
-    for ticker, target in targets.items():
-        if target is None or math.isnan(target):
+    for ticker, wanted in weights.items():
+        if wanted is None or math.isnan(wanted):
             continue
-        wanted = max(-1.0, min(1.0, target)) * share
         before = intended.get(ticker)
-        if before is None or _differs(wanted, before, share, sizing.rebalance_band):
+        if before is None or _differs(wanted, before, band_unit, sizing.rebalance_band):
             new_intended[ticker] = queued[ticker] = wanted
     if not queued:
         return Plan([], new_intended)

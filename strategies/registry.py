@@ -6,7 +6,8 @@ import difflib
 
 from strategies.base import TargetStrategy
 from strategies.baselines import BuyAndHold, MacdCross, RsiReversion, SmaCross
-from strategies.decision import broker_params, declared_bounds
+from strategies.cross_section import EqualWeight, XsRank
+from strategies.decision import broker_params, declared_bounds, declared_choices
 from strategies.errors import StrategyError
 from strategies.signal import LSTMSignal, NaiveSignal, RidgeSignal
 
@@ -18,6 +19,8 @@ STRATEGIES: dict[str, type[TargetStrategy]] = {
     "sma_cross": SmaCross,
     "rsi_reversion": RsiReversion,
     "macd_cross": MacdCross,
+    "xs_rank": XsRank,
+    "equal_weight": EqualWeight,
 }
 INTERNAL_PARAMS = set(TargetStrategy.ENGINE_PARAMS) | broker_params()  # set by the engine, never by a config
 
@@ -53,8 +56,25 @@ def resolve(name: str, params: dict | None = None) -> tuple[type[TargetStrategy]
             and (isinstance(value, bool) or not isinstance(value, (int, float)))
         ):
             raise StrategyError(f"strategy '{name}': '{key}' must be a number (got {value!r})", f"default {default}")
+        if isinstance(default, str):
+            _check_text(name, key, value, default)
     _check_bounds(name, cls, dict(params or {}))
     return cls, dict(params or {})
+
+
+CHOICES = declared_choices()  # the values of each text parameter with a fixed set (e.g. weighting)
+
+
+def _check_text(name: str, key: str, value, default: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise StrategyError(
+            f"strategy '{name}': '{key}' must be a name in quotes (got {value!r})", f'e.g. {key} = "{default}"'
+        )
+    if key in CHOICES and value not in CHOICES[key]:
+        raise StrategyError(
+            f"strategy '{name}': '{key}' must be one of {', '.join(CHOICES[key])} (got '{value}')",
+            _suggest(value, list(CHOICES[key])),
+        )
 
 
 # (low, high, integer) per parameter name; None = unbounded on that side. Optional params may be None.
@@ -81,7 +101,7 @@ def _check_bounds(name: str, cls: type[TargetStrategy], params: dict) -> None:
             raise StrategyError(f"strategy '{name}': '{key}' must be a number (got {value!r})", f"default {known[key]}")
         if integer and value != int(value):
             raise StrategyError(
-                f"strategy '{name}': '{key}' must be a whole number of bars (got {value!r})", f"default {known[key]}"
+                f"strategy '{name}': '{key}' must be a whole number (got {value!r})", f"default {known[key]}"
             )
         if (low is not None and value < low) or (high is not None and value > high):
             span = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
@@ -93,6 +113,9 @@ def _check_bounds(name: str, cls: type[TargetStrategy], params: dict) -> None:
             )
 
 
-def forecast_model(cls: type[TargetStrategy]) -> str | None:
-    """Which model's predictions a strategy trades (None for rule-based ones)."""
+def forecast_model(cls: type[TargetStrategy], params: dict | None = None) -> str | None:
+    """Which model's predictions a strategy trades (None for rule-based ones): its `forecast` parameter
+    when it has one and `params` set it (xs_rank), else the class's `forecast`."""
+    if params and "forecast" in params and "forecast" in strategy_params(cls):
+        return params["forecast"]
     return getattr(cls, "forecast", None)

@@ -117,6 +117,11 @@ CASES = [
         ["run", "--set", 'data.source="yahoo:ZZZZ"', "--set", 'data.cache_dir="cache"'],
         "yahoo:ZZZZ: could not download from Yahoo Finance and nothing is cached",
     ),
+    (["run", *src("nodir/*.csv")], "no files match 'nodir/*.csv'"),
+    (
+        ["run", "--set", 'data.source="yahoo:@missing.txt"', "--set", 'data.cache_dir="cache"'],
+        "ticker list not found: missing.txt",
+    ),
     # config
     (["run", "missing.toml"], "config file not found: missing.toml"),
     (["run", "folder.csv"], "folder.csv is a folder, not a config file"),

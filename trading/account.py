@@ -21,13 +21,26 @@ import pandas as pd
 from backtests.config import ExperimentConfig, StrategySpec, dump_config, load_config
 from backtests.engine import BrokerSpec
 from backtests.errors import BacktestError
-from backtests.experiment import load_experiment_prices, traded_forecast
+from backtests.experiment import is_universe_strategy, load_experiment_prices, traded_forecast
 from backtests.rundir import FolderLock, check_output_folder, named_folder, write_json, write_text
 from forecasting.calendar import is_session, sessions, trading_calendar
 from forecasting.checkpoint import fingerprint, load_ensemble, save_ensemble
 from forecasting.faults import inject
 from forecasting.walkforward import Samples, WalkForwardModel, make_samples, make_split
-from strategies.decision import Plan, SignalParams, Sizing, cash_interest, plan_orders, signal_target
+from strategies.decision import (
+    Plan,
+    SignalParams,
+    Sizing,
+    XsParams,
+    cash_interest,
+    plan_orders,
+    plan_weights,
+    rebalance_due,
+    signal_target,
+    slot_weight,
+    trailing_vol,
+    xs_weights,
+)
 from trading.brokers import AlpacaBroker, LocalBroker, OrderRejected
 from trading.ledger import PaperLedger
 
@@ -94,7 +107,12 @@ def paper_strategy(config: ExperimentConfig) -> StrategySpec:
             if traded_forecast(spec) != "lstm":
                 raise BacktestError(
                     f"paper.strategy '{wanted}' does not trade the LSTM's forecast",
-                    "paper accounts trade lstm_signal (with its params from [[strategies]])",
+                    "paper accounts trade lstm_signal, or xs_rank with forecast = lstm (params from [[strategies]])",
+                )
+            if is_universe_strategy(spec) and config.model.scope != "global":
+                raise BacktestError(
+                    f"paper.strategy '{wanted}' ranks a universe, but the model is per ticker",
+                    "set model.scope = global (a universe model) for an xs_rank account",
                 )
             return spec
     if wanted == "lstm_signal":
@@ -106,11 +124,13 @@ def paper_strategy(config: ExperimentConfig) -> StrategySpec:
 
 
 def symbols(config: ExperimentConfig) -> dict[str, str]:
+    """Data ticker -> broker symbol: the embedded indexes trade as their ETFs; other tickers as themselves."""
     source = config.data.source
     default = {}
     if source.lower().startswith("builtin:"):
         name = source.split(":", 1)[1].lower()
-        default = {name: DEFAULT_SYMBOLS.get(name, name.upper())}
+        if name in DEFAULT_SYMBOLS:
+            default = {name: DEFAULT_SYMBOLS[name]}
     return {**default, **config.paper.symbols}
 
 
@@ -304,8 +324,13 @@ class Account:
 
     def _settle_and_decide(self, day: pd.Timestamp, frames: dict[str, pd.DataFrame], report: StepReport) -> None:
         key = day.date().isoformat()
-        predictions = {t: self._predict(t, frame, day, report) for t, frame in frames.items()}
-        opens = {t: float(f["open"].iloc[-1]) for t, f in frames.items()}
+        universe = is_universe_strategy(self.spec)
+        if universe:
+            predictions = self._predict_universe(frames, day, report)
+        else:
+            predictions = {t: self._predict(t, frame, day, report) for t, frame in frames.items()}
+        # a close-only history has no open: its orders fill at the next close, as in the backtest
+        opens = {t: float(f["open" if "open" in f else "close"].iloc[-1]) for t, f in frames.items()}
         closes = {t: float(f["close"].iloc[-1]) for t, f in frames.items()}
         sent = self.ledger.orders(status="sent")
         rule = signal_params(self.spec)
@@ -333,7 +358,24 @@ class Account:
             book = self.broker.book()
             unsettled = {r["ticker"] for r in self.ledger.orders(status="sent")}  # still working at the broker
             targets = {}
+            if universe:
+                session = int(self.ledger.db.execute("SELECT COUNT(*) FROM equity").fetchone()[0])
+                weights = self._universe_weights(predictions, frames, intended, session, unsettled)
             for ticker, (y_pred, spread, fold) in predictions.items():
+                if universe:
+                    self.ledger.add(
+                        "signals",
+                        {
+                            "date": key,
+                            "ticker": ticker,
+                            "y_pred": y_pred,
+                            "y_pred_std": spread,
+                            "fold": fold,
+                            "close": closes[ticker],
+                            "target": weights.get(ticker, float("nan")) if weights is not None else float("nan"),
+                        },
+                    )
+                    continue
                 held, entry = book.positions.get(ticker, (0.0, 0.0))
                 if ticker in unsettled:
                     target = float("nan")
@@ -361,7 +403,13 @@ class Account:
                     },
                 )
             positions = {t: q for t, (q, _) in book.positions.items() if t in frames}  # others are not this account's
-            plan: Plan = plan_orders(targets, positions, closes, book.cash, intended, sizing, len(frames))
+            if not universe:
+                plan: Plan = plan_orders(targets, positions, closes, book.cash, intended, sizing, len(frames))
+            elif weights is None:  # not a rebalance session: nothing decided, nothing sent
+                plan = Plan([], intended)
+            else:
+                unit = slot_weight(XsParams.of(self.spec.params), sizing.max_exposure)
+                plan = plan_weights(weights, positions, closes, book.cash, intended, sizing, unit)
             if isinstance(self.broker, LocalBroker):  # booked after the next open's fills, as Backtrader does
                 self.broker.credit(cash_interest(book.cash, self.config.broker.cash_rate))
             cash = book.cash
@@ -425,7 +473,95 @@ class Account:
                 self.ledger.set_order_status(row["client_order_id"], "sent", broker_id=str(broker_id))
         report.rejected = rejected
 
+    def _universe_weights(
+        self,
+        predictions: dict[str, tuple[float, float, int]],
+        frames: dict[str, pd.DataFrame],
+        intended: dict,
+        session: int,
+        unsettled: set,
+    ) -> dict[str, float] | None:
+        """xs_rank's weights at this close, as the backtest's `XsRank.weights` decides them (None: not a
+        rebalance session). `session` counts the account's steps before this one (0 at its first)."""
+        rule = XsParams.of(self.spec.params)
+        if not rebalance_due(session, rule.rebalance_every):
+            return None
+        vols = None
+        if rule.weighting == "inverse_vol":
+            vols = {t: trailing_vol(frames[t]["close"].to_numpy()[-(rule.vol_window + 1) :]) for t in predictions}
+        scores = {t: y_pred for t, (y_pred, _, _) in predictions.items()}
+        sizing = sizing_for(self.spec, self.config.broker)
+        chosen = xs_weights(scores, rule, sizing.max_exposure, held=intended, vols=vols)
+        return {t: chosen.get(t, float("nan")) for t in scores if t not in unsettled}
+
     # --- the model ------------------------------------------------------------------------------
+    def _predict_universe(
+        self, frames: dict[str, pd.DataFrame], day: pd.Timestamp, report: StepReport
+    ) -> dict[str, tuple[float, float, int]]:
+        """The global network's prediction of every ticker at this close (training the folds the schedule
+        has reached first), with the backtest's own steps: `GlobalNetwork.train_panel` and `predict_panel`."""
+        from forecasting.cross_section import build_panel, make_date_split
+
+        panel = build_panel(frames, self.config.model)
+        split = make_date_split(self.config.model, self.config.walk_forward)
+        today = int(panel.calendar.get_loc(day))
+        fold = split.fold_of(today)
+        if fold is None:
+            first = split.first_test()
+            raise BacktestError(
+                f"{day.date()} comes before the walk-forward's first prediction"
+                + (f" ({panel.calendar[first].date()})" if first < len(panel.calendar) else ""),
+                "start the account later, or lower walk_forward.min_train / load more history",
+            )
+        network = self._load_universe_model(panel)
+        scaler = None
+        while network.fold < fold:
+            scaler = network.train_panel(panel, split, network.fold + 1)
+            self._save_universe_model(network, panel, split)
+            report.trained.append(network.fold)
+        if scaler is None:
+            from forecasting.cross_section import TickerScaler
+
+            scaler = TickerScaler(panel, split.train_rows(panel, fold))
+        rows = np.flatnonzero(panel.day == today)
+        rows = rows[scaler.known(panel.ticker[rows])]
+        mean, spread = network.predict_panel(panel, scaler, rows)
+        return {panel.tickers[panel.ticker[r]]: (float(m), float(s), fold) for r, m, s in zip(rows, mean, spread)}
+
+    def _load_universe_model(self, panel):
+        from forecasting.cross_section import UNIVERSE, GlobalNetwork
+
+        if UNIVERSE in self._models:
+            return self._models[UNIVERSE]
+        c = self.config
+        network = GlobalNetwork(c.model, c.walk_forward, c.seed, len(panel.tickers))
+        pointer = self.folder / "model" / UNIVERSE / "current.json"
+        if pointer.is_file():
+            state = json.loads(pointer.read_text())
+            if state["key"] != self._model_key():
+                raise BacktestError(
+                    "the saved universe model was trained with other settings",
+                    "the account's config.toml must not change; create a new account instead",
+                )
+            if _universe_hash(self.prices(), pd.Timestamp(state["trained_through"])) != state["bars"]:
+                raise BacktestError(
+                    f"the universe's data up to {state['trained_through'][:10]} changed since the model was trained "
+                    "on it (a revised or re-adjusted history)",
+                    "a split or a corrected history: create a new account to retrain on it",
+                )
+            network.ensemble = load_ensemble(self.folder / "model" / UNIVERSE / state["dir"], state["members"])
+            network.fold = state["fold"]
+        self._models[UNIVERSE] = network
+        return network
+
+    def _save_universe_model(self, network, panel, split) -> None:
+        from forecasting.cross_section import UNIVERSE
+
+        train = split.train_rows(panel, network.fold)
+        through = pd.Timestamp(panel.known_at[train].max())
+        first = panel.calendar[split.first_test() + network.fold * split.retrain_every]
+        self._write_model(UNIVERSE, network, through, first, _universe_hash(self.prices(), through))
+
     def _predict(
         self, ticker: str, frame: pd.DataFrame, day: pd.Timestamp, report: StepReport
     ) -> tuple[float, float, int]:
@@ -488,13 +624,16 @@ class Account:
         return network
 
     def _save_model(self, ticker: str, network: WalkForwardModel, samples: Samples, split) -> None:
-        """The new fold's ensemble in its own folder, then the pointer to it (atomic), then old folders go."""
-        root = self.folder / "model" / ticker
-        name = f"fold_{network.fold:04d}"
-        save_ensemble(root / name, network.ensemble)
         train = split.train_rows(network.fold)
         through = samples.dates[train[-1] + self.config.model.horizon]
         first = samples.dates[split.first_test() + network.fold * split.retrain_every]
+        self._write_model(ticker, network, through, first, _bars_hash(self.prices()[ticker].loc[:through]))
+
+    def _write_model(self, owner: str, network, through: pd.Timestamp, first: pd.Timestamp, bars: str) -> None:
+        """The new fold's ensemble in its own folder, then the pointer to it (atomic), then old folders go."""
+        root = self.folder / "model" / owner
+        name = f"fold_{network.fold:04d}"
+        save_ensemble(root / name, network.ensemble)
         write_json(
             root / "current.json",
             {
@@ -504,7 +643,7 @@ class Account:
                 "members": len(network.ensemble),
                 "trained_through": through.isoformat(),
                 "first_date": first.isoformat(),
-                "bars": _bars_hash(self.prices()[ticker].loc[:through]),
+                "bars": bars,
             },
         )
         for old in root.glob("fold_*"):
@@ -528,7 +667,12 @@ def client_order_id(account: str, nonce: str, ticker: str, day: str, qty: float)
 
 
 def _bars_hash(frame: pd.DataFrame) -> str:
-    return fingerprint(frame[["open", "high", "low", "close", "volume"]], {})
+    return fingerprint(frame[[c for c in ("open", "high", "low", "close", "volume") if c in frame]], {})
+
+
+def _universe_hash(prices: dict[str, pd.DataFrame], through: pd.Timestamp) -> str:
+    """Every ticker's bars up to `through`: a universe model depends on all of them."""
+    return fingerprint(pd.concat({t: f.loc[:through] for t, f in prices.items()}, names=["ticker", "date"]), {})
 
 
 def replay(account: Account, start: date, end: date, on_day=None) -> list[StepReport]:
@@ -608,8 +752,10 @@ def status(account: Account) -> dict:
 
 def _model_age(account: Account, ticker: str, state: dict, last_day: str) -> dict:
     split = make_split(account.config.model, account.config.walk_forward)
-    frame = account.prices()[ticker]
-    sessions = frame.loc[:last_day].index
+    if ticker in account.prices():
+        sessions = account.prices()[ticker].loc[:last_day].index
+    else:  # the universe model: its sessions are every ticker's
+        sessions = pd.DatetimeIndex(sorted(set().union(*(f.loc[:last_day].index for f in account.prices().values()))))
     first = pd.Timestamp(state["first_date"])
     age = int(((sessions > first) & (sessions <= pd.Timestamp(last_day))).sum())
     return {
