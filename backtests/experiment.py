@@ -70,6 +70,7 @@ def load_experiment_prices(config: ExperimentConfig, notes: list[str] | None = N
         )
         check_universe_strategies(config, len(prices))
         return prices
+    check_universe_strategies(config, len(prices))
     needed = warmup_rows(m.features) + m.lookback + wf.min_train + 2 * m.horizon + wf.gap + 1
     for ticker, frame in prices.items():
         require_rows(

@@ -51,6 +51,11 @@ def first_test_date(prices: dict[str, pd.DataFrame], config: ExperimentConfig) -
     if "lookback" in config.tune.space:
         lookback = min(lookback, int(config.tune.space["lookback"].low))
     model = config.model.model_copy(update={"lookback": lookback})
+    if model.scope == "global":  # a universe model walks forward on the calendar of every ticker's dates
+        from forecasting.cross_section import build_panel, make_date_split
+
+        calendar = build_panel(prices, model).calendar
+        return calendar[make_date_split(model, config.walk_forward).first_test()]
     split = make_split(model, config.walk_forward)
     dates = []
     for ticker, frame in prices.items():
@@ -188,10 +193,14 @@ class _Reporter(Progress):
 
 def inner_walk_forward(config: ExperimentConfig, span: dict[str, pd.DataFrame]):
     """The walk-forward run inside the tuning span: its first fold trains on
-    `tune.inner_train_fraction` of the usable samples of the shortest ticker, the rest is validation."""
+    `tune.inner_train_fraction` of the usable samples of the shortest ticker (of the universe's sessions
+    for a global model), the rest is validation."""
     from forecasting.features import warmup_rows
 
-    shortest = min(len(frame) for frame in span.values())
+    if config.model.scope == "global":  # the universe's sessions, as its walk-forward counts them
+        shortest = len(set().union(*(frame.index for frame in span.values())))
+    else:
+        shortest = min(len(frame) for frame in span.values())
     usable = shortest - warmup_rows(config.model.features) - config.model.lookback - config.model.horizon
     return config.walk_forward.model_copy(update={"min_train": max(10, int(usable * config.tune.inner_train_fraction))})
 

@@ -35,6 +35,7 @@ from forecasting.errors import DataError, ForecastingError
 from forecasting.faults import inject
 from forecasting.metrics import RANKING_SCORES
 from forecasting.progress import Progress
+from forecasting.xs_metrics import MIN_TICKERS as MIN_UNIVERSE  # a day needs them for a cross-sectional correlation
 from forecasting.spec import CROSS_SECTIONAL_TARGETS, ModelSpec, WalkForwardSpec
 from forecasting.walkforward import PREDICTION_COLUMNS, Samples, WalkForwardModel, make_samples
 
@@ -43,6 +44,7 @@ GLOBAL_COLUMNS = PREDICTION_COLUMNS + ["return_true"]
 UNIVERSE = "universe"  # the one "ticker" a global walk-forward reports progress and checkpoints under
 MOMENTUM_LOOKBACK, MOMENTUM_SKIP, REVERSAL_WINDOW = 252, 21, 5
 MIN_TRAIN_ROWS = 2  # a ticker needs this many training samples in a fold to be scaled and predicted
+
 
 
 @dataclass
@@ -474,9 +476,18 @@ def usable_universe(
             keep[ticker] = frame
         else:
             notes.append(f"{ticker} left out: {len(frame)} bars, fewer than the {needed} the lookback needs")
-    if len(keep) < 2:
+    if len(keep) < MIN_UNIVERSE:
+        have = f"{len(keep)} ({', '.join(keep)})" if keep else "none"
         raise DataError(
-            f"a global model needs at least 2 tickers with {needed} bars or more; {len(keep)} have them",
-            "load a universe (e.g. builtin:sp500_stocks), a longer history, or use model.scope = per_ticker",
+            f"a global model ranks a universe: it needs at least {MIN_UNIVERSE} tickers with {needed} bars or "
+            f"more; the data has {have}",
+            "load a universe (e.g. builtin:sp500_stocks) or a longer history, or use model.scope = per_ticker",
+        )
+    dates = pd.Index(np.concatenate([frame.index.to_numpy() for frame in keep.values()]))
+    if dates.value_counts().max() < MIN_UNIVERSE:
+        spans = ", ".join(f"{t} {f.index[0].date()}..{f.index[-1].date()}" for t, f in list(keep.items())[:5])
+        raise DataError(
+            f"no date has {MIN_UNIVERSE} of the universe's tickers: their dates do not overlap ({spans})",
+            "load tickers over one common span of dates",
         )
     return keep, notes

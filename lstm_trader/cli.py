@@ -363,9 +363,7 @@ def run(
         console.print(f"[yellow]note:[/] {note}")
     if result.cross_section is not None:
         show(cross_section_view(result.cross_section, wide))
-        console.print(
-            f"forecast errors per ticker and model ({len(result.metrics)} rows): in metrics.json and the report"
-        )
+        console.print(f"forecast errors of every ticker and model ({len(result.metrics)} rows): metrics.json, report")
     else:
         show(metrics_table(result.metrics, wide))
     show(comparison_view(result.comparison, wide=wide))

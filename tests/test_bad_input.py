@@ -6,6 +6,7 @@ fresh folder holding the fixtures below, and compares that folder's files before
 """
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -15,6 +16,7 @@ from lstm_trader.cli import main
 from tests.helpers import TINY, make_bars, write_yahoo_csv
 
 HEADER = "Date,Open,High,Low,Close,Adj Close,Volume\n"
+CROSS = str(Path(__file__).resolve().parent.parent / "configs" / "cross_section.toml")
 ROW = "{d},10,12,9,{c},{c},100\n"
 
 
@@ -56,6 +58,11 @@ def fixtures(root):
         else:
             path.write_text(text)
     (root / "folder.csv").mkdir()
+    (root / "disjoint").mkdir()  # three close-only files whose years never meet
+    for number, year in enumerate((2010, 2013, 2016)):
+        days = pd.bdate_range(f"{year}-01-01", periods=300)
+        closes = 100 + (pd.Series(range(300)) % 7).to_numpy()
+        pd.DataFrame({"Date": days.date, "Close": closes}).to_csv(root / "disjoint" / f"T{number}.csv", index=False)
     config = dump_config(load_config(None, ['data.source="csv:good.csv"']))
     for name, comparison in (("emptyrun", ""), ("norows", "strategy,ticker,sharpe\n")):
         run = root / name
@@ -122,6 +129,33 @@ CASES = [
         ["run", "--set", 'data.source="yahoo:@missing.txt"', "--set", 'data.cache_dir="cache"'],
         "ticker list not found: missing.txt",
     ),
+    # a universe model and its portfolios
+    (
+        ["run", "--set", 'model.scope="global"'],
+        "a global model ranks a universe: it needs at least 3 tickers with",
+    ),
+    (
+        ["run", *src("disjoint/*.csv"), "--set", 'model.scope="global"', "--set", 'model.features=["log_return"]'],
+        "no date has 3 of the universe's tickers: their dates do not overlap",
+    ),
+    (
+        ["run", "--set", 'data.source="builtin:sp500_stocks"'],
+        "feature 'atr_14' needs high and low prices, but builtin:sp500_stocks (AAPL) is close-only",
+    ),
+    (
+        ["run", CROSS, "--set", 'strategies=[{name="xs_rank", params={k=30}}]'],
+        "xs_rank: k = 30 but the universe has 20 tickers",
+    ),
+    (
+        ["run", CROSS, "--set", 'strategies=[{name="xs_rank", params={k=11, allow_short=true}}]'],
+        "k = 11 long and 11 short need 22 tickers; the universe has 20",
+    ),
+    (
+        ["run", "--set", 'strategies=[{name="xs_rank", params={weighting="inverse_vl"}}]'],
+        "did you mean 'inverse_vol'?",
+    ),
+    (["run", "--set", 'model.target="xs_rank"'], "target 'xs_rank' ranks tickers against each other"),
+    (["run", "--set", 'tune.objective="rank_ic"'], "tune.objective = rank_ic ranks a universe"),
     # config
     (["run", "missing.toml"], "config file not found: missing.toml"),
     (["run", "folder.csv"], "folder.csv is a folder, not a config file"),

@@ -183,3 +183,13 @@ def test_the_last_fold_and_a_fold_split_agree_on_the_first_test_day():
     assert split.first_test() == 100 - 1 + 2 + 1
     assert split.fold_of(split.first_test() - 1) is None
     assert split.fold_of(split.first_test() + 10) == 1
+
+
+def test_a_ticker_too_short_for_the_lookback_is_left_out_of_a_universe_with_a_note_naming_it():
+    from forecasting.cross_section import usable_universe
+
+    prices = universe(4, n=200)
+    prices["T3"] = prices["T3"].iloc[:8]  # the features' warm-up (6 bars) and a 5-bar lookback need 12
+    keep, notes = usable_universe(prices, tiny(), needed=12)
+    assert list(keep) == ["T0", "T1", "T2"]
+    assert notes == ["T3 left out: 8 bars, fewer than the 12 the lookback needs"]

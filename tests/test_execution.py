@@ -108,3 +108,15 @@ def test_from_scratch_folds_run_as_tasks_of_their_own_with_the_same_result(three
         config = config_for(three, executor, *scratch)
         pd.testing.assert_frame_equal(predict_all(load_experiment_prices(config), config), expected, check_exact=True)
     ray.shutdown()
+
+
+def test_a_global_models_from_scratch_folds_give_the_serial_table_on_the_pool_and_on_ray(three):
+    # model.scope = global with warm_start = false: each fold of the one universe network is a task
+    scratch = ['model.scope="global"', "walk_forward.warm_start=false", "walk_forward.retrain_every=60"]
+    serial = config_for(three, "serial", *scratch)
+    expected = predict_all(load_experiment_prices(serial), serial)
+    assert expected["fold"].nunique() >= 2 and set(expected["ticker"]) == {"AAA", "BBB", "CCC"}
+    for executor in ("local", "ray"):
+        config = config_for(three, executor, *scratch)
+        pd.testing.assert_frame_equal(predict_all(load_experiment_prices(config), config), expected, check_exact=True)
+    ray.shutdown()
