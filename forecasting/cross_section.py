@@ -35,16 +35,15 @@ from forecasting.errors import DataError, ForecastingError
 from forecasting.faults import inject
 from forecasting.metrics import RANKING_SCORES
 from forecasting.progress import Progress
-from forecasting.xs_metrics import MIN_TICKERS as MIN_UNIVERSE  # a day needs them for a cross-sectional correlation
 from forecasting.spec import CROSS_SECTIONAL_TARGETS, ModelSpec, WalkForwardSpec
 from forecasting.walkforward import PREDICTION_COLUMNS, Samples, WalkForwardModel, make_samples
+from forecasting.xs_metrics import MIN_TICKERS as MIN_UNIVERSE  # a day needs them for a cross-sectional correlation
 
 GLOBAL_MODELS = ("lstm", "ridge", "lightgbm", "naive") + RANKING_SCORES
 GLOBAL_COLUMNS = PREDICTION_COLUMNS + ["return_true"]
 UNIVERSE = "universe"  # the one "ticker" a global walk-forward reports progress and checkpoints under
 MOMENTUM_LOOKBACK, MOMENTUM_SKIP, REVERSAL_WINDOW = 252, 21, 5
 MIN_TRAIN_ROWS = 2  # a ticker needs this many training samples in a fold to be scaled and predicted
-
 
 
 @dataclass

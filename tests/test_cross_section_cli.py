@@ -97,7 +97,7 @@ def test_the_audit_of_a_universe_model_changes_one_ticker_per_cut_and_passes(tmp
 
 
 def test_tuning_a_universe_model_maximises_the_validation_rank_ic(tmp_path):
-    space = 'tune.space={units={low=2, high=4}}'
+    space = "tune.space={units={low=2, high=4}}"
     result = runner.invoke(
         app,
         [

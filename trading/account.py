@@ -362,22 +362,10 @@ class Account:
                 session = int(self.ledger.db.execute("SELECT COUNT(*) FROM equity").fetchone()[0])
                 weights = self._universe_weights(predictions, frames, intended, session, unsettled)
             for ticker, (y_pred, spread, fold) in predictions.items():
-                if universe:
-                    self.ledger.add(
-                        "signals",
-                        {
-                            "date": key,
-                            "ticker": ticker,
-                            "y_pred": y_pred,
-                            "y_pred_std": spread,
-                            "fold": fold,
-                            "close": closes[ticker],
-                            "target": weights.get(ticker, float("nan")) if weights is not None else float("nan"),
-                        },
-                    )
-                    continue
                 held, entry = book.positions.get(ticker, (0.0, 0.0))
-                if ticker in unsettled:
+                if universe:  # the ticker's weight on a rebalance session (NaN on the others)
+                    target = (weights or {}).get(ticker, float("nan"))
+                elif ticker in unsettled:
                     target = float("nan")
                 else:
                     closes_window = frames[ticker]["close"].to_numpy()[-(rule.vol_window + 1) :].tolist()
