@@ -26,7 +26,7 @@ from forecasting.data import require_rows
 from forecasting.faults import inject
 from forecasting.features import check_feature_columns, warmup_rows
 from forecasting.model import import_keras
-from forecasting.walkforward import Progress, assemble_folds, fold_count, predict_fold
+from forecasting.walkforward import Progress, assemble_folds, fold_count, predict_fold, table_columns
 from strategies import forecast_model, resolve
 
 PORTFOLIO = "portfolio"
@@ -45,6 +45,7 @@ class RunResult:
     silent: list[str] = field(default_factory=list)  # strategies whose forecast never had a finite value
     notes: list[str] = field(default_factory=list)  # what the user should know: tickers left out, data caveats
     cross_section: pd.DataFrame | None = None  # rank IC and friends per model (a universe model's run)
+    volatility: pd.DataFrame | None = None  # QLIKE and friends per (ticker, model) (a realized_vol run)
 
 
 def load_experiment_prices(config: ExperimentConfig, notes: list[str] | None = None) -> dict[str, pd.DataFrame]:
@@ -71,6 +72,8 @@ def load_experiment_prices(config: ExperimentConfig, notes: list[str] | None = N
         check_universe_strategies(config, len(prices))
         return prices
     check_universe_strategies(config, len(prices))
+    if m.target == "realized_vol":
+        check_volatility_inputs(config, prices)
     needed = warmup_rows(m.features) + m.lookback + wf.min_train + 2 * m.horizon + wf.gap + 1
     for ticker, frame in prices.items():
         require_rows(
@@ -80,6 +83,32 @@ def load_experiment_prices(config: ExperimentConfig, notes: list[str] | None = N
             "feature warm-up + lookback + min_train + horizon, and at least one test bar",
         )
     return prices
+
+
+def check_volatility_inputs(config: ExperimentConfig, prices: dict[str, pd.DataFrame]) -> None:
+    """Before anything trains: the variance estimator suits the data, and the first fold is long enough
+    for a GARCH fit."""
+    from forecasting.volatility import MIN_GARCH_RETURNS, estimator_for
+
+    m = config.model
+    first_fold = warmup_rows(m.features) + m.lookback - 1 + config.walk_forward.min_train + m.horizon
+    if first_fold < MIN_GARCH_RETURNS + 1:
+        raise BacktestError(
+            f"GARCH needs at least {MIN_GARCH_RETURNS} training returns; the first fold has {first_fold - 1} "
+            "(feature warm-up + lookback + walk_forward.min_train)",
+            f"raise walk_forward.min_train to at least {MIN_GARCH_RETURNS + 1 - first_fold + config.walk_forward.min_train}",
+        )
+    for ticker, frame in prices.items():
+        estimator_for(frame, m.vol_estimator, f"{config.data.source} ({ticker})")
+
+
+def estimator_note(config: ExperimentConfig, prices: dict[str, pd.DataFrame]) -> str:
+    """Which daily variance proxy a volatility run scored every model against."""
+    from forecasting.volatility import estimator_for
+
+    kinds = sorted({estimator_for(frame, config.model.vol_estimator) for frame in prices.values()})
+    names = {"garman_klass": "Garman-Klass (OHLC)", "parkinson": "Parkinson (high-low)", "close": "squared returns"}
+    return ", ".join(names[k] for k in kinds)
 
 
 def benchmark_name(config: ExperimentConfig) -> str:
@@ -414,8 +443,15 @@ def _run_in(
         predictions = predict_all(prices, config, progress, run / "checkpoints")
         write_parquet(run / "predictions.parquet", predictions)
         shutil.rmtree(run / "checkpoints", ignore_errors=True)  # predictions.parquet now holds every fold
-    overall = forecast_metrics(predictions)
-    per_fold = forecast_metrics(predictions, per_fold=True)
+    volatility = vol_per_fold = None
+    if config.model.target == "realized_vol":  # the errors of a variance forecast are QLIKE and friends
+        from forecasting.vol_metrics import volatility_metrics
+
+        overall = per_fold = pd.DataFrame()
+        volatility, vol_per_fold = volatility_metrics(predictions), volatility_metrics(predictions, per_fold=True)
+    else:
+        overall = forecast_metrics(predictions)
+        per_fold = forecast_metrics(predictions, per_fold=True)
     xs, xs_per_fold = cross_section_tables(predictions, config)
     if xs is not None:  # the report's cumulative rank IC and quintile spread are drawn from it
         from forecasting.xs_metrics import daily_cross_section
@@ -439,10 +475,19 @@ def _run_in(
                 if xs is not None
                 else {}
             ),
+            **(
+                {
+                    "volatility": volatility.to_dict(orient="records"),
+                    "volatility_per_fold": vol_per_fold.to_dict(orient="records"),
+                }
+                if volatility is not None
+                else {}
+            ),
             "backtest": comparison.to_dict(orient="records"),
             "summary": {
                 **summary(config, prices, predictions, time.perf_counter() - started, phases),
                 "fill_rule": fill_rule(results),
+                **({"variance_proxy": estimator_note(config, prices)} if config.model.target == "realized_vol" else {}),
                 "notes": notes,
                 "dsr_trials": trials.n,
                 "ledger_variance": trials.variance,
@@ -461,6 +506,7 @@ def _run_in(
         silent=silent_strategies(predictions, config),
         notes=notes,
         cross_section=xs,
+        volatility=volatility,
     )
 
 
@@ -540,7 +586,7 @@ def predict_all(
             on_done(0, len(tasks))
         tables = run_tasks(predict_fold, tasks, [f"{ticker} fold {fold}" for ticker, fold in pairs], spec, on_done)
         per_ticker = [assemble_folds([t for (ticker, _), t in zip(pairs, tables) if ticker == name]) for name in prices]
-        return pd.concat(per_ticker, ignore_index=True)[PREDICTION_COLUMNS]
+        return pd.concat(per_ticker, ignore_index=True)[table_columns(config.model)]
     tasks = [
         (
             ticker,
@@ -555,7 +601,7 @@ def predict_all(
     if on_done is not None:
         on_done(0, len(tasks))
     tables = run_tasks(ticker_walk_forward, tasks, list(prices), spec, on_done)
-    return pd.concat(tables, ignore_index=True)[PREDICTION_COLUMNS]
+    return pd.concat(tables, ignore_index=True)[table_columns(config.model)]
 
 
 def runs_here(config: ExperimentConfig, prices: dict) -> bool:
@@ -699,9 +745,8 @@ def run_backtest_only(
     write_text(run / "config.toml", dump_config(config))
     write_parquet(run / "predictions.parquet", predictions)
     write_backtests(run, results, comparison)
-    overall = (
-        forecast_metrics(predictions) if {"y_true", "price_pred", "price_true"} <= set(predictions) else pd.DataFrame()
-    )
+    returns_table = {"y_true", "price_pred", "price_true"} <= set(predictions) and "return_var_ratio" not in predictions
+    overall = forecast_metrics(predictions) if returns_table else pd.DataFrame()  # (a variance table has none)
     write_json(
         run / "metrics.json",
         {

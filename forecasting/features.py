@@ -75,6 +75,14 @@ def _volatility(f: pd.DataFrame, w: int) -> pd.Series:
     return np.log(f["close"]).diff().rolling(w).std()
 
 
+def _log_rv(f: pd.DataFrame, w: int) -> pd.Series:
+    """The log of the mean daily variance proxy over the last w bars (Garman-Klass on OHLC bars, the
+    squared return on closes: `forecasting.volatility.daily_variance`): HAR's regressors, in logs."""
+    from forecasting.volatility import daily_variance, past_variance
+
+    return np.log(past_variance(daily_variance(f), w))
+
+
 def _close(f: pd.DataFrame, _w: int) -> pd.Series:
     return f["close"]
 
@@ -98,6 +106,7 @@ FEATURES: dict[str, tuple[Callable[[pd.DataFrame, int], pd.Series], int, bool]] 
     "obv": (_obv, 20, True),
     "volume_change": (_volume_change, 1, True),
     "volatility": (_volatility, 20, True),
+    "log_rv": (_log_rv, 1, True),
     "close": (_close, 0, False),
     "log_close": (_log_close, 0, False),
 }

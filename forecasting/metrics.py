@@ -53,7 +53,15 @@ def diebold_mariano(errors_a: np.ndarray, errors_b: np.ndarray, horizon: int = 1
     Returns (statistic, two-sided p-value from Student's t with n-1 df). A negative statistic means
     forecast A has the smaller errors. The long-run variance uses autocovariances up to lag h-1.
     """
-    d = np.asarray(errors_a, dtype="float64") ** 2 - np.asarray(errors_b, dtype="float64") ** 2
+    return diebold_mariano_losses(
+        np.asarray(errors_a, dtype="float64") ** 2, np.asarray(errors_b, dtype="float64") ** 2, horizon
+    )
+
+
+def diebold_mariano_losses(losses_a: np.ndarray, losses_b: np.ndarray, horizon: int = 1) -> tuple[float, float]:
+    """Diebold-Mariano (HLN-corrected) on any two series of per-day losses, e.g. QLIKE: negative means A's
+    losses are smaller. `diebold_mariano` is this with squared errors."""
+    d = np.asarray(losses_a, dtype="float64") - np.asarray(losses_b, dtype="float64")
     n = len(d)
     h = int(horizon)
     if n < 3 or n <= 2 * h:

@@ -30,17 +30,23 @@ class DataSpec(Strict):
 
 # settings added after runs, checkpoints and paper accounts were keyed by a dump of this spec: while at
 # their default they are left out of the dump, so every existing key stays what it was
-LATER_SETTINGS = {"shrink": False, "linear_skip": False, "scope": "per_ticker"}
-TARGETS = ("log_return", "close", "xs_demeaned", "xs_rank")
+LATER_SETTINGS = {"shrink": False, "linear_skip": False, "scope": "per_ticker", "vol_estimator": "auto"}
+TARGETS = ("log_return", "close", "xs_demeaned", "xs_rank", "realized_vol")
 CROSS_SECTIONAL_TARGETS = ("xs_demeaned", "xs_rank")
 
 
 class ModelSpec(Strict):
     features: list[str] = Field(default_factory=lambda: list(DEFAULT_FEATURES))
-    target: Literal["log_return", "close", "xs_demeaned", "xs_rank"] = Field(
+    target: Literal["log_return", "close", "xs_demeaned", "xs_rank", "realized_vol"] = Field(
         "log_return",
         description="log_return | close | xs_demeaned (minus the day's universe mean) | xs_rank (the day's "
-        "rank across the universe, scaled to [-0.5, 0.5]); the xs_ forms need scope = global",
+        "rank across the universe, scaled to [-0.5, 0.5]); the xs_ forms need scope = global | realized_vol "
+        "(the log of the next horizon's realized variance, beside GARCH, GJR, EWMA and HAR)",
+    )
+    vol_estimator: Literal["auto", "garman_klass", "parkinson", "close"] = Field(
+        "auto",
+        description="the daily variance proxy of realized_vol and log_rv_N: auto (Garman-Klass on OHLC bars, "
+        "squared close-to-close returns on closes) | garman_klass | parkinson | close",
     )
     scope: Literal["per_ticker", "global"] = Field(
         "per_ticker",
@@ -91,6 +97,8 @@ class ModelSpec(Strict):
             raise ValueError(f"target '{self.target}' ranks tickers against each other; it needs scope = \"global\"")
         if self.target == "close" and self.scope == "global":
             raise ValueError("a global model pools tickers of different price levels; use a return target")
+        if self.target == "realized_vol" and self.scope == "global":
+            raise ValueError("target 'realized_vol' is forecast per ticker; use scope = \"per_ticker\"")
         return self
 
     @model_serializer(mode="wrap")

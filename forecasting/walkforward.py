@@ -37,6 +37,12 @@ PREDICTION_COLUMNS = [
     "y_pred_std",
 ]
 BASELINES = ("ridge", "naive", "drift", "momentum")
+VOLATILITY_COLUMNS = PREDICTION_COLUMNS + ["return_true", "return_var_ratio"]
+
+
+def table_columns(model: ModelSpec) -> list[str]:
+    """The predictions table's columns for `model`'s target (a volatility table has two more)."""
+    return VOLATILITY_COLUMNS if model.target == "realized_vol" else PREDICTION_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,8 @@ class Samples:
     future_close: np.ndarray
     past_return: np.ndarray  # log(close[t] / close[t-h]), the momentum forecast
     dates: pd.DatetimeIndex
+    frame: pd.DataFrame | None = None  # the bars the samples were made from (the volatility baselines fit on them)
+    positions: np.ndarray | None = None  # each sample's bar position in `frame`
 
     @property
     def n_known(self) -> int:
@@ -119,7 +127,13 @@ def make_samples(frame: pd.DataFrame, model: ModelSpec, source: str = "data") ->
     X = np.lib.stride_tricks.sliding_window_view(values, (lb, values.shape[1]))[:, 0]
     rows = slice(lb - 1, None)
     log_ret = np.log(future / close)
-    target = log_ret if model.target == "log_return" else future
+    if model.target == "realized_vol":  # the log of the next h sessions' realized variance
+        from forecasting.volatility import daily_variance, realized_variance
+
+        variance = daily_variance(frame, model.vol_estimator)
+        target = np.log(realized_variance(variance, h).to_numpy()[offset:])
+    else:
+        target = log_ret if model.target != "close" else future
     return Samples(
         X=X,
         target=target[rows],
@@ -128,6 +142,8 @@ def make_samples(frame: pd.DataFrame, model: ModelSpec, source: str = "data") ->
         future_close=future[rows],
         past_return=past[rows],
         dates=feats.index[rows],
+        frame=frame,
+        positions=np.arange(offset, len(frame))[rows],
     )
 
 
@@ -156,7 +172,7 @@ def walk_forward_predict(
         _predict_ticker(ticker, frame, model, walk_forward, seed, progress, checkpoints)
         for ticker, frame in prices.items()
     ]
-    return pd.concat(tables, ignore_index=True)[PREDICTION_COLUMNS]
+    return pd.concat(tables, ignore_index=True)[table_columns(model)]
 
 
 def make_split(model: ModelSpec, walk_forward: WalkForwardSpec) -> WalkForwardSplit:
@@ -207,7 +223,7 @@ def _predict_ticker(
     # LAPACK calls release the GIL, as TensorFlow's ops do), so it costs almost no wall time.
     ridge_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ridge")
     ridge = {
-        fold: ridge_pool.submit(ridge_forecast, samples, train, test)
+        fold: ridge_pool.submit(control_forecasts, samples, model, train, test)
         for fold, (train, test) in enumerate(folds)
         if fold >= start
     }
@@ -308,7 +324,8 @@ def predict_fold(
     network.fold = fold - 1
     network.train_fold(fold, samples, train)
     mean, spread = network.predict(samples, test)
-    return _fold_table(ticker, samples, model, fold, train, test, mean, ridge_forecast(samples, train, test), spread)
+    controls = control_forecasts(samples, model, train, test)
+    return _fold_table(ticker, samples, model, fold, train, test, mean, controls, spread)
 
 
 def assemble_folds(tables: list[pd.DataFrame]) -> pd.DataFrame:
@@ -316,8 +333,25 @@ def assemble_folds(tables: list[pd.DataFrame]) -> pd.DataFrame:
     return _sorted(pd.concat(tables, ignore_index=True))
 
 
-def ridge_forecast(samples: Samples, train: np.ndarray, test: np.ndarray) -> np.ndarray:
-    """The linear control: ridge regression of the horizon's log return on the same windows, flattened.
+def control_forecasts(samples: Samples, model: ModelSpec, train: np.ndarray, test: np.ndarray) -> dict:
+    """The fitted controls' predictions of a fold's test samples, fitted on its training samples only:
+    ridge, and with the `realized_vol` target the volatility baselines (the log of their variance
+    forecasts, `forecasting.volatility.baseline_forecasts`)."""
+    if model.target != "realized_vol":
+        return {"ridge": ridge_forecast(samples, train, test)}
+    from forecasting.volatility import baseline_forecasts
+
+    bars = baseline_forecasts(
+        samples.frame, model.vol_estimator, model.horizon, samples.positions[train], samples.positions[test]
+    )
+    return {"ridge": ridge_forecast(samples, train, test, samples.target), **{k: np.log(v) for k, v in bars.items()}}
+
+
+def ridge_forecast(
+    samples: Samples, train: np.ndarray, test: np.ndarray, target: np.ndarray | None = None
+) -> np.ndarray:
+    """The linear control: ridge regression of the horizon's log return (or `target`) on the same windows,
+    flattened.
 
     Fitted per fold on that fold's training samples only: standardisation fitted on them, and the
     penalty chosen among 13 values by generalised (leave-one-out) cross-validation on them too.
@@ -332,12 +366,14 @@ def ridge_forecast(samples: Samples, train: np.ndarray, test: np.ndarray) -> np.
     # one BLAS thread, since it runs beside the network's training
     model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13), gcv_mode="svd"))
     with threadpool_limits(limits=1, user_api="blas"):
-        model.fit(flat[train], samples.log_return[train])
+        model.fit(flat[train], (samples.log_return if target is None else target)[train])
         return model.predict(flat[test])
 
 
 def _sorted(table: pd.DataFrame) -> pd.DataFrame:
-    order = {name: i for i, name in enumerate(("lstm",) + BASELINES)}
+    from forecasting.volatility import VOL_MODELS
+
+    order = {name: i for i, name in enumerate(dict.fromkeys(("lstm",) + BASELINES + VOL_MODELS))}
     table = table.sort_values(["model", "date"], key=lambda s: s.map(order) if s.name == "model" else s)
     return table.reset_index(drop=True)
 
@@ -357,16 +393,18 @@ def _fold_table(
     train: np.ndarray,
     test: np.ndarray,
     lstm_ret: np.ndarray,
-    ridge_ret: np.ndarray,
+    controls: dict[str, np.ndarray],
     lstm_spread: np.ndarray,
 ) -> pd.DataFrame:
     """One fold's rows: the LSTM's and the baselines'."""
     close = samples.close[test]
-    drift = float(np.mean(samples.log_return[train]))
     train_end = samples.dates[train[-1] + model.horizon]
+    if model.target == "realized_vol":
+        return _volatility_fold_table(ticker, samples, model, fold, train, test, lstm_ret, controls, lstm_spread)
+    drift = float(np.mean(samples.log_return[train]))
     forecasts = {
         "lstm": lstm_ret,
-        "ridge": ridge_ret,
+        "ridge": controls["ridge"],
         "naive": np.zeros(len(test)),
         "drift": np.full(len(test), drift),
         "momentum": samples.past_return[test],
@@ -386,6 +424,56 @@ def _fold_table(
                     "fold": fold,
                     "train_end": train_end,
                     "y_pred_std": lstm_spread if name == "lstm" else np.full(len(test), np.nan),
+                }
+            )
+            for name, y_pred in forecasts.items()
+        ],
+        ignore_index=True,
+    )
+
+
+def _volatility_fold_table(
+    ticker: str,
+    samples: Samples,
+    model: ModelSpec,
+    fold: int,
+    train: np.ndarray,
+    test: np.ndarray,
+    lstm_pred: np.ndarray,
+    controls: dict[str, np.ndarray],
+    lstm_spread: np.ndarray,
+) -> pd.DataFrame:
+    """A volatility fold's rows: y_pred and y_true are the log of the next h sessions' realized variance.
+
+    `return_true` is the realised log return over the horizon (the VaR's outcome) and `return_var_ratio`
+    the training span's mean squared return over its mean proxy: what turns a variance forecast in proxy
+    units into one of close-to-close returns (a Garman-Klass proxy leaves the overnight gap out)."""
+    from forecasting.volatility import daily_variance
+
+    train_end = samples.dates[train[-1] + model.horizon]
+    span = np.arange(1, int(samples.positions[train[-1]]) + model.horizon + 1)
+    proxy = daily_variance(samples.frame, model.vol_estimator).to_numpy()[span]
+    returns = np.log(samples.frame["close"].to_numpy())
+    squared = np.diff(returns)[span - 1] ** 2
+    ratio = float(np.mean(squared) / np.nanmean(proxy))
+    forecasts = {"lstm": lstm_pred, **controls}
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "date": samples.dates[test],
+                    "ticker": ticker,
+                    "model": name,
+                    "y_pred": y_pred,
+                    "y_true": samples.target[test],
+                    "price_pred": np.nan,
+                    "price_true": samples.future_close[test],
+                    "horizon": model.horizon,
+                    "fold": fold,
+                    "train_end": train_end,
+                    "y_pred_std": lstm_spread if name == "lstm" else np.full(len(test), np.nan),
+                    "return_true": samples.log_return[test],
+                    "return_var_ratio": ratio,
                 }
             )
             for name, y_pred in forecasts.items()

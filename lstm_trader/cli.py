@@ -176,6 +176,48 @@ def metrics_table(metrics, wide: bool = False) -> Table:
     return fitted_table(title, columns, rows, wide, caption)
 
 
+def volatility_view(table, wide: bool = False) -> Table:
+    """A volatility run's scores per (ticker, model): QLIKE first, the tests against GARCH and HAR, MZ, VaR."""
+    single = _single_ticker(table)
+    columns = [
+        ("ticker", "left", IDENTITY),
+        ("model", "left", IDENTITY),
+        ("QLIKE", "right", 9),
+        ("DM p (GARCH)", "right", 8),
+        ("DM p (HAR)", "right", 7),
+        ("MZ slope", "right", 5),
+        ("MZ R²", "right", 4),
+        ("VaR 99% hits", "right", 6),
+        ("Kupiec p", "right", 3),
+        ("n", "right", 1),
+    ]
+    rows = [
+        [
+            row.ticker,
+            row.model,
+            _pct(row.qlike, ".4f"),
+            _fmt(row.dm_garch_pvalue, 3),
+            _fmt(row.dm_har_pvalue, 3),
+            _pct(row.mz_slope, ".2f"),
+            _pct(row.mz_r2, ".3f"),
+            _pct(row.var_exceed, ".2%"),
+            _fmt(row.kupiec_pvalue, 3),
+            str(row.n),
+        ]
+        for row in table.itertuples()
+    ]
+    title = "Volatility forecasts, out of sample"
+    if single is not None:
+        columns, rows = columns[1:], [r[1:] for r in rows]
+        title += f", {single}"
+    caption = (
+        "QLIKE: lower is better (0: perfect), against one realized-variance proxy for every model; DM p: "
+        "Diebold-Mariano on QLIKE; MZ: proxy regressed on forecast (slope 1 unbiased); VaR 99% hits: days below "
+        "the forecast's 99% value-at-risk (1% expected), Kupiec p tests that"
+    )
+    return fitted_table(title, columns, rows, wide, caption)
+
+
 def cross_section_view(table, wide: bool = False) -> Table:
     """A universe model's ranking statistics per model: what the cross-section forecast is worth."""
     columns = [
@@ -361,7 +403,9 @@ def run(
         result = run_experiment(cfg, runs_dir, RichProgress(bars), resume=resume, announce=announce)
     for note in result.notes:  # before any number: what the data is (a survivorship-biased universe)
         console.print(f"[yellow]note:[/] {note}")
-    if result.cross_section is not None:
+    if result.volatility is not None:
+        show(volatility_view(result.volatility, wide))
+    elif result.cross_section is not None:
         show(cross_section_view(result.cross_section, wide))
         console.print(f"forecast errors of every ticker and model ({len(result.metrics)} rows): metrics.json, report")
     else:

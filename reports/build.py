@@ -17,11 +17,14 @@ from reports.plots import (
     plot_cumulative_daily,
     plot_error_race,
     plot_holdings,
+    plot_qlike_race,
     plot_recent_predictions,
     plot_residual_diagnostics,
     plot_sensitivity,
     plot_trades,
     plot_trading,
+    plot_var,
+    plot_volatility,
 )
 from reports.tearsheet import tearsheet
 
@@ -150,6 +153,7 @@ def build_reports(run_dir: str | Path, jobs: int | None = None, progress=None) -
         config_text=config_text,
         files=[name for name in LINKED_FILES if (run / name).is_file()],
         cross_section=metrics.get("cross_section", []),
+        volatility=metrics.get("volatility", []),
         cross_section_per_fold=metrics.get("cross_section_per_fold", []),
     )
     charts = _chart_jobs(page, out, predictions, equity, fills, trades, metrics, run)
@@ -185,6 +189,9 @@ def _chart_jobs(page: IndexPage, out: Path, predictions, equity, fills, trades, 
     universe = bool(metrics.get("cross_section"))
     if universe:  # a universe model: its charts are across tickers, not one set per ticker
         jobs += _cross_section_jobs(page, out, run, equity, fills, close)
+    elif metrics.get("volatility") and predictions is not None:  # variance forecasts: their own charts
+        for ticker in dict.fromkeys(predictions["ticker"]):
+            jobs.append(lambda ticker=ticker: _volatility_charts(page, out, predictions, ticker))
     elif forecastable:
         page.per_fold = derive.per_fold_rows(metrics.get("forecast_per_fold", []), predictions)
         lstm_tickers = [
@@ -255,6 +262,33 @@ def _cross_section_jobs(page: IndexPage, out: Path, run: Path, equity, fills, cl
                 )
             )
     return jobs
+
+
+def _volatility_charts(page: IndexPage, out: Path, predictions: pd.DataFrame, ticker: str) -> None:
+    """A volatility run's charts of one ticker: forecasts against the realized proxy, the QLIKE race
+    against GARCH, and the returns below the LSTM's 99% VaR."""
+    slug = _slug(str(ticker))
+    models = [m for m in ("lstm", "har", "gjr", "ewma") if (predictions["model"] == m).any()]
+    races = {m: derive.qlike_race(predictions, ticker, m) for m in models}
+    for title, name, draw in (
+        (
+            f"{ticker}: volatility forecasts",
+            f"volatility_{slug}.png",
+            lambda p: plot_volatility(derive.annualised_vols(predictions, ticker), p, ticker),
+        ),
+        (
+            f"{ticker}: who wins, when (QLIKE against GARCH)",
+            f"qlike_race_{slug}.png",
+            lambda p: plot_qlike_race(races, p, ticker),
+        ),
+        (
+            f"{ticker}: 99% value-at-risk",
+            f"var_{slug}.png",
+            lambda p: plot_var(derive.var_exceedances(predictions, ticker), p, ticker),
+        ),
+    ):
+        draw(out / name)
+        page.pictures.append((title, name))
 
 
 def _forecast_charts(page: IndexPage, out: Path, predictions: pd.DataFrame, ticker: str) -> None:

@@ -43,12 +43,17 @@ def model_rows(predictions: pd.DataFrame, ticker: str, model: str) -> pd.DataFra
 
 
 def closes(predictions: pd.DataFrame) -> dict[str, pd.Series]:
-    """Each ticker's close at every prediction date: the naive forecast's price is today's close."""
+    """Each ticker's close at every prediction date: the naive forecast's price is today's close (in a
+    volatility table, which prices nothing, the close h sessions on over the realised return)."""
     naive = predictions[predictions["model"] == "naive"]
-    return {
-        ticker: rows.set_index("date")["price_pred"].sort_index()
-        for ticker, rows in naive.groupby("ticker", sort=False)
-    }
+    out = {}
+    for ticker, rows in naive.groupby("ticker", sort=False):
+        rows = rows.set_index("date").sort_index()
+        if rows["price_pred"].isna().all() and "return_true" in rows:
+            out[ticker] = rows["price_true"] * np.exp(-rows["return_true"])
+        else:
+            out[ticker] = rows["price_pred"]
+    return out
 
 
 def fold_starts(rows: pd.DataFrame) -> list[pd.Timestamp]:
@@ -156,3 +161,40 @@ def holdings(fills: pd.DataFrame, close: dict[str, pd.Series], equity: pd.Series
         value = (rows["size"].abs() * rows["price"]).groupby(pd.to_datetime(rows["date"])).sum()
         traded = traded.add(value.reindex(dates).fillna(0.0), fill_value=0.0)
     return pd.DataFrame(weights, index=dates).sort_index(axis=1), traded / equity
+
+
+def annualised_vols(predictions: pd.DataFrame, ticker: str) -> pd.DataFrame:
+    """A volatility table's forecasts and proxy as annualised volatilities by date: one column per model
+    and `realized` (sqrt(252 / h x variance); y_pred and y_true are log h-session variances)."""
+    rows = predictions[predictions["ticker"] == ticker]
+    horizon = int(rows["horizon"].iloc[0]) if "horizon" in rows and len(rows) else 1
+    wide = rows.pivot_table(index="date", columns="model", values="y_pred", aggfunc="first")
+    wide = wide[[m for m in dict.fromkeys(rows["model"]) if m in wide.columns]]
+    realized = rows.drop_duplicates("date").set_index("date")["y_true"]
+    out = np.sqrt(252.0 / horizon * np.exp(wide))
+    out["realized"] = np.sqrt(252.0 / horizon * np.exp(realized))
+    return out.sort_index()
+
+
+def qlike_race(predictions: pd.DataFrame, ticker: str, model: str, against: str = "garch") -> pd.Series:
+    """Cumulative sum over dates of (against's QLIKE loss - model's): it rises while `model` forecasts the
+    variance better than `against`."""
+
+    def losses(name: str) -> pd.Series:
+        rows = model_rows(predictions, ticker, name).set_index("date")
+        ratio = np.exp(rows["y_true"] - rows["y_pred"])
+        return ratio - np.log(ratio) - 1.0
+
+    mine, other = losses(model), losses(against)
+    both = mine.index.intersection(other.index)
+    return (other.loc[both] - mine.loc[both]).sort_index().cumsum().rename(f"{against} - {model}")
+
+
+def var_exceedances(predictions: pd.DataFrame, ticker: str, model: str = "lstm", z: float = 2.3263478740408408):
+    """The model's 99% value-at-risk (as a negative return) and the realised return at each date, and
+    whether the return fell below it (the forecast in close-to-close units, as the metrics score it)."""
+    rows = model_rows(predictions, ticker, model).set_index("date")
+    var = -z * np.sqrt(np.exp(rows["y_pred"]) * rows["return_var_ratio"])
+    table = pd.DataFrame({"var": var, "return": rows["return_true"]})
+    table["exceeded"] = table["return"] < table["var"]
+    return table

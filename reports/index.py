@@ -188,6 +188,53 @@ def universe_card(cross_section: list[dict], comparison: pd.DataFrame) -> str:
     return f'<div class="cards"><div class="card">{text}</div></div>'
 
 
+VOL_COLUMNS = [
+    ("n", "d", "n"),
+    ("qlike", ".4f", "QLIKE"),
+    ("dm_garch_pvalue", ".3g", "DM p (GARCH)"),
+    ("dm_har_pvalue", ".3g", "DM p (HAR)"),
+    ("mse_var", ".3g", "MSE (var)"),
+    ("mz_intercept", ".2g", "MZ a"),
+    ("mz_slope", ".2f", "MZ b"),
+    ("mz_r2", ".3f", "MZ R²"),
+    ("var_exceed", ".2%", "VaR 99% hits"),
+    ("kupiec_pvalue", ".3g", "Kupiec p"),
+]
+
+
+def volatility_table(rows: list[dict]) -> str:
+    """A volatility run's scores per (ticker, model): QLIKE, the DM tests, Mincer-Zarnowitz, VaR."""
+    body = []
+    for m in rows:
+        cells = [_text(m["ticker"]), _text(m["model"])]
+        cells += [_num(_count(m.get(k)) if f == "d" else m.get(k), f) for k, f, _ in VOL_COLUMNS]
+        cls = "lstm" if m["model"] == "lstm" else ""
+        body.append(
+            f'<tr class="{cls}" data-ticker="{html.escape(m["ticker"])}" data-model="{html.escape(m["model"])}">'
+            + "".join(cells)
+            + "</tr>"
+        )
+    head = '<th class="l">ticker</th><th class="l">model</th>' + "".join(f"<th>{h}</th>" for _, _, h in VOL_COLUMNS)
+    return _scroll(f'<table id="volatility-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>')
+
+
+def volatility_card(rows: list[dict]) -> str:
+    """Per ticker: the LSTM's QLIKE beside GARCH's and HAR's."""
+    out = []
+    for ticker in dict.fromkeys(m["ticker"] for m in rows):
+        by = {m["model"]: m for m in rows if m["ticker"] == ticker}
+        lstm = by.get("lstm")
+        if not lstm:
+            continue
+        others = " · ".join(f"{name} {by[name]['qlike']:.4f}" for name in ("garch", "har", "gjr") if name in by)
+        best = lstm["qlike"] <= min((by[n]["qlike"] for n in ("garch", "har") if n in by), default=float("inf"))
+        out.append(
+            f'<div class="card"><div>{html.escape(ticker)}</div>LSTM QLIKE <b class="{"good" if best else "bad"}">'
+            f"{lstm['qlike']:.4f}</b> vs {others} (lower is better)</div>"
+        )
+    return '<div class="cards">' + "".join(out) + "</div>"
+
+
 XS_COLUMNS = [
     ("n_dates", "d", "days"),
     ("rank_ic", ".4f", "rank IC"),
@@ -225,6 +272,7 @@ def summary_list(summary: dict) -> str:
         ("source", "data"),
         ("scope", "model scope"),
         ("fill_rule", "orders fill at the"),
+        ("variance_proxy", "variance proxy"),
         ("tickers", "tickers"),
         ("data_start", "data from"),
         ("data_end", "data to"),
@@ -321,6 +369,7 @@ class IndexPage:
     files: list[str] = field(default_factory=list)  # the run dir's files to link to
     cross_section: list[dict] = field(default_factory=list)  # rank IC and friends per model (a universe model)
     cross_section_per_fold: list[dict] = field(default_factory=list)
+    volatility: list[dict] = field(default_factory=list)  # QLIKE and friends per (ticker, model) (realized_vol)
 
 
 def subtitle(summary: dict, costs: str) -> str:
@@ -338,6 +387,12 @@ def subtitle(summary: dict, costs: str) -> str:
             text += f"<br>Changed from the predictions' own run: {items}."
         elif summary.get("config_source", "").endswith("(the predictions' own run)"):
             text += " Same costs and strategies as that run."
+    elif summary.get("variance_proxy"):
+        text = (
+            "Walk-forward stacked LSTM forecasting the next session's variance beside GARCH, GJR-GARCH, EWMA, "
+            "HAR and the last realized value; each forecast sizes a long position to a volatility target, "
+            "after costs, beside trailing-volatility targeting and buy-and-hold."
+        )
     elif summary.get("scope") == "global":
         text = (
             f"One stacked LSTM for {len(summary.get('tickers', []))} stocks, walked forward on dates; its daily "
@@ -424,6 +479,18 @@ Q5-Q1: mean daily return of the top fifth of predictions minus the bottom fifth,
 momentum_12_1 and reversal_5 are scores with no fitting (the return from 12 to 1 months ago; minus the last
 5 days'); naive predicts no difference, so it ranks nothing.</p>
 {cross_section_table(page.cross_section)}{xs_folds}"""
+    vol = ""
+    if page.volatility:
+        vol = f"""<h2>Volatility forecasts (out of sample)</h2>
+<p class="note">Every model forecasts the log of the next session's variance and is scored against the same
+realized-variance proxy ({html.escape(summary.get("variance_proxy", "see the README"))}). QLIKE (Patton 2011):
+mean of proxy/forecast - log(proxy/forecast) - 1, 0 for a perfect forecast, lower is better; it ranks forecasts
+consistently with a noisy proxy and punishes under-forecasting risk most. DM p: Diebold-Mariano on the QLIKE
+losses against GARCH and against HAR. MZ: the proxy regressed on the forecast (a = 0, b = 1 for an unbiased one).
+VaR 99% hits: share of days whose return fell below the forecast's 99% value-at-risk (normal, in close-to-close
+units), 1% expected; Kupiec p tests that. GARCH, GJR and EWMA forecast close-to-close variance and are rescaled at
+each fold to the proxy's level over the training span.</p>
+{volatility_table(page.volatility)}"""
     forecast = ""
     if page.forecast:
         forecast = f"""<h2>Forecast errors (out of sample)</h2>
@@ -449,9 +516,10 @@ realised returns.</p>
 <h1>lstm-trader {"backtest" if "predictions" in summary else "run"} {html.escape(page.run_id)}</h1>
 {subtitle(summary, page.costs)}
 {notes_block(summary)}
-{universe_card(page.cross_section, comparison) if page.cross_section else cards(page.forecast, comparison)}
+{volatility_card(page.volatility) if page.volatility else universe_card(page.cross_section, comparison) if page.cross_section else cards(page.forecast, comparison)}
 <h2>Run</h2>{summary_list(summary)}
 {charts}
+{vol}
 {xs}
 {forecast}
 <h2>Strategies (same out-of-sample dates, after costs)</h2>

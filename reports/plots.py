@@ -363,3 +363,52 @@ def plot_holdings(weights: pd.DataFrame, turnover: pd.Series, path: Path, title:
         fig.savefig(path, dpi=100)
         plt.close(fig)
         return path
+
+
+VOL_LINES = ("lstm", "garch", "har")  # the forecasts drawn against the realized volatility
+
+
+def plot_volatility(vols: pd.DataFrame, path: Path, ticker: str) -> Path:
+    """Forecast against realized volatility over time (annualised), the proxy drawn as a grey 21-day mean."""
+    with styled():
+        fig, ax = plt.subplots(figsize=(11, 4.2))
+        realized = vols["realized"].rolling(21, min_periods=1).mean()
+        ax.plot(realized.index, realized.to_numpy(), color="grey", lw=1.4, label="realized (21-day mean)")
+        for model in [m for m in VOL_LINES if m in vols.columns]:
+            ax.plot(vols.index, vols[model].to_numpy(), lw=1.2 if model == "lstm" else 0.8, label=model)
+        ax.yaxis.set_major_formatter(PERCENT)
+        ax.set_title(f"{ticker}: volatility forecasts against the realized proxy (annualised)", pad=22)
+        ax.set_xlabel("date the forecast was made")
+        ax.set_ylabel("volatility")
+        _legend_above(ax)
+        return _save(fig, path)
+
+
+def plot_qlike_race(races: dict[str, pd.Series], path: Path, ticker: str) -> Path:
+    """Cumulative QLIKE gain over GARCH per model: rising stretches are where it forecasts better."""
+    with styled():
+        fig, ax = plt.subplots(figsize=(11, 4))
+        for model, race in races.items():
+            ax.plot(race.index, race.to_numpy(), lw=1.4 if model == "lstm" else 0.9, label=f"garch - {model}")
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_title(f"{ticker}: who wins, when (rising = the model's QLIKE beats GARCH's)", pad=22)
+        ax.set_xlabel("forecast date")
+        ax.set_ylabel("cumulative QLIKE gain")
+        _legend_above(ax)
+        return _save(fig, path)
+
+
+def plot_var(table: pd.DataFrame, path: Path, ticker: str) -> Path:
+    """Daily returns against the LSTM's 99% value-at-risk, the days below it marked."""
+    with styled():
+        fig, ax = plt.subplots(figsize=(11, 4))
+        ax.plot(table.index, table["return"].to_numpy(), color="black", lw=0.5, label="return (next session)")
+        ax.plot(table.index, table["var"].to_numpy(), color="tab:blue", lw=0.9, label="LSTM 99% VaR")
+        hits = table[table["exceeded"]]
+        ax.scatter(hits.index, hits["return"].to_numpy(), color="tab:red", s=14, zorder=3, label="below the VaR")
+        share = table["exceeded"].mean() if len(table) else float("nan")
+        ax.yaxis.set_major_formatter(PERCENT)
+        ax.set_title(f"{ticker}: returns below the LSTM's 99% VaR: {share:.2%} of days (1% expected)", pad=22)
+        ax.set_xlabel("forecast date")
+        _legend_above(ax, 3)
+        return _save(fig, path)

@@ -40,6 +40,10 @@ def _vol_window():  # one declaration for both rules that read trailing closes
     return _param(20, 2, None, integer=True)
 
 
+def _target_vol(default):  # one declaration (bounds) for both rules that target a volatility
+    return _param(default, 1e-6, 10)
+
+
 @dataclass(frozen=True)
 class Sizing:
     max_exposure: float = _param(1.0, 1e-6, 1)  # of equity: split equally over the tickers, or over xs_rank's legs
@@ -63,7 +67,7 @@ class SignalParams:
     enter_long: float = _param(0.0)
     enter_short: float = _param(0.0)
     allow_short: bool = _param(False)
-    target_vol: float | None = _param(None, 1e-6, 10)  # annualised volatility target; None = fixed exposure
+    target_vol: float | None = _target_vol(None)  # annualised volatility target; None = fixed exposure
     vol_window: int = _vol_window()
     # close a position this far under its entry; re-enter on a new signal
     stop_loss: float | None = _param(None, 1e-6, 1)
@@ -72,6 +76,21 @@ class SignalParams:
     def of(cls, params: Mapping) -> SignalParams:
         return cls(**{f.name: params[f.name] for f in fields(cls) if f.name in params})
 
+
+@dataclass(frozen=True)
+class VolParams:
+    """Volatility targeting: hold target_vol / forecast volatility of equity, at most all of it."""
+
+    target_vol: float = _target_vol(0.10)  # annualised
+    forecast: str = _param("lstm")  # whose variance forecast sizes the position; "trailing": the closes' own
+    vol_window: int = _vol_window()  # trailing closes, for forecast = "trailing"
+
+    @classmethod
+    def of(cls, params: Mapping) -> VolParams:
+        return cls(**{f.name: params[f.name] for f in fields(cls) if f.name in params})
+
+
+TRAILING = "trailing"  # VolParams.forecast's value that reads no forecast: a rule, not a model
 
 WEIGHTINGS = ("equal", "inverse_vol")
 
@@ -98,7 +117,7 @@ def backtrader_params(cls) -> tuple[tuple[str, object], ...]:
     return tuple((f.name, f.default) for f in fields(cls))
 
 
-DECISION_PARAMS = (Sizing, SignalParams, XsParams)
+DECISION_PARAMS = (Sizing, SignalParams, XsParams, VolParams)
 
 
 def declared_bounds() -> dict[str, tuple]:
@@ -133,12 +152,16 @@ def signal_target(
     entry_price: float = 0.0,
     closes: Sequence[float] = (),
     stopped: float | None = None,
+    forecast_variance: float | None = None,
 ) -> tuple[float, float | None]:
     """The forecast rule: target exposure in [-1, 1] from the prediction made at close t.
 
     `closes` are the last `vol_window + 1` closes up to t (for the stop and volatility scaling);
     `stopped` is the side a stop-loss closed, which is not re-entered until the signal changes.
-    Returns the target (NaN when there is no prediction) and the new `stopped` state.
+    With `target_vol`, the exposure is scaled by `forecast_variance` (a forecast of the next session's
+    return variance: the rule then takes both forecasts, return and volatility) when given, else by
+    the closes' trailing volatility. Returns the target (NaN when there is no prediction) and the new
+    `stopped` state.
     """
     if pred is None or math.isnan(pred):
         return float("nan"), stopped
@@ -149,7 +172,22 @@ def signal_target(
         move = closes[-1] / entry_price - 1.0
         if (move if position > 0 else -move) < -params.stop_loss:
             return 0.0, side
+    if params.target_vol and forecast_variance is not None and math.isfinite(forecast_variance):
+        return side * min(1.0, vol_target_exposure(annual_vol(forecast_variance), params.target_vol)), None
     return side * volatility_scale(closes, params), None
+
+
+def annual_vol(daily_variance: float) -> float:
+    """A daily variance as an annualised volatility: sqrt(252 x variance)."""
+    return math.sqrt(252.0 * daily_variance) if daily_variance >= 0 else float("nan")
+
+
+def vol_target_exposure(vol: float, target_vol: float) -> float:
+    """Volatility targeting: target_vol / vol, capped at 1 (the strategy's max_exposure scales it);
+    NaN without a usable forecast (no decision: the position is kept)."""
+    if vol is None or not math.isfinite(vol) or vol <= 0:
+        return float("nan")
+    return min(1.0, target_vol / vol)
 
 
 def volatility_scale(closes: Sequence[float], params: SignalParams) -> float:

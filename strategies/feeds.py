@@ -10,14 +10,15 @@ from strategies.errors import StrategyError
 
 
 class PredictionData(bt.feeds.PandasData):
-    """OHLCV plus `y_pred` (predicted log return to close t+h) and `price_pred`, by date.
+    """OHLCV plus `y_pred` (predicted log return to close t+h, or a volatility model's log h-session
+    variance), `price_pred` and `var_scale` (what makes exp(y_pred) a daily return variance), by date.
 
     Rows are read from NumPy arrays taken once at the start: Backtrader's `PandasData` reads every
     value with `DataFrame.iloc`, which made loading the feeds most of a 20-stock backtest's time.
     The values are the same floats either way."""
 
-    lines = ("y_pred", "price_pred")
-    params = (("y_pred", "y_pred"), ("price_pred", "price_pred"), ("openinterest", None))
+    lines = ("y_pred", "price_pred", "var_scale")
+    params = (("y_pred", "y_pred"), ("price_pred", "price_pred"), ("var_scale", "var_scale"), ("openinterest", None))
 
     def start(self) -> None:
         super().start()
@@ -100,6 +101,12 @@ def prediction_frame(
     # optional: a table of date, ticker, model and y_pred alone can be backtested (no strategy reads it)
     frame["price_pred"] = (
         aligned["price_pred"].reindex(frame.index).astype("float64") if "price_pred" in aligned else np.nan
+    )
+    # a volatility table: its variance forecasts per day, in close-to-close units (NaN for other tables)
+    frame["var_scale"] = (
+        (aligned["return_var_ratio"] / aligned["horizon"]).reindex(frame.index).astype("float64")
+        if {"return_var_ratio", "horizon"} <= set(aligned)
+        else np.nan
     )
     span = frame.loc[first:last, "y_pred"]
     if np.isinf(span).any():  # NaN is allowed: no forecast that day (e.g. a predicted close <= 0), no decision

@@ -7,9 +7,10 @@ import difflib
 from strategies.base import TargetStrategy
 from strategies.baselines import BuyAndHold, MacdCross, RsiReversion, SmaCross
 from strategies.cross_section import EqualWeight, XsRank
-from strategies.decision import broker_params, declared_bounds, declared_choices
+from strategies.decision import TRAILING, broker_params, declared_bounds, declared_choices
 from strategies.errors import StrategyError
 from strategies.signal import LSTMSignal, NaiveSignal, RidgeSignal
+from strategies.volatility import VolTarget
 
 STRATEGIES: dict[str, type[TargetStrategy]] = {
     "lstm_signal": LSTMSignal,
@@ -19,6 +20,7 @@ STRATEGIES: dict[str, type[TargetStrategy]] = {
     "sma_cross": SmaCross,
     "rsi_reversion": RsiReversion,
     "macd_cross": MacdCross,
+    "vol_target": VolTarget,
     "xs_rank": XsRank,
     "equal_weight": EqualWeight,
 }
@@ -117,5 +119,7 @@ def forecast_model(cls: type[TargetStrategy], params: dict | None = None) -> str
     """Which model's predictions a strategy trades (None for rule-based ones): its `forecast` parameter
     when it has one and `params` set it (xs_rank), else the class's `forecast`."""
     if params and "forecast" in params and "forecast" in strategy_params(cls):
-        return params["forecast"]
-    return getattr(cls, "forecast", None)
+        chosen = params["forecast"]
+    else:
+        chosen = getattr(cls, "forecast", None)
+    return None if chosen == TRAILING else chosen  # trailing volatility reads no forecast: a rule
