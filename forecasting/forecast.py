@@ -16,6 +16,7 @@ from forecasting.errors import ForecastingError
 from forecasting.features import warmup_rows
 from forecasting.progress import Progress
 from forecasting.spec import ModelSpec
+from forecasting.volatility import ewma_variance
 from forecasting.walkforward import Samples, make_forecaster, make_samples
 
 BAND = (0.10, 0.90)  # the prediction band's quantiles of the held-out residuals
@@ -56,11 +57,14 @@ def forecast(
 
     The 80% band: the same networks trained again without the last HOLDOUT of those samples (and
     without the `days` samples before them, whose targets reach into it), predict the held-out
-    samples; each horizon's band adds the 10th and 90th percentile of those residuals, taken around
-    their median (a recent bias is not added: the band assumes the forecast is unbiased). Nothing
-    the band is measured on was seen by training or early stopping, so it widens as the horizon's
-    uncertainty does. Returns date, ticker, step, y_pred (log return from the last close to that
-    day), price_pred, the band in returns and prices, spread and as_of.
+    samples; their residuals are measured in units of the volatility at each origin (EWMA, lambda
+    0.94, times sqrt(step)), and each horizon's band adds the 10th and 90th percentile of those,
+    taken around their median and scaled back by the volatility at the last bar (a recent bias is
+    not added: the band assumes the forecast is unbiased). Nothing the band is measured on was seen
+    by training or early stopping; it widens with the horizon and with the market's current
+    volatility. Returns date, ticker, step, y_pred (log return from the last close to that day),
+    price_pred, the band in returns and prices, spread, as_of, and the band's coverage on held-out
+    days it was not set on (`band_coverage`; `fixed_band_coverage` for a band of fixed width).
     """
     if days < 1:
         raise ValueError("days must be at least 1")
@@ -98,7 +102,15 @@ def forecast(
             progress.fold(ticker, 2 * (k + 1), steps)
     mean = np.mean(final, axis=0)
     residual = Y[-hold:] - np.mean(held, axis=0)
-    low, high = np.quantile(residual - np.median(residual, axis=0), BAND, axis=0)
+    # the band in units of the volatility at each forecast's origin (RiskMetrics' EWMA of the returns up
+    # to it): residuals of calm days and of turbulent days measure one distribution, and the band at
+    # the last bar is that distribution at today's volatility, not at the holdout's average
+    sigma = np.sqrt(ewma_variance(np.log(frame["close"]).diff().to_numpy()))[samples.positions]
+    steps_ahead = np.sqrt(np.arange(1, days + 1))
+    scaled = residual / (sigma[rows[-hold:], None] * steps_ahead)
+    low, high = np.quantile(scaled - np.median(scaled, axis=0), BAND, axis=0)
+    low, high = low * sigma[-1] * steps_ahead, high * sigma[-1] * steps_ahead
+    coverage, fixed_coverage = band_coverage(residual, scaled)
     close = float(samples.close[-1])
     dates = next_sessions(samples.dates[-1], days, calendar)
     return pd.DataFrame(
@@ -114,5 +126,22 @@ def forecast(
             "price_high": close * np.exp(mean + high),
             "spread": np.std(final, axis=0),
             "as_of": samples.dates[-1],
+            "band_coverage": coverage,
+            "fixed_band_coverage": fixed_coverage,
         }
     )
+
+
+def band_coverage(residual: np.ndarray, scaled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How often each step's 80% band held on held-out days it was not measured on: the band set on the
+    first half of the held-out days (in volatility units), its coverage on the second half; and the same
+    for a band of fixed width (raw residuals), for comparison."""
+    half = len(residual) // 2
+
+    def share_inside(values: np.ndarray) -> np.ndarray:
+        early, late = values[:half], values[half:]
+        centre = np.median(early, axis=0)
+        low, high = np.quantile(early - centre, BAND, axis=0)
+        return np.mean((late - centre >= low) & (late - centre <= high), axis=0)
+
+    return share_inside(scaled), share_inside(residual)

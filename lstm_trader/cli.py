@@ -859,6 +859,11 @@ def forecast_cmd(
             for row in table.itertuples()
         ]
         show(fitted_table(title, columns, rows))
+        console.print(
+            "80% band: the held-out residuals in units of the volatility at their origin (EWMA), at today's "
+            f"volatility; on held-out days it was not set on it held {table['band_coverage'].iloc[0]:.0%} of the "
+            f"time at step 1 ({table['fixed_band_coverage'].iloc[0]:.0%} for a band of fixed width)"
+        )
         console.print(f"saved {item.csv} and {item.png}", soft_wrap=True)
 
 

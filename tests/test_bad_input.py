@@ -156,6 +156,30 @@ CASES = [
     ),
     (["run", "--set", 'model.target="xs_rank"'], "target 'xs_rank' ranks tickers against each other"),
     (["run", "--set", 'tune.objective="rank_ic"'], "tune.objective = rank_ic ranks a universe"),
+    # volatility forecasts
+    (
+        [
+            "run",
+            "--set",
+            'data.source="builtin:sp500_stocks"',
+            "--set",
+            'model.features=["log_return"]',
+            "--set",
+            'model.target="realized_vol"',
+            "--set",
+            'model.vol_estimator="garman_klass"',
+        ],
+        "the garman-klass estimator needs open, high and low prices, but builtin:sp500_stocks (AAPL) is close-only",
+    ),
+    (
+        ["run", "--set", 'model.target="realized_vol"', "--set", "walk_forward.min_train=100"],
+        "GARCH needs at least 250 training returns; the first fold has",
+    ),
+    (
+        ["run", "--set", 'model.target="realized_vol"', "--set", 'model.scope="global"'],
+        "target 'realized_vol' is forecast per ticker",
+    ),
+    (["run", "--set", 'strategies=[{name="vol_target", params={target_vol=0}}]'], "'target_vol' must be between"),
     # config
     (["run", "missing.toml"], "config file not found: missing.toml"),
     (["run", "folder.csv"], "folder.csv is a folder, not a config file"),

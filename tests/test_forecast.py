@@ -97,3 +97,26 @@ def test_the_forecast_quality_protocol_chooses_from_tuning_scores_alone():
     assert module.choose(tuning, ["steady", "one-sided", "better"], series) == "better"
     assert module.choose(tuning, ["steady", "one-sided"], series) == "steady"  # must beat ridge on both
     assert module.choose(tuning, ["one-sided"], series) is None
+
+
+def test_the_band_widens_with_the_volatility_at_the_last_bar():
+    # the same history, but the last 20 sessions four times as volatile: the same networks' band (its
+    # residuals are measured in volatility units) is wider there, by about the ratio of the EWMA vols
+    calm = make_bars(400, seed=8)
+    wild = calm.copy()
+    last = wild.index[-20:]
+    moves = np.log(wild["close"]).diff().loc[last] * 4
+    wild.loc[last, "close"] = np.exp(np.log(calm["close"].iloc[-21]) + moves.cumsum()).to_numpy()
+    wild.loc[last, "open"] = wild.loc[last, "close"]
+    wild.loc[last, "high"] = wild.loc[last, "close"] * 1.001
+    wild.loc[last, "low"] = wild.loc[last, "close"] * 0.999
+    features = TINY.model_copy(update={"features": ["log_return"]})
+    widths = [
+        (lambda t: (t["y_high"] - t["y_low"]).iloc[0])(forecast(frame, features, 2, seed=1)) for frame in (calm, wild)
+    ]
+    assert widths[1] > 2 * widths[0]
+
+
+def test_the_band_reports_its_coverage_on_held_out_days_it_was_not_set_on():
+    table = forecast(make_bars(400, seed=9), TINY, 3, seed=1)
+    assert table["band_coverage"].between(0, 1).all() and table["fixed_band_coverage"].between(0, 1).all()

@@ -83,3 +83,16 @@ def test_a_universe_account_replays_the_backtests_predictions_decisions_and_equi
     )
     assert state["drift"]["target_mismatches"] == 0 and state["drift"]["max_equity_drift"] < 1e-9
     assert "universe" in state["models"]
+
+
+def test_a_volatility_targeting_account_is_refused_with_one_clear_error(tmp_path):
+    from backtests.errors import BacktestError
+
+    sets = [
+        'model.target="realized_vol"',
+        'strategies=[{name="vol_target", params={forecast="lstm"}}]',
+        'paper.strategy="vol_target"',
+    ]
+    with pytest.raises(BacktestError, match="a vol_target strategy, which paper accounts do not trade"):
+        init_account(None, sets, "vol", "local", tmp_path)
+    assert not (tmp_path / "vol").exists()

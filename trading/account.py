@@ -45,6 +45,7 @@ from trading.brokers import AlpacaBroker, LocalBroker, OrderRejected
 from trading.ledger import PaperLedger
 
 BROKERS = ("local", "alpaca")
+PAPER_STRATEGIES = ("lstm_signal", "xs_rank")  # the rules whose decision the account makes with the backtest's own
 DEFAULT_SYMBOLS = {"sp500": "SPY", "nasdaq": "QQQ"}  # tradable proxies of the embedded indices
 
 
@@ -108,6 +109,11 @@ def paper_strategy(config: ExperimentConfig) -> StrategySpec:
                 raise BacktestError(
                     f"paper.strategy '{wanted}' does not trade the LSTM's forecast",
                     "paper accounts trade lstm_signal, or xs_rank with forecast = lstm (params from [[strategies]])",
+                )
+            if spec.name not in PAPER_STRATEGIES:
+                raise BacktestError(
+                    f"paper.strategy '{wanted}' is a {spec.name} strategy, which paper accounts do not trade",
+                    "paper accounts trade " + " or ".join(PAPER_STRATEGIES),
                 )
             if is_universe_strategy(spec) and config.model.scope != "global":
                 raise BacktestError(
