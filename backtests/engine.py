@@ -121,11 +121,20 @@ def run_backtest(
                 "use a predictions table written by walk_forward_predict",
             )
         model = sorted(available)[0] if available else None
+    vol_model = params.get("vol_forecast")
+    if vol_model and vol_model not in available:
+        raise BacktestError(
+            f"strategy '{strategy}' sizes by the '{vol_model}' volatility forecast, which the predictions lack",
+            "backtest with a volatility run's predictions beside: lstm-trader backtest PREDICTIONS --volatility "
+            "VOL_RUN/predictions.parquet",
+        )
     cerebro = bt.Cerebro(stdstats=False)
     starts, penultimate, marks = [], [], {}
     for ticker, frame in prices.items():
-        rows = predictions[predictions["ticker"] == ticker] if "ticker" in predictions else predictions
-        rows = rows[rows["model"] == model] if model else rows
+        mine = predictions[predictions["ticker"] == ticker] if "ticker" in predictions else predictions
+        rows = mine[mine["model"] == model] if model else mine
+        if vol_model:  # the day's return-variance forecast of a volatility model, beside the return forecast
+            rows = rows.assign(vol_var=rows["date"].map(daily_return_variance(mine[mine["model"] == vol_model])))
         feed, first, _ = prediction_frame(frame, rows, warmup=warmup, name=ticker)
         cerebro.adddata(PredictionData(dataname=feed), name=ticker)
         starts.append(first)
@@ -193,6 +202,15 @@ def fill_rule(prices: dict[str, pd.DataFrame]) -> str:
     if len(closes) == len(prices):
         return "next close (close-only data)"
     return "next open; next close for the close-only " + ", ".join(closes)
+
+
+def daily_return_variance(rows: pd.DataFrame) -> pd.Series:
+    """A volatility model's rows as a forecast of the next session's return variance, by date: the
+    h-session variance (exp of y_pred) in close-to-close units (return_var_ratio), per session."""
+    ratio = rows["return_var_ratio"] if "return_var_ratio" in rows else 1.0
+    horizon = rows["horizon"] if "horizon" in rows else 1
+    values = np.exp(rows["y_pred"].astype("float64")) * ratio / horizon
+    return pd.Series(values.to_numpy(), index=pd.DatetimeIndex(rows["date"]))
 
 
 def _fills_table(fills: list[dict]) -> pd.DataFrame:

@@ -53,6 +53,7 @@ def load_experiment_prices(config: ExperimentConfig, notes: list[str] | None = N
 
     A global model's universe needs that of the universe's calendar, not of every ticker: a ticker
     too short for the features' warm-up and the lookback is left out, with a note added to `notes`."""
+    check_forecasts(config)
     prices = load_prices(config.data.source, config.data.start, config.data.end, config.data.cache_dir)
     m, wf = config.model, config.walk_forward
     for ticker, frame in prices.items():
@@ -147,6 +148,38 @@ def is_universe_strategy(spec: StrategySpec) -> bool:
     """Whether a strategy decides a whole universe at once (xs_rank, equal_weight) rather than each ticker."""
     cls, _ = resolve(spec.name, spec.params)
     return bool(getattr(cls, "universe", False))
+
+
+def produced_models(config: ExperimentConfig) -> tuple[str, ...]:
+    """The models whose rows the config's walk-forward writes: what a strategy's `forecast` may name."""
+    from forecasting.cross_section import GLOBAL_MODELS
+    from forecasting.volatility import VOL_MODELS
+    from forecasting.walkforward import BASELINES
+
+    if config.model.target == "realized_vol":
+        return VOL_MODELS
+    return GLOBAL_MODELS if config.model.scope == "global" else ("lstm",) + BASELINES
+
+
+def check_forecasts(config: ExperimentConfig) -> None:
+    """Every strategy trades a forecast the run will write, checked before anything trains."""
+    from forecasting.errors import did_you_mean
+
+    models = produced_models(config)
+    for spec in config.strategies:
+        if spec.params.get("vol_forecast"):
+            raise BacktestError(
+                f"strategy '{spec.title}' sizes by the '{spec.params['vol_forecast']}' volatility forecast, "
+                "which a run of one target does not make",
+                "run the volatility config too, then: lstm-trader backtest RUN/predictions.parquet --volatility "
+                "VOL_RUN/predictions.parquet",
+            )
+        wanted = traded_forecast(spec)
+        if wanted is not None and wanted not in models:
+            raise BacktestError(
+                f"strategy '{spec.title}' trades the '{wanted}' forecast, which this run does not make",
+                did_you_mean(wanted, models, "its models: " + ", ".join(models)),
+            )
 
 
 def check_universe_strategies(config: ExperimentConfig, n_tickers: int) -> None:
@@ -712,15 +745,39 @@ def _tradable(config: ExperimentConfig, models: set[str]) -> tuple[ExperimentCon
     return (config.model_copy(update={"strategies": keep}) if skipped else config), skipped
 
 
+VOL_PREFIX = "vol_"  # a volatility table's models, backtested beside a return table's: vol_lstm, vol_garch, ...
+
+
+def with_volatility(predictions: pd.DataFrame, volatility_path: str | Path) -> pd.DataFrame:
+    """A return predictions table with a volatility run's rows beside it, their models renamed `vol_<model>`,
+    so that `lstm_signal`'s `vol_forecast` can size the return forecast's trades by a variance forecast."""
+    volatility = read_predictions(volatility_path)
+    if "return_var_ratio" not in volatility:
+        raise BacktestError(
+            f"{volatility_path}: not a volatility run's predictions (no return_var_ratio column)",
+            'pass the predictions.parquet of a run with model.target = "realized_vol"',
+        )
+    renamed = volatility.assign(model=VOL_PREFIX + volatility["model"].astype(str))
+    return pd.concat([predictions, renamed], ignore_index=True)
+
+
 def run_backtest_only(
-    predictions_path: str | Path, config: ExperimentConfig, runs_root: str | Path = "runs", config_source: str = ""
+    predictions_path: str | Path,
+    config: ExperimentConfig,
+    runs_root: str | Path = "runs",
+    config_source: str = "",
+    volatility_path: str | Path | None = None,
 ) -> RunResult:
     """Backtest an existing predictions table against the config's data and strategies.
 
     `config_source` says where the config came from (shown in the report); when the predictions
-    sit in a run dir, the settings that differ from that run's config are recorded too."""
+    sit in a run dir, the settings that differ from that run's config are recorded too. With
+    `volatility_path`, a volatility run's rows join the table (`with_volatility`)."""
     started = time.perf_counter()
     predictions = read_predictions(predictions_path)
+    forecasts = predictions  # the forecast errors are the return table's
+    if volatility_path is not None:
+        predictions = with_volatility(predictions, volatility_path)
     prices = load_prices(config.data.source, None, config.data.end, config.data.cache_dir)
     unknown = sorted(set(predictions["ticker"]) - set(prices))
     if unknown:
@@ -745,8 +802,8 @@ def run_backtest_only(
     write_text(run / "config.toml", dump_config(config))
     write_parquet(run / "predictions.parquet", predictions)
     write_backtests(run, results, comparison)
-    returns_table = {"y_true", "price_pred", "price_true"} <= set(predictions) and "return_var_ratio" not in predictions
-    overall = forecast_metrics(predictions) if returns_table else pd.DataFrame()  # (a variance table has none)
+    returns_table = {"y_true", "price_pred", "price_true"} <= set(forecasts) and "return_var_ratio" not in forecasts
+    overall = forecast_metrics(forecasts) if returns_table else pd.DataFrame()  # (a variance table has none)
     write_json(
         run / "metrics.json",
         {

@@ -105,14 +105,21 @@ def build_panel(prices: dict[str, pd.DataFrame], model: ModelSpec) -> Panel:
     log_return = pooled([p[0].log_return for p in parts])
     dates, ticker = dates[order], ticker[order]
     known_at = pooled([p[2] for p in parts])
-    target = cross_sectional_target(log_return, dates, model.target)
-    if model.target in CROSS_SECTIONAL_TARGETS:  # known when the last ticker's return that day is
-        frame = pd.DataFrame({"date": dates, "known": known_at, "ok": np.isfinite(log_return)})
-        last = frame[frame["ok"]].groupby("date")["known"].max()
-        known_at = np.where(np.isfinite(target), pd.Series(dates).map(last).to_numpy(), np.datetime64("NaT"))
-        known_at = known_at.astype("datetime64[ns]")
     calendar = pd.DatetimeIndex(np.unique(dates))
     day = calendar.get_indexer(dates)
+    if model.target in CROSS_SECTIONAL_TARGETS:
+        # A day's cross-section is fixed at the close h universe sessions later: the tickers whose return
+        # is known by then are ranked (a ticker halted past it is left out of that day's target), and the
+        # target is known at that close. So no target ever changes as later bars arrive.
+        ahead = day + model.horizon
+        cutoff = np.full(len(day), np.datetime64("NaT"), dtype="datetime64[ns]")
+        inside = ahead < len(calendar)
+        cutoff[inside] = calendar.to_numpy()[ahead[inside]]
+        usable = np.isfinite(log_return) & ~np.isnat(known_at) & ~np.isnat(cutoff) & (known_at <= cutoff)
+        target = cross_sectional_target(np.where(usable, log_return, np.nan), dates, model.target)
+        known_at = np.where(np.isfinite(target), cutoff, np.datetime64("NaT")).astype("datetime64[ns]")
+    else:
+        target = cross_sectional_target(log_return, dates, model.target)
     return Panel(
         X=np.concatenate([p[0].X for p in parts])[order],
         ticker=ticker,
@@ -303,13 +310,9 @@ def global_fold_count(prices: dict[str, pd.DataFrame], model: ModelSpec, walk_fo
 
 class GlobalNetwork(WalkForwardModel):
     """The LSTM ensemble of a global model, stepped fold by fold like a per-ticker one. Fine-tuning's
-    `finetune_window` counts sessions: the samples of the last `finetune_window` sessions of every ticker."""
+    `finetune_window` counts sessions: the training samples dated in its last `finetune_window` sessions."""
 
-    def __init__(self, model: ModelSpec, walk_forward: WalkForwardSpec, seed: int, n_tickers: int) -> None:
-        if walk_forward.finetune_window is not None:
-            walk_forward = walk_forward.model_copy(
-                update={"finetune_window": walk_forward.finetune_window * max(n_tickers, 1)}
-            )
+    def __init__(self, model: ModelSpec, walk_forward: WalkForwardSpec, seed: int, n_tickers: int = 0) -> None:
         super().__init__(model, walk_forward, seed)
 
     def fold_table(
@@ -332,7 +335,11 @@ class GlobalNetwork(WalkForwardModel):
         """The one training step of fold `fold` on the panel (the step a paper account takes too); returns the
         fold's scaler."""
         train, _, scaler = fold_rows(panel, split, fold)
-        self.train_fold(fold, panel_samples(panel, scaler, train), np.arange(len(train)), progress)
+        recent = None
+        if self.walk_forward.finetune_window:
+            days = panel.day[train]
+            recent = np.flatnonzero(days > days.max() - self.walk_forward.finetune_window)
+        self.train_fold(fold, panel_samples(panel, scaler, train), np.arange(len(train)), progress, recent)
         return scaler
 
     def predict_panel(self, panel: Panel, scaler: TickerScaler, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -360,7 +367,9 @@ def fold_rows(panel: Panel, split: DateSplit, fold: int) -> tuple[np.ndarray, np
         raise ForecastingError(f"fold {fold} has {len(train)} training samples", "lower walk_forward.min_train")
     scaler = TickerScaler(panel, train)
     days = split.test_days(fold, panel.known_days)
-    test = np.flatnonzero(np.isin(panel.day, days) & np.isfinite(panel.target))
+    # every ticker with a bar on a test day is predicted (a trade needs a forecast on every bar), also
+    # one whose target is unknown there (halted past the day's cut-off): its y_true is then NaN
+    test = np.flatnonzero(np.isin(panel.day, days))
     return train, test[scaler.known(panel.ticker[test])], scaler
 
 

@@ -259,7 +259,15 @@ class WalkForwardModel:
         self.ensemble: list[LSTMForecaster] | None = None
         self.fold = -1
 
-    def train_fold(self, fold: int, samples: Samples, train: np.ndarray, progress: Progress | None = None) -> None:
+    def train_fold(
+        self,
+        fold: int,
+        samples: Samples,
+        train: np.ndarray,
+        progress: Progress | None = None,
+        recent: np.ndarray | None = None,
+    ) -> None:
+        """`recent`: which of the training samples a fine-tune uses (default: the last `finetune_window`)."""
         if fold != self.fold + 1:
             raise ForecastingError(f"fold {fold} cannot follow fold {self.fold}", "train the folds in order")
         progress = progress or Progress()
@@ -275,10 +283,16 @@ class WalkForwardModel:
                 # From scratch: a refit resets the same network to its initial state (no new trace).
                 forecaster.fit(X_train, y_train, on_epoch=progress.epoch)
             elif wf.finetune_epochs > 0:
-                recent = slice(-wf.finetune_window, None) if wf.finetune_window else slice(None)
+                rows = (
+                    recent
+                    if recent is not None
+                    else slice(-wf.finetune_window, None)
+                    if wf.finetune_window
+                    else slice(None)
+                )
                 forecaster.finetune(
-                    X_train[recent],
-                    y_train[recent],
+                    X_train[rows],
+                    y_train[rows],
                     wf.finetune_epochs,
                     wf.finetune_learning_rate,
                     on_epoch=progress.epoch,

@@ -1,10 +1,11 @@
 """Cross-sectional forecast metrics: how well a model ranks the tickers against each other each day.
 
 Each statistic is computed per (model, date) across tickers, then summarised over dates:
-IC (Pearson of `y_pred` and `y_true`), rank IC (Spearman), the top-k hit rate and the top-minus-bottom
-quintile spread. IC and rank IC compare the forecast with the target `y_true`; the hit rate and the
-spread are about money, so they use the realised return `return_true` when the table has that
-column (a cross-sectional target such as a daily rank is not a return) and `y_true` otherwise.
+IC (Pearson), rank IC (Spearman), the top-k hit rate and the top-minus-bottom quintile spread. Rank IC
+compares the forecast's ranks with the target's `y_true` (a cross-sectional target ranks the tickers as
+their returns do, so it is the same against the return); IC, the hit rate and the spread are about
+money, so they use the realised return `return_true` when the table has that column (a daily rank is
+not a return: Qlib's IC, the field's, is against returns) and `y_true` otherwise.
 """
 
 from __future__ import annotations
@@ -88,14 +89,14 @@ def daily_cross_section(predictions: pd.DataFrame, k: int = 5, min_tickers: int 
     no_ranking = _constant_per_day(by_day["y_pred"])  # a forecast that ranks nobody picks no top k either
     constant = no_ranking | _constant_per_day(by_day["y_true"])
     thin = n < min_tickers
-    ic = _pearson(day, n, y_pred, y_true)
+    ic = _pearson(day, n, y_pred, realised)
     rank_ic = _pearson(
         day,
         n,
         by_day["y_pred"].rank(method="average").to_numpy(),
         by_day["y_true"].rank(method="average").to_numpy(),
     )
-    ic[constant | thin] = np.nan
+    ic[constant | thin | _constant_per_day(by_day["realised"])] = np.nan
     rank_ic[constant | thin] = np.nan
 
     above_median = realised > by_day["realised"].transform("median").to_numpy()

@@ -245,8 +245,9 @@ def cross_section_view(table, wide: bool = False) -> Table:
     ]
     k = int(table["k"].iloc[0]) if len(table) else 5
     caption = (
-        f"per day across the tickers, then over days; NW t: Newey-West t of the mean rank IC; top-k hit: share of "
-        f"the {k} best-ranked beating the day's median (chance 50%); Q5-Q1: top fifth minus bottom fifth, before costs"
+        f"per day across the tickers, then over days; NW t: Newey-West t of the mean rank IC; IC: against the "
+        f"return; top-k hit: share of the {k} best-ranked beating the day's median (chance 50%); Q5-Q1: top fifth "
+        "minus bottom fifth, before costs; naive predicts no difference, so it ranks nothing"
     )
     return fitted_table("Ranking the universe, out of sample", columns, rows, wide, caption)
 
@@ -391,7 +392,8 @@ def run(
     connect(cfg)
     console.print(
         f"[bold]{cfg.name}[/]: {cfg.data.source}, {cfg.model.n_layers}x LSTM({cfg.model.units}), "
-        f"lookback {cfg.model.lookback}, retrain every {cfg.walk_forward.retrain_every} bars"
+        f"lookback {cfg.model.lookback}, retrain every {cfg.walk_forward.retrain_every} "
+        f"{'sessions, one network for the universe' if cfg.model.scope == 'global' else 'bars'}"
         f" ({'warm start' if cfg.walk_forward.warm_start else 'from scratch'})"
     )
 
@@ -444,6 +446,13 @@ def backtest(
         ),
     ] = None,
     set_: SetOpt = None,
+    volatility: Annotated[
+        Path | None,
+        typer.Option(
+            help="a volatility run's predictions.parquet, joined as models vol_lstm, vol_garch, ...: lstm_signal "
+            'with target_vol and vol_forecast = "vol_lstm" sizes its trades by that forecast'
+        ),
+    ] = None,
     runs_dir: Annotated[Path, typer.Option(help="where the run dir is created")] = Path("runs"),
     no_report: Annotated[bool, typer.Option("--no-report", help="skip the HTML reports")] = False,
     wide: WideOpt = False,
@@ -475,7 +484,7 @@ def backtest(
     cfg = load_config(config or origin, sets)
     if set_:
         source += " with " + ", ".join(set_)
-    result = run_backtest_only(predictions, cfg, runs_dir, config_source=source)
+    result = run_backtest_only(predictions, cfg, runs_dir, config_source=source, volatility_path=volatility)
     console.print(f"config: {source}", markup=False, highlight=False, soft_wrap=True)
     if result.skipped:
         console.print(f"left out {', '.join(result.skipped)}: the predictions have no rows for its forecast")

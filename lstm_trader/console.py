@@ -193,7 +193,7 @@ def fitted_table(
     notes = [caption] if caption else []
     if dropped:
         notes.append(f"not shown at {console.width} columns: {', '.join(dropped)} (--wide shows them)")
-    table = Table(title=title, caption=" ".join(notes) or None, caption_justify="left")
+    table = Table(title=title, caption="\n".join(notes) or None, caption_justify="left")
     for i in shown:
         table.add_column(columns[i][0], justify=columns[i][1], no_wrap=True)
     for row in rows:

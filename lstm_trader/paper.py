@@ -151,13 +151,25 @@ def _print_status(state: dict) -> None:
         ("positions", positions),
         ("P&L since start", f"{state['pnl']:+,.2f} ({state['return']:+.2%})"),
     ]
-    for signal in state["last_signal"]:
+    if state.get("universe"):  # a ranked portfolio: the day's ranking in one line, and its weights
+        ranked = sorted(state["last_signal"], key=lambda s: (-s["y_pred"], s["ticker"]))
+        day = ranked[0]["date"] if ranked else "—"
+        rows.append(("last ranking", f"{day}: " + " > ".join(s["ticker"] for s in ranked)))
+        weights = {s["ticker"]: s["target"] for s in ranked if s["target"] == s["target"]}
         rows.append(
             (
-                f"last signal {signal['ticker']}",
-                f"{signal['date']}: predicted {signal['y_pred']:+.4%} -> target {signal['target']:+.2f}",
+                "last decision",
+                ", ".join(f"{t} {w:+.1%}" for t, w in weights.items() if w) or "none at that close (not a rebalance)",
             )
         )
+    else:
+        for signal in state["last_signal"]:
+            rows.append(
+                (
+                    f"last signal {signal['ticker']}",
+                    f"{signal['date']}: predicted {signal['y_pred']:+.4%} -> target {signal['target']:+.2f}",
+                )
+            )
     for ticker, model in state["models"].items():
         rows.append(
             (

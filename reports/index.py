@@ -176,7 +176,8 @@ def universe_card(cross_section: list[dict], comparison: pd.DataFrame) -> str:
     text = f'LSTM mean daily rank IC <b class="{cls}">{ic:.4f}</b> (Newey-West t {t:.2f})'
     if best is not None:
         text += f"; best control {html.escape(best['model'])} {best['rank_ic']:.4f} (t {best.get('rank_ic_t'):.2f})"
-    book = comparison.set_index("strategy") if len(comparison) else None
+    portfolio = comparison[comparison["ticker"] == "portfolio"] if len(comparison) else comparison
+    book = portfolio.set_index("strategy") if len(portfolio) else None
     if book is not None and "equal_weight" in book.index:
         mine = [s for s in book.index if "lstm" in s and s != "equal_weight"]
         if mine:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import backtrader as bt
 
-from strategies.decision import Sizing, backtrader_params, cash_interest, plan_orders, plan_weights
+from strategies.decision import Sizing, backtrader_params, cash_interest, plan_orders, universe_orders
 
 
 class TargetStrategy(bt.Strategy):
@@ -38,6 +38,7 @@ class TargetStrategy(bt.Strategy):
         self.session = 0  # closes decided from trade_start: 0 at the first (universe strategies' schedule)
         self._pending: dict = {}
         self._intended: dict = {}
+        self._last_decided: dict = {}  # a universe strategy's last decided weights (a refused buy retries them)
         self._sizing = Sizing(**{name: getattr(self.p, name) for name, _ in backtrader_params(Sizing)})
 
     # --- what subclasses define ---------------------------------------------------------------
@@ -103,24 +104,26 @@ class TargetStrategy(bt.Strategy):
     def _plan_universe(self, day, cash: float, final: bool):
         live = [d for d in self.datas if self._trades_on(d, day)]
         if final:
-            weights, unit = {d._name: 0.0 for d in live}, 1.0
+            decided, unit = {d._name: 0.0 for d in live}, 1.0
         else:
-            weights = self.weights(self.session, live)
-            if weights is None:
-                return None
-            unit = self.band_unit(weights)
-        for name, weight in weights.items():
-            self.decisions.append({"date": day, "ticker": name, "target": float(weight)})
+            decided = self.weights(self.session, live)
+            unit = self.band_unit(decided if decided is not None else self._last_decided)
         started = [d for d in self.datas if len(d)]  # a feed not yet started has no close to read
-        return plan_weights(
-            {n: w for n, w in weights.items() if not self._pending.get(n)},
+        live_names = {d._name for d in live}
+        plan, acting, self._last_decided = universe_orders(
+            decided,
+            self._last_decided,
             {d._name: self.getposition(d).size for d in started},
             {d._name: d.close[0] for d in started},
             cash,
             self._intended,
             self._sizing,
             unit,
+            busy={n for n in self._pending if self._pending.get(n)} | {d._name for d in started} - live_names,
         )
+        for name, weight in (decided if decided is not None else acting).items():
+            self.decisions.append({"date": day, "ticker": name, "target": float(weight)})
+        return plan if (decided is not None or acting) else None
 
     def _trades_on(self, data, day) -> bool:
         """Whether `data` takes part in today's decision: a bar dated today, on or after its first prediction."""

@@ -71,6 +71,9 @@ class SignalParams:
     vol_window: int = _vol_window()
     # close a position this far under its entry; re-enter on a new signal
     stop_loss: float | None = _param(None, 1e-6, 1)
+    # with target_vol: the volatility model whose forecast scales the exposure (e.g. "vol_lstm", rows of a
+    # volatility run backtested beside: `backtest --volatility`); None: the closes' trailing volatility
+    vol_forecast: str | None = _param(None)
 
     @classmethod
     def of(cls, params: Mapping) -> SignalParams:
@@ -319,6 +322,45 @@ def plan_orders(
         for ticker, target in targets.items()
     }
     return plan_weights(weights, positions, closes, cash, intended, sizing, band_unit=share)
+
+
+def current_weights(positions: Mapping[str, float], closes: Mapping[str, float], cash: float) -> dict[str, float]:
+    """Each position's value over equity at this close (equity = cash + the positions' values)."""
+    equity = cash + sum(q * closes[t] for t, q in positions.items() if q)
+    return {t: q * closes[t] / equity for t, q in positions.items() if q} if equity > 0 else {}
+
+
+def universe_orders(
+    decided: Mapping[str, float] | None,
+    last_decided: Mapping[str, float],
+    positions: Mapping[str, float],
+    closes: Mapping[str, float],
+    cash: float,
+    intended: Mapping[str, float],
+    sizing: Sizing,
+    band_unit: float,
+    busy: set | frozenset = frozenset(),
+) -> tuple[Plan, dict[str, float], dict[str, float]]:
+    """A universe rule's orders at this close, the weights acted on, and the new last decision.
+
+    `decided` is the rule's weights at a decision (None between them). Between decisions, a name whose
+    buy was refused since the last one (dropped from `intended`) is decided again with its last weight,
+    so a refusal waits one close, not a whole rebalance period. The rebalance band measures from the
+    weight each name holds now (its position's value over equity), not from the weight last intended:
+    a name whose price moved it past the band is re-sized at a decision, so an equal-weight book is
+    rebalanced on its schedule. Names in `busy` (an order still working) are left as they are.
+    """
+    if decided is None:
+        acting = {t: w for t, w in last_decided.items() if w and t not in intended and t in closes}
+        new_last = dict(last_decided)
+    else:
+        acting, new_last = dict(decided), dict(decided)
+    acting = {t: w for t, w in acting.items() if t not in busy}
+    if not acting:
+        return Plan([], dict(intended)), {}, new_last
+    now = current_weights(positions, closes, cash)
+    held = {t: now.get(t, 0.0) for t in intended}
+    return plan_weights(acting, positions, closes, cash, held, sizing, band_unit), acting, new_last
 
 
 def plan_weights(

@@ -17,8 +17,14 @@ class PredictionData(bt.feeds.PandasData):
     value with `DataFrame.iloc`, which made loading the feeds most of a 20-stock backtest's time.
     The values are the same floats either way."""
 
-    lines = ("y_pred", "price_pred", "var_scale")
-    params = (("y_pred", "y_pred"), ("price_pred", "price_pred"), ("var_scale", "var_scale"), ("openinterest", None))
+    lines = ("y_pred", "price_pred", "var_scale", "vol_var")
+    params = (
+        ("y_pred", "y_pred"),
+        ("price_pred", "price_pred"),
+        ("var_scale", "var_scale"),
+        ("vol_var", "vol_var"),
+        ("openinterest", None),
+    )
 
     def start(self) -> None:
         super().start()
@@ -108,6 +114,8 @@ def prediction_frame(
         if {"return_var_ratio", "horizon"} <= set(aligned)
         else np.nan
     )
+    # a volatility model's forecast of the next session's return variance, when one sizes the trade
+    frame["vol_var"] = aligned["vol_var"].reindex(frame.index).astype("float64") if "vol_var" in aligned else np.nan
     span = frame.loc[first:last, "y_pred"]
     if np.isinf(span).any():  # NaN is allowed: no forecast that day (e.g. a predicted close <= 0), no decision
         bad = span.index[np.isinf(span)][0]

@@ -26,6 +26,7 @@ class LSTMSignal(TargetStrategy):
             entry_price=position.price,
             closes=list(data.close.get(size=self.p.vol_window + 1)),
             stopped=self._stopped.get(data._name),
+            forecast_variance=data.vol_var[0] if self.p.vol_forecast else None,
         )
         return target
 

@@ -59,18 +59,29 @@ def test_xs_demeaned_target_subtracts_the_days_mean_of_known_returns():
     assert np.isnan(out[2])
 
 
-def test_a_cross_sectional_target_is_known_when_the_last_tickers_return_is():
-    # T1 misses bar 30, so its 1-day return from bar 29 is known only at bar 31 (the others' at bar 30),
-    # and so is that day's rank of every ticker
+def test_a_days_cross_section_is_fixed_at_the_close_h_sessions_later():
+    # T1 misses bar 30, so its 1-day return from bar 29 is known only at bar 31: the day's ranking, fixed
+    # at the universe's next close (bar 30's), holds T0 and T2 alone, and T1 has no target that day
     prices = universe(3, n=60, drop={1: [30]})
     dates = prices["T0"].index
     panel = build_panel(prices, tiny())
-    rows = panel.dates == dates[29].to_datetime64()
-    assert rows.sum() == 3
-    assert set(panel.known_at[rows]) == {dates[31].to_datetime64()}
+    rows = np.flatnonzero(panel.dates == dates[29].to_datetime64())
+    assert len(rows) == 3
+    known = {panel.tickers[panel.ticker[r]]: (panel.known_at[r], panel.target[r]) for r in rows}
+    assert known["T0"][0] == known["T2"][0] == dates[30].to_datetime64()
+    assert sorted([known["T0"][1], known["T2"][1]]) == [-0.5, 0.5]
+    assert np.isnat(known["T1"][0]) and np.isnan(known["T1"][1])
     single = build_panel(prices, tiny("log_return"))  # a ticker's own return: known at its own next bar
-    rows = (single.dates == dates[29].to_datetime64()) & (single.ticker == 0)
-    assert set(single.known_at[rows]) == {dates[30].to_datetime64()}
+    rows = (single.dates == dates[29].to_datetime64()) & (single.ticker == 1)
+    assert set(single.known_at[rows]) == {dates[31].to_datetime64()}
+
+
+def test_a_ticker_halted_past_the_cutoff_is_still_predicted_there_with_no_target():
+    prices = universe(3, n=260, drop={1: [200]})
+    table = global_walk_forward(prices, tiny(), WalkForwardSpec(min_train=120, retrain_every=60), seed=1)
+    day = prices["T1"].index[199]
+    row = table[(table["model"] == "lstm") & (table["ticker"] == "T1") & (table["date"] == day)]
+    assert len(row) == 1 and np.isfinite(row["y_pred"]).all() and row["y_true"].isna().all()
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -101,11 +112,12 @@ def test_no_global_fold_trains_on_a_target_unknown_at_the_close_of_its_first_tes
         train = split.train_rows(panel, fold)
         for row in train:
             day = pd.Timestamp(panel.dates[row])
-            # every return the row's target needs: its own, or every ticker's that day for xs targets
+            # every return the row's target needs: its own, or every ranked ticker's that day for xs targets
+            same_day = (panel.dates == panel.dates[row]) & np.isfinite(panel.target)
             needed = (
                 [panel.tickers[panel.ticker[row]]]
                 if target == "log_return"
-                else [panel.tickers[c] for c in panel.ticker[panel.dates == panel.dates[row]]]
+                else [panel.tickers[c] for c in panel.ticker[same_day]]
             )
             for ticker in needed:
                 known = known_by_ticker[(ticker, day)]
@@ -193,3 +205,26 @@ def test_a_ticker_too_short_for_the_lookback_is_left_out_of_a_universe_with_a_no
     keep, notes = usable_universe(prices, tiny(), needed=12)
     assert list(keep) == ["T0", "T1", "T2"]
     assert notes == ["T3 left out: 8 bars, fewer than the 12 the lookback needs"]
+
+
+@pytest.mark.parametrize("target", ["xs_rank", "xs_demeaned", "log_return"])
+def test_no_target_or_training_set_changes_as_later_bars_arrive_in_a_ragged_universe(target):
+    # what a paper account sees at D (the bars up to D) trains each fold on exactly the rows, with exactly
+    # the targets, that the backtest's full-history panel does
+    prices = universe(4, n=300, starts={3: 30}, drop={1: [150, 151, 152], 2: [200]})
+    model = tiny(target)
+    split = DateSplit(min_train=100, retrain_every=25)
+    full = build_panel(prices, model)
+    for cut in (prices["T0"].index[151], prices["T0"].index[205], prices["T0"].index[260]):
+        seen = build_panel({t: f.loc[:cut] for t, f in prices.items()}, model)
+        known = np.flatnonzero(~np.isnat(full.known_at) & (full.known_at <= cut.to_datetime64()))
+        keys = {(d, t): i for i, (d, t) in enumerate(zip(seen.dates, seen.ticker))}
+        mine = np.array([keys[(full.dates[i], full.ticker[i])] for i in known])
+        np.testing.assert_array_equal(seen.target[mine], full.target[known])
+        np.testing.assert_array_equal(seen.known_at[mine], full.known_at[known])
+        for fold in range(split.n_splits(full.known_days)):
+            start = split.test_days(fold, full.known_days)[0]
+            if start >= len(seen.calendar) or full.calendar[start] > cut:
+                break
+            a, b = split.train_rows(full, fold), split.train_rows(seen, fold)
+            assert [(full.dates[i], full.ticker[i]) for i in a] == [(seen.dates[i], seen.ticker[i]) for i in b]

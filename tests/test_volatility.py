@@ -199,3 +199,33 @@ def test_ohlc_bars_with_a_zero_range_keep_the_proxy_finite():
     frame = bars_from([100, 101, 102], [100, 101, 102])
     frame["high"] = frame["low"] = frame["open"] = frame["close"]
     assert (daily_variance(frame) == VAR_FLOOR).all()
+
+
+def test_lstm_signal_sizes_its_trades_by_a_volatility_models_forecast_beside_the_return_forecast():
+    from backtests.engine import BrokerSpec, run_backtest
+    from tests.helpers import predictions_for
+
+    prices = make_bars(120, seed=7)
+    returns = predictions_for(prices, np.full(len(prices), 0.001))  # always long
+    vol = returns.assign(model="vol_lstm", y_pred=math.log(4e-4), return_var_ratio=1.0)
+    table = pd.concat([returns, vol], ignore_index=True)
+    held = BrokerSpec(close_at_end=False)  # (no liquidation on the last day)
+    params = {"target_vol": 0.10, "vol_forecast": "vol_lstm"}
+    result = run_backtest({"T": prices}, table, "lstm_signal", held, params)
+    # a daily variance of 4e-4 is 31.75% a year: 0.10 / 0.3175 = 0.315 of equity, every day
+    targets = result.decisions.dropna()["target"].to_numpy()
+    assert len(targets) == len(prices) - 1
+    np.testing.assert_allclose(targets, 0.1 / math.sqrt(252 * 4e-4))
+    with pytest.raises(Exception, match="sizes by the 'vol_garch' volatility forecast, which the predictions lack"):
+        run_backtest({"T": prices}, table, "lstm_signal", params={"target_vol": 0.10, "vol_forecast": "vol_garch"})
+
+
+def test_a_return_table_passed_as_the_volatility_table_is_one_clear_error(tmp_path):
+    from backtests.errors import BacktestError
+    from backtests.experiment import with_volatility
+    from tests.helpers import predictions_for
+
+    table = predictions_for(make_bars(30, seed=1), np.zeros(30))
+    table.to_parquet(tmp_path / "returns.parquet")
+    with pytest.raises(BacktestError, match="not a volatility run's predictions"):
+        with_volatility(table, tmp_path / "returns.parquet")

@@ -277,3 +277,21 @@ def test_a_constant_prediction_picks_no_top_k_and_no_quintile_spread():
     )
     stats = daily_cross_section(day, k=2).iloc[0]
     assert np.isnan(stats["top_k_hit"]) and np.isnan(stats["spread"]) and np.isnan(stats["rank_ic"])
+
+
+def test_ic_is_against_the_realised_return_and_rank_ic_against_the_target():
+    # a rank target (y_true) and the returns behind it: Pearson IC uses the returns
+    day = pd.DataFrame(
+        {
+            "date": pd.Timestamp("2020-01-01"),
+            "ticker": ["A", "B", "C", "D"],
+            "model": "lstm",
+            "y_pred": [1.0, 2.0, 3.0, 4.0],
+            "y_true": [-0.5, -1 / 6, 1 / 6, 0.5],
+            "return_true": [-0.01, 0.0, 0.01, 0.05],
+            "fold": 0,
+        }
+    )
+    stats_ = daily_cross_section(day, k=2).iloc[0]
+    assert stats_["ic"] == pytest.approx(stats.pearsonr([1, 2, 3, 4], [-0.01, 0.0, 0.01, 0.05])[0])
+    assert stats_["rank_ic"] == pytest.approx(1.0)

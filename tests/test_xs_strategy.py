@@ -326,3 +326,27 @@ def test_a_name_without_a_bar_today_takes_no_part_in_the_decision():
     )
     on_day = result.decisions[result.decisions["date"] == day.date()]
     assert sorted(on_day["ticker"]) == ["A", "B", "D", "E"]
+
+
+def test_universe_orders_rebalance_a_drifted_name_at_a_decision_and_retry_a_refused_buy_at_the_next_close():
+    from strategies.decision import Sizing, current_weights, universe_orders
+
+    sizing = Sizing(max_exposure=1.0, rebalance_band=0.1, cash_buffer=0.0)
+    closes = {"A": 10.0, "B": 10.0}
+    # A grew to 6,000 of 10,000 equity (60%), B is 4,000 (40%); both were last intended at 50%
+    positions, cash = {"A": 600.0, "B": 400.0}, 0.0
+    assert current_weights(positions, closes, cash) == {"A": 0.6, "B": 0.4}
+    plan, acting, last = universe_orders(
+        {"A": 0.5, "B": 0.5}, {}, positions, closes, cash, {"A": 0.5, "B": 0.5}, sizing, band_unit=0.5
+    )
+    # measured from the weights held now, both moved by 0.1 > 0.1 x 0.5: sell 100 A, buy 100 B
+    assert sorted(plan.orders) == [("A", -100.0), ("B", 100.0)]
+    assert acting == last == {"A": 0.5, "B": 0.5}
+    # between decisions: B's buy was refused (B dropped from intended), so B alone is decided again
+    plan, acting, last = universe_orders(
+        None, {"A": 0.5, "B": 0.5}, {"A": 500.0}, closes, 5000.0, {"A": 0.5}, sizing, band_unit=0.5
+    )
+    assert acting == {"B": 0.5} and plan.orders == [("B", 500.0)] and last == {"A": 0.5, "B": 0.5}
+    # nothing refused and no decision: nothing to do
+    plan, acting, _ = universe_orders(None, {"A": 0.5}, {"A": 500.0}, closes, 5000.0, {"A": 0.5}, sizing, 0.5)
+    assert plan.orders == [] and acting == {}

@@ -34,11 +34,11 @@ from strategies.decision import (
     XsParams,
     cash_interest,
     plan_orders,
-    plan_weights,
     rebalance_due,
     signal_target,
     slot_weight,
     trailing_vol,
+    universe_orders,
     xs_weights,
 )
 from trading.brokers import AlpacaBroker, LocalBroker, OrderRejected
@@ -109,6 +109,11 @@ def paper_strategy(config: ExperimentConfig) -> StrategySpec:
                 raise BacktestError(
                     f"paper.strategy '{wanted}' does not trade the LSTM's forecast",
                     "paper accounts trade lstm_signal, or xs_rank with forecast = lstm (params from [[strategies]])",
+                )
+            if spec.params.get("vol_forecast"):
+                raise BacktestError(
+                    f"paper.strategy '{wanted}' sizes by a volatility forecast, which a paper account does not make",
+                    "leave vol_forecast out (trailing volatility) for a paper account",
                 )
             if spec.name not in PAPER_STRATEGIES:
                 raise BacktestError(
@@ -364,13 +369,27 @@ class Account:
             book = self.broker.book()
             unsettled = {r["ticker"] for r in self.ledger.orders(status="sent")}  # still working at the broker
             targets = {}
-            if universe:
+            positions = {t: q for t, (q, _) in book.positions.items() if t in frames}  # others are not this account's
+            if universe:  # the backtest's own steps: the rule's weights, then universe_orders
                 session = int(self.ledger.db.execute("SELECT COUNT(*) FROM equity").fetchone()[0])
-                weights = self._universe_weights(predictions, frames, intended, session, unsettled)
+                decided = self._universe_weights(predictions, frames, intended, session)
+                plan, acting, last = universe_orders(
+                    decided,
+                    self.ledger.get_state("last_decided", {}),
+                    positions,
+                    closes,
+                    book.cash,
+                    intended,
+                    sizing,
+                    slot_weight(XsParams.of(self.spec.params), sizing.max_exposure),
+                    busy=unsettled,
+                )
+                self.ledger.set_state("last_decided", last)
+                weights = decided if decided is not None else acting
             for ticker, (y_pred, spread, fold) in predictions.items():
                 held, entry = book.positions.get(ticker, (0.0, 0.0))
-                if universe:  # the ticker's weight on a rebalance session (NaN on the others)
-                    target = (weights or {}).get(ticker, float("nan"))
+                if universe:  # the ticker's weight at a decision (or a retried buy); NaN on other sessions
+                    target = weights.get(ticker, float("nan"))
                 elif ticker in unsettled:
                     target = float("nan")
                 else:
@@ -396,14 +415,8 @@ class Account:
                         "target": target,
                     },
                 )
-            positions = {t: q for t, (q, _) in book.positions.items() if t in frames}  # others are not this account's
             if not universe:
                 plan: Plan = plan_orders(targets, positions, closes, book.cash, intended, sizing, len(frames))
-            elif weights is None:  # not a rebalance session: nothing decided, nothing sent
-                plan = Plan([], intended)
-            else:
-                unit = slot_weight(XsParams.of(self.spec.params), sizing.max_exposure)
-                plan = plan_weights(weights, positions, closes, book.cash, intended, sizing, unit)
             if isinstance(self.broker, LocalBroker):  # booked after the next open's fills, as Backtrader does
                 self.broker.credit(cash_interest(book.cash, self.config.broker.cash_rate))
             cash = book.cash
@@ -473,7 +486,6 @@ class Account:
         frames: dict[str, pd.DataFrame],
         intended: dict,
         session: int,
-        unsettled: set,
     ) -> dict[str, float] | None:
         """xs_rank's weights at this close, as the backtest's `XsRank.weights` decides them (None: not a
         rebalance session). `session` counts the account's steps before this one (0 at its first)."""
@@ -486,7 +498,7 @@ class Account:
         scores = {t: y_pred for t, (y_pred, _, _) in predictions.items()}
         sizing = sizing_for(self.spec, self.config.broker)
         chosen = xs_weights(scores, rule, sizing.max_exposure, held=intended, vols=vols)
-        return {t: chosen.get(t, float("nan")) for t in scores if t not in unsettled}
+        return {t: chosen.get(t, float("nan")) for t in scores}
 
     # --- the model ------------------------------------------------------------------------------
     def _predict_universe(
@@ -728,6 +740,7 @@ def status(account: Account) -> dict:
         "name": account.name,
         "broker": account.info["broker"],
         "strategy": account.spec.title,
+        "universe": is_universe_strategy(account.spec),
         "steps": int(len(equity)),
         "first": equity["date"].iloc[0],
         "last": last["date"],
