@@ -53,7 +53,6 @@ def load_experiment_prices(config: ExperimentConfig, notes: list[str] | None = N
 
     A global model's universe needs that of the universe's calendar, not of every ticker: a ticker
     too short for the features' warm-up and the lookback is left out, with a note added to `notes`."""
-    check_forecasts(config)
     prices = load_prices(config.data.source, config.data.start, config.data.end, config.data.cache_dir)
     m, wf = config.model, config.walk_forward
     for ticker, frame in prices.items():
@@ -71,8 +70,8 @@ def load_experiment_prices(config: ExperimentConfig, notes: list[str] | None = N
             "feature warm-up + lookback + min_train + horizon, and at least one test session",
         )
         check_universe_strategies(config, len(prices))
+        check_forecasts(config)
         return prices
-    check_universe_strategies(config, len(prices))
     if m.target == "realized_vol":
         check_volatility_inputs(config, prices)
     needed = warmup_rows(m.features) + m.lookback + wf.min_train + 2 * m.horizon + wf.gap + 1
@@ -83,6 +82,8 @@ def load_experiment_prices(config: ExperimentConfig, notes: list[str] | None = N
             f"{config.data.source} ({ticker})",
             "feature warm-up + lookback + min_train + horizon, and at least one test bar",
         )
+    check_universe_strategies(config, len(prices))
+    check_forecasts(config)
     return prices
 
 
@@ -175,6 +176,12 @@ def check_forecasts(config: ExperimentConfig) -> None:
                 "VOL_RUN/predictions.parquet",
             )
         wanted = traded_forecast(spec)
+        if wanted is not None and config.model.target == "realized_vol" and spec.name != "vol_target":
+            raise BacktestError(
+                f"strategy '{spec.title}' trades a return forecast, but this run forecasts variance "
+                "(model.target = realized_vol)",
+                "trade it with vol_target (see configs/volatility.toml), or leave it out",
+            )
         if wanted is not None and wanted not in models:
             raise BacktestError(
                 f"strategy '{spec.title}' trades the '{wanted}' forecast, which this run does not make",

@@ -46,8 +46,8 @@ class XsRank(TargetStrategy):
 
 
 class EqualWeight(TargetStrategy):
-    """The universe's benchmark: `max_exposure` split equally over the names trading, decided on `xs_rank`'s
-    schedule (re-sized when the universe changes; otherwise held)."""
+    """The universe's benchmark: `max_exposure` split equally over the names trading, rebalanced on `xs_rank`'s
+    schedule (a name that drifted past the band from its equal weight is re-sized at each decision)."""
 
     universe = True
     params = tuple((name, default) for name, default in backtrader_params(XsParams) if name == "rebalance_every")

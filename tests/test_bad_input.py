@@ -180,6 +180,14 @@ CASES = [
         "target 'realized_vol' is forecast per ticker",
     ),
     (["run", "--set", 'strategies=[{name="vol_target", params={target_vol=0}}]'], "'target_vol' must be between"),
+    (
+        ["run", "--set", 'model.target="realized_vol"'],
+        "strategy 'lstm_signal' trades a return forecast, but this run forecasts variance",
+    ),
+    (
+        ["run", CROSS, "--set", 'strategies=[{name="xs_rank", params={forecast="lgbm"}}]'],
+        "trades the 'lgbm' forecast, which this run does not make (hint: did you mean 'lightgbm'?)",
+    ),
     # config
     (["run", "missing.toml"], "config file not found: missing.toml"),
     (["run", "folder.csv"], "folder.csv is a folder, not a config file"),

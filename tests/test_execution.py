@@ -113,6 +113,7 @@ def test_from_scratch_folds_run_as_tasks_of_their_own_with_the_same_result(three
 def test_a_global_models_from_scratch_folds_give_the_serial_table_on_the_pool_and_on_ray(three):
     # model.scope = global with warm_start = false: each fold of the one universe network is a task
     scratch = ['model.scope="global"', "walk_forward.warm_start=false", "walk_forward.retrain_every=60"]
+    scratch += ['strategies=[{name="xs_rank", params={k=1}}]']  # (the default ones trade per-ticker forecasts)
     serial = config_for(three, "serial", *scratch)
     expected = predict_all(load_experiment_prices(serial), serial)
     assert expected["fold"].nunique() >= 2 and set(expected["ticker"]) == {"AAA", "BBB", "CCC"}

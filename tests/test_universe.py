@@ -289,6 +289,7 @@ def test_close_only_features_are_the_ones_without_high_low_or_volume():
         "bb_pctb",
         "bb_width",
         "volatility",
+        "log_rv",  # Garman-Klass on OHLC bars, squared returns on closes
         "close",
         "log_close",
     }
