@@ -277,7 +277,7 @@ def compare_results(
     labels = lstm_strategies(config)
     trials = TrialCount(1, 0.0)
     if ledger is not None and ledger_key is not None:
-        fingerprint = data_fingerprint(config.data.source, config.data.start, config.data.end, prices)
+        fingerprint = data_fingerprint(prices, config.data.start)
         ledger.add(
             ledger_key,
             kind,

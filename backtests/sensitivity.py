@@ -64,7 +64,7 @@ def cost_sensitivity(
     per-day Sharpe of the LSTM strategy as `run` and `backtest` record theirs."""
     rows = []
     labels = lstm_strategies(config)
-    fingerprint = data_fingerprint(config.data.source, config.data.start, config.data.end, prices) if ledger else ""
+    fingerprint = data_fingerprint(prices, config.data.start) if ledger else ""
     for cost in costs_bp:
         costly = at_cost(config, cost)
         results = run_strategies(prices, predictions, costly)

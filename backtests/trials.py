@@ -18,9 +18,6 @@ from backtests.errors import BacktestError
 from forecasting.hashing import content_hash
 
 LEDGER_NAME = "ledger.sqlite"
-FINGERPRINT_BARS = (
-    250  # bars hashed from the start of each ticker: the tuner sees them, the test span never starts there
-)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS trials (
@@ -48,21 +45,24 @@ class TrialCount:
         return f"deflated for {self.n} configuration{'s' if self.n != 1 else ''} tried on this data"
 
 
-def data_fingerprint(source: str, start, end, prices: dict) -> str:
-    """Source, configured span, tickers and a hash of each ticker's first bars.
+def data_fingerprint(prices: dict, start=None) -> str:
+    """The data's content: every bar of the configured span (from `start` on; the end is where the
+    loaded bars end), dates and values, ticker by ticker in name order, whatever the source string.
 
-    The tuner and a full run of the same data agree on it, although the tuner never loads the
-    out-of-sample span: only bars from the start of the history are hashed.
+    `builtin:sp500` and a CSV copy of the same bars share it, so the trials tried on either count
+    together. A tuning study hashes the full loaded data as the run does, although its trials never
+    load the out-of-sample span.
     """
     import pandas as pd
 
-    heads = []
+    frames = []
     for ticker in sorted(prices):
         frame = prices[ticker]
         if start is not None:  # a caller that loaded earlier bars (for warm-up) hashes the same bars
             frame = frame[frame.index >= pd.Timestamp(start)]
-        heads.append(frame.iloc[:FINGERPRINT_BARS])
-    return content_hash([source, str(start), str(end), sorted(prices)], heads)
+        columns = [c for c in ("open", "high", "low", "close", "volume") if c in frame]
+        frames.append(frame[columns].astype("float64"))
+    return content_hash(["bars"], frames)
 
 
 def config_hash(settings: dict) -> str:

@@ -423,7 +423,7 @@ def tune(
     tuning_end = max(frame.index[-1] for frame in span.values())
     if not tuning_end < first_test:
         raise AssertionError("the tuning span reaches the test span")  # never: tuning_span cuts before it
-    fingerprint = data_fingerprint(config.data.source, config.data.start, config.data.end, prices)
+    fingerprint = data_fingerprint(prices, config.data.start)
     study = open_study(folder, name, config)
     with FolderLock(folder, "study", "wait for it, or use another --study name"):
         requeue_stale(study)

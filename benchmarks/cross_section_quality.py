@@ -82,7 +82,7 @@ def tuning_score(name: str, overrides: list[str], ledger: TrialLedger) -> dict:
     span, first_test = tuning_span(prices, cfg)
     started = time.perf_counter()
     predictions = walk_forward_predict(span, cfg.model, inner_walk_forward(cfg, span), seed=cfg.seed)
-    fingerprint = data_fingerprint(cfg.data.source, cfg.data.start, cfg.data.end, prices)
+    fingerprint = data_fingerprint(prices, cfg.data.start)
     ledger.add(
         f"quality:xs:{name}:validation",
         "quality",

@@ -93,7 +93,7 @@ def tuning_score(name: str, source: str, overrides: list[str], ledger: TrialLedg
     started = time.perf_counter()
     predictions = walk_forward_predict(span, cfg.model, inner_walk_forward(cfg, span), seed=cfg.seed)
     result = {**scores(predictions), "seconds": time.perf_counter() - started}
-    fingerprint = data_fingerprint(cfg.data.source, cfg.data.start, cfg.data.end, prices)
+    fingerprint = data_fingerprint(prices, cfg.data.start)
     ledger.add(
         f"quality:{name}:{source}:validation",
         "quality",

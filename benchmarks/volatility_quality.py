@@ -71,7 +71,7 @@ def tuning_score(name: str, source: str, overrides: list[str], ledger: TrialLedg
     ledger.add(
         f"quality:vol:{name}:{source}:validation",
         "quality",
-        data_fingerprint(cfg.data.source, cfg.data.start, cfg.data.end, prices),
+        data_fingerprint(prices, cfg.data.start),
         f"quality:vol:{name}",
         {"overrides": overrides},
         "validation",

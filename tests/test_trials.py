@@ -108,3 +108,19 @@ def test_a_run_and_a_backtest_record_per_day_sharpes_and_the_second_is_deflated_
     again = deflated_again(tested, "ACME", strategy, 0.0, TrialCount(2, float(np.var(sharpes, ddof=1))))
     assert again == pytest.approx(row["dsr"], rel=1e-12)  # the DSR rebuilt from the returns the run wrote
     assert f"V = {row['dsr_variance']:.3g}" in second.output  # the V shown is the V used
+
+
+def test_the_embedded_sp500_and_a_csv_copy_of_it_share_a_data_fingerprint(tmp_path):
+    from backtests.trials import data_fingerprint
+    from forecasting.data import load_prices
+    from tests.helpers import write_yahoo_csv
+
+    embedded = load_prices("builtin:sp500", "2009-01-01")
+    write_yahoo_csv(load_prices("builtin:sp500")["sp500"], tmp_path / "SPX.csv")  # another name, every bar
+    copy = load_prices(f"csv:{tmp_path / 'SPX.csv'}", "2009-01-01")
+    assert data_fingerprint(embedded, "2009-01-01") == data_fingerprint(copy, "2009-01-01")
+    # another span, or one changed bar, is other data
+    assert data_fingerprint(embedded, "2010-01-01") != data_fingerprint(embedded, "2009-01-01")
+    changed = {"sp500": embedded["sp500"].copy()}
+    changed["sp500"].iloc[-1, 3] *= 1.0001
+    assert data_fingerprint(changed, "2009-01-01") != data_fingerprint(embedded, "2009-01-01")
