@@ -31,7 +31,15 @@ COMPARISON_COLUMNS = [
     "psr",
     "dsr",
     "dsr_variance",
+    "sharpe_low",
+    "sharpe_high",
+    "cagr_low",
+    "cagr_high",
+    "max_drawdown_low",
+    "max_drawdown_high",
 ]
+INTERVAL_LEVEL = 0.90
+BOOTSTRAP_REPS = 500
 EULER_GAMMA = 0.5772156649015329
 
 
@@ -139,6 +147,45 @@ def excess_returns(result: BacktestResult) -> pd.Series:
     return result.returns.fillna(0.0) - per_bar_rate(result.risk_free)
 
 
+def bootstrap_intervals(
+    returns: pd.Series, risk_free: float = 0.0, level: float = INTERVAL_LEVEL, reps: int = BOOTSTRAP_REPS, seed: int = 0
+) -> dict[str, float]:
+    """Stationary-bootstrap (Politis & Romano; `arch`) percentile intervals at `level` for the annualised
+    Sharpe (over `risk_free`, as the table's), the CAGR and the maximum drawdown of daily `returns`.
+
+    Blocks of random (geometric) length keep the returns' serial dependence; their mean length is
+    `arch`'s optimal block length for the series (Politis & White). Seeded: the same returns give the
+    same interval. Over 5.8 years a Sharpe of 0.47 has a standard error of about 0.4: the interval says
+    how far apart two strategies' Sharpes must be before the difference means anything."""
+    from arch.bootstrap import StationaryBootstrap, optimal_block_length
+
+    values = returns.fillna(0.0).to_numpy(dtype="float64")
+    nan = {f"{name}_{side}": float("nan") for name in ("sharpe", "cagr", "max_drawdown") for side in ("low", "high")}
+    if len(values) < 20 or np.ptp(values) == 0:
+        return nan
+    rf = per_bar_rate(risk_free)
+    block = float(max(1.0, optimal_block_length(values)["stationary"].iloc[0]))
+
+    def statistics(sample: np.ndarray) -> np.ndarray:
+        excess = sample - rf
+        spread = excess.std(ddof=1)
+        sharpe = excess.mean() / spread * math.sqrt(252) if spread > 0 else float("nan")
+        growth = np.cumprod(1.0 + sample)
+        cagr = growth[-1] ** (252 / len(sample)) - 1.0
+        drawdown = float(np.min(growth / np.maximum.accumulate(np.maximum(growth, 1.0)) - 1.0))
+        return np.array([sharpe, cagr, drawdown])
+
+    bootstrap = StationaryBootstrap(block, values, seed=np.random.default_rng(seed))
+    draws = bootstrap.apply(statistics, reps)
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.nanpercentile(draws, [tail, 100 - tail], axis=0)
+    names = ("sharpe", "cagr", "max_drawdown")
+    return {
+        **{f"{n}_low": float(v) for n, v in zip(names, low)},
+        **{f"{n}_high": float(v) for n, v in zip(names, high)},
+    }
+
+
 def comparison_table(
     results: list[tuple[str, BacktestResult]],
     lstm_strategies: frozenset[str] | set[str] = frozenset(),
@@ -148,9 +195,13 @@ def comparison_table(
     """Rows for (ticker, result) pairs, in the given order, with PSR for every strategy and the DSR of
     the strategies in `lstm_strategies` (labels), deflated for `n_trials` configurations tried on the
     same data (the trial ledger). Benchmarks and controls were not searched over: their DSR is NaN."""
+    derived = ("psr", "dsr", "dsr_variance")
     table = pd.DataFrame(
-        [summarise(result, ticker) for ticker, result in results],
-        columns=[c for c in COMPARISON_COLUMNS if c not in ("psr", "dsr", "dsr_variance")],
+        [
+            {**summarise(result, ticker), **bootstrap_intervals(result.returns, result.risk_free)}
+            for ticker, result in results
+        ],
+        columns=[c for c in COMPARISON_COLUMNS if c not in derived],
     )
     psr, dsr, used = [], [], []
     for _, result in results:
@@ -160,4 +211,4 @@ def comparison_table(
         used.append(trial_variance(returns, ledger_variance) if searched else float("nan"))
         dsr.append(deflated_sharpe(returns, n_trials, used[-1]) if searched else float("nan"))
     table["psr"], table["dsr"], table["dsr_variance"] = psr, dsr, used  # the V each DSR was deflated with
-    return table
+    return table[COMPARISON_COLUMNS]

@@ -121,6 +121,13 @@ def _pct(value: float | None, spec: str) -> str:
     return "—" if value is None or value != value else format(value, spec)
 
 
+def _interval(low, high, spec: str = ".2f") -> str:
+    """A bootstrap interval as low..high; — where there is none (a constant return, an older run)."""
+    if low is None or high is None or low != low or high != high:
+        return "—"
+    return f"{format(low, spec)}..{format(high, spec)}"
+
+
 def _single_ticker(table) -> str | None:
     tickers = list(dict.fromkeys(table["ticker"])) if len(table) else []
     return tickers[0] if len(tickers) == 1 else None
@@ -263,6 +270,7 @@ def comparison_view(
         ("CAGR", "right", 6),
         ("vol", "right", 3),
         ("Sharpe", "right", 9),
+        ("90% interval", "right", 6),
         ("Sortino", "right", 2),
         ("max DD", "right", 7),
         ("exposure", "right", 4),
@@ -280,6 +288,7 @@ def comparison_view(
             f"{row.cagr:+.2%}",
             f"{row.volatility:.1%}",
             _pct(row.sharpe, ".2f"),
+            _interval(getattr(row, "sharpe_low", None), getattr(row, "sharpe_high", None)),
             _pct(row.sortino, ".2f"),
             f"{row.max_drawdown:.1%}",
             f"{row.exposure:.0%}",

@@ -339,9 +339,11 @@ def tearsheet_tasks(
     """`tearsheet` arguments per (book, strategy) of a long returns table (ticker, strategy, date,
     return); each strategy is benchmarked against its book's `benchmark_of`. A strategy whose returns
     never change (it never traded) gets none: there is nothing to show and QuantStats cannot regress it."""
-    held = {}
+    held, intervals = {}, {}
     if comparison is not None and len(comparison) and "exposure" in comparison:
         held = {(r["ticker"], r["strategy"]): float(r["exposure"]) for r in comparison.to_dict(orient="records")}
+    if comparison is not None and len(comparison) and "sharpe_low" in comparison:
+        intervals = {(r["ticker"], r["strategy"]): interval_note(r) for r in comparison.to_dict(orient="records")}
     tasks = {}
     for (book, strategy), rows in returns.groupby(["ticker", "strategy"], sort=False):
         series = rows.set_index("date")["return"].rename(strategy)
@@ -360,10 +362,20 @@ def tearsheet_tasks(
             f"{strategy} on {book} — run {run_id}",
             benchmark,
             bench_name,
-            note,
+            "; ".join(part for part in (intervals.get((book, strategy), ""), note) if part),
             exposure,
         )
     return tasks
+
+
+def interval_note(row: dict) -> str:
+    """The strategy's stationary-bootstrap 90% intervals, for its tear sheet's header."""
+    parts = []
+    for key, label, spec in (("sharpe", "Sharpe", ".2f"), ("cagr", "CAGR", ".1%"), ("max_drawdown", "max DD", ".1%")):
+        low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
+        if low is not None and high is not None and low == low and high == high:
+            parts.append(f"{label} {format(low, spec)} to {format(high, spec)}")
+    return ("90% bootstrap intervals: " + ", ".join(parts)) if parts else ""
 
 
 def benchmark_of(returns: pd.DataFrame, book: str) -> str:

@@ -100,6 +100,8 @@ COMPARISON = [
     ("cagr", "+.2%", "CAGR"),
     ("volatility", ".1%", "vol"),
     ("sharpe", ".2f", "Sharpe"),
+    ("sharpe_low", ".2f", "Sharpe 5%"),
+    ("sharpe_high", ".2f", "Sharpe 95%"),
     ("sortino", ".2f", "Sortino"),
     ("max_drawdown", ".1%", "max DD"),
     ("exposure", ".0%", "exposure"),
@@ -528,7 +530,8 @@ realised returns.</p>
 the same against the best Sharpe that luck would show among {dsr_note(summary, comparison.to_dict(orient="records"))}, as counted by the trial
 ledger (every run, backtest and tuning trial on this data). Benchmarks and controls were not searched over: PSR only.
 Exposure: share of days a position was held (the tear sheets' "Time in Market" shows the same).
-Turnover: traded value over mean equity, per year. Costs: commission and slippage paid, in the account's cash.</p>
+Turnover: traded value over mean equity, per year. Costs: commission and slippage paid, in the account's cash.
+Sharpe 5% / 95%: a stationary-bootstrap 90% interval (comparison.csv has CAGR's and max drawdown's too).</p>
 {comparison_table(comparison, page.sheets) if len(comparison) else "<p>No backtests in this run.</p>"}
 <h2>Pictures</h2>{figures}
 <h2>Provenance</h2>{provenance_block(summary, page.config_text, page.files)}

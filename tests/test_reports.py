@@ -121,6 +121,8 @@ def test_index_numbers_equal_metrics_and_comparison(run_dir):
         "cagr",
         "volatility",
         "sharpe",
+        "sharpe_low",
+        "sharpe_high",
         "sortino",
         "max_drawdown",
         "exposure",
