@@ -172,6 +172,11 @@ class ExperimentConfig(Strict):
     tune: TuneSpec = Field(default_factory=TuneSpec)
     paper: PaperSpec = Field(default_factory=PaperSpec)
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
+    ledger: str | None = Field(
+        None,
+        description="the trial ledger (SQLite file) every run, backtest and tuning trial is recorded in; default "
+        "$LSTM_TRADER_HOME/ledger.sqlite, else the user's data directory (--ledger overrides)",
+    )
 
     @model_validator(mode="after")
     def _rank_ic_needs_a_universe(self) -> ExperimentConfig:

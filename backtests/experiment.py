@@ -18,7 +18,7 @@ from backtests.execution import run_tasks
 from backtests.provenance import provenance
 from backtests.rundir import FolderLock, new_run_dir, write_csv, write_json, write_parquet, write_text
 from backtests.stats import comparison_table, excess_returns, per_period_sharpe
-from backtests.trials import TrialCount, TrialLedger, config_hash, data_fingerprint
+from backtests.trials import TrialCount, TrialLedger, config_hash, data_fingerprint, open_trial_ledger
 from forecasting import PREDICTION_COLUMNS, forecast_metrics, load_prices, walk_forward_predict
 from forecasting.checkpoint import FoldCheckpoints
 from forecasting.cross_section import usable_universe
@@ -448,6 +448,7 @@ def run_experiment(
     prices = load_experiment_prices(config, notes)
     notes += data_notes(config)
     strategies_with_benchmark(config)  # fail on clashing strategy labels before hours of training
+    ledger = open_trial_ledger(config.ledger, runs_root if resume is None else Path(resume).parent)
     if resume is None:
         run = new_run_dir(runs_root, config.name)
         write_text(run / "config.toml", dump_config(config))
@@ -456,7 +457,7 @@ def run_experiment(
     if announce is not None:
         announce(run)
     with FolderLock(run, "run dir", "another `lstm-trader run` is working on it; wait for it to finish"):
-        return _run_in(run, config, prices, progress, resume, started, phases, lap, notes)
+        return _run_in(run, config, prices, progress, resume, started, phases, lap, notes, ledger)
 
 
 def _run_in(
@@ -469,6 +470,7 @@ def _run_in(
     phases: dict[str, float],
     lap: Callable[[str], None],
     notes: list[str],
+    ledger: TrialLedger,
 ) -> RunResult:
     lap("data")
     if resume is not None and (run / "predictions.parquet").is_file() and not (run / "checkpoints").exists():
@@ -499,7 +501,7 @@ def _run_in(
         write_parquet(run / "cross_section_daily.parquet", daily_cross_section(predictions, k=xs["k"].iloc[0]))
     lap("walk-forward")
     inject("run:backtests")
-    results, comparison, trials = backtest_all(prices, predictions, config, TrialLedger(run.parent), f"run:{run.name}")
+    results, comparison, trials = backtest_all(prices, predictions, config, ledger, f"run:{run.name}")
     write_backtests(run, results, comparison)
     lap("backtests")
     write_json(
@@ -794,6 +796,7 @@ def run_backtest_only(
         )
     prices = {t: prices[t] for t in prices if t in set(predictions["ticker"])}
     config, skipped = _tradable(config, set(predictions["model"]))
+    ledger = open_trial_ledger(config.ledger, runs_root)
     results = run_strategies(prices, predictions, config)
     run = new_run_dir(runs_root, f"{config.name}-backtest")
     comparison, trials = compare_results(
@@ -801,7 +804,7 @@ def run_backtest_only(
         prices,
         predictions,
         config,
-        TrialLedger(runs_root),
+        ledger,
         f"backtest:{run.name}",
         kind="backtest",
         params={"predictions": str(predictions_path)},

@@ -17,7 +17,7 @@ from backtests.config import ExperimentConfig
 from backtests.errors import ConfigError
 from backtests.experiment import lstm_sharpe, lstm_strategies, run_strategies, trial_config_hash
 from backtests.stats import comparison_table
-from backtests.trials import TrialLedger, data_fingerprint
+from backtests.trials import TrialLedger, data_fingerprint, open_trial_ledger
 
 DEFAULT_COSTS_BP = (0.0, 2.0, 5.0, 10.0, 20.0, 50.0)
 BENCHMARK = "buy_and_hold"
@@ -85,9 +85,12 @@ def cost_sensitivity(
     return pd.concat(rows, ignore_index=True)
 
 
-def run_sensitivity(run_dir: str | Path, costs_bp=DEFAULT_COSTS_BP) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
+def run_sensitivity(
+    run_dir: str | Path, costs_bp=DEFAULT_COSTS_BP, ledger: str | Path | None = None
+) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
     """A run dir's predictions traded again at each cost: writes sensitivity.csv and break_even.csv into
-    it, records each cost in the trial ledger of its runs folder; returns (run, table, break-evens)."""
+    it, records each cost in the trial ledger (`ledger`, else the run's config's or the user's); returns
+    (run, table, break-evens)."""
     from backtests.config import load_config
     from backtests.experiment import read_predictions
     from backtests.rundir import require_run_dir
@@ -98,7 +101,8 @@ def run_sensitivity(run_dir: str | Path, costs_bp=DEFAULT_COSTS_BP) -> tuple[Pat
     predictions = read_predictions(run / "predictions.parquet")
     prices = load_prices(config.data.source, None, config.data.end, config.data.cache_dir)
     prices = {t: prices[t] for t in prices if t in set(predictions["ticker"])}
-    table = cost_sensitivity(prices, predictions, config, costs_bp, TrialLedger(run.parent), f"sensitivity:{run.name}")
+    book = open_trial_ledger(ledger or config.ledger, run.parent)
+    table = cost_sensitivity(prices, predictions, config, costs_bp, book, f"sensitivity:{run.name}")
     even = break_even(table, config)
     write_sensitivity(run, table, even)
     return run, table, even

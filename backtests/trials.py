@@ -1,23 +1,33 @@
 """The trial ledger: every configuration evaluated on a data set, so the deflated Sharpe counts them.
 
-One SQLite file under the runs root (`runs/ledger.sqlite`), append-only: `lstm-trader run`,
-`backtest` and every `tune` trial add a row. A row's key (the run dir, or study and trial number)
-makes a resumed run or trial count once. SQLite serialises the writes of several tuning workers.
+One SQLite file that follows the user, not a runs folder: `$LSTM_TRADER_HOME/ledger.sqlite`, else
+`ledger.sqlite` in the user's data directory (platformdirs: ~/.local/share/lstm-trader on Linux), or
+the path given by `--ledger` / the config's `ledger`. Append-only: `lstm-trader run`, `backtest`
+and every `tune` trial add a row. A row's key (the run dir, or study and trial number) makes a
+resumed run or trial count once. SQLite serialises the writes of several tuning workers. The
+ledger a runs folder held before (`runs/ledger.sqlite`) is merged in once, the first time a
+command uses that runs folder.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from backtests.errors import BacktestError
 from forecasting.hashing import content_hash
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 LEDGER_NAME = "ledger.sqlite"
+HOME_ENV = "LSTM_TRADER_HOME"  # where the user's ledger lives, when set
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS trials (
@@ -69,9 +79,55 @@ def config_hash(settings: dict) -> str:
     return content_hash(settings)
 
 
+def default_ledger_path() -> Path:
+    """`$LSTM_TRADER_HOME/ledger.sqlite`, else `ledger.sqlite` in the user's data directory."""
+    home = os.environ.get(HOME_ENV)
+    if home:
+        return Path(home) / LEDGER_NAME
+    import platformdirs
+
+    return platformdirs.user_data_path("lstm-trader") / LEDGER_NAME
+
+
+def open_trial_ledger(ledger: str | Path | None = None, runs_root: str | Path | None = None) -> TrialLedger:
+    """The user's trial ledger (`ledger`, else `default_ledger_path()`), checked now, before any work; the
+    ledger a runs folder held before (`<runs_root>/ledger.sqlite`) is merged into it once."""
+    book = TrialLedger(Path(ledger) if ledger else default_ledger_path())
+    book.check()
+    if runs_root is not None:
+        book.merge_once(Path(runs_root) / LEDGER_NAME)
+    return book
+
+
 class TrialLedger:
-    def __init__(self, runs_root: str | Path) -> None:
-        self.path = Path(runs_root) / LEDGER_NAME
+    """The ledger at `location`: a `.sqlite` file, or a folder holding `ledger.sqlite`."""
+
+    def __init__(self, location: str | Path) -> None:
+        location = Path(location)
+        self.path = location if location.suffix in (".sqlite", ".db") else location / LEDGER_NAME
+
+    def check(self) -> None:
+        """Open it once (creating it): an unreadable or unwritable ledger is one error before any work."""
+        self._connect().close()
+
+    def merge_once(self, legacy: Path) -> int:
+        """Copy the rows of an older ledger (a runs folder's) in, once; returns the rows added."""
+        if not legacy.is_file() or legacy.resolve() == self.path.resolve():
+            return 0
+        source, added = str(legacy.resolve()), 0
+        with self._connect() as connection:
+            connection.execute("CREATE TABLE IF NOT EXISTS merged (source TEXT PRIMARY KEY, rows INTEGER)")
+            if not connection.execute("SELECT 1 FROM merged WHERE source = ?", (source,)).fetchone():
+                before = connection.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+                try:
+                    connection.execute("ATTACH DATABASE ? AS old", (str(legacy),))
+                    connection.execute("INSERT OR IGNORE INTO trials SELECT * FROM old.trials")
+                except sqlite3.Error:  # not a ledger of ours: left alone, and not tried again
+                    pass
+                added = connection.execute("SELECT COUNT(*) FROM trials").fetchone()[0] - before
+                connection.execute("INSERT INTO merged VALUES (?, ?)", (source, added))
+        connection.close()
+        return added
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -80,7 +136,8 @@ class TrialLedger:
             connection.execute(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise BacktestError(
-                f"cannot open the trial ledger {self.path} ({exc})", "check that the runs dir is a writable folder"
+                f"cannot open the trial ledger {self.path} ({exc})",
+                f"give a writable SQLite file with --ledger PATH (or set ${HOME_ENV})",
             ) from None
         return connection
 
@@ -134,3 +191,43 @@ class TrialLedger:
             rows = [dict(row) for row in connection.execute("SELECT * FROM trials ORDER BY rowid")]
         connection.close()
         return rows
+
+
+def ledger_summary(book: TrialLedger) -> pd.DataFrame:
+    """One row per data fingerprint: N (distinct configurations), V, the best annualised Sharpe, rows, last time."""
+    import pandas as pd
+
+    rows = []
+    table = pd.DataFrame(book.rows())
+    for data, group in table.groupby("data", sort=False) if len(table) else []:
+        count = book.count(data)
+        rows.append(
+            {
+                "data": data,
+                "n": count.n,
+                "variance": count.variance,
+                "best_sharpe": float(group["sharpe"].max() * math.sqrt(252))
+                if group["sharpe"].notna().any()
+                else float("nan"),
+                "rows": len(group),
+                "last": str(group["time"].max()),
+            }
+        )
+    return pd.DataFrame(rows, columns=["data", "n", "variance", "best_sharpe", "rows", "last"])
+
+
+def ledger_configurations(book: TrialLedger, data: str) -> pd.DataFrame:
+    """Every row of the data fingerprint `data` (or the one it is the start of): one configuration each."""
+    import pandas as pd
+
+    table = pd.DataFrame(book.rows())
+    known = sorted(set(table["data"])) if len(table) else []
+    matches = [d for d in known if d.startswith(data)]
+    if len(matches) != 1:
+        what = "no data fingerprint starts with" if not matches else "several data fingerprints start with"
+        raise BacktestError(
+            f"{what} '{data}'", "list them with: lstm-trader ledger" + (f" ({', '.join(known[:5])})" if known else "")
+        )
+    rows = table[table["data"] == matches[0]].copy()
+    rows["sharpe_annual"] = rows["sharpe"] * math.sqrt(252)
+    return rows.reset_index(drop=True)

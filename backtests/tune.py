@@ -28,7 +28,7 @@ from backtests.engine import run_backtest
 from backtests.errors import ConfigError
 from backtests.execution import tf_threads
 from backtests.rundir import FolderLock, named_folder, write_csv, write_text
-from backtests.trials import TrialCount, TrialLedger, data_fingerprint
+from backtests.trials import TrialCount, TrialLedger, data_fingerprint, open_trial_ledger
 from forecasting.progress import Progress
 from forecasting.walkforward import make_samples, make_split
 from reports.tune_page import study_page
@@ -322,6 +322,7 @@ def _study_identity(config: ExperimentConfig) -> str:
     raw["tune"].pop("trials", None)
     raw["name"] = "study"
     raw.pop("execution", None)  # where trials run never changes what they compute
+    raw.pop("ledger", None)  # nor where they are recorded
     raw.pop("paper", None)
     return "# the config this study was started with (name and trial count aside)\n" + dump_config(
         validate_config(raw, "study")
@@ -355,7 +356,7 @@ def run_worker(
     threads: int,
     span_file: str,
     fingerprint: str,
-    runs_root: str,
+    ledger_path: str,
     worker: int = 0,
     budget: int | None = None,
 ) -> None:
@@ -371,7 +372,7 @@ def run_worker(
     config = validate_config(tomllib.loads(config_toml), "study")
     span = pd.read_pickle(span_file)
     study = open_study(Path(folder), name, config, create=False, worker=worker)
-    objective = make_objective(config, span, name, TrialLedger(runs_root), fingerprint)
+    objective = make_objective(config, span, name, TrialLedger(ledger_path), fingerprint)
     done = 0
     while (
         (budget is None or done < budget)
@@ -413,6 +414,7 @@ def tune(
     check_output_folder(runs_root, "--runs-dir")
     check_arguments(n_trials, jobs, timeout)
     check_space(config)
+    ledger = open_trial_ledger(config.ledger, runs_root)  # every trial is a row: it must open before one runs
     name = study_name or config.name
     folder = study_folder(studies_root, name)
     already = check_study(folder, config)
@@ -435,14 +437,25 @@ def tune(
             executor = config.execution.executor
             if jobs == 1 and executor != "ray":
                 _run_with_progress(
-                    lambda: run_worker(*args, 0, str(span_file), fingerprint, str(runs_root)), study, n_trials, on_trial
+                    lambda: run_worker(*args, 0, str(span_file), fingerprint, str(ledger.path)),
+                    study,
+                    n_trials,
+                    on_trial,
                 )
             elif executor == "ray":
                 _run_ray(
-                    args, jobs, str(span_file), fingerprint, str(runs_root), study, n_trials, on_trial, config.execution
+                    args,
+                    jobs,
+                    str(span_file),
+                    fingerprint,
+                    str(ledger.path),
+                    study,
+                    n_trials,
+                    on_trial,
+                    config.execution,
                 )
             else:
-                _run_pool(args, jobs, str(span_file), fingerprint, str(runs_root), study, n_trials, on_trial)
+                _run_pool(args, jobs, str(span_file), fingerprint, str(ledger.path), study, n_trials, on_trial)
         finally:
             span_file.unlink(missing_ok=True)
         result = write_outputs(folder, study, config, tuning_end, first_test, evaluate_line)
@@ -471,7 +484,7 @@ def _run_with_progress(work: Callable[[], None], study, n_trials: int, on_trial)
 
 
 def _run_pool(
-    args: tuple, jobs: int, span_file: str, fingerprint: str, runs_root: str, study, n_trials: int, on_trial
+    args: tuple, jobs: int, span_file: str, fingerprint: str, ledger_path: str, study, n_trials: int, on_trial
 ) -> None:
     """`jobs` worker processes, each with its share of the cores for TensorFlow's threads."""
     import multiprocessing
@@ -481,7 +494,7 @@ def _run_pool(
     shares = budgets(max(0, n_trials - finished(study)), jobs)
     workers = [
         context.Process(
-            target=run_worker, args=(*args, threads, span_file, fingerprint, runs_root, index, shares[index])
+            target=run_worker, args=(*args, threads, span_file, fingerprint, ledger_path, index, shares[index])
         )
         for index in range(jobs)
     ]
@@ -507,7 +520,15 @@ def _run_pool(
 
 
 def _run_ray(
-    args: tuple, jobs: int, span_file: str, fingerprint: str, runs_root: str, study, n_trials: int, on_trial, execution
+    args: tuple,
+    jobs: int,
+    span_file: str,
+    fingerprint: str,
+    ledger_path: str,
+    study,
+    n_trials: int,
+    on_trial,
+    execution,
 ) -> None:
     """`jobs` tuning workers as Ray tasks; all of them write to the one study storage (on a multi-node
     cluster the studies folder must be shared storage). A worker lost with its node is retried; its
@@ -521,7 +542,7 @@ def _run_ray(
 
     def work() -> None:
         refs = [
-            remote.remote(*args, threads, span_file, fingerprint, runs_root, index, shares[index])
+            remote.remote(*args, threads, span_file, fingerprint, ledger_path, index, shares[index])
             for index in range(jobs)
         ]
         try:

@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 
 from backtests.config import load_config  # noqa: E402
 from backtests.experiment import load_experiment_prices, run_experiment  # noqa: E402
-from backtests.trials import TrialLedger, data_fingerprint  # noqa: E402
+from backtests.trials import TrialLedger, data_fingerprint, open_trial_ledger  # noqa: E402
 from backtests.tune import inner_walk_forward, tuning_span  # noqa: E402
 from forecasting import walk_forward_predict  # noqa: E402
 from forecasting.vol_metrics import volatility_metrics  # noqa: E402
@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "volatility_quality.md")
     args = parser.parse_args()
-    ledger = TrialLedger(args.runs_dir)
+    ledger = open_trial_ledger(None, args.runs_dir)
     tuning = {}
     for name, overrides, _ in RECIPES:
         for source in DATASETS:

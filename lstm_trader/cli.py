@@ -19,6 +19,7 @@ from lstm_trader.console import (
     IDENTITY,
     ConfigArg,
     ExecutorOpt,
+    LedgerOpt,
     RayAddressOpt,
     SetOpt,
     WideOpt,
@@ -28,6 +29,7 @@ from lstm_trader.console import (
     errors,
     execution_sets,
     fitted_table,
+    ledger_sets,
     progress_bars,
     show,
     user_errors,
@@ -366,6 +368,7 @@ def run(
     executor: ExecutorOpt = None,
     workers: WorkersOpt = None,
     ray_address: RayAddressOpt = None,
+    ledger: LedgerOpt = None,
     wide: WideOpt = False,
 ) -> None:
     """Run an experiment: walk-forward LSTM, forecast metrics, every strategy backtested, reports.
@@ -396,8 +399,10 @@ def run(
             cfg = cfg.model_copy(
                 update={"execution": load_config(None, execution_sets(executor, workers, ray_address)).execution}
             )
+        if ledger is not None:
+            cfg = cfg.model_copy(update={"ledger": str(ledger)})
     else:
-        cfg = load_config(config, (set_ or []) + execution_sets(executor, workers, ray_address))
+        cfg = load_config(config, (set_ or []) + execution_sets(executor, workers, ray_address) + ledger_sets(ledger))
     connect(cfg)
     console.print(
         f"[bold]{cfg.name}[/]: {cfg.data.source}, {cfg.model.n_layers}x LSTM({cfg.model.units}), "
@@ -464,6 +469,7 @@ def backtest(
     ] = None,
     runs_dir: Annotated[Path, typer.Option(help="where the run dir is created")] = Path("runs"),
     no_report: Annotated[bool, typer.Option("--no-report", help="skip the HTML reports")] = False,
+    ledger: LedgerOpt = None,
     wide: WideOpt = False,
 ) -> None:
     """Backtest an existing predictions table with the configured strategies; writes a new run dir."""
@@ -490,7 +496,7 @@ def backtest(
         if config is not None
         else (f"{origin} (the predictions' own run)" if origin else "configs/default.toml (the default)")
     )
-    cfg = load_config(config or origin, sets)
+    cfg = load_config(config or origin, sets + ledger_sets(ledger))
     if set_:
         source += " with " + ", ".join(set_)
     result = run_backtest_only(predictions, cfg, runs_dir, config_source=source, volatility_path=volatility)
@@ -668,6 +674,7 @@ def tune(
             help="then run best.toml and the base config on the out-of-sample span and show them side by side",
         ),
     ] = False,
+    ledger: LedgerOpt = None,
     executor: ExecutorOpt = None,
     ray_address: RayAddressOpt = None,
 ) -> None:
@@ -682,7 +689,7 @@ def tune(
     from backtests.config import load_config
     from backtests.tune import tune as run_tune
 
-    cfg = load_config(config, (set_ or []) + execution_sets(executor, None, ray_address))
+    cfg = load_config(config, (set_ or []) + execution_sets(executor, None, ray_address) + ledger_sets(ledger))
     connect(cfg, jobs)
     n_trials = cfg.tune.trials if trials is None else trials
     name = study or cfg.name
@@ -785,6 +792,7 @@ def _evaluate(base, best_path: Path, runs_dir: Path) -> None:
 def sensitivity(
     run_dir: Annotated[Path, typer.Argument(help="a run dir written by `lstm-trader run` or `backtest`")],
     costs: Annotated[str, typer.Option(help="costs per side in basis points, comma-separated")] = "0,2,5,10,20,50",
+    ledger: LedgerOpt = None,
 ) -> None:
     """Trade the run's predictions again at other costs: Sharpe and return per cost, break-even costs.
 
@@ -795,7 +803,7 @@ def sensitivity(
 
     grid = parse_costs(costs)
     with console.status(f"backtesting every strategy at {len(grid)} costs"):
-        run, table, even = run_sensitivity(run_dir, grid)
+        run, table, even = run_sensitivity(run_dir, grid, ledger)
     view = Table(title="Sharpe by cost per side (bp)")
     view.add_column("book", justify="left")
     view.add_column("strategy", justify="left")
@@ -819,6 +827,62 @@ def _bp(value: float, grid: list[float]) -> str:
     if value == grid[0]:
         return f"or below {grid[0]:g} bp (already there at the lowest cost tried)"
     return f"{value:.1f} bp"
+
+
+@app.command("ledger")
+@user_errors
+def ledger_cmd(
+    data: Annotated[
+        str | None, typer.Option(help="a data fingerprint (or its first characters): list its configurations")
+    ] = None,
+    csv: Annotated[Path | None, typer.Option(help="also write the rows shown to this CSV file")] = None,
+    ledger: LedgerOpt = None,
+) -> None:
+    """The trial ledger: every data set's configurations tried (N) and the spread of their Sharpes (V).
+
+    Without --data, one line per data fingerprint; with it, that data's configurations, one line each
+    (kind, when, span, annualised Sharpe, settings). The deflated Sharpe of a run counts them."""
+    from backtests.rundir import check_output_folder, write_csv
+    from backtests.trials import ledger_configurations, ledger_summary, open_trial_ledger
+
+    book = open_trial_ledger(ledger)
+    console.print(f"trial ledger: {book.path}", soft_wrap=True, highlight=False)
+    if data is None:
+        table = ledger_summary(book)
+        columns = [
+            ("data fingerprint", "left", IDENTITY),
+            ("N", "right", 9),
+            ("V", "right", 8),
+            ("best Sharpe", "right", 7),
+            ("rows", "right", 5),
+            ("last", "right", 4),
+        ]
+        rows = [
+            [r.data, str(r.n), _fmt(r.variance, 3), _pct(r.best_sharpe, ".2f"), str(r.rows), r.last[:10]]
+            for r in table.itertuples()
+        ]
+        title = "Data sets and the configurations tried on them"
+        caption = "N: distinct configurations; V: variance of their per-day Sharpes; best: annualised"
+    else:
+        table = ledger_configurations(book, data)
+        columns = [
+            ("kind", "left", IDENTITY),
+            ("when", "left", 6),
+            ("span", "left", 5),
+            ("Sharpe", "right", 8),
+            ("key", "left", 3),
+            ("settings", "left", 2),
+        ]
+        rows = [
+            [r.kind, r.time[:16], r.span, _pct(r.sharpe_annual, ".2f"), r.key, r.params[:60]]
+            for r in table.itertuples()
+        ]
+        title, caption = f"Configurations tried on {table['data'].iloc[0]}", "Sharpe: annualised, of the LSTM strategy"
+    show(fitted_table(title, columns, rows, caption=caption))
+    if csv is not None:
+        check_output_folder(csv.parent, "--csv")
+        write_csv(csv, table)
+        console.print(f"saved {csv}", soft_wrap=True)
 
 
 @app.command("forecast")

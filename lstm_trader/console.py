@@ -160,6 +160,22 @@ def _force_progress() -> bool:
     return os.environ.get("LSTM_TRADER_PROGRESS") == "1"
 
 
+LedgerOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="the trial ledger to count and record configurations in (SQLite file); default "
+        "$LSTM_TRADER_HOME/ledger.sqlite, else the user's data directory"
+    ),
+]
+
+
+def ledger_sets(ledger: Path | None) -> list[str]:
+    """--ledger as the config override it stands for."""
+    if ledger is None:
+        return []
+    return ["ledger=" + '"' + str(ledger).replace("\\", "\\\\").replace('"', '\\"') + '"']
+
+
 WideOpt = Annotated[bool, typer.Option("--wide", help="every column of the tables, however wide the terminal")]
 
 

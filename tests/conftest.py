@@ -32,3 +32,22 @@ def tiny_model() -> ModelSpec:
 @pytest.fixture
 def tiny_walk_forward() -> WalkForwardSpec:
     return WalkForwardSpec(min_train=120, retrain_every=40, warm_start=True, finetune_epochs=1, finetune_window=60)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_ledger_home(tmp_path_factory):
+    """No test writes to the user's own trial ledger: a session-wide home for module-scoped fixtures ..."""
+    saved = os.environ.get("LSTM_TRADER_HOME")
+    os.environ["LSTM_TRADER_HOME"] = str(tmp_path_factory.mktemp("home"))
+    yield
+    if saved is None:
+        os.environ.pop("LSTM_TRADER_HOME", None)
+    else:
+        os.environ["LSTM_TRADER_HOME"] = saved
+
+
+@pytest.fixture(autouse=True)
+def _ledger_home(tmp_path_factory, monkeypatch):
+    """... and a fresh one for each test, so a test's count of configurations is its own (subprocesses
+    inherit it)."""
+    monkeypatch.setenv("LSTM_TRADER_HOME", str(tmp_path_factory.mktemp("home")))

@@ -48,6 +48,7 @@ def fixtures(root):
         "preds_nocol.csv": "date,ticker,model\n2015-06-01,good,lstm\n",
         "preds_other.csv": "date,ticker,model,y_pred\n2015-06-01,ZZZ,lstm,0.1\n",
         "afile": "",
+        "notdb.sqlite": "this is a text file, not a database\n" * 40,
     }
     for name, text in files.items():
         path = root / name
@@ -188,6 +189,11 @@ CASES = [
         ["run", CROSS, "--set", 'strategies=[{name="xs_rank", params={forecast="lgbm"}}]'],
         "trades the 'lgbm' forecast, which this run does not make (hint: did you mean 'lightgbm'?)",
     ),
+    # the trial ledger
+    (["run", "--ledger", "notdb.sqlite"], "cannot open the trial ledger notdb.sqlite (file is not a database)"),
+    (["run", "--ledger", "afile/ledger.sqlite"], "cannot open the trial ledger afile/ledger.sqlite"),
+    (["tune", "--ledger", "afile/ledger.sqlite"], "cannot open the trial ledger afile/ledger.sqlite"),
+    (["ledger", "--ledger", "notdb.sqlite"], "file is not a database"),
     # config
     (["run", "missing.toml"], "config file not found: missing.toml"),
     (["run", "folder.csv"], "folder.csv is a folder, not a config file"),

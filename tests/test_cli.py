@@ -155,14 +155,24 @@ def tiny_run(tmp_path_factory):
     data = root / "ACME.csv"
     write_yahoo_csv(make_bars(320, seed=9), data)
     runs = root / "runs"
+    ledger = ["--ledger", str(root / "ledger.sqlite")]  # the module's own trial ledger
     result = runner.invoke(
-        app, ["run", *TINY, "--set", f"data.source=csv:{data}", "--runs-dir", str(runs), "--no-report"]
+        app, ["run", *TINY, "--set", f"data.source=csv:{data}", "--runs-dir", str(runs), "--no-report", *ledger]
     )
     assert result.exit_code == 0, result.output
     (run,) = run_dirs(runs)
     again = runner.invoke(
         app,
-        ["backtest", str(run / "predictions.parquet"), "--data", f"csv:{data}", "--runs-dir", str(runs), "--no-report"],
+        [
+            "backtest",
+            str(run / "predictions.parquet"),
+            "--data",
+            f"csv:{data}",
+            "--runs-dir",
+            str(runs),
+            "--no-report",
+            *ledger,
+        ],
     )
     assert again.exit_code == 0, again.output
     (second,) = [p for p in run_dirs(runs) if p != run]
@@ -196,7 +206,7 @@ def test_a_backtest_of_the_same_predictions_repeats_the_results_as_the_same_conf
     pd.testing.assert_frame_equal(pd.read_csv(second / "comparison.csv"), comparison)
     # the trial ledger: a run and a backtest of the same predictions and costs are one configuration;
     # only the LSTM strategy is deflated, benchmarks and controls get PSR only
-    rows = TrialLedger(runs).rows()
+    rows = TrialLedger(runs.parent / "ledger.sqlite").rows()
     assert [r["kind"] for r in rows] == ["run", "backtest"] and rows[0]["config"] == rows[1]["config"]
     assert comparison.loc[comparison["strategy"] != "lstm_signal", "dsr"].isna().all()
     lstm_row = comparison.set_index("strategy").loc["lstm_signal"]
@@ -230,8 +240,9 @@ def test_a_backtest_at_other_costs_is_a_second_configuration(tiny_run, tmp_path)
     import shutil
 
     data, runs, run, _, _, _ = tiny_run
-    copy = tmp_path / "runs"  # a copy of the runs folder, so the shared ledger keeps its two rows
+    copy = tmp_path / "runs"  # a copy of the runs folder and its ledger, so the shared one keeps its two rows
     shutil.copytree(runs, copy)
+    shutil.copy(runs.parent / "ledger.sqlite", tmp_path / "ledger.sqlite")
     costly = runner.invoke(
         app,
         [
@@ -244,6 +255,8 @@ def test_a_backtest_at_other_costs_is_a_second_configuration(tiny_run, tmp_path)
             "--runs-dir",
             str(copy),
             "--no-report",
+            "--ledger",
+            str(tmp_path / "ledger.sqlite"),
         ],
     )
     assert costly.exit_code == 0, costly.output

@@ -5,7 +5,7 @@ from typer.testing import CliRunner
 
 from backtests.config import load_config
 from backtests.sensitivity import _crossing, break_even, cost_sensitivity
-from backtests.trials import TrialLedger
+from backtests.trials import TrialLedger, default_ledger_path
 from lstm_trader.cli import app
 from tests.helpers import TINY, make_bars, predictions_for, run_dirs, write_yahoo_csv
 
@@ -49,7 +49,7 @@ def test_sensitivity_command_writes_tables_plot_and_ledger_rows(tmp_path):
     table = pd.read_csv(run / "sensitivity.csv")
     assert sorted(table["cost_bp"].unique()) == [0, 10, 50] and len(table) == 3 * 7
     assert (run / "break_even.csv").is_file() and "lstm_signal on ACME" in result.output
-    rows = TrialLedger(runs).rows()
+    rows = TrialLedger(default_ledger_path()).rows()
     assert [r["kind"] for r in rows].count("sensitivity") == 3
     assert len({r["data"] for r in rows}) == 1  # counted on the same data as the run (warm-up bars aside)
     report = runner.invoke(app, ["report", str(run)])

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from backtests.stats import deflated_sharpe, probabilistic_sharpe, trial_variance
-from backtests.trials import TrialLedger
+from backtests.trials import TrialLedger, default_ledger_path
 from tests.helpers import hand_dsr
 
 
@@ -91,7 +91,7 @@ def test_a_run_and_a_backtest_record_per_day_sharpes_and_the_second_is_deflated_
     for folder in (run, tested):
         _, returns = lstm_returns(folder)
         sharpes.append(returns.mean() / returns.std())  # per day: no sqrt(252)
-    rows = TrialLedger(runs).rows()
+    rows = TrialLedger(default_ledger_path()).rows()
     assert [r["sharpe"] for r in rows] == pytest.approx(sharpes, rel=1e-9)
     assert all(abs(s) < 0.3 for s in sharpes)  # a daily Sharpe; annualised ones would be ~16x larger
     assert sharpes[0] != pytest.approx(sharpes[1])  # 1% commission changed it: two configurations
@@ -154,3 +154,68 @@ def test_the_bootstrap_interval_is_seeded_and_brackets_the_point_estimates():
     daily = sharpe / np.sqrt(252)
     standard_error = np.sqrt((1 + daily**2 / 2) / len(returns)) * np.sqrt(252)
     assert a["sharpe_high"] - a["sharpe_low"] == pytest.approx(2 * 1.645 * standard_error, rel=0.2)
+
+
+def test_two_runs_in_two_runs_folders_count_two_configurations_in_the_users_ledger(tmp_path):
+    from typer.testing import CliRunner
+
+    from lstm_trader.cli import app
+    from tests.helpers import TINY, make_bars, write_yahoo_csv
+
+    data = tmp_path / "ACME.csv"
+    write_yahoo_csv(make_bars(320, seed=9), data)
+    outputs = []
+    for folder, seed in (("one", 1), ("two", 2)):  # two seeds: two configurations, in two runs folders
+        result = CliRunner().invoke(
+            app,
+            [
+                "run",
+                *TINY,
+                "--set",
+                f"data.source=csv:{data}",
+                "--set",
+                f"seed={seed}",
+                "--runs-dir",
+                str(tmp_path / folder),
+                "--no-report",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        outputs.append(result.output)
+    assert "1 configuration tried on this data" in outputs[0]
+    assert "2 configurations tried on this data" in outputs[1]
+    rows = TrialLedger(default_ledger_path()).rows()
+    assert [r["kind"] for r in rows] == ["run", "run"]
+    assert not (tmp_path / "one" / "ledger.sqlite").exists()
+
+
+def test_a_runs_folders_old_ledger_is_merged_into_the_users_once(tmp_path):
+    from backtests.trials import open_trial_ledger
+
+    old = TrialLedger(tmp_path / "runs")
+    old.add("run:a", "run", "data-a", "config-a", {}, "test", 0.1, 0.01)
+    old.add("run:b", "run", "data-a", "config-b", {}, "test", 0.2, 0.01)
+    book = open_trial_ledger(tmp_path / "mine.sqlite", tmp_path / "runs")
+    assert book.count("data-a").n == 2
+    old.add("run:c", "run", "data-a", "config-c", {}, "test", 0.3, 0.01)  # written there after the merge
+    again = open_trial_ledger(tmp_path / "mine.sqlite", tmp_path / "runs")
+    assert again.count("data-a").n == 2 and len(again.rows()) == 2
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (
+            lambda p: (p / "notes.sqlite").write_text("not a database at all " * 50) and p / "notes.sqlite",
+            "file is not a database",
+        ),
+        (lambda p: (p / "afile").write_text("x") and p / "afile" / "ledger.sqlite", "cannot open the trial ledger"),
+    ],
+    ids=["not-sqlite", "under-a-file"],
+)
+def test_a_bad_ledger_location_is_one_error_before_any_work(tmp_path, make, message):
+    from backtests.errors import BacktestError
+    from backtests.trials import open_trial_ledger
+
+    with pytest.raises(BacktestError, match=message):
+        open_trial_ledger(make(tmp_path))

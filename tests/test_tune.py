@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from backtests.config import load_config
-from backtests.trials import TrialLedger
+from backtests.trials import TrialLedger, default_ledger_path
 from backtests.tune import first_test_date, open_study, suggest, tune
 from lstm_trader.cli import app
 from tests.helpers import hand_dsr, make_bars, run_dirs, write_yahoo_csv
@@ -98,7 +98,7 @@ def test_a_resumed_study_counts_every_trial_once(tmp_path, data):
     assert states.count("FAIL") == 1 and "RUNNING" not in states
     retried = resumed.trials[resumed.trials["number"] > orphan.number]
     assert orphan.params["units"] in retried["param_units"].tolist()
-    ledger = [r for r in TrialLedger(tmp_path / "runs").rows() if r["kind"] == "tune"]
+    ledger = [r for r in TrialLedger(default_ledger_path()).rows() if r["kind"] == "tune"]
     assert len(ledger) == 4 and len({r["key"] for r in ledger}) == 4
 
 
@@ -116,7 +116,7 @@ def test_best_toml_runs_and_later_runs_count_the_trials(tmp_path, data):
     row = comparison.dropna(subset=["dsr"]).iloc[0]
     table = pd.read_parquet(run / "returns.parquet")
     returns = table[(table["strategy"] == row["strategy"]) & (table["ticker"] == "ACME")]["return"].fillna(0.0)
-    sharpes = [r["sharpe"] for r in TrialLedger(tmp_path / "runs").rows() if r["sharpe"] is not None]
+    sharpes = [r["sharpe"] for r in TrialLedger(default_ledger_path()).rows() if r["sharpe"] is not None]
     assert len(sharpes) >= 2 and all(abs(v) < 0.3 for v in sharpes)  # per day
     assert row["dsr"] == pytest.approx(hand_dsr(returns, sharpes, n=4), rel=1e-9)
     for name in ("trials.csv", "index.html", "optimisation.png"):
@@ -273,7 +273,7 @@ def test_evaluate_runs_the_tuned_and_the_base_config_once_each(tmp_path, data):
     )
     assert result.exit_code == 0, result.output
     assert "evaluated once each" in result.output and "tuned" in result.output and "base" in result.output
-    runs = [r for r in TrialLedger(tmp_path / "runs").rows() if r["kind"] == "run"]
+    runs = [r for r in TrialLedger(default_ledger_path()).rows() if r["kind"] == "run"]
     assert len(runs) == 2 and len(run_dirs(tmp_path / "runs")) == 2
     assert "4 configurations tried on this data" in result.output  # 2 trials + 2 evaluated runs
     assert "…" not in result.output  # no run name cut short
