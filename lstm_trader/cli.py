@@ -666,7 +666,12 @@ def tune(
         str | None, typer.Option(help="study name (folder under --studies-dir); default: config name")
     ] = None,
     studies_dir: Annotated[Path, typer.Option(help="where studies live")] = Path("studies"),
-    runs_dir: Annotated[Path, typer.Option(help="runs root: its trial ledger records every trial")] = Path("runs"),
+    runs_dir: Annotated[
+        Path,
+        typer.Option(
+            help="where --evaluate writes its runs (an older ledger there is merged into the trial ledger once)"
+        ),
+    ] = Path("runs"),
     evaluate: Annotated[
         bool,
         typer.Option(
