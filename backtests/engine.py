@@ -121,12 +121,18 @@ def run_backtest(
                 "use a predictions table written by walk_forward_predict",
             )
         model = sorted(available)[0] if available else None
-    vol_model = params.get("vol_forecast")
+    # the variance forecast a strategy is sized by: lstm_signal's vol_forecast, or vol_target's own model
+    vol_model = params.get("vol_forecast") or (traded if getattr(cls, "reads_variance", False) else None)
     if vol_model and vol_model not in available:
         raise BacktestError(
             f"strategy '{strategy}' sizes by the '{vol_model}' volatility forecast, which the predictions lack",
             "backtest with a volatility run's predictions beside: lstm-trader backtest PREDICTIONS --volatility "
             "VOL_RUN/predictions.parquet",
+        )
+    if vol_model and "return_var_ratio" not in predictions:
+        raise BacktestError(
+            f"strategy '{strategy}' sizes by the '{vol_model}' forecast, which is no variance forecast",
+            'trade a volatility run\'s predictions (model.target = "realized_vol"), or join them with --volatility',
         )
     cerebro = bt.Cerebro(stdstats=False)
     starts, penultimate, marks = [], [], {}
@@ -134,7 +140,17 @@ def run_backtest(
         mine = predictions[predictions["ticker"] == ticker] if "ticker" in predictions else predictions
         rows = mine[mine["model"] == model] if model else mine
         if vol_model:  # the day's return-variance forecast of a volatility model, beside the return forecast
-            rows = rows.assign(vol_var=rows["date"].map(daily_return_variance(mine[mine["model"] == vol_model])))
+            variance = daily_return_variance(mine[mine["model"] == vol_model])
+            uncovered = pd.DatetimeIndex(rows["date"]).difference(variance.dropna().index)
+            if len(uncovered):  # never a silent fall-back to another sizing
+                covered = variance.dropna().index
+                span = f"cover {covered.min().date()} to {covered.max().date()}" if len(covered) else "are missing"
+                raise BacktestError(
+                    f"{ticker}: the '{vol_model}' forecasts {span}, not {uncovered[0].date()} ({len(uncovered)} "
+                    "days of the forecasts traded)",
+                    "backtest a volatility run over the same dates",
+                )
+            rows = rows.assign(vol_var=rows["date"].map(variance))
         feed, first, _ = prediction_frame(frame, rows, warmup=warmup, name=ticker)
         cerebro.adddata(PredictionData(dataname=feed), name=ticker)
         starts.append(first)

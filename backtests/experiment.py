@@ -26,7 +26,15 @@ from forecasting.data import require_rows
 from forecasting.faults import inject
 from forecasting.features import check_feature_columns, warmup_rows
 from forecasting.model import import_keras
-from forecasting.walkforward import Progress, assemble_folds, fold_count, predict_fold, table_columns
+from forecasting.walkforward import (
+    Progress,
+    assemble_folds,
+    fold_count,
+    make_samples,
+    make_split,
+    predict_fold,
+    table_columns,
+)
 from strategies import forecast_model, resolve
 
 PORTFOLIO = "portfolio"
@@ -92,16 +100,17 @@ def check_volatility_inputs(config: ExperimentConfig, prices: dict[str, pd.DataF
     for a GARCH fit."""
     from forecasting.volatility import MIN_GARCH_RETURNS, estimator_for
 
-    m = config.model
-    first_fold = warmup_rows(m.features) + m.lookback - 1 + config.walk_forward.min_train + m.horizon
-    if first_fold < MIN_GARCH_RETURNS + 1:
-        raise BacktestError(
-            f"GARCH needs at least {MIN_GARCH_RETURNS} training returns; the first fold has {first_fold - 1} "
-            "(feature warm-up + lookback + walk_forward.min_train)",
-            f"raise walk_forward.min_train to at least {MIN_GARCH_RETURNS + 1 - first_fold + config.walk_forward.min_train}",
-        )
+    m, wf = config.model, config.walk_forward
     for ticker, frame in prices.items():
         estimator_for(frame, m.vol_estimator, f"{config.data.source} ({ticker})")
+        # the first fold's GARCH fit ends where its last training target is known, as the fold computes it
+        samples = make_samples(frame, m, ticker)
+        fit_end = int(samples.positions[make_split(m, wf).train_rows(0)[-1]]) + m.horizon
+        if fit_end < MIN_GARCH_RETURNS:
+            raise BacktestError(
+                f"GARCH needs at least {MIN_GARCH_RETURNS} training returns; the first fold of {ticker} has {fit_end}",
+                f"raise walk_forward.min_train to at least {wf.min_train + MIN_GARCH_RETURNS - fit_end}",
+            )
 
 
 def estimator_note(config: ExperimentConfig, prices: dict[str, pd.DataFrame]) -> str:
@@ -181,6 +190,11 @@ def check_forecasts(config: ExperimentConfig) -> None:
                 f"strategy '{spec.title}' trades a return forecast, but this run forecasts variance "
                 "(model.target = realized_vol)",
                 "trade it with vol_target (see configs/volatility.toml), or leave it out",
+            )
+        if spec.name == "vol_target" and wanted is not None and config.model.target != "realized_vol":
+            raise BacktestError(
+                f"strategy '{spec.title}' sizes by a variance forecast, but this run forecasts returns",
+                'run it on a volatility config (model.target = "realized_vol", see configs/volatility.toml)',
             )
         if wanted is not None and wanted not in models:
             raise BacktestError(

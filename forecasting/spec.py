@@ -45,8 +45,9 @@ class ModelSpec(Strict):
     )
     vol_estimator: Literal["auto", "garman_klass", "parkinson", "close"] = Field(
         "auto",
-        description="the daily variance proxy of realized_vol and log_rv_N: auto (Garman-Klass on OHLC bars, "
-        "squared close-to-close returns on closes) | garman_klass | parkinson | close",
+        description="the daily variance proxy of realized_vol's target and baselines: auto (Garman-Klass on OHLC "
+        "bars, squared close-to-close returns on closes) | garman_klass | parkinson | close (log_rv_N features "
+        "always use auto)",
     )
     scope: Literal["per_ticker", "global"] = Field(
         "per_ticker",

@@ -53,8 +53,9 @@ def estimator_for(frame: pd.DataFrame, estimator: str = "auto", source: str = "t
     if estimator == "auto":
         return "garman_klass" if ohlc else "close"
     if estimator in ("garman_klass", "parkinson") and not ohlc:
+        needs = "open, high and low" if estimator == "garman_klass" else "high and low"
         raise DataError(
-            f"the {estimator.replace('_', '-')} estimator needs open, high and low prices, but {source} is close-only",
+            f"the {estimator.replace('_', '-')} estimator needs {needs} prices, but {source} is close-only",
             'use model.vol_estimator = "close" (squared close-to-close returns) or "auto"',
         )
     return estimator

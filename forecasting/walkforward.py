@@ -233,6 +233,8 @@ def _predict_ticker(
                 continue
             network.train_fold(fold, samples, train, progress)
             mean, spread = network.predict(samples, test)
+            if model.target == "realized_vol":
+                mean = mean + network.log_level_correction(samples, train)
             fold_table = _fold_table(ticker, samples, model, fold, train, test, mean, ridge[fold].result(), spread)
             tables.append(fold_table)
             if checkpoints is not None:
@@ -313,6 +315,20 @@ class WalkForwardModel:
         spread = members.std(axis=0) if len(members) > 1 else np.zeros(members.shape[1])
         return members.mean(axis=0), spread
 
+    def log_level_correction(self, samples: Samples, train: np.ndarray) -> float:
+        """Duan's smearing for a model of a log: exp of a forecast of E[log RV] under-forecasts E[RV] (Jensen),
+        so the forecast is raised by log mean(exp(residual)) over the fold's training samples. The GARCH
+        baselines get their level from the training span too, so every model is scored on one footing."""
+        members = [forecaster.predict(samples.X[train]) for forecaster in self.ensemble or []]
+        return smearing(samples.target[train], np.mean(members, axis=0))
+
+
+def smearing(actual: np.ndarray, fitted: np.ndarray) -> float:
+    """log mean(exp(actual - fitted)): Duan's (1983) smearing term for a regression of a log."""
+    residual = np.asarray(actual, dtype="float64") - np.asarray(fitted, dtype="float64")
+    residual = residual[np.isfinite(residual)]
+    return float(np.log(np.mean(np.exp(residual)))) if len(residual) else 0.0
+
 
 def fold_count(frame: pd.DataFrame, model: ModelSpec, walk_forward: WalkForwardSpec, ticker: str = "asset") -> int:
     """How many walk-forward folds the ticker's bars make."""
@@ -338,6 +354,8 @@ def predict_fold(
     network.fold = fold - 1
     network.train_fold(fold, samples, train)
     mean, spread = network.predict(samples, test)
+    if model.target == "realized_vol":
+        mean = mean + network.log_level_correction(samples, train)
     controls = control_forecasts(samples, model, train, test)
     return _fold_table(ticker, samples, model, fold, train, test, mean, controls, spread)
 
@@ -358,7 +376,9 @@ def control_forecasts(samples: Samples, model: ModelSpec, train: np.ndarray, tes
     bars = baseline_forecasts(
         samples.frame, model.vol_estimator, model.horizon, samples.positions[train], samples.positions[test]
     )
-    return {"ridge": ridge_forecast(samples, train, test, samples.target), **{k: np.log(v) for k, v in bars.items()}}
+    ridge = ridge_forecast(samples, train, np.concatenate([train, test]), samples.target)  # in sample, then out
+    corrected = ridge[len(train) :] + smearing(samples.target[train], ridge[: len(train)])
+    return {"ridge": corrected, **{k: np.log(v) for k, v in bars.items()}}
 
 
 def ridge_forecast(

@@ -369,7 +369,9 @@ VOL_LINES = ("lstm", "garch", "har")  # the forecasts drawn against the realized
 
 
 def plot_volatility(vols: pd.DataFrame, path: Path, ticker: str) -> Path:
-    """Forecast against realized volatility over time (annualised), the proxy drawn as a grey 21-day mean."""
+    """Forecast against realized volatility over time (annualised, in the proxy's units: a Garman-Klass
+    proxy leaves the overnight gap out, so close-to-close volatility is somewhat higher), the proxy drawn as
+    a grey 21-day mean."""
     with styled():
         fig, ax = plt.subplots(figsize=(11, 4.2))
         realized = vols["realized"].rolling(21, min_periods=1).mean()
@@ -379,7 +381,7 @@ def plot_volatility(vols: pd.DataFrame, path: Path, ticker: str) -> Path:
         ax.yaxis.set_major_formatter(PERCENT)
         ax.set_title(f"{ticker}: volatility forecasts against the realized proxy (annualised)", pad=22)
         ax.set_xlabel("date the forecast was made")
-        ax.set_ylabel("volatility")
+        ax.set_ylabel("volatility (proxy units)")
         _legend_above(ax)
         return _save(fig, path)
 

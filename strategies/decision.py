@@ -175,14 +175,14 @@ def signal_target(
         move = closes[-1] / entry_price - 1.0
         if (move if position > 0 else -move) < -params.stop_loss:
             return 0.0, side
-    if params.target_vol and forecast_variance is not None and math.isfinite(forecast_variance):
-        return side * min(1.0, vol_target_exposure(annual_vol(forecast_variance), params.target_vol)), None
+    if params.target_vol and forecast_variance is not None:  # sized by the forecast: none, no decision
+        return side * vol_target_exposure(annual_vol(forecast_variance), params.target_vol), None
     return side * volatility_scale(closes, params), None
 
 
 def annual_vol(daily_variance: float) -> float:
-    """A daily variance as an annualised volatility: sqrt(252 x variance)."""
-    return math.sqrt(252.0 * daily_variance) if daily_variance >= 0 else float("nan")
+    """A daily variance as an annualised volatility: sqrt(252 x variance); NaN for a missing or non-positive one."""
+    return math.sqrt(252.0 * daily_variance) if math.isfinite(daily_variance) and daily_variance > 0 else float("nan")
 
 
 def vol_target_exposure(vol: float, target_vol: float) -> float:

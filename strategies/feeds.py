@@ -11,20 +11,15 @@ from strategies.errors import StrategyError
 
 class PredictionData(bt.feeds.PandasData):
     """OHLCV plus `y_pred` (predicted log return to close t+h, or a volatility model's log h-session
-    variance), `price_pred` and `var_scale` (what makes exp(y_pred) a daily return variance), by date.
+    variance), `price_pred` and `vol_var` (a volatility forecast of the next session's return variance,
+    when a strategy is sized by one), by date.
 
     Rows are read from NumPy arrays taken once at the start: Backtrader's `PandasData` reads every
     value with `DataFrame.iloc`, which made loading the feeds most of a 20-stock backtest's time.
     The values are the same floats either way."""
 
-    lines = ("y_pred", "price_pred", "var_scale", "vol_var")
-    params = (
-        ("y_pred", "y_pred"),
-        ("price_pred", "price_pred"),
-        ("var_scale", "var_scale"),
-        ("vol_var", "vol_var"),
-        ("openinterest", None),
-    )
+    lines = ("y_pred", "price_pred", "vol_var")
+    params = (("y_pred", "y_pred"), ("price_pred", "price_pred"), ("vol_var", "vol_var"), ("openinterest", None))
 
     def start(self) -> None:
         super().start()
@@ -107,12 +102,6 @@ def prediction_frame(
     # optional: a table of date, ticker, model and y_pred alone can be backtested (no strategy reads it)
     frame["price_pred"] = (
         aligned["price_pred"].reindex(frame.index).astype("float64") if "price_pred" in aligned else np.nan
-    )
-    # a volatility table: its variance forecasts per day, in close-to-close units (NaN for other tables)
-    frame["var_scale"] = (
-        (aligned["return_var_ratio"] / aligned["horizon"]).reindex(frame.index).astype("float64")
-        if {"return_var_ratio", "horizon"} <= set(aligned)
-        else np.nan
     )
     # a volatility model's forecast of the next session's return variance, when one sizes the trade
     frame["vol_var"] = aligned["vol_var"].reindex(frame.index).astype("float64") if "vol_var" in aligned else np.nan

@@ -174,7 +174,7 @@ CASES = [
     ),
     (
         ["run", "--set", 'model.target="realized_vol"', "--set", "walk_forward.min_train=100"],
-        "GARCH needs at least 250 training returns; the first fold has",
+        "GARCH needs at least 250 training returns; the first fold of sp500 has 162 (hint: raise walk_forward.min_train to at least 188)",
     ),
     (
         ["run", "--set", 'model.target="realized_vol"', "--set", 'model.scope="global"'],
@@ -184,6 +184,10 @@ CASES = [
     (
         ["run", "--set", 'model.target="realized_vol"'],
         "strategy 'lstm_signal' trades a return forecast, but this run forecasts variance",
+    ),
+    (
+        ["run", "--set", 'strategies=[{name="vol_target"}]'],
+        "strategy 'vol_target' sizes by a variance forecast, but this run forecasts returns",
     ),
     (
         ["run", CROSS, "--set", 'strategies=[{name="xs_rank", params={forecast="lgbm"}}]'],

@@ -145,6 +145,27 @@ def test_every_baseline_forecast_up_to_d_is_unchanged_by_bars_after_d():
         np.testing.assert_array_equal(a[name][test <= 600], b[name][test <= 600], err_msg=name)
 
 
+def test_no_baseline_fit_reads_a_bar_after_its_training_end():
+    # the fold's training targets end at bar 400 (the last training sample, 399, plus h = 1): change every
+    # bar from 401 on, and the forecasts made at bars 399 and 400 (fit, calibration and all) stay the same
+    from forecasting.data import load_prices
+
+    frame = load_prices("builtin:sp500", "2010-01-01")["sp500"].iloc[:700]
+    changed = perturb_after(frame, frame.index[400], seed=3)
+    train, origins = np.arange(0, 400), np.array([399, 400])
+    a = baseline_forecasts(frame, "auto", 1, train, origins)
+    b = baseline_forecasts(changed, "auto", 1, train, origins)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_a_missing_or_zero_variance_forecast_makes_no_decision_rather_than_another_sizing():
+    rule = SignalParams(enter_long=0.0, target_vol=0.10)
+    for variance in (float("nan"), 0.0, -1e-4):
+        target, _ = signal_target(0.001, rule, closes=[100, 101, 100, 102], forecast_variance=variance)
+        assert math.isnan(target), variance
+
+
 def test_a_history_too_short_for_garch_is_one_clear_error():
     with pytest.raises(DataError, match="GARCH needs at least 250 training returns; this fold has 100"):
         garch_forecasts(
@@ -218,6 +239,9 @@ def test_lstm_signal_sizes_its_trades_by_a_volatility_models_forecast_beside_the
     np.testing.assert_allclose(targets, 0.1 / math.sqrt(252 * 4e-4))
     with pytest.raises(Exception, match="sizes by the 'vol_garch' volatility forecast, which the predictions lack"):
         run_backtest({"T": prices}, table, "lstm_signal", params={"target_vol": 0.10, "vol_forecast": "vol_garch"})
+    short = pd.concat([returns, vol.iloc[:-10]], ignore_index=True)  # the variance forecasts end 10 days early
+    with pytest.raises(Exception, match="the 'vol_lstm' forecasts cover .* not .* \\(10 days"):
+        run_backtest({"T": prices}, short, "lstm_signal", held, params)
 
 
 def test_a_return_table_passed_as_the_volatility_table_is_one_clear_error(tmp_path):
