@@ -61,7 +61,14 @@ def load_experiment_prices(config: ExperimentConfig, notes: list[str] | None = N
 
     A global model's universe needs that of the universe's calendar, not of every ticker: a ticker
     too short for the features' warm-up and the lookback is left out, with a note added to `notes`."""
-    prices = load_prices(config.data.source, config.data.start, config.data.end, config.data.cache_dir)
+    prices = load_prices(
+        config.data.source, config.data.start, config.data.end, config.data.cache_dir, config.data.missing
+    )
+    if notes is not None:  # a gap filled or dropped is counted where the user reads the run
+        verb = "filled with the last close" if config.data.missing == "ffill" else "left out"
+        notes += [
+            f"{t}: {f.attrs['gaps']} bars with a missing value {verb}" for t, f in prices.items() if f.attrs.get("gaps")
+        ]
     m, wf = config.model, config.walk_forward
     for ticker, frame in prices.items():
         check_feature_columns(m.features, frame, f"{config.data.source} ({ticker})")
@@ -801,7 +808,7 @@ def run_backtest_only(
     forecasts = predictions  # the forecast errors are the return table's
     if volatility_path is not None:
         predictions = with_volatility(predictions, volatility_path)
-    prices = load_prices(config.data.source, None, config.data.end, config.data.cache_dir)
+    prices = load_prices(config.data.source, None, config.data.end, config.data.cache_dir, config.data.missing)
     unknown = sorted(set(predictions["ticker"]) - set(prices))
     if unknown:
         raise BacktestError(

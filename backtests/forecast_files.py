@@ -47,7 +47,9 @@ def forecast_to_files(
     from reports.plots import plot_forecast
 
     out = check_output_folder(out, "--out")
-    prices = load_prices(config.data.source, config.data.start, config.data.end, config.data.cache_dir)
+    prices = load_prices(
+        config.data.source, config.data.start, config.data.end, config.data.cache_dir, config.data.missing
+    )
     for ticker, frame in prices.items():
         if as_of is not None and as_of < frame.index[0]:
             raise BacktestError(

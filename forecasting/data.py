@@ -17,6 +17,7 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import date
 from pathlib import Path
 
@@ -45,16 +46,33 @@ def default_cache_dir() -> Path:
     return Path(root)
 
 
+MISSING = ("error", "drop", "ffill")
+_missing: ContextVar[str] = ContextVar("missing", default="error")  # the policy of the load under way
+
+
 def load_prices(
     uri: str,
     start: str | date | None = None,
     end: str | date | None = None,
     cache_dir: Path | str | None = None,
+    missing: str = "error",
 ) -> dict[str, pd.DataFrame]:
     """Load and validate daily bars for every ticker named by `uri`, keyed by ticker.
 
     Each frame's `attrs["source"]` names where it came from (e.g. 'builtin:sp500_stocks (AAPL)'),
-    so that later errors, such as a feature that needs high and low prices, can say which data."""
+    so that later errors, such as a feature that needs high and low prices, can say which data.
+    `missing` is what a bar with a missing value (NaN) gets: an error (default), `drop` (the bar is
+    left out) or `ffill` (`fill_missing`); `attrs["gaps"]` counts the bars dropped or filled."""
+    if missing not in MISSING:
+        raise DataError(f"unknown data.missing '{missing}'", 'use "error", "drop" or "ffill"')
+    token = _missing.set(missing)
+    try:
+        return _load_prices(uri, start, end, cache_dir)
+    finally:
+        _missing.reset(token)
+
+
+def _load_prices(uri: str, start, end, cache_dir) -> dict[str, pd.DataFrame]:
     scheme, _, rest = uri.partition(":")
     scheme = scheme.lower().strip()
     if not rest:
@@ -253,8 +271,34 @@ def standardise(raw: pd.DataFrame, source: str, row_offset: int = 0) -> pd.DataF
             )
         frame[col] = numbers
     out = frame[columns].astype("float64")
-    validate(out, source, row_offset=row_offset, adj_close=frame.get("adj close"))
+    gaps = 0
+    if _missing.get() != "error":  # (Adj Close is never used: its gaps do not matter then)
+        out, gaps = fill_missing(out, _missing.get())
+        adj_close = None
+    else:
+        adj_close = frame.get("adj close")
+    validate(out, source, row_offset=row_offset, adj_close=adj_close)
+    out.attrs["gaps"] = gaps
     return out
+
+
+def fill_missing(frame: pd.DataFrame, policy: str) -> tuple[pd.DataFrame, int]:
+    """Bars with a missing value: left out (`drop`), or (`ffill`) replaced by a flat bar at the last close
+    before them (open = high = low = that close, volume 0): a missing session where nothing traded,
+    never a value from a later bar. Bars before the first complete one have no close to carry: left out.
+    Returns the frame and how many bars were dropped or filled."""
+    broken = frame.isna().any(axis=1).to_numpy()
+    if not broken.any():
+        return frame, 0
+    if policy == "drop":
+        return frame[~broken], int(broken.sum())
+    first = int(np.argmax(~broken)) if (~broken).any() else len(frame)
+    out = frame.iloc[first:].copy()
+    gaps = broken[first:]
+    carried = out["close"].where(~gaps).ffill()  # the last complete bar's close, forward only
+    for column in out.columns:
+        out.loc[gaps, column] = 0.0 if column == "volume" else carried[gaps]
+    return out, int(broken.sum())
 
 
 def validate(frame: pd.DataFrame, source: str, row_offset: int = 0, adj_close: pd.Series | None = None) -> None:
@@ -272,7 +316,7 @@ def validate(frame: pd.DataFrame, source: str, row_offset: int = 0, adj_close: p
         if nan.size:
             raise DataError(
                 f"{where(int(nan[0]))}, column '{col}': missing value (NaN)",
-                "drop or repair that row; values are never filled in, since filling can leak the future",
+                'repair or drop that row, or set data.missing = "drop" or "ffill" (the last close carried forward)',
             )
         infinite = np.flatnonzero(np.isinf(frame[col].to_numpy()))
         if infinite.size:

@@ -26,6 +26,19 @@ class DataSpec(Strict):
     start: date | None = Field(date(2009, 1, 1), description="first date loaded (ISO); omit for all")
     end: date | None = Field(None, description="last date loaded (ISO); omit for all")
     cache_dir: str | None = Field(None, description="yfinance cache folder; default ~/.cache/lstm-trader/yahoo")
+    missing: Literal["error", "drop", "ffill"] = Field(
+        "error",
+        description="a bar with a missing value: error | drop (left out) | ffill (a flat bar at the last close "
+        "before it, volume 0; never a later value)",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_default_missing(self, handler):
+        """Added later: left out while at its default, so configs and studies keep their identity."""
+        data = handler(self)
+        if data.get("missing") == "error":
+            data.pop("missing")
+        return data
 
 
 # settings added after runs, checkpoints and paper accounts were keyed by a dump of this spec: while at

@@ -151,3 +151,52 @@ def test_write_yahoo_csv_round_trip(tmp_path):
     bars = make_bars(30)
     write_yahoo_csv(bars, tmp_path / "t.csv")
     pd.testing.assert_frame_equal(load_prices(f"csv:{tmp_path / 't.csv'}")["t"], bars, check_freq=False)
+
+
+def _with_gap(tmp_path, name="GAP.csv"):
+    from tests.helpers import make_bars, write_yahoo_csv
+
+    frame = make_bars(60, seed=4)
+    write_yahoo_csv(frame, tmp_path / name)
+    text = (tmp_path / name).read_text().splitlines()
+    cells = text[31].split(",")  # row 30 of the bars: every price missing
+    text[31] = ",".join([cells[0]] + [""] * (len(cells) - 1))
+    (tmp_path / name).write_text("\n".join(text) + "\n")
+    return frame
+
+
+def test_ffill_carries_the_last_close_forward_and_never_reads_a_later_bar(tmp_path):
+    from backtests.audit import perturb_after
+    from forecasting.data import load_prices
+    from tests.helpers import write_yahoo_csv
+
+    frame = _with_gap(tmp_path)
+    filled = load_prices(f"csv:{tmp_path / 'GAP.csv'}", missing="ffill")["GAP"]
+    day = frame.index[30]
+    previous_close = frame["close"].iloc[29]
+    row = filled.loc[day]
+    assert (row["open"], row["high"], row["low"], row["close"], row["volume"]) == pytest.approx(
+        (previous_close, previous_close, previous_close, previous_close, 0.0)
+    )
+    assert filled.attrs["gaps"] == 1 and len(filled) == 60
+    # every bar after the gap changed: the filled bar is the same
+    changed = perturb_after(frame, day, seed=3)
+    write_yahoo_csv(changed, tmp_path / "GAP2.csv")
+    text = (tmp_path / "GAP2.csv").read_text().splitlines()
+    cells = text[31].split(",")
+    text[31] = ",".join([cells[0]] + [""] * (len(cells) - 1))
+    (tmp_path / "GAP2.csv").write_text("\n".join(text) + "\n")
+    again = load_prices(f"csv:{tmp_path / 'GAP2.csv'}", missing="ffill")["GAP2"]
+    pd.testing.assert_series_equal(again.loc[day], row, check_names=False)
+
+
+def test_drop_leaves_the_gap_out_and_counts_it_and_error_says_how_to_choose(tmp_path):
+    from forecasting.data import load_prices
+    from forecasting.errors import DataError
+
+    frame = _with_gap(tmp_path)
+    dropped = load_prices(f"csv:{tmp_path / 'GAP.csv'}", missing="drop")["GAP"]
+    assert frame.index[30] not in dropped.index and len(dropped) == 59 and dropped.attrs["gaps"] == 1
+    with pytest.raises(DataError, match="missing value") as info:
+        load_prices(f"csv:{tmp_path / 'GAP.csv'}")
+    assert 'data.missing = "drop" or "ffill"' in info.value.hint
