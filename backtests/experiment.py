@@ -299,6 +299,8 @@ def compare_results(
     trials = TrialCount(1, 0.0)
     if ledger is not None and ledger_key is not None:
         fingerprint = data_fingerprint(prices, config.data.start)
+        chosen = lstm_result(results, labels)
+        benchmark = benchmark_result(results, chosen, config)
         ledger.add(
             ledger_key,
             kind,
@@ -308,8 +310,11 @@ def compare_results(
             "test",
             lstm_sharpe(results, labels),
             lstm_rmse(predictions),
+            excess_returns(chosen[1]) if chosen else None,
+            excess_returns(benchmark) if benchmark else None,
         )
-        trials = ledger.count(fingerprint)
+        count = ledger.count(fingerprint)
+        trials = TrialCount(count.n, count.variance, ledger.overfitting(fingerprint))
     return comparison_table(results, labels, trials.n, trials.variance), trials
 
 
@@ -349,12 +354,28 @@ def network_params(config: ExperimentConfig) -> dict:
     }
 
 
+def lstm_result(results: list[tuple[str, BacktestResult]], labels: set[str]) -> tuple[str, BacktestResult] | None:
+    """The (book, result) the ledger records: the first LSTM strategy, on the portfolio book when there is one."""
+    chosen = [(b, r) for b, r in results if r.strategy in labels and b == PORTFOLIO] or [
+        (b, r) for b, r in results if r.strategy in labels
+    ]
+    return chosen[0] if chosen else None
+
+
+def benchmark_result(
+    results: list[tuple[str, BacktestResult]], chosen: tuple[str, BacktestResult] | None, config: ExperimentConfig
+) -> BacktestResult | None:
+    """The benchmark on the recorded strategy's book (buy-and-hold, or the equal-weight universe)."""
+    if chosen is None:
+        return None
+    wanted = benchmark_name(config)
+    return next((r for b, r in results if b == chosen[0] and r.strategy == wanted), None)
+
+
 def lstm_sharpe(results: list[tuple[str, BacktestResult]], labels: set[str]) -> float | None:
     """Per-day Sharpe of the first LSTM strategy (on the portfolio book when there is one)."""
-    chosen = [r for book, r in results if r.strategy in labels and book == PORTFOLIO] or [
-        r for _, r in results if r.strategy in labels
-    ]
-    return per_period_sharpe(excess_returns(chosen[0])) if chosen else None
+    chosen = lstm_result(results, labels)
+    return per_period_sharpe(excess_returns(chosen[1])) if chosen else None
 
 
 def deflated_again(run: Path, book: str, strategy: str, cash_rate: float, trials: TrialCount) -> float:
@@ -554,6 +575,7 @@ def _run_in(
                 "notes": notes,
                 "dsr_trials": trials.n,
                 "ledger_variance": trials.variance,
+                "overfitting": trials.overfitting,
                 "provenance": provenance(prices),
             },
         },
@@ -852,6 +874,7 @@ def run_backtest_only(
                 "elapsed_s": round(time.perf_counter() - started, 2),
                 "dsr_trials": trials.n,
                 "ledger_variance": trials.variance,
+                "overfitting": trials.overfitting,
                 "provenance": provenance(prices),
             },
         },

@@ -15,7 +15,8 @@ import json
 import math
 import os
 import sqlite3
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,17 +40,44 @@ CREATE TABLE IF NOT EXISTS trials (
     params TEXT NOT NULL,        -- JSON: the parameters that were varied (tune) or the network settings
     span TEXT NOT NULL,          -- test (out of sample) | validation (a tuning trial's inner walk-forward)
     sharpe REAL,                 -- per-day Sharpe of the LSTM strategy (not annualised)
-    rmse REAL                    -- return-space RMSE of the LSTM forecast
+    rmse REAL,                   -- return-space RMSE of the LSTM forecast
+    returns BLOB,                -- zlib: (day number, daily excess return) of the LSTM strategy
+    benchmark BLOB               -- zlib: the same for buy-and-hold (or equal weight) on its book
 )
 """
+COLUMNS = ("key", "time", "kind", "data", "config", "params", "span", "sharpe", "rmse", "returns", "benchmark")
+LATER_COLUMNS = {"returns": "BLOB", "benchmark": "BLOB"}  # added to ledgers written before they existed
+
+
+def pack_returns(returns) -> bytes | None:
+    """A daily return series as compact bytes (zlib of day numbers and values); None for none."""
+    if returns is None or len(returns) == 0:
+        return None
+    import numpy as np
+
+    days = returns.index.to_numpy().astype("datetime64[D]").astype("float64")
+    return zlib.compress(np.column_stack([days, returns.to_numpy(dtype="float64")]).tobytes())
+
+
+def unpack_returns(blob: bytes | None):
+    """The series `pack_returns` stored (indexed by date), or None."""
+    if blob is None:
+        return None
+    import numpy as np
+    import pandas as pd
+
+    table = np.frombuffer(zlib.decompress(blob), dtype="float64").reshape(-1, 2)
+    return pd.Series(table[:, 1], index=pd.DatetimeIndex(table[:, 0].astype("datetime64[D]")))
 
 
 @dataclass(frozen=True)
 class TrialCount:
-    """What the deflated Sharpe is deflated by: `n` distinct configurations whose Sharpes vary by `variance`."""
+    """What the deflated Sharpe is deflated by: `n` distinct configurations whose Sharpes vary by `variance`;
+    with `overfitting`, SPA and PBO over those configurations' daily returns (`TrialLedger.overfitting`)."""
 
     n: int
     variance: float
+    overfitting: dict = field(default_factory=dict, compare=False)
 
     def describe(self) -> str:
         return f"deflated for {self.n} configuration{'s' if self.n != 1 else ''} tried on this data"
@@ -121,7 +149,8 @@ class TrialLedger:
                 before = connection.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
                 try:
                     connection.execute("ATTACH DATABASE ? AS old", (str(legacy),))
-                    connection.execute("INSERT OR IGNORE INTO trials SELECT * FROM old.trials")
+                    first = ", ".join(COLUMNS[:9])  # the columns every ledger has
+                    connection.execute(f"INSERT OR IGNORE INTO trials ({first}) SELECT {first} FROM old.trials")
                 except sqlite3.Error:  # not a ledger of ours: left alone, and not tried again
                     pass
                 added = connection.execute("SELECT COUNT(*) FROM trials").fetchone()[0] - before
@@ -134,6 +163,10 @@ class TrialLedger:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(self.path, timeout=60)
             connection.execute(_SCHEMA)
+            present = {row[1] for row in connection.execute("PRAGMA table_info(trials)")}
+            for column, kind in LATER_COLUMNS.items():
+                if column not in present:
+                    connection.execute(f"ALTER TABLE trials ADD COLUMN {column} {kind}")
         except (OSError, sqlite3.Error) as exc:
             raise BacktestError(
                 f"cannot open the trial ledger {self.path} ({exc})",
@@ -151,12 +184,16 @@ class TrialLedger:
         span: str,
         sharpe: float | None,
         rmse: float | None,
+        returns=None,
+        benchmark=None,
     ) -> None:
-        """Record one evaluation; a key already present (a resumed run or trial) is kept as it was."""
+        """Record one evaluation; a key already present (a resumed run or trial) is kept as it was.
+        `returns` and `benchmark` are the daily excess returns of the LSTM strategy and of its book's
+        benchmark (for SPA and PBO across the configurations)."""
         clean = [None if v is None or not math.isfinite(v) else float(v) for v in (sharpe, rmse)]
         with self._connect() as connection:
             connection.execute(
-                "INSERT OR IGNORE INTO trials VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR IGNORE INTO trials ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
                 (
                     key,
                     datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -166,6 +203,8 @@ class TrialLedger:
                     json.dumps(params, sort_keys=True, default=str),
                     span,
                     *clean,
+                    pack_returns(returns),
+                    pack_returns(benchmark),
                 ),
             )
         connection.close()
@@ -186,11 +225,32 @@ class TrialLedger:
         return TrialCount(n, sum((s - mean) ** 2 for s in sharpes) / (len(sharpes) - 1))
 
     def rows(self) -> list[dict]:
+        """Every row but the stored returns (see `overfitting`)."""
+        shown = ", ".join(COLUMNS[:9])
         with self._connect() as connection:
             connection.row_factory = sqlite3.Row
-            rows = [dict(row) for row in connection.execute("SELECT * FROM trials ORDER BY rowid")]
+            rows = [dict(row) for row in connection.execute(f"SELECT {shown} FROM trials ORDER BY rowid")]
         connection.close()
         return rows
+
+    def overfitting(self, data: str, span: str = "test") -> dict:
+        """SPA and PBO (`backtests.overfit`) over the configurations tried on `data` in `span`, one return
+        series per configuration (its first evaluation), against the first one's benchmark."""
+        from backtests.overfit import overfitting
+
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT config, returns, benchmark FROM trials WHERE data = ? AND span = ? AND returns IS NOT NULL "
+                "ORDER BY rowid",
+                (data, span),
+            ).fetchall()
+        connection.close()
+        firsts = {}
+        for config, returns, benchmark in rows:
+            firsts.setdefault(config, (returns, benchmark))
+        series = [unpack_returns(r) for r, _ in firsts.values()]
+        benchmark = next((unpack_returns(b) for _, b in firsts.values() if b is not None), None)
+        return overfitting(series, benchmark)
 
 
 def ledger_summary(book: TrialLedger) -> pd.DataFrame:
@@ -201,6 +261,7 @@ def ledger_summary(book: TrialLedger) -> pd.DataFrame:
     table = pd.DataFrame(book.rows())
     for data, group in table.groupby("data", sort=False) if len(table) else []:
         count = book.count(data)
+        tests = {span: book.overfitting(data, span) for span in ("test", "validation")}
         rows.append(
             {
                 "data": data,
@@ -209,11 +270,16 @@ def ledger_summary(book: TrialLedger) -> pd.DataFrame:
                 "best_sharpe": float(group["sharpe"].max() * math.sqrt(252))
                 if group["sharpe"].notna().any()
                 else float("nan"),
+                "spa_benchmark_pvalue": tests["test"]["spa_benchmark_pvalue"],
+                "spa_cash_pvalue": tests["test"]["spa_cash_pvalue"],
+                "pbo_test": tests["test"]["pbo"],
+                "pbo_validation": tests["validation"]["pbo"],
                 "rows": len(group),
                 "last": str(group["time"].max()),
             }
         )
-    return pd.DataFrame(rows, columns=["data", "n", "variance", "best_sharpe", "rows", "last"])
+    columns = ["data", "n", "variance", "best_sharpe", "spa_benchmark_pvalue", "spa_cash_pvalue", "pbo_test"]
+    return pd.DataFrame(rows, columns=columns + ["pbo_validation", "rows", "last"])
 
 
 def ledger_configurations(book: TrialLedger, data: str) -> pd.DataFrame:

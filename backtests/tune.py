@@ -210,6 +210,7 @@ def make_objective(
 ) -> Callable:
     """The Optuna objective: one inner walk-forward on the tuning span per trial."""
     from backtests.experiment import lstm_rmse, lstm_strategies, trial_config_hash
+    from backtests.stats import per_period_sharpe
     from forecasting.walkforward import walk_forward_predict
 
     def objective(trial) -> float:
@@ -235,7 +236,8 @@ def make_objective(
                     None,
                 )
         value = reporter.value()
-        sharpe = _validation_sharpe(span, predictions, cfg, lstm_strategies(cfg))
+        returns = _validation_returns(span, predictions, cfg, lstm_strategies(cfg))
+        sharpe = per_period_sharpe(returns) if returns is not None else None
         rmse = lstm_rmse(predictions)
         trial.set_user_attr("validation_sharpe", sharpe)
         trial.set_user_attr("last_tuning_date", str(max(f.index[-1] for f in span.values()).date()))
@@ -248,6 +250,7 @@ def make_objective(
             "validation",
             sharpe,
             rmse,
+            returns,
         )
         if value != value:
             raise optuna.TrialPruned()
@@ -258,15 +261,23 @@ def make_objective(
 
 def _validation_sharpe(span, predictions, cfg: ExperimentConfig, labels: set[str]) -> float | None:
     """Per-day Sharpe of the first LSTM strategy on the inner validation span (for the ledger)."""
+    from backtests.stats import per_period_sharpe
+
+    returns = _validation_returns(span, predictions, cfg, labels)
+    return per_period_sharpe(returns) if returns is not None else None
+
+
+def _validation_returns(span, predictions, cfg: ExperimentConfig, labels: set[str]) -> pd.Series | None:
+    """Daily excess returns of the first LSTM strategy on the inner validation span (the ledger keeps them,
+    for the PBO over the study's trials)."""
     from backtests.experiment import is_universe_strategy
-    from backtests.stats import excess_returns, per_period_sharpe
+    from backtests.stats import excess_returns
 
     spec = next((s for s in cfg.strategies if s.title in labels), None)
     if spec is None:
         return None
     if is_universe_strategy(spec):  # a ranked portfolio trades the whole universe
-        result = run_backtest(span, predictions, spec.name, cfg.broker, spec.params, label=spec.title)
-        return per_period_sharpe(excess_returns(result))
+        return excess_returns(run_backtest(span, predictions, spec.name, cfg.broker, spec.params, label=spec.title))
     ticker = next(iter(span))
     result = run_backtest(
         {ticker: span[ticker]},
@@ -276,7 +287,7 @@ def _validation_sharpe(span, predictions, cfg: ExperimentConfig, labels: set[str
         spec.params,
         label=spec.title,
     )
-    return per_period_sharpe(excess_returns(result))
+    return excess_returns(result)
 
 
 def open_study(folder: Path, name: str, config: ExperimentConfig, create: bool = True, worker: int = 0):

@@ -308,6 +308,24 @@ def comparison_view(
     return fitted_table(title, columns, rows, wide)
 
 
+def overfit_line(stats: dict) -> str | None:
+    """SPA and PBO over every configuration tried on these data and days, in one line (None without them)."""
+    if not stats or not stats.get("configurations"):
+        return None
+    n = stats["configurations"]
+    spa = (
+        f"SPA p {_fmt(stats['spa_benchmark_pvalue'], 2)} that the best of the {n} configuration"
+        f"{'s' if n != 1 else ''} with stored returns beats the benchmark ({_fmt(stats['spa_cash_pvalue'], 2)} "
+        f"against cash; small: it does)"
+    )
+    pbo = (
+        f"PBO {_fmt(stats['pbo'], 2)} (how often the in-sample best lands below the median out of sample)"
+        if stats["pbo"] == stats["pbo"]
+        else "PBO needs two configurations on the same days"
+    )
+    return f"{spa}; {pbo}"
+
+
 def dsr_line(comparison, trials) -> str:
     """Which N the deflated Sharpe used, and the LSTM strategies' DSR."""
     searched = comparison.dropna(subset=["dsr"])
@@ -428,6 +446,8 @@ def run(
         show(metrics_table(result.metrics, wide))
     show(comparison_view(result.comparison, wide=wide))
     console.print(dsr_line(result.comparison, result.trials))
+    if overfit_line(result.trials.overfitting):
+        console.print(overfit_line(result.trials.overfitting))
     warn_silent(result.silent)
     phases = {"start-up": imported, **result.phases}
     index = None if no_report else _make_reports(result.path, open_, phases)
@@ -505,6 +525,8 @@ def backtest(
         console.print(f"left out {', '.join(result.skipped)}: the predictions have no rows for its forecast")
     show(comparison_view(result.comparison, wide=wide))
     console.print(dsr_line(result.comparison, result.trials))
+    if overfit_line(result.trials.overfitting):
+        console.print(overfit_line(result.trials.overfitting))
     warn_silent(result.silent)
     console.print(f"run dir: {result.path}", soft_wrap=True)
     if not no_report:
@@ -859,15 +881,34 @@ def ledger_cmd(
             ("N", "right", 9),
             ("V", "right", 8),
             ("best Sharpe", "right", 7),
-            ("rows", "right", 5),
-            ("last", "right", 4),
+            ("SPA p", "right", 6),
+            ("SPA p cash", "right", 4),
+            ("PBO", "right", 6),
+            ("PBO tuning", "right", 5),
+            ("rows", "right", 3),
+            ("last", "right", 2),
         ]
         rows = [
-            [r.data, str(r.n), _fmt(r.variance, 3), _pct(r.best_sharpe, ".2f"), str(r.rows), r.last[:10]]
+            [
+                r.data,
+                str(r.n),
+                _fmt(r.variance, 3),
+                _pct(r.best_sharpe, ".2f"),
+                _pct(r.spa_benchmark_pvalue, ".2f"),
+                _pct(r.spa_cash_pvalue, ".2f"),
+                _pct(r.pbo_test, ".2f"),
+                _pct(r.pbo_validation, ".2f"),
+                str(r.rows),
+                r.last[:10],
+            ]
             for r in table.itertuples()
         ]
         title = "Data sets and the configurations tried on them"
-        caption = "N: distinct configurations; V: variance of their per-day Sharpes; best: annualised"
+        caption = (
+            "N: distinct configurations; V: variance of their per-day Sharpes; best: annualised; SPA p: Hansen's test "
+            "that the best out-of-sample configuration beats the benchmark (cash), small: it does; PBO: probability "
+            "of backtest overfitting over the out-of-sample runs (the tuning trials), about 0.5 for noise"
+        )
     else:
         table = ledger_configurations(book, data)
         columns = [

@@ -314,6 +314,26 @@ def variance_note(used: list[float], ledger_variance: float, n: int) -> str:
     return f"Sharpe variance V = {shown}, the ledger's"
 
 
+def overfit_note(summary: dict) -> str:
+    """SPA and PBO over every configuration tried on these data and days (the trial ledger's returns)."""
+    stats = summary.get("overfitting") or {}
+    if not stats.get("configurations"):
+        return ""
+
+    def fmt(value) -> str:
+        return "—" if value is None or value != value else f"{value:.2f}"
+
+    n = stats["configurations"]
+    return (
+        f'<p class="note" id="overfitting">Over the {n} configuration{"s" if n != 1 else ""} tried on these '
+        f"data whose daily returns the ledger keeps ({stats.get('days', 0)} common days): Hansen's SPA p-value that "
+        f"the best of them beats the benchmark <b>{fmt(stats['spa_benchmark_pvalue'])}</b> (against cash "
+        f"{fmt(stats['spa_cash_pvalue'])}; small: at least one does, after accounting for all of them); "
+        f"probability of backtest overfitting <b>{fmt(stats['pbo'])}</b> (how often the configuration best on half "
+        "the days lands below the median on the other half; about 0.5 for noise).</p>"
+    )
+
+
 def dsr_note(summary: dict, comparison: list[dict]) -> str:
     n = summary.get("dsr_trials")
     if n is None:
@@ -534,6 +554,7 @@ Exposure: share of days a position was held (the tear sheets' "Time in Market" s
 Turnover: traded value over mean equity, per year. Costs: commission and slippage paid, in the account's cash.
 Sharpe 5% / 95%: a stationary-bootstrap 90% interval (comparison.csv has CAGR's and max drawdown's too).</p>
 {comparison_table(comparison, page.sheets) if len(comparison) else "<p>No backtests in this run.</p>"}
+{overfit_note(summary)}
 <h2>Pictures</h2>{figures}
 <h2>Provenance</h2>{provenance_block(summary, page.config_text, page.files)}
 </body></html>
