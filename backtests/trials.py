@@ -209,15 +209,17 @@ class TrialLedger:
             )
         connection.close()
 
-    def count(self, data: str) -> TrialCount:
-        """Distinct configurations tried on this data (pruned trials too: they were looked at), and the
-        variance of the (mean) Sharpes of those that have one."""
+    def count(self, data: str, span: str = "test") -> TrialCount:
+        """Distinct configurations tried on this data, whatever their span (pruned trials too: they were
+        looked at), and the variance of the (mean) Sharpes measured on `span` only: a tuning trial's
+        validation-span Sharpe and a run's out-of-sample Sharpe are measured on different days, and their
+        spread says nothing about either's luck."""
         with self._connect() as connection:
+            n = connection.execute("SELECT COUNT(DISTINCT config) FROM trials WHERE data = ?", (data,)).fetchone()[0]
             rows = connection.execute(
-                "SELECT AVG(sharpe) FROM trials WHERE data = ? GROUP BY config", (data,)
+                "SELECT AVG(sharpe) FROM trials WHERE data = ? AND span = ? GROUP BY config", (data, span)
             ).fetchall()
         connection.close()
-        n = len(rows)
         sharpes = [row[0] for row in rows if row[0] is not None]
         if len(sharpes) < 2:
             return TrialCount(max(n, 1), 0.0)

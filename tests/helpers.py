@@ -94,6 +94,6 @@ def hand_dsr(returns: pd.Series, sharpes: list[float], n: int | None = None) -> 
     n_days = len(r)
     spread = (1 - skew * sr + (kurt - 1) / 4 * sr**2) / (n_days - 1)
     n = n or len(sharpes)
-    variance = max(np.var(sharpes, ddof=1), spread)
+    variance = max(np.var(sharpes, ddof=1), spread) if len(sharpes) > 1 else spread  # one Sharpe: the floor
     sr0 = math.sqrt(variance) * ((1 - GAMMA) * norm.ppf(1 - 1 / n) + GAMMA * norm.ppf(1 - 1 / (n * math.e)))
     return norm.cdf((sr - sr0) / math.sqrt(spread))

@@ -17,7 +17,7 @@ def test_three_row_ledger_gives_the_hand_computed_dsr(tmp_path):
     for i, sharpe in enumerate([0.0, 0.1, 0.2]):
         ledger.add(f"tune:s:{i}", "tune", "data-a", f"config-{i}", {"units": i}, "validation", sharpe, 0.01)
     ledger.add("run:other", "run", "data-b", "config-x", {}, "test", 5.0, 0.01)  # other data: not counted
-    count = ledger.count("data-a")
+    count = ledger.count("data-a", "validation")  # V pools the Sharpes of one span: these trials'
     assert count.n == 3 and count.variance == pytest.approx(0.01)
     returns = daily_returns()
     ours = deflated_sharpe(returns, count.n, trial_variance(returns, count.variance))
@@ -219,3 +219,15 @@ def test_a_bad_ledger_location_is_one_error_before_any_work(tmp_path, make, mess
 
     with pytest.raises(BacktestError, match=message):
         open_trial_ledger(make(tmp_path))
+
+
+def test_n_counts_every_span_but_v_pools_only_the_out_of_sample_sharpes(tmp_path):
+    ledger = TrialLedger(tmp_path)
+    for i, sharpe in enumerate([0.5, -0.5, 0.9]):  # tuning trials: validation-span Sharpes, far apart
+        ledger.add(f"tune:s:{i}", "tune", "data-a", f"config-{i}", {}, "validation", sharpe, 0.01)
+    ledger.add("run:a", "run", "data-a", "config-a", {}, "test", 0.02, 0.01)
+    ledger.add("run:b", "run", "data-a", "config-b", {}, "test", 0.04, 0.01)
+    count = ledger.count("data-a")
+    assert count.n == 5
+    assert count.variance == pytest.approx(np.var([0.02, 0.04], ddof=1))  # 0.0002, the test span's alone
+    assert ledger.count("data-a", "validation").variance == pytest.approx(np.var([0.5, -0.5, 0.9], ddof=1))
