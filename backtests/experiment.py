@@ -62,7 +62,12 @@ def load_experiment_prices(config: ExperimentConfig, notes: list[str] | None = N
     A global model's universe needs that of the universe's calendar, not of every ticker: a ticker
     too short for the features' warm-up and the lookback is left out, with a note added to `notes`."""
     prices = load_prices(
-        config.data.source, config.data.start, config.data.end, config.data.cache_dir, config.data.missing
+        config.data.source,
+        config.data.start,
+        config.data.end,
+        config.data.cache_dir,
+        config.data.missing,
+        config.data.dividends,
     )
     if notes is not None:  # a gap filled or dropped is counted where the user reads the run
         verb = "filled with the last close" if config.data.missing == "ffill" else "left out"
@@ -830,7 +835,9 @@ def run_backtest_only(
     forecasts = predictions  # the forecast errors are the return table's
     if volatility_path is not None:
         predictions = with_volatility(predictions, volatility_path)
-    prices = load_prices(config.data.source, None, config.data.end, config.data.cache_dir, config.data.missing)
+    prices = load_prices(
+        config.data.source, None, config.data.end, config.data.cache_dir, config.data.missing, config.data.dividends
+    )
     unknown = sorted(set(predictions["ticker"]) - set(prices))
     if unknown:
         raise BacktestError(

@@ -99,7 +99,9 @@ def run_sensitivity(
     run = require_run_dir(run_dir)
     config = load_config(run / "config.toml")
     predictions = read_predictions(run / "predictions.parquet")
-    prices = load_prices(config.data.source, None, config.data.end, config.data.cache_dir, config.data.missing)
+    prices = load_prices(
+        config.data.source, None, config.data.end, config.data.cache_dir, config.data.missing, config.data.dividends
+    )
     prices = {t: prices[t] for t in prices if t in set(predictions["ticker"])}
     book = open_trial_ledger(ledger or config.ledger, run.parent)
     table = cost_sensitivity(prices, predictions, config, costs_bp, book, f"sensitivity:{run.name}")

@@ -48,6 +48,7 @@ def default_cache_dir() -> Path:
 
 MISSING = ("error", "drop", "ffill")
 _missing: ContextVar[str] = ContextVar("missing", default="error")  # the policy of the load under way
+_dividends: ContextVar[bool] = ContextVar("dividends", default=False)  # keep a Dividends column
 
 
 def load_prices(
@@ -56,20 +57,29 @@ def load_prices(
     end: str | date | None = None,
     cache_dir: Path | str | None = None,
     missing: str = "error",
+    dividends: bool = False,
 ) -> dict[str, pd.DataFrame]:
     """Load and validate daily bars for every ticker named by `uri`, keyed by ticker.
 
     Each frame's `attrs["source"]` names where it came from (e.g. 'builtin:sp500_stocks (AAPL)'),
     so that later errors, such as a feature that needs high and low prices, can say which data.
     `missing` is what a bar with a missing value (NaN) gets: an error (default), `drop` (the bar is
-    left out) or `ffill` (`fill_missing`); `attrs["gaps"]` counts the bars dropped or filled."""
+    left out) or `ffill` (`fill_missing`); `attrs["gaps"]` counts the bars dropped or filled. With
+    `dividends`, each frame keeps a `dividends` column (cash per share, on its ex-date; 0 on other
+    days) from the source's Dividends (a CSV column, Yahoo's actions); the embedded data has none."""
     if missing not in MISSING:
         raise DataError(f"unknown data.missing '{missing}'", 'use "error", "drop" or "ffill"')
-    token = _missing.set(missing)
+    if dividends and uri.partition(":")[0].lower().strip() == "builtin":
+        raise DataError(
+            f"{uri} has no dividends: the embedded data are price series",
+            "set data.dividends = false, or load a source that has them (csv with a Dividends column, yahoo)",
+        )
+    tokens = _missing.set(missing), _dividends.set(dividends)
     try:
         return _load_prices(uri, start, end, cache_dir)
     finally:
-        _missing.reset(token)
+        _missing.reset(tokens[0])
+        _dividends.reset(tokens[1])
 
 
 def _load_prices(uri: str, start, end, cache_dir) -> dict[str, pd.DataFrame]:
@@ -270,6 +280,30 @@ def standardise(raw: pd.DataFrame, source: str, row_offset: int = 0) -> pd.DataF
                 "repair or drop that bar",
             )
         frame[col] = numbers
+    if _dividends.get():
+        columns = columns + ["dividends"]
+        if "dividends" not in frame.columns:
+            raise DataError(
+                f"{source}: no 'Dividends' column (found {found}), but data.dividends is true",
+                "add the column (cash per share on each ex-date, 0 or empty on other days), refresh a Yahoo "
+                "cache (lstm-trader data fetch TICKER --refresh), or set data.dividends = false",
+            )
+        numbers = pd.to_numeric(frame["dividends"], errors="coerce")
+        text = numbers.isna() & frame["dividends"].notna() & (frame["dividends"].astype(str).str.strip() != "")
+        if text.any():
+            pos = int(np.flatnonzero(text.to_numpy())[0])
+            raise DataError(
+                f"{source}: row {pos + row_offset} ({frame.index[pos].date()}), column 'dividends': "
+                f"not a number ({frame['dividends'].iloc[pos]!r})",
+                "a dividend is cash per share on its ex-date (empty or 0 on other days)",
+            )
+        if (numbers < 0).any():
+            pos = int(np.flatnonzero((numbers < 0).to_numpy())[0])
+            raise DataError(
+                f"{source}: row {pos + row_offset} ({frame.index[pos].date()}), column 'dividends': negative",
+                "a dividend is cash paid to holders: 0 or more",
+            )
+        frame["dividends"] = numbers.fillna(0.0)
     out = frame[columns].astype("float64")
     gaps = 0
     if _missing.get() != "error":  # (Adj Close is never used: its gaps do not matter then)
@@ -297,7 +331,7 @@ def fill_missing(frame: pd.DataFrame, policy: str) -> tuple[pd.DataFrame, int]:
     gaps = broken[first:]
     carried = out["close"].where(~gaps).ffill()  # the last complete bar's close, forward only
     for column in out.columns:
-        out.loc[gaps, column] = 0.0 if column == "volume" else carried[gaps]
+        out.loc[gaps, column] = 0.0 if column in ("volume", "dividends") else carried[gaps]
     return out, int(broken.sum())
 
 
@@ -394,7 +428,7 @@ def yahoo_download(ticker: str) -> pd.DataFrame:
                 interval="1d",
                 auto_adjust=False,
                 progress=False,
-                actions=False,
+                actions=True,  # the Dividends column (data.dividends); ignored otherwise
                 threads=False,
                 multi_level_index=False,
             )

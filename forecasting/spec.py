@@ -32,12 +32,20 @@ class DataSpec(Strict):
         "before it, volume 0; never a later value)",
     )
 
+    dividends: StrictBool = Field(
+        False,
+        description="credit dividends (a CSV's Dividends column, Yahoo's actions) to holders on the ex-date, so "
+        "buy-and-hold is a total return; shorts pay them. The embedded data have none",
+    )
+
     @model_serializer(mode="wrap")
     def _without_default_missing(self, handler):
-        """Added later: left out while at its default, so configs and studies keep their identity."""
+        """Added later: left out while at their defaults, so configs and studies keep their identity."""
         data = handler(self)
         if data.get("missing") == "error":
             data.pop("missing")
+        if data.get("dividends") is False:
+            data.pop("dividends")
         return data
 
 

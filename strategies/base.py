@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import backtrader as bt
 
-from strategies.decision import Sizing, backtrader_params, cash_interest, plan_orders, universe_orders
+from strategies.decision import (
+    Sizing,
+    backtrader_params,
+    cash_interest,
+    dividend_cash,
+    plan_orders,
+    universe_orders,
+)
 
 
 class TargetStrategy(bt.Strategy):
@@ -39,6 +46,7 @@ class TargetStrategy(bt.Strategy):
         self._pending: dict = {}
         self._intended: dict = {}
         self._last_decided: dict = {}  # a universe strategy's last decided weights (a refused buy retries them)
+        self._held: dict = {}  # shares held at the last close: a dividend's holders of record
         self._sizing = Sizing(**{name: getattr(self.p, name) for name, _ in backtrader_params(Sizing)})
 
     # --- what subclasses define ---------------------------------------------------------------
@@ -72,8 +80,14 @@ class TargetStrategy(bt.Strategy):
         cash = self.broker.getcash()
         if self.p.cash_rate:
             self.broker.add_cash(cash_interest(cash, self.p.cash_rate))  # booked at the next bar
+        paid = dividend_cash(
+            self._held, {d._name: d.dividend[0] for d in self.datas if len(d) and d.datetime.date(0) == day}
+        )
+        if paid:  # to the holders at the last close (shorts pay), booked at the next bar as the interest
+            self.broker.add_cash(paid)
         final = self.p.liquidate_on is not None and day >= self.p.liquidate_on
         plan = self._plan_universe(day, cash, final) if self.universe else self._plan_each(day, cash, final)
+        self._held = {d._name: self.getposition(d).size for d in self.datas if len(d)}  # held at this close
         self.session += 1
         if plan is None:
             return

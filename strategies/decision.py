@@ -472,3 +472,9 @@ def per_bar_rate(annual_rate: float) -> float:
 def cash_interest(cash: float, annual_rate: float) -> float:
     """One bar's interest on positive cash, at the daily rate QuantStats' Sharpe subtracts."""
     return cash * per_bar_rate(annual_rate) if annual_rate and cash > 0 else 0.0
+
+
+def dividend_cash(held: Mapping[str, float], dividends: Mapping[str, float]) -> float:
+    """The cash a book's dividends bring on their ex-date: shares held at the last close times the dividend
+    per share (a short position pays it). Backtrader and the paper account's local broker both book it."""
+    return float(sum(held.get(t, 0.0) * d for t, d in dividends.items() if d and d == d))

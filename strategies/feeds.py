@@ -18,8 +18,14 @@ class PredictionData(bt.feeds.PandasData):
     value with `DataFrame.iloc`, which made loading the feeds most of a 20-stock backtest's time.
     The values are the same floats either way."""
 
-    lines = ("y_pred", "price_pred", "vol_var")
-    params = (("y_pred", "y_pred"), ("price_pred", "price_pred"), ("vol_var", "vol_var"), ("openinterest", None))
+    lines = ("y_pred", "price_pred", "vol_var", "dividend")
+    params = (
+        ("y_pred", "y_pred"),
+        ("price_pred", "price_pred"),
+        ("vol_var", "vol_var"),
+        ("dividend", "dividend"),
+        ("openinterest", None),
+    )
 
     def start(self) -> None:
         super().start()
@@ -50,12 +56,14 @@ def _ohlcv(bars: pd.DataFrame) -> pd.DataFrame:
     """The bars' OHLCV; a close-only frame's bar is its close four times (volume 0 when absent), so an
     order decided at close t fills at the "open" of t+1, which is the close of t+1: one more day of delay,
     the honest fill when there is no open."""
+    dividend = bars["dividends"] if "dividends" in bars.columns else 0.0  # cash per share, on its ex-date
     if not close_only(bars):
-        return bars[["open", "high", "low", "close", "volume"]].copy()
+        return bars[["open", "high", "low", "close", "volume"]].assign(dividend=dividend)
     close = bars["close"]
     volume = bars["volume"] if "volume" in bars.columns else 0.0
     return pd.DataFrame(
-        {"open": close, "high": close, "low": close, "close": close, "volume": volume}, index=bars.index
+        {"open": close, "high": close, "low": close, "close": close, "volume": volume, "dividend": dividend},
+        index=bars.index,
     )
 
 

@@ -49,6 +49,8 @@ def fixtures(root):
         "preds_other.csv": "date,ticker,model,y_pred\n2015-06-01,ZZZ,lstm,0.1\n",
         "afile": "",
         "notdb.sqlite": "this is a text file, not a database\n" * 40,
+        "divtext.csv": "Date,Open,High,Low,Close,Volume,Dividends\n2020-01-01,10,12,9,11,100,\n"
+        "2020-01-02,10,12,9,11,100,soon\n",
     }
     for name, text in files.items():
         path = root / name
@@ -193,6 +195,8 @@ CASES = [
         ["run", CROSS, "--set", 'strategies=[{name="xs_rank", params={forecast="lgbm"}}]'],
         "trades the 'lgbm' forecast, which this run does not make (hint: did you mean 'lightgbm'?)",
     ),
+    (["run", *src("divtext.csv"), "--set", "data.dividends=true"], "column 'dividends': not a number ('soon')"),
+    (["run", "--set", "data.dividends=true"], "builtin:sp500 has no dividends"),
     # the trial ledger
     (["run", "--ledger", "notdb.sqlite"], "cannot open the trial ledger notdb.sqlite (file is not a database)"),
     (["run", "--ledger", "afile/ledger.sqlite"], "cannot open the trial ledger afile/ledger.sqlite"),

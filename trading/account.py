@@ -33,6 +33,7 @@ from strategies.decision import (
     Sizing,
     XsParams,
     cash_interest,
+    dividend_cash,
     plan_orders,
     rebalance_due,
     signal_target,
@@ -348,6 +349,9 @@ class Account:
         sizing = sizing_for(self.spec, self.config.broker)
         inject(f"paper.before-decide:{key}")
         with self.ledger.transaction():
+            # the holders of record of today's dividends: the book at the last close, before today's fills
+            local = isinstance(self.broker, LocalBroker)
+            held_before = {t: q for t, (q, _) in self.broker.book().positions.items()} if local else {}
             if isinstance(self.broker, LocalBroker):
                 fills, refused = self.broker.settle(key, opens)
             else:
@@ -419,6 +423,8 @@ class Account:
                 plan: Plan = plan_orders(targets, positions, closes, book.cash, intended, sizing, len(frames))
             if isinstance(self.broker, LocalBroker):  # booked after the next open's fills, as Backtrader does
                 self.broker.credit(cash_interest(book.cash, self.config.broker.cash_rate))
+                dividends = {t: float(f["dividends"].iloc[-1]) for t, f in frames.items() if "dividends" in f}
+                self.broker.credit(dividend_cash(held_before, dividends))  # (a broker account gets its own)
             cash = book.cash
             equity = cash + sum(q * closes[t] for t, q in positions.items())
             self.ledger.add(
