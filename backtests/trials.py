@@ -235,6 +235,23 @@ class TrialLedger:
         connection.close()
         return rows
 
+    def best_dsr(self, data: str, count: TrialCount) -> float:
+        """The deflated Sharpe of the best out-of-sample configuration with stored returns, deflated by
+        `count` (N and V of the data): what `run` reports for it, recomputed now that more were tried."""
+        from backtests.stats import deflated_sharpe, trial_variance
+
+        with self._connect() as connection:
+            row = connection.execute(
+                "SELECT returns FROM trials WHERE data = ? AND span = 'test' AND returns IS NOT NULL "
+                "AND sharpe IS NOT NULL ORDER BY sharpe DESC LIMIT 1",
+                (data,),
+            ).fetchone()
+        connection.close()
+        if row is None:
+            return float("nan")
+        returns = unpack_returns(row[0])
+        return float(deflated_sharpe(returns, count.n, trial_variance(returns, count.variance)))
+
     def overfitting(self, data: str, span: str = "test") -> dict:
         """SPA and PBO (`backtests.overfit`) over the configurations tried on `data` in `span`, one return
         series per configuration (its first evaluation), against the first one's benchmark."""
@@ -269,6 +286,7 @@ def ledger_summary(book: TrialLedger) -> pd.DataFrame:
                 "data": data,
                 "n": count.n,
                 "variance": count.variance,
+                "best_dsr": book.best_dsr(data, count),
                 "best_sharpe": float(group["sharpe"].max() * math.sqrt(252))
                 if group["sharpe"].notna().any()
                 else float("nan"),
@@ -280,7 +298,16 @@ def ledger_summary(book: TrialLedger) -> pd.DataFrame:
                 "last": str(group["time"].max()),
             }
         )
-    columns = ["data", "n", "variance", "best_sharpe", "spa_benchmark_pvalue", "spa_cash_pvalue", "pbo_test"]
+    columns = [
+        "data",
+        "n",
+        "variance",
+        "best_dsr",
+        "best_sharpe",
+        "spa_benchmark_pvalue",
+        "spa_cash_pvalue",
+        "pbo_test",
+    ]
     return pd.DataFrame(rows, columns=columns + ["pbo_validation", "rows", "last"])
 
 

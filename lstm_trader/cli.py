@@ -880,7 +880,8 @@ def ledger_cmd(
             ("data fingerprint", "left", IDENTITY),
             ("N", "right", 9),
             ("V", "right", 8),
-            ("best Sharpe", "right", 7),
+            ("best DSR", "right", 7),
+            ("best Sharpe", "right", 6),
             ("SPA p", "right", 6),
             ("SPA p cash", "right", 4),
             ("PBO", "right", 6),
@@ -893,6 +894,7 @@ def ledger_cmd(
                 r.data,
                 str(r.n),
                 _fmt(r.variance, 3),
+                _pct(r.best_dsr, ".0%"),
                 _pct(r.best_sharpe, ".2f"),
                 _pct(r.spa_benchmark_pvalue, ".2f"),
                 _pct(r.spa_cash_pvalue, ".2f"),
@@ -905,7 +907,8 @@ def ledger_cmd(
         ]
         title = "Data sets and the configurations tried on them"
         caption = (
-            "N: distinct configurations; V: variance of their per-day Sharpes; best: annualised; SPA p: Hansen's test "
+            "N: distinct configurations; V: variance of their per-day out-of-sample Sharpes; best DSR: the best "
+            "configuration's deflated Sharpe by N and V; best Sharpe: annualised; SPA p: Hansen's test "
             "that the best out-of-sample configuration beats the benchmark (cash), small: it does; PBO: probability "
             "of backtest overfitting over the out-of-sample runs (the tuning trials), about 0.5 for noise"
         )

@@ -50,3 +50,18 @@ def test_the_ledger_keeps_each_configurations_daily_returns_for_spa_and_pbo(tmp_
     assert stats["spa_benchmark_pvalue"] < 0.01 and stats["spa_cash_pvalue"] < 0.01
     assert stats["pbo"] == pytest.approx(pbo(returns.set_axis(range(4), axis=1)))
     assert ledger.overfitting("data-b")["configurations"] == 0
+
+
+def test_the_ledgers_best_dsr_is_the_hand_computed_dsr_of_the_best_configuration(tmp_path):
+    from backtests.trials import ledger_summary
+    from tests.helpers import hand_dsr
+
+    returns = configurations(3, seed=6, edge=0.001)
+    ledger = TrialLedger(tmp_path)
+    sharpes = [float(returns[i].mean() / returns[i].std()) for i in range(3)]
+    for i in range(3):
+        ledger.add(f"run:{i}", "run", "data-a", f"config-{i}", {}, "test", sharpes[i], 0.01, returns[i])
+    row = ledger_summary(ledger).iloc[0]
+    best = int(np.argmax(sharpes))
+    assert row["n"] == 3 and row["best_sharpe"] == pytest.approx(max(sharpes) * np.sqrt(252))
+    assert row["best_dsr"] == pytest.approx(hand_dsr(returns[best], sharpes), rel=1e-9)
