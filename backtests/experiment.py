@@ -317,6 +317,7 @@ def compare_results(
             lstm_rmse(predictions),
             excess_returns(chosen[1]) if chosen else None,
             excess_returns(benchmark) if benchmark else None,
+            config.data.source,
         )
         count = ledger.count(fingerprint)
         trials = TrialCount(count.n, count.variance, ledger.overfitting(fingerprint))

@@ -35,14 +35,23 @@ def aligned(series: list[pd.Series]) -> pd.DataFrame:
 def spa_pvalue(returns: pd.DataFrame, benchmark: pd.Series | None = None, seed: int = 0) -> float:
     """Hansen's consistent SPA p-value that no configuration (a column of daily returns) beats the
     benchmark's returns (cash, 0, when None); stationary bootstrap, `arch`'s automatic block length."""
+    import warnings
+
     from arch.bootstrap import SPA, optimal_block_length
 
     if len(returns) < MIN_DAYS or returns.shape[1] == 0:
         return float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a constant column (a strategy that never traded) has no block length
+        return _spa(returns, benchmark, seed, SPA, optimal_block_length)
+
+
+def _spa(returns: pd.DataFrame, benchmark: pd.Series | None, seed: int, SPA, optimal_block_length) -> float:
     base = np.zeros(len(returns)) if benchmark is None else benchmark.reindex(returns.index).fillna(0.0).to_numpy()
     losses = -returns.to_numpy()
     differences = losses - (-base)[:, None]
-    block = float(max(1.0, np.nanmean(optimal_block_length(differences)["stationary"])))
+    lengths = optimal_block_length(differences)["stationary"].to_numpy()
+    block = float(max(1.0, np.nanmean(lengths))) if np.isfinite(lengths).any() else 1.0
     test = SPA(-base, losses, block_size=block, reps=SPA_REPS, bootstrap="stationary", seed=np.random.default_rng(seed))
     test.compute()
     return float(test.pvalues["consistent"])

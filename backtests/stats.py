@@ -164,7 +164,10 @@ def bootstrap_intervals(
     if len(values) < 20 or np.ptp(values) == 0:
         return nan
     rf = per_bar_rate(risk_free)
-    block = float(max(1.0, optimal_block_length(values)["stationary"].iloc[0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (a series with no autocorrelation to speak of: a length of 1)
+        length = float(optimal_block_length(values)["stationary"].iloc[0])
+    block = max(1.0, length) if math.isfinite(length) else 1.0
 
     def statistics(sample: np.ndarray) -> np.ndarray:
         excess = sample - rf

@@ -42,11 +42,25 @@ CREATE TABLE IF NOT EXISTS trials (
     sharpe REAL,                 -- per-day Sharpe of the LSTM strategy (not annualised)
     rmse REAL,                   -- return-space RMSE of the LSTM forecast
     returns BLOB,                -- zlib: (day number, daily excess return) of the LSTM strategy
-    benchmark BLOB               -- zlib: the same for buy-and-hold (or equal weight) on its book
+    benchmark BLOB,              -- zlib: the same for buy-and-hold (or equal weight) on its book
+    source TEXT                  -- the data source as the config named it (the fingerprint is its content)
 )
 """
-COLUMNS = ("key", "time", "kind", "data", "config", "params", "span", "sharpe", "rmse", "returns", "benchmark")
-LATER_COLUMNS = {"returns": "BLOB", "benchmark": "BLOB"}  # added to ledgers written before they existed
+COLUMNS = (
+    "key",
+    "time",
+    "kind",
+    "data",
+    "config",
+    "params",
+    "span",
+    "sharpe",
+    "rmse",
+    "returns",
+    "benchmark",
+    "source",
+)
+LATER_COLUMNS = {"returns": "BLOB", "benchmark": "BLOB", "source": "TEXT"}  # added after ledgers were written
 
 
 def pack_returns(returns) -> bytes | None:
@@ -186,6 +200,7 @@ class TrialLedger:
         rmse: float | None,
         returns=None,
         benchmark=None,
+        source: str | None = None,
     ) -> None:
         """Record one evaluation; a key already present (a resumed run or trial) is kept as it was.
         `returns` and `benchmark` are the daily excess returns of the LSTM strategy and of its book's
@@ -205,6 +220,7 @@ class TrialLedger:
                     *clean,
                     pack_returns(returns),
                     pack_returns(benchmark),
+                    source,
                 ),
             )
         connection.close()
@@ -228,7 +244,7 @@ class TrialLedger:
 
     def rows(self) -> list[dict]:
         """Every row but the stored returns (see `overfitting`)."""
-        shown = ", ".join(COLUMNS[:9])
+        shown = ", ".join(c for c in COLUMNS if c not in ("returns", "benchmark"))
         with self._connect() as connection:
             connection.row_factory = sqlite3.Row
             rows = [dict(row) for row in connection.execute(f"SELECT {shown} FROM trials ORDER BY rowid")]
@@ -284,6 +300,7 @@ def ledger_summary(book: TrialLedger) -> pd.DataFrame:
         rows.append(
             {
                 "data": data,
+                "source": ", ".join(sorted({str(v) for v in group["source"].dropna()})) or "—",
                 "n": count.n,
                 "variance": count.variance,
                 "best_dsr": book.best_dsr(data, count),
@@ -300,6 +317,7 @@ def ledger_summary(book: TrialLedger) -> pd.DataFrame:
         )
     columns = [
         "data",
+        "source",
         "n",
         "variance",
         "best_dsr",

@@ -251,6 +251,8 @@ def make_objective(
             sharpe,
             rmse,
             returns,
+            None,
+            cfg.data.source,
         )
         if value != value:
             raise optuna.TrialPruned()

@@ -878,6 +878,7 @@ def ledger_cmd(
         table = ledger_summary(book)
         columns = [
             ("data fingerprint", "left", IDENTITY),
+            ("source", "left", 7),
             ("N", "right", 9),
             ("V", "right", 8),
             ("best DSR", "right", 7),
@@ -892,6 +893,7 @@ def ledger_cmd(
         rows = [
             [
                 r.data,
+                r.source,
                 str(r.n),
                 _fmt(r.variance, 3),
                 _pct(r.best_dsr, ".0%"),
