@@ -865,9 +865,11 @@ def ledger_cmd(
     csv: Annotated[Path | None, typer.Option(help="also write the rows shown to this CSV file")] = None,
     ledger: LedgerOpt = None,
 ) -> None:
-    """The trial ledger: every data set's configurations tried (N) and the spread of their Sharpes (V).
+    """The trial ledger: per data set, the configurations tried (N), their Sharpes' spread (V), SPA, PBO.
 
-    Without --data, one line per data fingerprint; with it, that data's configurations, one line each
+    Without --data, one line per data fingerprint: N, V, the best configuration's deflated Sharpe,
+    Hansen's SPA p-values (does the best beat the benchmark, and cash, after accounting for all?) and
+    the probability of backtest overfitting. With --data, that data's configurations, one line each
     (kind, when, span, annualised Sharpe, settings). The deflated Sharpe of a run counts them."""
     from backtests.rundir import check_output_folder, write_csv
     from backtests.trials import ledger_configurations, ledger_summary, open_trial_ledger
