@@ -443,6 +443,24 @@ def _fold_table(
         "drift": np.full(len(test), drift),
         "momentum": samples.past_return[test],
     }
+    return _rows(ticker, samples, model, fold, test, train_end, forecasts, lstm_spread, samples.log_return[test], close)
+
+
+def _rows(
+    ticker: str,
+    samples: Samples,
+    model: ModelSpec,
+    fold: int,
+    test: np.ndarray,
+    train_end,
+    forecasts: dict[str, np.ndarray],
+    lstm_spread: np.ndarray,
+    y_true: np.ndarray,
+    close: np.ndarray | None,
+    **extra,
+) -> pd.DataFrame:
+    """A fold's rows of the predictions table, one block per model; `close` prices the forecasts (None:
+    they are no returns, price_pred is NaN); `extra` columns are the same for every model."""
     return pd.concat(
         [
             pd.DataFrame(
@@ -451,13 +469,14 @@ def _fold_table(
                     "ticker": ticker,
                     "model": name,
                     "y_pred": y_pred,
-                    "y_true": samples.log_return[test],
-                    "price_pred": close * np.exp(y_pred),
+                    "y_true": y_true,
+                    "price_pred": close * np.exp(y_pred) if close is not None else np.nan,
                     "price_true": samples.future_close[test],
                     "horizon": model.horizon,
                     "fold": fold,
                     "train_end": train_end,
                     "y_pred_std": lstm_spread if name == "lstm" else np.full(len(test), np.nan),
+                    **extra,
                 }
             )
             for name, y_pred in forecasts.items()
@@ -491,26 +510,17 @@ def _volatility_fold_table(
     squared = np.diff(returns)[span - 1] ** 2
     ratio = float(np.mean(squared) / np.nanmean(proxy))
     forecasts = {"lstm": lstm_pred, **controls}
-    return pd.concat(
-        [
-            pd.DataFrame(
-                {
-                    "date": samples.dates[test],
-                    "ticker": ticker,
-                    "model": name,
-                    "y_pred": y_pred,
-                    "y_true": samples.target[test],
-                    "price_pred": np.nan,
-                    "price_true": samples.future_close[test],
-                    "horizon": model.horizon,
-                    "fold": fold,
-                    "train_end": train_end,
-                    "y_pred_std": lstm_spread if name == "lstm" else np.full(len(test), np.nan),
-                    "return_true": samples.log_return[test],
-                    "return_var_ratio": ratio,
-                }
-            )
-            for name, y_pred in forecasts.items()
-        ],
-        ignore_index=True,
+    return _rows(
+        ticker,
+        samples,
+        model,
+        fold,
+        test,
+        train_end,
+        forecasts,
+        lstm_spread,
+        samples.target[test],
+        None,
+        return_true=samples.log_return[test],
+        return_var_ratio=ratio,
     )
