@@ -18,7 +18,14 @@ from backtests.execution import run_tasks
 from backtests.provenance import provenance
 from backtests.rundir import FolderLock, new_run_dir, write_csv, write_json, write_parquet, write_text
 from backtests.stats import comparison_table, excess_returns, per_period_sharpe
-from backtests.trials import TrialCount, TrialLedger, config_hash, data_fingerprint, open_trial_ledger
+from backtests.trials import (
+    TrialCount,
+    TrialLedger,
+    config_hash,
+    data_fingerprint,
+    legacy_fingerprint,
+    open_trial_ledger,
+)
 from forecasting import PREDICTION_COLUMNS, forecast_metrics, load_prices, walk_forward_predict
 from forecasting.checkpoint import FoldCheckpoints
 from forecasting.cross_section import usable_universe
@@ -304,6 +311,8 @@ def compare_results(
     trials = TrialCount(1, 0.0)
     if ledger is not None and ledger_key is not None:
         fingerprint = data_fingerprint(prices, config.data.start)
+        # rows merged from an older ledger were recorded under the data's older fingerprint: they count too
+        ledger.adopt(legacy_fingerprint(config.data.source, config.data.start, config.data.end, prices), fingerprint)
         chosen = lstm_result(results, labels)
         benchmark = benchmark_result(results, chosen, config)
         ledger.add(
@@ -549,7 +558,7 @@ def _run_in(
         write_parquet(run / "cross_section_daily.parquet", daily_cross_section(predictions, k=xs["k"].iloc[0]))
     lap("walk-forward")
     inject("run:backtests")
-    results, comparison, trials = backtest_all(prices, predictions, config, ledger, f"run:{run.name}")
+    results, comparison, trials = backtest_all(prices, predictions, config, ledger, f"run:{run.resolve()}")
     write_backtests(run, results, comparison)
     lap("backtests")
     write_json(
@@ -856,7 +865,7 @@ def run_backtest_only(
         predictions,
         config,
         ledger,
-        f"backtest:{run.name}",
+        f"backtest:{run.resolve()}",
         kind="backtest",
         params={"predictions": str(predictions_path)},
     )

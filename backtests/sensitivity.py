@@ -17,7 +17,7 @@ from backtests.config import ExperimentConfig
 from backtests.errors import ConfigError
 from backtests.experiment import lstm_sharpe, lstm_strategies, run_strategies, trial_config_hash
 from backtests.stats import comparison_table
-from backtests.trials import TrialLedger, data_fingerprint, open_trial_ledger
+from backtests.trials import TrialLedger, data_fingerprint, legacy_fingerprint, open_trial_ledger
 
 DEFAULT_COSTS_BP = (0.0, 2.0, 5.0, 10.0, 20.0, 50.0)
 BENCHMARK = "buy_and_hold"
@@ -65,6 +65,8 @@ def cost_sensitivity(
     rows = []
     labels = lstm_strategies(config)
     fingerprint = data_fingerprint(prices, config.data.start) if ledger else ""
+    if ledger:
+        ledger.adopt(legacy_fingerprint(config.data.source, config.data.start, config.data.end, prices), fingerprint)
     for cost in costs_bp:
         costly = at_cost(config, cost)
         results = run_strategies(prices, predictions, costly)
@@ -104,7 +106,7 @@ def run_sensitivity(
     )
     prices = {t: prices[t] for t in prices if t in set(predictions["ticker"])}
     book = open_trial_ledger(ledger or config.ledger, run.parent)
-    table = cost_sensitivity(prices, predictions, config, costs_bp, book, f"sensitivity:{run.name}")
+    table = cost_sensitivity(prices, predictions, config, costs_bp, book, f"sensitivity:{run.resolve()}")
     even = break_even(table, config)
     write_sensitivity(run, table, even)
     return run, table, even

@@ -117,6 +117,20 @@ def data_fingerprint(prices: dict, start=None) -> str:
     return content_hash(["bars"], frames)
 
 
+def legacy_fingerprint(source: str, start, end, prices: dict) -> str:
+    """The fingerprint ledgers recorded before it was the content (source, span, tickers and each
+    ticker's first 250 bars): rows merged from an older ledger carry it until `adopt` renames them."""
+    import pandas as pd
+
+    heads = []
+    for ticker in sorted(prices):
+        frame = prices[ticker]
+        if start is not None:
+            frame = frame[frame.index >= pd.Timestamp(start)]
+        heads.append(frame.iloc[:250][[c for c in ("open", "high", "low", "close", "volume") if c in frame]])
+    return content_hash([source, str(start), str(end), sorted(prices)], heads)
+
+
 def config_hash(settings: dict) -> str:
     return content_hash(settings)
 
@@ -146,11 +160,32 @@ class TrialLedger:
 
     def __init__(self, location: str | Path) -> None:
         location = Path(location)
-        self.path = location if location.suffix in (".sqlite", ".db") else location / LEDGER_NAME
+        # a folder (existing, or a runs root named without a suffix) holds ledger.sqlite; else it is the file
+        self.path = location / LEDGER_NAME if location.is_dir() or not location.suffix else location
 
     def check(self) -> None:
-        """Open it once (creating it): an unreadable or unwritable ledger is one error before any work."""
-        self._connect().close()
+        """Open it once (creating it) and try a write: an unreadable or unwritable ledger is one error
+        before any work, not a traceback after it."""
+        connection = self._connect()
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            raise BacktestError(
+                f"cannot write to the trial ledger {self.path} ({exc})",
+                f"give a writable SQLite file with --ledger PATH (or set ${HOME_ENV})",
+            ) from None
+        finally:
+            connection.close()
+
+    def adopt(self, old: str, new: str) -> int:
+        """Rows recorded under an older fingerprint of the same data (`legacy_fingerprint`) take the new one."""
+        if old == new:
+            return 0
+        with self._connect() as connection:
+            changed = connection.execute("UPDATE trials SET data = ? WHERE data = ?", (new, old)).rowcount
+        connection.close()
+        return changed
 
     def merge_once(self, legacy: Path) -> int:
         """Copy the rows of an older ledger (a runs folder's) in, once; returns the rows added."""
@@ -206,24 +241,29 @@ class TrialLedger:
         `returns` and `benchmark` are the daily excess returns of the LSTM strategy and of its book's
         benchmark (for SPA and PBO across the configurations)."""
         clean = [None if v is None or not math.isfinite(v) else float(v) for v in (sharpe, rmse)]
-        with self._connect() as connection:
-            connection.execute(
-                f"INSERT OR IGNORE INTO trials ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
-                (
-                    key,
-                    datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    kind,
-                    data,
-                    config,
-                    json.dumps(params, sort_keys=True, default=str),
-                    span,
-                    *clean,
-                    pack_returns(returns),
-                    pack_returns(benchmark),
-                    source,
-                ),
-            )
-        connection.close()
+        connection = self._connect()
+        try:
+            with connection:
+                connection.execute(
+                    f"INSERT OR IGNORE INTO trials ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
+                    (
+                        key,
+                        datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                        kind,
+                        data,
+                        config,
+                        json.dumps(params, sort_keys=True, default=str),
+                        span,
+                        *clean,
+                        pack_returns(returns),
+                        pack_returns(benchmark),
+                        source,
+                    ),
+                )
+        except sqlite3.Error as exc:  # (a ledger gone read-only since it was checked, a full disk)
+            raise BacktestError(f"cannot record in the trial ledger {self.path} ({exc})", "check its file") from None
+        finally:
+            connection.close()
 
     def count(self, data: str, span: str = "test") -> TrialCount:
         """Distinct configurations tried on this data, whatever their span (pruned trials too: they were
@@ -251,22 +291,23 @@ class TrialLedger:
         connection.close()
         return rows
 
-    def best_dsr(self, data: str, count: TrialCount) -> float:
-        """The deflated Sharpe of the best out-of-sample configuration with stored returns, deflated by
-        `count` (N and V of the data): what `run` reports for it, recomputed now that more were tried."""
+    def best_dsr(self, data: str, count: TrialCount) -> tuple[float, float]:
+        """The best out-of-sample configuration (with stored returns): its deflated Sharpe by `count` (N and
+        V of the data: what `run` reports, recomputed now that more were tried) and its annualised Sharpe."""
         from backtests.stats import deflated_sharpe, trial_variance
 
         with self._connect() as connection:
             row = connection.execute(
-                "SELECT returns FROM trials WHERE data = ? AND span = 'test' AND returns IS NOT NULL "
+                "SELECT returns, sharpe FROM trials WHERE data = ? AND span = 'test' AND returns IS NOT NULL "
                 "AND sharpe IS NOT NULL ORDER BY sharpe DESC LIMIT 1",
                 (data,),
             ).fetchone()
         connection.close()
         if row is None:
-            return float("nan")
+            return float("nan"), float("nan")
         returns = unpack_returns(row[0])
-        return float(deflated_sharpe(returns, count.n, trial_variance(returns, count.variance)))
+        dsr = float(deflated_sharpe(returns, count.n, trial_variance(returns, count.variance)))
+        return dsr, float(row[1] * math.sqrt(252))
 
     def overfitting(self, data: str, span: str = "test") -> dict:
         """SPA and PBO (`backtests.overfit`) over the configurations tried on `data` in `span`, one return
@@ -303,10 +344,7 @@ def ledger_summary(book: TrialLedger) -> pd.DataFrame:
                 "source": ", ".join(sorted({str(v) for v in group["source"].dropna()})) or "—",
                 "n": count.n,
                 "variance": count.variance,
-                "best_dsr": book.best_dsr(data, count),
-                "best_sharpe": float(group["sharpe"].max() * math.sqrt(252))
-                if group["sharpe"].notna().any()
-                else float("nan"),
+                **dict(zip(("best_dsr", "best_sharpe"), book.best_dsr(data, count))),
                 "spa_benchmark_pvalue": tests["test"]["spa_benchmark_pvalue"],
                 "spa_cash_pvalue": tests["test"]["spa_cash_pvalue"],
                 "pbo_test": tests["test"]["pbo"],

@@ -16,6 +16,7 @@ is also a row of the trial ledger, so the deflated Sharpe of later runs counts i
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from backtests.engine import run_backtest
 from backtests.errors import ConfigError
 from backtests.execution import tf_threads
 from backtests.rundir import FolderLock, named_folder, write_csv, write_text
-from backtests.trials import TrialCount, TrialLedger, data_fingerprint, open_trial_ledger
+from backtests.trials import TrialCount, TrialLedger, data_fingerprint, legacy_fingerprint, open_trial_ledger
 from forecasting.progress import Progress
 from forecasting.walkforward import make_samples, make_split
 from reports.tune_page import study_page
@@ -206,12 +207,20 @@ def inner_walk_forward(config: ExperimentConfig, span: dict[str, pd.DataFrame]):
 
 
 def make_objective(
-    config: ExperimentConfig, span: dict[str, pd.DataFrame], study_name: str, ledger: TrialLedger, fingerprint: str
+    config: ExperimentConfig,
+    span: dict[str, pd.DataFrame],
+    study_name: str,
+    ledger: TrialLedger,
+    fingerprint: str,
+    study_id: str | None = None,
 ) -> Callable:
-    """The Optuna objective: one inner walk-forward on the tuning span per trial."""
+    """The Optuna objective: one inner walk-forward on the tuning span per trial. Its ledger keys carry
+    the study's own id (`study_id`), so two studies of one name never share a key."""
     from backtests.experiment import lstm_rmse, lstm_strategies, trial_config_hash
     from backtests.stats import per_period_sharpe
     from forecasting.walkforward import walk_forward_predict
+
+    study_id = study_id or study_name
 
     def objective(trial) -> float:
         import optuna
@@ -226,10 +235,10 @@ def make_objective(
         finally:
             if predictions is None:  # pruned or failed: still a configuration that was looked at
                 ledger.add(
-                    f"tune:{study_name}:{trial.number}",
+                    f"tune:{study_id}:{trial.number}",
                     "tune",
                     fingerprint,
-                    f"tune:{study_name}:{trial.number}",
+                    f"tune:{study_id}:{trial.number}",
                     params,
                     "validation",
                     None,
@@ -242,7 +251,7 @@ def make_objective(
         trial.set_user_attr("validation_sharpe", sharpe)
         trial.set_user_attr("last_tuning_date", str(max(f.index[-1] for f in span.values()).date()))
         ledger.add(
-            f"tune:{study_name}:{trial.number}",
+            f"tune:{study_id}:{trial.number}",
             "tune",
             fingerprint,
             trial_config_hash(predictions, cfg),
@@ -308,6 +317,7 @@ def open_study(folder: Path, name: str, config: ExperimentConfig, create: bool =
     elif create:
         folder.mkdir(parents=True, exist_ok=True)
         write_text(saved, wanted)
+        write_text(folder / "study_id", uuid.uuid4().hex)  # this study's trials in the shared trial ledger
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
@@ -327,6 +337,12 @@ def open_study(folder: Path, name: str, config: ExperimentConfig, create: bool =
     held = len(study.get_trials(deepcopy=False))
     study.sampler = optuna.samplers.TPESampler(seed=config.seed + 7919 * worker + 104_729 * held)
     return study
+
+
+def study_id(folder: Path) -> str:
+    """The study's id in the trial ledger's keys (a study made before ids existed: its folder's path)."""
+    path = folder / "study_id"
+    return path.read_text().strip() if path.is_file() else str(folder.resolve())
 
 
 def _study_identity(config: ExperimentConfig) -> str:
@@ -385,7 +401,7 @@ def run_worker(
     config = validate_config(tomllib.loads(config_toml), "study")
     span = pd.read_pickle(span_file)
     study = open_study(Path(folder), name, config, create=False, worker=worker)
-    objective = make_objective(config, span, name, TrialLedger(ledger_path), fingerprint)
+    objective = make_objective(config, span, name, TrialLedger(ledger_path), fingerprint, study_id(Path(folder)))
     done = 0
     while (
         (budget is None or done < budget)
@@ -439,6 +455,7 @@ def tune(
     if not tuning_end < first_test:
         raise AssertionError("the tuning span reaches the test span")  # never: tuning_span cuts before it
     fingerprint = data_fingerprint(prices, config.data.start)
+    ledger.adopt(legacy_fingerprint(config.data.source, config.data.start, config.data.end, prices), fingerprint)
     study = open_study(folder, name, config)
     with FolderLock(folder, "study", "wait for it, or use another --study name"):
         requeue_stale(study)

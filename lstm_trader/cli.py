@@ -314,9 +314,9 @@ def overfit_line(stats: dict) -> str | None:
         return None
     n = stats["configurations"]
     spa = (
-        f"SPA p {_fmt(stats['spa_benchmark_pvalue'], 2)} that the best of the {n} configuration"
-        f"{'s' if n != 1 else ''} with stored returns beats the benchmark ({_fmt(stats['spa_cash_pvalue'], 2)} "
-        f"against cash; small: it does)"
+        f"SPA p-value of 'none of the {n} configuration{'s' if n != 1 else ''} tried beats the benchmark' "
+        f"{_fmt(stats['spa_benchmark_pvalue'], 2)} ({_fmt(stats['spa_cash_pvalue'], 2)} against cash; small: the "
+        "best does)"
     )
     pbo = (
         f"PBO {_fmt(stats['pbo'], 2)} (how often the in-sample best lands below the median out of sample)"
@@ -725,6 +725,7 @@ def tune(
         + [a for pair in (set_ or []) for a in ("--set", pair)]
         + ["--trials", str(n_trials), "--study", name, "--studies-dir", str(studies_dir), "--runs-dir", str(runs_dir)]
         + (["--timeout", f"{timeout:g}"] if timeout is not None else [])  # a study it did not finish goes on as it ran
+        + (["--ledger", str(ledger)] if ledger is not None else [])  # its evaluations are counted where its trials are
     )
     evaluate_line = "lstm-trader tune " + " ".join(shlex.quote(a) for a in same) + " --evaluate"
 
@@ -874,6 +875,10 @@ def ledger_cmd(
     from backtests.rundir import check_output_folder, write_csv
     from backtests.trials import ledger_configurations, ledger_summary, open_trial_ledger
 
+    if ledger is not None and not ledger.exists():
+        from backtests.errors import BacktestError
+
+        raise BacktestError(f"no trial ledger at {ledger}", "name an existing ledger file, or leave --ledger out")
     book = open_trial_ledger(ledger)
     console.print(f"trial ledger: {book.path}", soft_wrap=True, highlight=False)
     if data is None:

@@ -231,3 +231,41 @@ def test_n_counts_every_span_but_v_pools_only_the_out_of_sample_sharpes(tmp_path
     assert count.n == 5
     assert count.variance == pytest.approx(np.var([0.02, 0.04], ddof=1))  # 0.0002, the test span's alone
     assert ledger.count("data-a", "validation").variance == pytest.approx(np.var([0.5, -0.5, 0.9], ddof=1))
+
+
+def test_rows_merged_from_an_older_ledger_count_under_the_datas_new_fingerprint(tmp_path):
+    from backtests.trials import data_fingerprint, legacy_fingerprint, open_trial_ledger
+    from forecasting.data import load_prices
+
+    prices = load_prices("builtin:sp500", "2009-01-01")
+    old = TrialLedger(tmp_path / "runs")  # a runs folder's ledger, written under the old fingerprint
+    legacy = legacy_fingerprint("builtin:sp500", "2009-01-01", None, prices)
+    for i in range(3):
+        old.add(f"run:{i}", "run", legacy, f"config-{i}", {}, "test", 0.01 * i, 0.01)
+    book = open_trial_ledger(tmp_path / "mine.sqlite", tmp_path / "runs")
+    new = data_fingerprint(prices, "2009-01-01")
+    assert book.count(new).n == 1  # (nothing under the new one yet)
+    book.adopt(legacy, new)
+    assert book.count(new).n == 3
+
+
+def test_a_read_only_ledger_is_one_error_before_any_work(tmp_path):
+    import os
+
+    from backtests.errors import BacktestError
+    from backtests.trials import open_trial_ledger
+
+    path = tmp_path / "ledger.sqlite"
+    TrialLedger(path).check()
+    os.chmod(path, 0o444)
+    if os.access(path, os.W_OK):  # (root may write anyway: nothing to prove then)
+        pytest.skip("this user can write a read-only file")
+    with pytest.raises(BacktestError, match="cannot write to the trial ledger"):
+        open_trial_ledger(path)
+
+
+def test_a_ledger_path_with_any_suffix_is_the_file_and_a_folder_holds_ledger_sqlite(tmp_path):
+    assert TrialLedger(tmp_path / "trials.sqlite3").path == tmp_path / "trials.sqlite3"
+    assert TrialLedger(tmp_path / "notes.txt").path == tmp_path / "notes.txt"
+    assert TrialLedger(tmp_path).path == tmp_path / "ledger.sqlite"
+    assert TrialLedger(tmp_path / "runs").path == tmp_path / "runs" / "ledger.sqlite"
