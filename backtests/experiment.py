@@ -588,10 +588,7 @@ def _run_in(
                 "fill_rule": fill_rule(results),
                 **({"variance_proxy": estimator_note(config, prices)} if config.model.target == "realized_vol" else {}),
                 "notes": notes,
-                "dsr_trials": trials.n,
-                "ledger_variance": trials.variance,
-                "overfitting": trials.overfitting,
-                "provenance": provenance(prices),
+                **trial_summary(trials, prices),
             },
         },
     )
@@ -608,6 +605,16 @@ def _run_in(
         cross_section=xs,
         volatility=volatility,
     )
+
+
+def trial_summary(trials: TrialCount, prices: dict[str, pd.DataFrame]) -> dict:
+    """What a run's and a backtest's metrics.json say about the trials behind its DSR, and the data's provenance."""
+    return {
+        "dsr_trials": trials.n,
+        "ledger_variance": trials.variance,
+        "overfitting": trials.overfitting,
+        "provenance": provenance(prices),
+    }
 
 
 def cross_section_tables(
@@ -889,10 +896,7 @@ def run_backtest_only(
                 "test_start": predictions["date"].min().date().isoformat(),
                 "test_end": predictions["date"].max().date().isoformat(),
                 "elapsed_s": round(time.perf_counter() - started, 2),
-                "dsr_trials": trials.n,
-                "ledger_variance": trials.variance,
-                "overfitting": trials.overfitting,
-                "provenance": provenance(prices),
+                **trial_summary(trials, prices),
             },
         },
     )

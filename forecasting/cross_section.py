@@ -32,11 +32,10 @@ from threadpoolctl import threadpool_limits
 
 from forecasting.checkpoint import FoldCheckpoints, fingerprint
 from forecasting.errors import DataError, ForecastingError
-from forecasting.faults import inject
 from forecasting.metrics import RANKING_SCORES
 from forecasting.progress import Progress
 from forecasting.spec import CROSS_SECTIONAL_TARGETS, ModelSpec, WalkForwardSpec
-from forecasting.walkforward import PREDICTION_COLUMNS, Samples, WalkForwardModel, make_samples
+from forecasting.walkforward import PREDICTION_COLUMNS, Samples, WalkForwardModel, make_samples, record_fold
 from forecasting.xs_metrics import MIN_TICKERS as MIN_UNIVERSE  # a day needs them for a cross-sectional correlation
 
 GLOBAL_MODELS = ("lstm", "ridge", "lightgbm", "naive") + RANKING_SCORES
@@ -254,9 +253,9 @@ def global_walk_forward(
             "load a longer history (data.start) or lower walk_forward.min_train",
         )
     progress = progress or Progress()
-    network = GlobalNetwork(model, walk_forward, seed, len(panel.tickers))
+    network = GlobalNetwork(model, walk_forward, seed)
     tables: list[pd.DataFrame] = []
-    start = 0
+    start, key = 0, None
     if checkpoints is not None:
         key = universe_fingerprint(prices, model, walk_forward, seed)
         tables, network.ensemble, start = checkpoints.restore(UNIVERSE, key)
@@ -273,11 +272,7 @@ def global_walk_forward(
         for fold in range(start, n_folds):
             table = network.fold_table(panel, split, fold, progress, controls[fold].result())
             tables.append(table)
-            if checkpoints is not None:
-                checkpoints.save(UNIVERSE, key, fold, table, network.ensemble if walk_forward.warm_start else None)
-            inject(f"fold:{fold}")
-            progress.predicted(UNIVERSE, fold, table)
-            progress.fold(UNIVERSE, fold + 1, n_folds)
+            record_fold(UNIVERSE, fold, n_folds, table, network, progress, checkpoints, key)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         blas.restore_original_limits()
@@ -299,7 +294,7 @@ def global_fold(
         raise ForecastingError("a warm-started fold depends on the one before it", "run the folds in order")
     panel = build_panel(prices, model)
     split = make_date_split(model, walk_forward)
-    network = GlobalNetwork(model, walk_forward, seed, len(panel.tickers))
+    network = GlobalNetwork(model, walk_forward, seed)
     network.fold = fold - 1
     return network.fold_table(panel, split, fold, None, control_forecasts(panel, split, fold, seed))
 
@@ -311,9 +306,6 @@ def global_fold_count(prices: dict[str, pd.DataFrame], model: ModelSpec, walk_fo
 class GlobalNetwork(WalkForwardModel):
     """The LSTM ensemble of a global model, stepped fold by fold like a per-ticker one. Fine-tuning's
     `finetune_window` counts sessions: the training samples dated in its last `finetune_window` sessions."""
-
-    def __init__(self, model: ModelSpec, walk_forward: WalkForwardSpec, seed: int, n_tickers: int = 0) -> None:
-        super().__init__(model, walk_forward, seed)
 
     def fold_table(
         self,

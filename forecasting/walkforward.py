@@ -210,7 +210,7 @@ def _predict_ticker(
     progress = progress or Progress()
     network = WalkForwardModel(model, wf, seed)
     tables: list[pd.DataFrame] = []
-    start = 0
+    start, key = 0, None
     if checkpoints is not None:
         key = fingerprint(
             frame, {"model": model.model_dump(mode="json"), "walk_forward": wf.model_dump(mode="json"), "seed": seed}
@@ -231,17 +231,10 @@ def _predict_ticker(
         for fold, (train, test) in enumerate(folds):
             if fold < start:
                 continue
-            network.train_fold(fold, samples, train, progress)
-            mean, spread = network.predict(samples, test)
-            if model.target == "realized_vol":
-                mean = mean + network.log_level_correction(samples, train)
+            mean, spread = network.forecast_fold(fold, samples, train, test, progress)
             fold_table = _fold_table(ticker, samples, model, fold, train, test, mean, ridge[fold].result(), spread)
             tables.append(fold_table)
-            if checkpoints is not None:
-                checkpoints.save(ticker, key, fold, fold_table, network.ensemble if wf.warm_start else None)
-            inject(f"fold:{fold}")
-            progress.predicted(ticker, fold, fold_table)
-            progress.fold(ticker, fold + 1, n_folds)
+            record_fold(ticker, fold, n_folds, fold_table, network, progress, checkpoints, key)
     finally:
         ridge_pool.shutdown(wait=False, cancel_futures=True)
     return _sorted(pd.concat(tables, ignore_index=True))
@@ -315,6 +308,17 @@ class WalkForwardModel:
         spread = members.std(axis=0) if len(members) > 1 else np.zeros(members.shape[1])
         return members.mean(axis=0), spread
 
+    def forecast_fold(
+        self, fold: int, samples: Samples, train: np.ndarray, test: np.ndarray, progress: Progress | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Fold `fold` of a walk-forward: train it, then predict its test samples (the mean and spread); a
+        forecast of a log variance is raised to the variance's level (`log_level_correction`)."""
+        self.train_fold(fold, samples, train, progress)
+        mean, spread = self.predict(samples, test)
+        if self.model.target == "realized_vol":
+            mean = mean + self.log_level_correction(samples, train)
+        return mean, spread
+
     def log_level_correction(self, samples: Samples, train: np.ndarray) -> float:
         """Duan's smearing for a model of a log: exp of a forecast of E[log RV] under-forecasts E[RV] (Jensen),
         so the forecast is raised by log mean(exp(residual)) over the fold's training samples. The GARCH
@@ -328,6 +332,25 @@ def smearing(actual: np.ndarray, fitted: np.ndarray) -> float:
     residual = np.asarray(actual, dtype="float64") - np.asarray(fitted, dtype="float64")
     residual = residual[np.isfinite(residual)]
     return float(np.log(np.mean(np.exp(residual)))) if len(residual) else 0.0
+
+
+def record_fold(
+    owner: str,
+    fold: int,
+    n_folds: int,
+    table: pd.DataFrame,
+    network: WalkForwardModel,
+    progress: Progress,
+    checkpoints: FoldCheckpoints | None,
+    key: str | None,
+) -> None:
+    """After a fold's rows are made (per ticker or for a universe): checkpoint them with the network a warm
+    start continues from, then tell `progress`."""
+    if checkpoints is not None:
+        checkpoints.save(owner, key, fold, table, network.ensemble if network.walk_forward.warm_start else None)
+    inject(f"fold:{fold}")
+    progress.predicted(owner, fold, table)
+    progress.fold(owner, fold + 1, n_folds)
 
 
 def fold_count(frame: pd.DataFrame, model: ModelSpec, walk_forward: WalkForwardSpec, ticker: str = "asset") -> int:
@@ -352,10 +375,7 @@ def predict_fold(
     test = np.arange(start, min(start + split.retrain_every, samples.n_known))
     network = WalkForwardModel(model, walk_forward, seed)
     network.fold = fold - 1
-    network.train_fold(fold, samples, train)
-    mean, spread = network.predict(samples, test)
-    if model.target == "realized_vol":
-        mean = mean + network.log_level_correction(samples, train)
+    mean, spread = network.forecast_fold(fold, samples, train, test)
     controls = control_forecasts(samples, model, train, test)
     return _fold_table(ticker, samples, model, fold, train, test, mean, controls, spread)
 

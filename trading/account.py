@@ -546,7 +546,7 @@ class Account:
         if UNIVERSE in self._models:
             return self._models[UNIVERSE]
         c = self.config
-        network = GlobalNetwork(c.model, c.walk_forward, c.seed, len(panel.tickers))
+        network = GlobalNetwork(c.model, c.walk_forward, c.seed)
         pointer = self.folder / "model" / UNIVERSE / "current.json"
         if pointer.is_file():
             state = json.loads(pointer.read_text())
