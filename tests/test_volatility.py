@@ -253,3 +253,31 @@ def test_a_return_table_passed_as_the_volatility_table_is_one_clear_error(tmp_pa
     table.to_parquet(tmp_path / "returns.parquet")
     with pytest.raises(BacktestError, match="not a volatility run's predictions"):
         with_volatility(table, tmp_path / "returns.parquet")
+
+
+def test_duans_smearing_raises_a_log_forecast_to_the_mean_level_worked_by_hand():
+    from forecasting.walkforward import smearing
+
+    # residuals 0 and ln 2 of a log model: exp of them are 1 and 2, their mean 1.5, so the term is ln 1.5
+    assert smearing(np.array([1.0, 1.0 + math.log(2)]), np.array([1.0, 1.0])) == pytest.approx(math.log(1.5))
+
+
+def test_the_lstms_variance_forecast_carries_the_level_correction(vol_table, monkeypatch):
+    from forecasting.walkforward import WalkForwardModel
+
+    monkeypatch.setattr(WalkForwardModel, "log_level_correction", lambda self, samples, train: 0.0)
+    prices = {"T": make_bars(520, seed=6)}
+    model = ModelSpec(
+        target="realized_vol",
+        features=["log_return", "log_rv_1", "log_rv_5"],
+        lookback=5,
+        units=4,
+        n_layers=1,
+        epochs=2,
+    )
+    raw = walk_forward_predict(
+        prices, model, WalkForwardSpec(min_train=260, retrain_every=100, finetune_window=50), seed=1
+    )
+    lstm = vol_table["model"] == "lstm"
+    shift = vol_table.loc[lstm, "y_pred"].to_numpy() - raw.loc[raw["model"] == "lstm", "y_pred"].to_numpy()
+    assert (shift > 0).all()  # exp(E[log]) < E[level]: the correction only ever raises the forecast
