@@ -161,6 +161,41 @@ class PaperSpec(Strict):
     )
 
 
+class ServeSpec(Strict):
+    """`lstm-trader serve`: when it steps the account, and when it raises an alert. These keys of an
+    account's config.toml may be edited after `paper init` (the model's settings may not); serve reads
+    them when it starts."""
+
+    after_close: float = Field(
+        30, ge=0, description="minutes after the session's close before the data refresh and the step"
+    )
+    data_grace: float = Field(
+        120, ge=0, description="minutes after that: no new bar by then raises a 'no_data' alert (retries go on)"
+    )
+    retries: int = Field(5, ge=0, description="retries of a failed refresh or step, with doubling waits")
+    retry_backoff: float = Field(60, gt=0, description="seconds before the first retry (then 2x, 4x, ...)")
+    max_model_age: int | None = Field(
+        None, ge=1, description="sessions a model may serve before an alert; default walk_forward.retrain_every"
+    )
+    max_equity_gap: float = Field(
+        0.01, ge=0, description="relative gap between the account's equity and the backtest replay that alerts"
+    )
+    max_target_mismatches: int = Field(0, ge=0, description="decisions unlike the backtest's tolerated before an alert")
+    webhook_url: str | None = Field(
+        None, description="alerts are POSTed here as JSON (Slack- and Discord-compatible text); default: log only"
+    )
+    reference_run: str | None = Field(
+        None, description="a run dir of the same recipe: its out-of-sample forecast quality sits beside the live one"
+    )
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("serve.webhook_url must start with http:// or https://")
+        return value
+
+
 class ExperimentConfig(Strict):
     name: str = Field("experiment", pattern=r"^[A-Za-z0-9_.-]+$", description="run dir prefix")
     seed: int = Field(42, description="one seed for Python, NumPy and Keras")
@@ -171,6 +206,7 @@ class ExperimentConfig(Strict):
     strategies: list[StrategySpec] = Field(default_factory=default_strategies)
     tune: TuneSpec = Field(default_factory=TuneSpec)
     paper: PaperSpec = Field(default_factory=PaperSpec)
+    serve: ServeSpec = Field(default_factory=ServeSpec)
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
     ledger: str | None = Field(
         None,

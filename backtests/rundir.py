@@ -69,22 +69,23 @@ def write_text(path: Path, text: str) -> Path:
     return atomic_write(Path(path), lambda tmp: tmp.write_text(text))
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """NaN and infinities as null, NumPy scalars and timestamps as plain values: what JSON can hold."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if hasattr(value, "item"):  # numpy scalars
-        return _clean(value.item())
+        return json_safe(value.item())
     if isinstance(value, datetime):  # pandas' Timestamp too
         return value.isoformat()
     return value
 
 
 def write_json(path: Path, data: Any) -> Path:
-    return write_text(path, json.dumps(_clean(data), indent=2) + "\n")
+    return write_text(path, json.dumps(json_safe(data), indent=2) + "\n")
 
 
 def write_parquet(path: Path, frame: "pd.DataFrame") -> Path:
@@ -110,8 +111,15 @@ class FolderLock:
     `with` block runs; a second process gets a clear error instead of two writers on one run dir
     or study. The operating system drops the lock when its process dies, so a killed run leaves none."""
 
-    def __init__(self, folder: Path, what: str = "run dir", hint: str = "wait for it to finish") -> None:
-        self.path, self.what, self.hint = Path(folder) / ".lock", what, hint
+    def __init__(
+        self,
+        folder: Path,
+        what: str = "run dir",
+        hint: str = "wait for it to finish",
+        filename: str = ".lock",
+        busy: str = "is already in use",
+    ) -> None:
+        self.path, self.what, self.hint, self.busy = Path(folder) / filename, what, hint, busy
 
     def __enter__(self) -> FolderLock:
         self.handle = open(self.path, "a+")
@@ -121,7 +129,7 @@ class FolderLock:
             self.handle.seek(0)
             owner = self.handle.read().strip() or "?"
             self.handle.close()
-            raise BacktestError(f"{self.what} {self.path.parent} is already in use (pid {owner})", self.hint) from None
+            raise BacktestError(f"{self.what} {self.path.parent} {self.busy} (pid {owner})", self.hint) from None
         self.handle.seek(0)
         self.handle.truncate()
         self.handle.write(str(os.getpid()))

@@ -1,15 +1,22 @@
-"""Daily bars by URI (`builtin:`, `csv:`, `yahoo:`), validated before anything uses it.
+"""Daily bars by URI (`builtin:`, `csv:`, `yahoo:`, `alpaca:`), validated before anything uses it.
 
 Every loader returns frames with a DatetimeIndex named `date`, sorted and unique, and lower-case
 columns: `open, high, low, close, volume` (an OHLC frame), or `close` alone, with `volume` when the
-source has it (a close-only frame; see `is_close_only`). Prices are the file's own (for Yahoo:
-split-adjusted, not dividend-adjusted). An Adj Close column is validated but never applied: Yahoo's
-adjusted close at day t is scaled by every dividend paid *after* t, so scaling the bars by it
-would make each price level depend on the future. (The embedded `builtin:sp500_stocks` universe is
+source has it (a close-only frame; see `is_close_only`). Prices are the file's own (for Yahoo and
+Alpaca: split-adjusted, not dividend-adjusted). An Adj Close column is validated but never applied:
+Yahoo's adjusted close at day t is scaled by every dividend paid *after* t, so scaling the bars by
+it would make each price level depend on the future. (The embedded `builtin:sp500_stocks` universe is
 the exception the user opts into: its closes came adjusted; forecasting/datasets/README.md.)
 
 A universe is named by a comma list (`csv:a.csv,b.csv`, `yahoo:AAPL,MSFT`), a glob of files
 (`csv:data/*.csv`, the file stem is the ticker) or a ticker file (`yahoo:@tickers.txt`).
+
+`alpaca:AAPL,MSFT` (or `alpaca:@FILE`) reads daily bars from Alpaca's market data API through alpaca-py
+(the `alpaca` extra), split-adjusted, from the IEX feed (free keys cannot read SIP; `APCA_DATA_FEED`
+picks another), with the keys in `APCA_API_KEY_ID` / `APCA_API_SECRET_KEY` (never written anywhere);
+`APCA_API_DATA_URL` points the client elsewhere (a test stub). Bars are cached as parquet in
+`default_cache_dir()/"alpaca"`, and a refresh downloads only the bars from the cache's last date on.
+`refresh_source` brings a source up to date before a scheduled paper step.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import glob
 import os
 from collections.abc import Callable
 from contextvars import ContextVar
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +43,10 @@ BUILTIN: dict[str, str] = {
 }
 BUILTIN_NAMES = ", ".join(f"builtin:{name}" for name in BUILTIN)
 ALTERNATIVES = f"use the embedded data ({BUILTIN_NAMES}) or a file (csv:PATH)"
-SOURCE_FORMS = "write builtin:sp500, csv:PATH, csv:DIR/*.csv, yahoo:TICKER[,TICKER...] or yahoo:@FILE"
+SOURCE_FORMS = (
+    "write builtin:sp500, csv:PATH, csv:DIR/*.csv, yahoo:TICKER[,TICKER...], yahoo:@FILE, "
+    "alpaca:TICKER[,TICKER...] or alpaca:@FILE"
+)
 
 
 def default_cache_dir() -> Path:
@@ -66,12 +76,15 @@ def load_prices(
     `missing` is what a bar with a missing value (NaN) gets: an error (default), `drop` (the bar is
     left out) or `ffill` (`fill_missing`); `attrs["gaps"]` counts the bars dropped or filled. With
     `dividends`, each frame keeps a `dividends` column (cash per share, on its ex-date; 0 on other
-    days) from the source's Dividends (a CSV column, Yahoo's actions); the embedded data has none."""
+    days) from the source's Dividends (a CSV column, Yahoo's actions); the embedded data and Alpaca's
+    bars have none. `cache_dir` is Yahoo's cache folder; Alpaca's is its `alpaca` subfolder."""
     if missing not in MISSING:
         raise DataError(f"unknown data.missing '{missing}'", 'use "error", "drop" or "ffill"')
-    if dividends and uri.partition(":")[0].lower().strip() == "builtin":
+    scheme = uri.partition(":")[0].lower().strip()
+    if dividends and scheme in ("builtin", "alpaca"):
+        what = "the embedded data are price series" if scheme == "builtin" else "Alpaca's bars are prices only"
         raise DataError(
-            f"{uri} has no dividends: the embedded data are price series",
+            f"{uri} has no dividends: {what}",
             "set data.dividends = false, or load a source that has them (csv with a Dividends column, yahoo)",
         )
     tokens = _missing.set(missing), _dividends.set(dividends)
@@ -98,6 +111,9 @@ def _load_prices(uri: str, start, end, cache_dir) -> dict[str, pd.DataFrame]:
     elif scheme in ("yahoo", "yf"):
         tickers = yahoo_tickers(rest)
         frames = {t: load_yahoo(t, cache_dir=cache_dir) for t in tickers}
+    elif scheme == "alpaca":
+        tickers = yahoo_tickers(rest, scheme="alpaca")
+        frames = {t: load_alpaca(t, cache_dir=_alpaca_cache(cache_dir)) for t in tickers}
     else:
         raise DataError(f"unknown data scheme '{scheme}' in '{uri}'", SOURCE_FORMS)
     out = {}
@@ -165,24 +181,28 @@ def csv_paths(spec: str) -> list[Path]:
     return paths
 
 
-def yahoo_tickers(spec: str) -> list[str]:
-    """The tickers a `yahoo:` source names: a comma list, where `@FILE` stands for the tickers in FILE."""
+def yahoo_tickers(spec: str, scheme: str = "yahoo") -> list[str]:
+    """The tickers a `yahoo:` (or `alpaca:`) source names: a comma list, where `@FILE` stands for the
+    tickers in FILE."""
     tickers: list[str] = []
     for item in (p.strip() for p in spec.split(",") if p.strip()):
-        tickers.extend(read_ticker_list(item[1:].strip()) if item.startswith("@") else [item.upper()])
+        tickers.extend(read_ticker_list(item[1:].strip(), scheme) if item.startswith("@") else [item.upper()])
     return list(dict.fromkeys(tickers))  # a ticker named twice is loaded once
 
 
-def read_ticker_list(path: str | Path) -> list[str]:
-    """Tickers from a text file, one a line; blank lines and `#` comments are ignored."""
+def read_ticker_list(path: str | Path, scheme: str = "yahoo") -> list[str]:
+    """Tickers from a text file, one a line; blank lines and `#` comments are ignored. `scheme` is the
+    source the list belongs to (its name appears in the hints)."""
     path = Path(path)
-    example = "one ticker a line, e.g. AAPL; or list them: yahoo:AAPL,MSFT"
+    example = f"one ticker a line, e.g. AAPL; or list them: {scheme}:AAPL,MSFT"
     if path.is_dir():
         raise DataError(
-            f"ticker list {path} is a folder, not a file", f"name a text file after 'yahoo:@' with {example}"
+            f"ticker list {path} is a folder, not a file", f"name a text file after '{scheme}:@' with {example}"
         )
     if not path.is_file():
-        raise DataError(f"ticker list not found: {path}", f"check the path after 'yahoo:@'; the file holds {example}")
+        raise DataError(
+            f"ticker list not found: {path}", f"check the path after '{scheme}:@'; the file holds {example}"
+        )
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError:
@@ -437,8 +457,11 @@ def yahoo_download(ticker: str) -> pd.DataFrame:
     return raw if raw is not None else pd.DataFrame()
 
 
-def load_yahoo(ticker: str, cache_dir: Path | str | None = None, refresh: bool = False) -> pd.DataFrame:
-    """Daily bars of `ticker` from the on-disk cache, downloading them first if absent or `refresh`."""
+def load_yahoo(
+    ticker: str, cache_dir: Path | str | None = None, refresh: bool = False, *, offline_ok: bool = True
+) -> pd.DataFrame:
+    """Daily bars of `ticker` from the on-disk cache, downloading them first if absent or `refresh`.
+    A download that fails falls back on the cache, unless not `offline_ok` (`refresh_source`)."""
     cache = Path(cache_dir) if cache_dir else default_cache_dir() / "yahoo"
     path = cache / f"{ticker}.parquet"
     if path.exists() and not refresh:
@@ -447,8 +470,13 @@ def load_yahoo(ticker: str, cache_dir: Path | str | None = None, refresh: bool =
     if isinstance(raw.columns, pd.MultiIndex):  # older yfinance: (field, ticker) columns
         raw.columns = raw.columns.get_level_values(0)
     if raw.empty:
-        if path.exists():
+        if path.exists() and offline_ok:
             return standardise(pd.read_parquet(path), f"yahoo:{ticker} (cache {path})")
+        if path.exists():
+            raise DataError(
+                f"yahoo:{ticker}: could not download from Yahoo Finance (the cache in {cache} is kept as it was)",
+                "check the network or the ticker, then try again",
+            )
         raise DataError(
             f"yahoo:{ticker}: could not download from Yahoo Finance and nothing is cached in {cache}",
             f"check the network or the ticker, or {ALTERNATIVES}",
@@ -461,3 +489,222 @@ def load_yahoo(ticker: str, cache_dir: Path | str | None = None, refresh: bool =
     raw_to_store.to_parquet(tmp)
     os.replace(tmp, path)
     return frame
+
+
+# --- Alpaca market data --------------------------------------------------------------------------
+
+# the environment alpaca-py's own clients read (trading/brokers.py names the first two as well)
+ALPACA_KEY_ENV, ALPACA_SECRET_ENV = "APCA_API_KEY_ID", "APCA_API_SECRET_KEY"
+ALPACA_DATA_URL_ENV = "APCA_API_DATA_URL"  # the data endpoint (a test stub); default Alpaca's
+ALPACA_FEED_ENV = "APCA_DATA_FEED"  # default iex: free keys cannot read sip
+ALPACA_FIRST_DAY = date(1990, 1, 1)  # a first download asks from here; Alpaca answers what it has (IEX: 2016 on)
+ALPACA_BAR_FIELDS = {"t": "date", "o": "open", "h": "high", "l": "low", "c": "close", "v": "volume"}
+NEW_YORK = "America/New_York"  # a daily bar's timestamp is midnight of its session there
+
+
+class AlpacaUnreachable(Exception):
+    """No answer from Alpaca (network error or a server error): a cache may stand in."""
+
+
+def _alpaca_cache(cache_dir: Path | str | None) -> Path | None:
+    """The Alpaca cache under a source's `cache_dir` (which is Yahoo's folder): its `alpaca` subfolder,
+    so that yahoo:AAPL and alpaca:AAPL never share a file; None: the default folder."""
+    return Path(cache_dir) / "alpaca" if cache_dir else None
+
+
+def _alpaca_message(exc: Exception) -> str:
+    import json
+
+    text = str(exc)
+    try:
+        text = str(json.loads(text).get("message") or text)
+    except (ValueError, AttributeError):
+        pass
+    return " ".join(text.split())[:200]
+
+
+def alpaca_download(ticker: str, start: date) -> pd.DataFrame:
+    """Daily split-adjusted bars of `ticker` from `start` on (a network call through alpaca-py, which
+    follows `next_page_token`), as a frame with a `date` index of session dates. Raises DataError for
+    what the user must fix (alpaca-py missing, keys missing or refused, a refused request) and
+    AlpacaUnreachable when Alpaca does not answer."""
+    source = f"alpaca:{ticker}"
+    try:
+        from alpaca.common.exceptions import APIError
+        from alpaca.data.enums import Adjustment, DataFeed
+        from alpaca.data.historical import StockHistoricalDataClient
+        from alpaca.data.requests import StockBarsRequest
+        from alpaca.data.timeframe import TimeFrame
+        from requests.exceptions import RequestException
+    except ImportError:
+        raise DataError(
+            f"{source}: the alpaca source needs alpaca-py, which is not installed",
+            f"pip install 'lstm-trader[alpaca]', or {ALTERNATIVES}",
+        ) from None
+    key, secret = os.environ.get(ALPACA_KEY_ENV), os.environ.get(ALPACA_SECRET_ENV)
+    if not key or not secret:
+        raise DataError(
+            f"{source}: the alpaca source needs {ALPACA_KEY_ENV} and {ALPACA_SECRET_ENV} in the environment",
+            "export your Alpaca keys (paper keys read market data too; they are never written to disk)",
+        )
+    feed_name = (os.environ.get(ALPACA_FEED_ENV) or "iex").strip().lower()
+    try:
+        feed = DataFeed(feed_name)
+    except ValueError:
+        raise DataError(
+            f"{ALPACA_FEED_ENV}={feed_name!r} is not an Alpaca data feed",
+            f"use one of {', '.join(f.value for f in DataFeed)}, or unset it (iex, which free keys read)",
+        ) from None
+    client = StockHistoricalDataClient(
+        key, secret, raw_data=True, url_override=os.environ.get(ALPACA_DATA_URL_ENV) or None
+    )
+    request = StockBarsRequest(
+        symbol_or_symbols=ticker,
+        timeframe=TimeFrame.Day,
+        start=datetime(start.year, start.month, start.day),  # naive: UTC midnight, before the session's bar
+        adjustment=Adjustment.SPLIT,  # never dividend-adjusted: see the module docstring
+        feed=feed,
+    )
+    try:
+        raw = client.get_stock_bars(request)
+    except APIError as exc:
+        status, message = exc.status_code, _alpaca_message(exc)
+        if status is not None and status >= 500:
+            raise AlpacaUnreachable(f"HTTP {status}") from None
+        if status == 403 and "subscription" in message.lower():
+            raise DataError(
+                f"{source}: Alpaca refused the {feed.value} feed for these keys (HTTP 403: {message})",
+                f"free keys read IEX: unset {ALPACA_FEED_ENV} or set it to iex",
+            ) from None
+        if status in (401, 403):
+            raise DataError(
+                f"{source}: Alpaca refused the keys (HTTP {status}: {message})",
+                f"check {ALPACA_KEY_ENV} / {ALPACA_SECRET_ENV} (paper keys read market data too)",
+            ) from None
+        raise DataError(
+            f"{source}: Alpaca refused the request (HTTP {status}: {message})",
+            "check the ticker (Alpaca lists US stocks and ETFs, e.g. BRK.B)",
+        ) from None
+    except (ValueError, AttributeError) as exc:  # (before RequestException: a body that is not JSON is both)
+        raise DataError(
+            f"{source}: Alpaca's answer is not daily bars ({type(exc).__name__})",
+            f"check {ALPACA_DATA_URL_ENV} (unset it for Alpaca's own endpoint)",
+        ) from None
+    except RequestException as exc:
+        raise AlpacaUnreachable(type(exc).__name__) from None
+    return _alpaca_frame((raw or {}).get(ticker) or [])
+
+
+def _alpaca_frame(bars: list[dict]) -> pd.DataFrame:
+    """Alpaca's bars (`t, o, h, l, c, v`; `n`, `vw` and the rest dropped) as the project's columns on a
+    tz-naive index of session dates: each timestamp in New York time, then its date."""
+    table = pd.DataFrame(list(bars), columns=list(ALPACA_BAR_FIELDS)).rename(columns=ALPACA_BAR_FIELDS)
+    stamps = pd.to_datetime(table.pop("date"), utc=True).dt.tz_convert(NEW_YORK)
+    table.index = pd.DatetimeIndex(stamps.dt.tz_localize(None).dt.normalize(), name="date").as_unit("ns")
+    return table.astype("float64")
+
+
+def _continues(cached: pd.DataFrame, fresh: pd.DataFrame) -> bool:
+    """Whether `fresh` (downloaded from the cache's last date on) continues `cached`: the one bar both
+    hold is the same. A split since then rescales every earlier split-adjusted bar, and a bar cached
+    while its session was under way is not the final one: either way the overlap differs."""
+    last = cached.index[-1]
+    if last not in fresh.index:
+        return True  # nothing to compare (no bar on that date came back)
+    columns = list(ALPACA_BAR_FIELDS.values())[1:]
+    before = cached.loc[last, columns].to_numpy(dtype="float64")
+    after = fresh.loc[last, columns].to_numpy(dtype="float64")
+    return bool(np.allclose(before, after, rtol=1e-9, atol=0.0))
+
+
+def load_alpaca(
+    ticker: str, cache_dir: Path | str | None = None, refresh: bool = False, *, offline_ok: bool = True
+) -> pd.DataFrame:
+    """Daily bars of `ticker` from Alpaca (split-adjusted), kept as parquet in `cache_dir` (default
+    `default_cache_dir()/"alpaca"`). Downloads them all when nothing is cached; with `refresh`, only the
+    bars from the cache's last date on (that bar again, to check it: if it changed, e.g. a split, the
+    whole history is downloaded again). When Alpaca cannot be reached the cache is served, unless not
+    `offline_ok` (`refresh_source`); with nothing cached it is a DataError naming the folder."""
+    cache = Path(cache_dir) if cache_dir else default_cache_dir() / "alpaca"
+    path = cache / f"{ticker}.parquet"
+    cached = pd.read_parquet(path) if path.exists() else None
+    if cached is not None and not refresh:
+        return standardise(cached, f"alpaca:{ticker} (cache {path})")
+    if cached is not None and cached.empty:
+        cached = None
+    try:
+        if cached is None:
+            stored = alpaca_download(ticker, ALPACA_FIRST_DAY)
+        else:
+            fresh = alpaca_download(ticker, cached.index[-1].date())
+            if _continues(cached, fresh):
+                stored = pd.concat([cached, fresh[fresh.index > cached.index[-1]]])
+            else:
+                stored = alpaca_download(ticker, ALPACA_FIRST_DAY)
+    except AlpacaUnreachable as exc:
+        if cached is not None and offline_ok:
+            return standardise(cached, f"alpaca:{ticker} (cache {path})")
+        kept = (
+            f"nothing is cached in {cache}"
+            if cached is None
+            else f"the cache in {cache} (through {cached.index[-1].date()}) is kept as it was"
+        )
+        raise DataError(
+            f"alpaca:{ticker}: could not reach Alpaca ({exc}) and {kept}",
+            f"check the network (and {ALPACA_DATA_URL_ENV}, if set), or {ALTERNATIVES}",
+        ) from None
+    if stored.empty:
+        raise DataError(
+            f"alpaca:{ticker}: Alpaca has no daily bars for {ticker}",
+            "check the ticker (Alpaca lists US stocks and ETFs; the IEX feed starts in 2016)",
+        )
+    frame = standardise(stored, f"alpaca:{ticker}")
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    stored.to_parquet(tmp)
+    os.replace(tmp, path)
+    return frame
+
+
+# --- bringing a source up to date ----------------------------------------------------------------
+
+
+def refresh_source(uri: str, cache_dir: Path | str | None = None, missing: str = "error") -> dict[str, str]:
+    """Bring the source `uri` up to date before a scheduled paper step, ticker by ticker: `yahoo:`
+    downloads each history again, `alpaca:` the bars from its cache's last date on; `csv:` and `builtin:`
+    have nothing to download (the next load reads them again). Returns a short note per ticker, e.g.
+    'alpaca: 2,512 bars through 2026-11-30 (1 new)'. `cache_dir` and `missing` as for `load_prices`.
+    A download that fails is a DataError even when a cache exists (the cache is kept; the caller retries)."""
+    if missing not in MISSING:
+        raise DataError(f"unknown data.missing '{missing}'", 'use "error", "drop" or "ffill"')
+    scheme, _, rest = uri.partition(":")
+    scheme = scheme.lower().strip()
+    if not rest:
+        raise DataError(f"data source '{uri}' has no scheme", SOURCE_FORMS)
+    token = _missing.set(missing)
+    try:
+        if scheme == "builtin":
+            return {t: "builtin: embedded, nothing to download" for t in _load_builtin(rest.lower().strip())}
+        if scheme == "csv":
+            return {path.stem: "csv: re-read at load" for path in csv_paths(rest)}
+        if scheme in ("yahoo", "yf"):
+            loader, folder = load_yahoo, Path(cache_dir) if cache_dir else default_cache_dir() / "yahoo"
+        elif scheme == "alpaca":
+            loader, folder = load_alpaca, _alpaca_cache(cache_dir) or default_cache_dir() / "alpaca"
+        else:
+            raise DataError(f"unknown data scheme '{scheme}' in '{uri}'", SOURCE_FORMS)
+        notes = {}
+        for ticker in yahoo_tickers(rest, scheme="alpaca" if scheme == "alpaca" else "yahoo"):
+            path = folder / f"{ticker}.parquet"
+            before = len(pd.read_parquet(path)) if path.exists() else None
+            frame = loader(ticker, cache_dir=folder, refresh=True, offline_ok=False)
+            note = (
+                f"{'alpaca' if scheme == 'alpaca' else 'yahoo'}: {len(frame):,} bars through {frame.index[-1].date()}"
+            )
+            added = len(pd.read_parquet(path)) - before if before is not None and path.exists() else -1
+            if added >= 0:
+                note += f" ({added:,} new)"
+            notes[ticker] = note
+        return notes
+    finally:
+        _missing.reset(token)

@@ -35,6 +35,7 @@ from lstm_trader.console import (
     user_errors,
 )
 from lstm_trader.paper import paper_app
+from lstm_trader.serve import serve
 
 app = typer.Typer(
     add_completion=False,
@@ -72,6 +73,7 @@ def main_options(
 
 app.add_typer(data_app, name="data")
 app.add_typer(paper_app, name="paper")
+app.command("serve")(serve)
 
 
 class RichProgress(WalkForwardProgress):

@@ -1,4 +1,4 @@
-"""`lstm-trader paper init|step|status|replay`."""
+"""`lstm-trader paper init|step|status|replay|latest`."""
 
 from __future__ import annotations
 
@@ -121,14 +121,65 @@ def status_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print the status as JSON")] = False,
 ) -> None:
     """Positions, cash, equity, P&L since the start, the last signal, the model's age and the drift from the backtest."""
+    from backtests.rundir import json_safe
     from trading.account import Account, status
 
     with Account(paper_dir, name) as account:
         state = status(account)
-    if as_json:
-        typer.echo(json.dumps(state, indent=2, default=str))
+    if as_json:  # NaN as null: the output is JSON any parser reads (jq, the service's clients)
+        typer.echo(json.dumps(json_safe(state), indent=2, default=str))
     else:
         _print_status(state)
+
+
+@paper_app.command("latest")
+@user_errors
+def latest_cmd(
+    name: NameArg,
+    paper_dir: RootOpt = Path("paper"),
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print it as JSON (what GET /accounts/NAME/latest returns)")
+    ] = False,
+) -> None:
+    """The last close's prediction, the decision taken on it (orders for the next open) and the model's fold and age."""
+    from backtests.rundir import json_safe
+    from trading.account import Account, latest
+
+    with Account(paper_dir, name) as account:
+        state = latest(account)
+    if as_json:
+        typer.echo(json.dumps(json_safe(state), indent=2, default=str))
+        return
+    if state["date"] is None:
+        console.print(f"paper account '{name}': no step yet (lstm-trader paper step {name})", highlight=False)
+        return
+    view = Table(
+        title=f"paper account '{name}': the close of {state['date']} ({state['target']}, {state['horizon']}-day)",
+        title_justify="left",
+    )
+    for column in ("ticker", "predicted", "close", "predicted close", "target", "fold"):
+        view.add_column(column, justify="left" if column == "ticker" else "right")
+    for p in state["predictions"]:
+        view.add_row(
+            p["ticker"],
+            f"{p['y_pred']:+.3%}" if state["target"] == "log_return" else f"{p['y_pred']:+.4f}",
+            f"{p['close']:,.2f}",
+            f"{p['predicted_close']:,.2f}" if p["predicted_close"] is not None else "—",
+            f"{p['target']:+.2f}" if p["target"] == p["target"] else "—",
+            str(p["fold"]),
+        )
+    console.print(view)
+    orders = ", ".join(
+        f"{'buy' if o['qty'] > 0 else 'sell'} {abs(o['qty']):g} {o['symbol']} ({o['status']})" for o in state["orders"]
+    )
+    console.print(f"orders for the next open: {orders or 'none'}", highlight=False, soft_wrap=True)
+    for owner, model in state["models"].items():
+        console.print(
+            f"model {owner}: fold {model['fold']}, trained through {model['trained_through']}, "
+            f"{model['sessions_served']} sessions old, retrains in {model['next_retrain_in']}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _print_status(state: dict) -> None:

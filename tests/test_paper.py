@@ -4,7 +4,6 @@ against a loopback stub of its REST API, and bad input."""
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 
@@ -19,6 +18,7 @@ from backtests.experiment import load_experiment_prices
 from forecasting.faults import FAULT_ENV
 from forecasting.walkforward import make_samples, walk_forward_predict
 from lstm_trader.cli import app
+from tests.helpers import KEY, SECRET, AlpacaStub
 from trading.account import Account, init_account, replay, status
 
 runner = CliRunner()
@@ -228,82 +228,6 @@ def test_init_refuses_an_existing_account_and_a_non_lstm_strategy(tmp_path):
 
 
 # --- the Alpaca path, against a stub of its paper REST API on 127.0.0.1 -------------------------------
-
-KEY, SECRET = "PKTESTKEY0123456789", "secret-DO-NOT-LEAK-42"
-
-
-class AlpacaStub:
-    """The endpoints a step uses: account, clock, positions, orders and orders by client order id."""
-
-    def __init__(self, server) -> None:
-        self.orders: dict[str, dict] = {}
-        self.posts = 0
-        self.drop_after_accept = False
-        self.refuse = None  # (status, message) for the next order
-        self.is_open = False
-        self.now = "2018-12-03T21:30:00Z"
-        self.cash = 100_000.0
-        for path, method, handler in [
-            ("/v2/account", "GET", self.account),
-            ("/v2/clock", "GET", self.clock),
-            ("/v2/positions", "GET", self.positions),
-            ("/v2/orders", "POST", self.submit),
-            ("/v2/orders:by_client_order_id", "GET", self.by_client_id),
-        ]:
-            server.expect_request(path, method=method).respond_with_handler(handler)
-
-    def _json(self, payload, status=200):
-        from werkzeug import Response
-
-        return Response(json.dumps(payload), status=status, content_type="application/json")
-
-    def _authorised(self, request) -> bool:
-        return request.headers.get("APCA-API-KEY-ID") == KEY and request.headers.get("APCA-API-SECRET-KEY") == SECRET
-
-    def account(self, request):
-        if not self._authorised(request):
-            return self._json({"code": 40110000, "message": "request is not authorized"}, 401)
-        return self._json({"id": "acct", "status": "ACTIVE", "cash": str(self.cash), "equity": str(self.cash)})
-
-    def clock(self, request):
-        return self._json(
-            {
-                "timestamp": self.now,
-                "is_open": self.is_open,
-                "next_open": "2018-12-04T14:30:00Z",
-                "next_close": "2018-12-04T21:00:00Z",
-            }
-        )
-
-    def positions(self, request):
-        return self._json([])
-
-    def submit(self, request):
-        body = request.get_json()
-        if self.refuse:
-            status, message = self.refuse
-            return self._json({"code": 40310000, "message": message}, status)
-        self.posts += 1
-        order = {
-            "id": f"order-{len(self.orders) + 1}",
-            "client_order_id": body["client_order_id"],
-            "symbol": body["symbol"],
-            "qty": body["qty"],
-            "side": body["side"],
-            "time_in_force": body["time_in_force"],
-            "type": body["type"],
-            "status": "accepted",
-            "filled_qty": "0",
-            "filled_avg_price": None,
-        }
-        self.orders[body["client_order_id"]] = order
-        if self.drop_after_accept:  # accepted, then the connection dies before the answer
-            request.environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
-        return self._json(order)
-
-    def by_client_id(self, request):
-        order = self.orders.get(request.args.get("client_order_id"))
-        return self._json(order) if order else self._json({"code": 40410000, "message": "order not found"}, 404)
 
 
 @pytest.fixture

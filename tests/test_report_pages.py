@@ -6,7 +6,6 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,7 +14,7 @@ from typer.testing import CliRunner
 
 from lstm_trader.cli import app
 from reports import derive
-from tests.helpers import TINY, make_bars, run_dirs, write_yahoo_csv
+from tests.helpers import CHROMIUM, TINY, make_bars, probe_page, run_dirs, write_yahoo_csv
 
 runner = CliRunner()
 
@@ -323,79 +322,6 @@ plot_trading(equity, pd.DataFrame({"X:a": np.linspace(0, 1, 200)}, index=dates),
 
 # --- in a browser -------------------------------------------------------------------------------
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-PROBE = """<script>
-window.__errors = [];
-window.addEventListener("error", e => window.__errors.push(String(e.message || e.type)), true);
-const __error = console.error; console.error = (...a) => { window.__errors.push(a.join(" ")); __error(...a); };
-window.addEventListener("load", () => setTimeout(() => {
-  const width = document.documentElement.clientWidth;
-  const tables = [...document.querySelectorAll("table")].map(t => {
-    const box = (t.closest(".scroll") || t).getBoundingClientRect();
-    return {id: t.id, right: box.right};
-  });
-  const charts = [...document.querySelectorAll(".js-plotly-plot")].map(d => ({id: d.id,
-    traces: (d.data || []).length, points: (d.data || []).reduce((n, t) => n + (t.x ? t.x.length : 0), 0)}));
-  const out = document.createElement("pre"); out.id = "probe";
-  out.textContent = JSON.stringify({width, scrollWidth: document.documentElement.scrollWidth, tables, charts,
-                                    errors: window.__errors});
-  document.body.appendChild(out);
-}, 500));
-</script>"""
-
-
-def _page_requests(netlog: Path) -> list[str]:
-    """URLs of the network requests a page made, from Chromium's net log: those whose isolation key
-    is the file:// page (the browser's own update and time checks have none, and are left out)."""
-    text = netlog.read_text(errors="replace").rstrip()
-    try:
-        log = json.loads(text)
-    except json.JSONDecodeError:  # a log cut short at exit lacks its closing brackets
-        log = json.loads(text.rstrip(",") + "]}")
-    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
-    return [
-        e["params"]["url"]
-        for e in log["events"]
-        if e["type"] == start and "file://" in str(e["params"].get("network_isolation_key", ""))
-    ]
-
-
-def _probe(page: Path, tmp_path: Path) -> tuple[dict, list[str]]:
-    """Open a copy of `page` (beside it, so relative assets load) at 1024 px in headless Chromium;
-    returns what the probe measured (widths, charts, errors) and the network requests it made."""
-    import html
-
-    copy = page.with_name(f"_probe_{page.name}")
-    text = page.read_text(encoding="utf-8")
-    copy.write_text(text.replace("<head>", "<head>" + PROBE, 1) if "<head>" in text else PROBE + text, encoding="utf-8")
-    netlog = tmp_path / f"{page.stem}.netlog.json"
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-default-apps",
-        "--disable-extensions",
-        "--window-size=1024,3000",
-        "--virtual-time-budget=15000",
-        f"--log-net-log={netlog}",
-        f"--user-data-dir={tmp_path / ('profile-' + page.stem)}",
-    ]
-    try:
-        dom = subprocess.run(
-            [CHROMIUM, *flags, "--dump-dom", copy.as_uri()], capture_output=True, text=True, timeout=180, check=True
-        ).stdout
-    finally:
-        copy.unlink()
-    found = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
-    assert found, "the probe did not run: the page did not finish loading"
-    remote = [url for url in _page_requests(netlog) if not url.startswith("file:")]
-    return json.loads(html.unescape(found.group(1))), remote
-
 
 @pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed")
@@ -403,8 +329,8 @@ def test_index_and_a_tearsheet_render_offline_without_errors_and_fit_1024_px(run
     run, _, _ = runs
     control = tmp_path / "control.html"  # the detector sees a request a page makes, failed or not
     control.write_text('<html><head></head><body><img src="http://example.org/a.png"></body></html>')
-    assert _probe(control, tmp_path)[1] == ["http://example.org/a.png"]
-    probe, remote = _probe(run / "reports" / "index.html", tmp_path)
+    assert probe_page(control, tmp_path)[1] == ["http://example.org/a.png"]
+    probe, remote = probe_page(run / "reports" / "index.html", tmp_path)
     assert probe["errors"] == [] and remote == []
     assert probe["scrollWidth"] <= probe["width"] <= 1024  # the page never scrolls sideways
     assert {t["id"] for t in probe["tables"]} >= {"forecast-table", "comparison-table", "per-fold-table"}
@@ -413,7 +339,7 @@ def test_index_and_a_tearsheet_render_offline_without_errors_and_fit_1024_px(run
     assert charts["trading-ACME"]["traces"] == 3 * 7 and charts["trading-ACME"]["points"] > 0
     assert charts["race-ACME"]["traces"] >= 1
     sheet = next((run / "reports").glob("tearsheet_*_lstm_signal.html"))
-    probe, remote = _probe(sheet, tmp_path)
+    probe, remote = probe_page(sheet, tmp_path)
     assert probe["errors"] == [] and remote == []
 
 

@@ -10,6 +10,7 @@ sending is idempotent (client order ids), and a step interrupted anywhere finish
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -42,6 +43,7 @@ from strategies.decision import (
     universe_orders,
     xs_weights,
 )
+from trading import clock
 from trading.brokers import AlpacaBroker, LocalBroker, OrderRejected
 from trading.ledger import PaperLedger
 
@@ -284,7 +286,7 @@ class Account:
     def _check_session_closed(self, day: pd.Timestamp) -> None:
         """A bar for today's session before its close is a partial bar: deciding on it would be a look-ahead."""
         close = trading_calendar(self.config.paper.calendar).session_close(day)
-        if pd.Timestamp.now(tz="UTC") < close:
+        if clock.now() < close:
             raise BacktestError(
                 f"the session of {day.date()} closes at {close.tz_convert('America/New_York'):%H:%M} "
                 "New York time: its bar is not final yet",
@@ -727,8 +729,9 @@ def replay(account: Account, start: date, end: date, on_day=None) -> list[StepRe
     return reports
 
 
-def status(account: Account) -> dict:
-    """Positions, cash, equity and P&L, the last signal, the model's age and the drift from the backtest."""
+def status(account: Account, replay_equity: dict | None = None) -> dict:
+    """Positions, cash, equity and P&L, the last signal, the model's age and the drift from the backtest.
+    `replay_equity`, a dict, receives the backtest replay's equity by date (the service charts it)."""
     ledger = account.ledger
     equity = ledger.table("equity", "date")
     if equity.empty:
@@ -759,7 +762,7 @@ def status(account: Account) -> dict:
         "models": models,
         "open_orders": orders[orders["status"].isin(["new", "sent"])].to_dict("records"),
         "rejected_orders": int((orders["status"] == "rejected").sum()) if len(orders) else 0,
-        "drift": drift(account, equity, signals),
+        "drift": drift(account, equity, signals, replay_equity),
     }
 
 
@@ -780,7 +783,7 @@ def _model_age(account: Account, ticker: str, state: dict, last_day: str) -> dic
     }
 
 
-def drift(account: Account, equity: pd.DataFrame, signals: pd.DataFrame) -> dict:
+def drift(account: Account, equity: pd.DataFrame, signals: pd.DataFrame, keep: dict | None = None) -> dict:
     """The backtest of the account's own predictions over its dates, beside the ledger.
 
     The same predictions, rule and costs in Backtrader: with the local broker the equity curves and
@@ -798,6 +801,8 @@ def drift(account: Account, equity: pd.DataFrame, signals: pd.DataFrame) -> dict
     paper = pd.Series(equity["equity"].to_numpy(), index=pd.to_datetime(equity["date"]))
     common = paper.index.intersection(result.equity.index)
     rel = (paper[common] / result.equity[common] - 1).abs()
+    if keep is not None:
+        keep.update({day.date().isoformat(): float(value) for day, value in result.equity[common].items()})
     decided = result.decisions.assign(date=pd.to_datetime(result.decisions["date"]))
     merged = table.merge(decided, on=["date", "ticker"], how="inner", suffixes=("_paper", "_backtest"))
     same = np.isclose(merged["target_paper"], merged["target_backtest"], rtol=0, atol=1e-12, equal_nan=True)
@@ -807,4 +812,44 @@ def drift(account: Account, equity: pd.DataFrame, signals: pd.DataFrame) -> dict
         "last_equity_drift": float(rel.iloc[-1]) if len(rel) else 0.0,
         "backtest_equity": float(result.equity[common].iloc[-1]) if len(common) else None,
         "target_mismatches": int((~same).sum()),
+    }
+
+
+def latest(account: Account) -> dict:
+    """The last close's prediction per ticker, the decision taken on it (the orders for the next open)
+    and the model that made it: what `paper latest` prints and the service's `/latest` returns."""
+    ledger = account.ledger
+    day = ledger.db.execute("SELECT max(date) FROM signals").fetchone()[0]
+    base = {"name": account.name, "broker": account.info["broker"], "strategy": account.spec.title}
+    if day is None:
+        return {**base, "date": None, "predictions": [], "orders": [], "models": {}}
+    horizon = account.config.model.horizon
+    rows = ledger.db.execute("SELECT * FROM signals WHERE date = ? ORDER BY ticker", (day,)).fetchall()
+    predictions = [
+        {
+            "ticker": r["ticker"],
+            "y_pred": r["y_pred"],
+            "y_pred_std": r["y_pred_std"],
+            "close": r["close"],
+            "predicted_close": r["close"] * math.exp(r["y_pred"])
+            if account.config.model.target == "log_return"
+            else None,
+            "target": r["target"],
+            "fold": r["fold"],
+        }
+        for r in rows
+    ]
+    models = {}
+    for pointer in sorted((account.folder / "model").glob("*/current.json")):
+        models[pointer.parent.name] = _model_age(account, pointer.parent.name, json.loads(pointer.read_text()), day)
+    return {
+        **base,
+        "date": day,
+        "target": account.config.model.target,
+        "horizon": horizon,
+        "predictions": predictions,
+        "orders": [
+            {k: r[k] for k in ("client_order_id", "ticker", "symbol", "qty", "status")} for r in ledger.orders(day)
+        ],
+        "models": models,
     }

@@ -1,0 +1,152 @@
+"""A paper account's health: the live forecast quality since its first step beside the research
+run's, the model's age, the gap to the backtest replay, and the checks the service alerts on.
+
+Live quality scores each recorded prediction against the return that followed it, once the h-th
+session after it has closed and been stepped (no later bar is read). A per-ticker account gets
+Theil's U2 against the zero forecast, directional accuracy and its base rate (the share of days
+that rose), as `forecasting.metrics.score` computes them for a run; a universe account gets the
+mean daily rank IC (Spearman) against the h-day return.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from backtests.rundir import require_run_dir, write_json
+from forecasting.metrics import directional_accuracy, moved
+
+SNAPSHOTS = ("status", "latest", "health", "equity")  # files the service serves: serve/<name>.json
+
+
+def realised_returns(signals: pd.DataFrame, prices: dict[str, pd.DataFrame], horizon: int, last: str) -> pd.Series:
+    """log(close h sessions after the signal / close at the signal) per signal row; NaN where that
+    session comes after `last` (the last stepped session)."""
+    out = pd.Series(np.nan, index=signals.index)
+    for ticker, rows in signals.groupby("ticker"):
+        close = prices[ticker]["close"].loc[:last]
+        position = close.index.get_indexer(pd.to_datetime(rows["date"]))
+        later = position + horizon
+        ok = (position >= 0) & (later < len(close))
+        values = np.full(len(rows), np.nan)
+        values[ok] = np.log(close.to_numpy()[later[ok]] / close.to_numpy()[position[ok]])
+        out.loc[rows.index] = values
+    return out
+
+
+def quality(y_pred: np.ndarray, y_true: np.ndarray, dates: np.ndarray | None = None, universe: bool = False) -> dict:
+    """U2, directional accuracy and its base rate (per-ticker), or the mean daily rank IC (universe)."""
+    ok = np.isfinite(y_pred) & np.isfinite(y_true)
+    y_pred, y_true = y_pred[ok], y_true[ok]
+    nan = float("nan")
+    if universe:
+        frame = pd.DataFrame({"date": np.asarray(dates)[ok], "p": y_pred, "t": y_true})
+        daily = [
+            g["p"].rank().corr(g["t"].rank())
+            for _, g in frame.groupby("date")
+            if len(g) >= 3 and g["p"].nunique() > 1 and g["t"].nunique() > 1
+        ]
+        return {"n": int(len(y_pred)), "days": len(daily), "rank_ic": float(np.mean(daily)) if daily else nan}
+    if len(y_pred) == 0:
+        return {"n": 0, "u2": nan, "directional_accuracy": nan, "base_rate": nan}
+    naive = float(np.sum(y_true**2))
+    up = moved(y_pred, y_true)[1]
+    return {
+        "n": int(len(y_pred)),
+        "u2": float(np.sqrt(np.sum((y_pred - y_true) ** 2) / naive)) if naive > 0 else nan,
+        "directional_accuracy": directional_accuracy(y_pred, y_true),
+        "base_rate": float(np.mean(up > 0)) if len(up) else nan,
+    }
+
+
+def live_quality(account, signals: pd.DataFrame, last: str, universe: bool) -> dict:
+    if signals.empty:
+        return quality(np.array([]), np.array([]), np.array([]), universe)
+    realised = realised_returns(signals, account.prices(), account.config.model.horizon, last)
+    return quality(signals["y_pred"].to_numpy(float), realised.to_numpy(float), signals["date"].to_numpy(), universe)
+
+
+def reference_quality(run: str | None, universe: bool) -> dict | None:
+    """The research run's out-of-sample LSTM quality, measured the same way; None without a run."""
+    if not run:
+        return None
+    folder = require_run_dir(run)
+    table = pd.read_parquet(folder / "predictions.parquet")
+    table = table[table["model"] == "lstm"]
+    truth = "return_true" if "return_true" in table else "y_true"
+    measured = quality(
+        table["y_pred"].to_numpy(float), table[truth].to_numpy(float), table["date"].to_numpy(), universe
+    )
+    measured["run"] = str(folder)
+    measured["span"] = [str(pd.Timestamp(table["date"].min()).date()), str(pd.Timestamp(table["date"].max()).date())]
+    return measured
+
+
+def checks(account, state: dict) -> list[dict]:
+    """The conditions the service alerts on, each `ok` or not, with the numbers in its message."""
+    serve = account.config.serve
+    drift = state.get("drift") or {}
+    gap = float(drift.get("last_equity_drift") or 0.0)
+    mismatches = int(drift.get("target_mismatches") or 0)
+    limit = serve.max_model_age or account.config.walk_forward.retrain_every
+    ages = {owner: m["sessions_served"] for owner, m in (state.get("models") or {}).items()}
+    oldest = max(ages.values(), default=0)
+    return [
+        {
+            "kind": "equity_gap",
+            "ok": gap <= serve.max_equity_gap,
+            "message": f"equity is {gap:.2%} away from the backtest replay of its own predictions "
+            f"(threshold {serve.max_equity_gap:.2%})",
+        },
+        {
+            "kind": "target_mismatch",
+            "ok": mismatches <= serve.max_target_mismatches,
+            "message": f"{mismatches} decision(s) differ from the backtest's on the same predictions "
+            f"(threshold {serve.max_target_mismatches})",
+        },
+        {
+            "kind": "model_age",
+            "ok": oldest <= limit,
+            "message": f"the model has served {oldest} sessions (threshold {limit}); the walk-forward retrains "
+            f"every {account.config.walk_forward.retrain_every}",
+        },
+    ]
+
+
+def health(account, state: dict) -> dict:
+    from backtests.experiment import is_universe_strategy
+
+    universe = is_universe_strategy(account.spec)
+    signals = account.ledger.table("signals", "date, ticker")
+    last = state.get("last")
+    return {
+        "name": account.name,
+        "last": last,
+        "universe": universe,
+        "live": live_quality(account, signals, last, universe) if last else quality(np.array([]), np.array([])),
+        "reference": reference_quality(account.config.serve.reference_run, universe),
+        "checks": checks(account, state) if last else [],
+    }
+
+
+def write_snapshots(account) -> dict:
+    """status, latest, health and the replay's equity, as JSON files in the account's `serve/`
+    folder (each written atomically): what the service answers from, recomputed after each step."""
+    from trading.account import latest, status
+
+    replay: dict = {}
+    state = status(account, replay)
+    equity = account.ledger.table("equity", "date")
+    curve = {
+        "dates": equity["date"].tolist(),
+        "equity": equity["equity"].tolist(),
+        "backtest": [replay.get(d) for d in equity["date"]],
+    }
+    snapshots = {"status": state, "latest": latest(account), "health": health(account, state), "equity": curve}
+    folder = Path(account.folder) / "serve"
+    folder.mkdir(exist_ok=True)
+    for name, value in snapshots.items():
+        write_json(folder / f"{name}.json", value)
+    return snapshots

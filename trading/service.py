@@ -1,0 +1,563 @@
+"""`lstm-trader serve`: one process that steps paper accounts after each close and answers over HTTP.
+
+The scheduler (one asyncio task per account) waits for the next due session (`trading.schedule`),
+then runs a worker process (`trading.worker`) that refreshes the data and runs the account's own
+step. Failures are retried with doubling waits; a missing bar is retried until the next session is
+due and raises `no_data` once the grace period has passed; any other failure raises `step_failed`
+after `serve.retries` retries, and the account is tried again at the next session. The ledger is
+the only state that matters: a restart reads the last stepped session from it.
+
+The HTTP side (FastAPI) answers from the snapshots the worker writes after each step, kept in
+memory as bytes, so a read never waits for a step. Acting endpoints need `Authorization: Bearer
+$LSTM_TRADER_TOKEN`; without the variable they are off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import sys
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from fastapi import Body, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+
+from backtests.errors import BacktestError
+from backtests.rundir import FolderLock, json_safe
+from trading.alerts import AlertBook, post
+from trading.clock import Clock
+from trading.health import SNAPSHOTS
+from trading.schedule import Plan, due_at, next_plan
+
+TOKEN_ENV = "LSTM_TRADER_TOKEN"
+MAX_WAIT = 1800.0  # the longest wait between retries of a missing bar (seconds of the clock)
+log = logging.getLogger("lstm_trader.serve")
+
+
+@dataclass
+class Runner:
+    """One account under the service."""
+
+    name: str
+    folder: Path
+    config: object  # ExperimentConfig
+    broker: str
+    strategy: str
+    book: AlertBook
+    lock: FolderLock
+    state: str = "starting"  # starting | waiting | stepping | retrying | failed | stopped
+    last_step: str | None = None
+    plan: Plan | None = None
+    gave_up: str | None = None  # a session whose retries ran out: the next attempt is at the next session
+    last_error: str | None = None
+    last_step_at: pd.Timestamp | None = None
+    steps_total: int = 0
+    failures_total: int = 0
+    raw: dict[str, bytes] = field(default_factory=dict)  # snapshot name -> JSON bytes
+    snap: dict[str, dict] = field(default_factory=dict)
+    trigger: asyncio.Event | None = None
+    busy: asyncio.Lock | None = None
+    version: int = 0  # bumped when the snapshots change (the status page is re-rendered)
+
+    @property
+    def serve(self):
+        return self.config.serve
+
+    def load_snapshots(self) -> bool:
+        """Read serve/*.json; True when they describe the ledger's last step."""
+        folder = self.folder / "serve"
+        try:
+            raw = {name: (folder / f"{name}.json").read_bytes() for name in SNAPSHOTS}
+            snap = {name: json.loads(value) for name, value in raw.items()}
+        except (OSError, ValueError):
+            return False
+        if snap["status"].get("last") != self.last_step:
+            return False
+        self.raw, self.snap = raw, snap
+        self.version += 1
+        return True
+
+
+class Service:
+    def __init__(self, paper_dir: Path, names: list[str] | None, clock: Clock) -> None:
+        self.root, self.clock = Path(paper_dir), clock
+        self.names = names
+        self.runners: dict[str, Runner] = {}
+        self.stopping = False
+        self.tasks: list[asyncio.Task] = []
+        self.forecasts: dict[tuple, bytes] = {}
+        self.forecast_locks: dict[tuple, asyncio.Lock] = {}
+        self.started = clock.now()
+
+    # --- set-up (before the port is bound: every error is one line) ------------------------------
+    def open(self) -> None:
+        from trading.account import Account
+        from trading.ledger import PaperLedger
+
+        if not self.root.is_dir():
+            raise BacktestError(
+                f"--paper-dir {self.root} is not a folder", "create an account first: lstm-trader paper init CONFIG"
+            )
+        names = self.names or sorted(p.name for p in self.root.iterdir() if (p / "account.json").is_file())
+        if not names:
+            raise BacktestError(
+                f"no paper accounts in {self.root}", "create one: lstm-trader paper init CONFIG --name NAME"
+            )
+        try:
+            for name in names:
+                account = Account(self.root, name)  # validates the name, config and strategy
+                lock = FolderLock(
+                    account.folder,
+                    "paper account",
+                    "one lstm-trader serve per account: stop the other one, or serve other --accounts",
+                    filename=".serve.lock",
+                    busy="is already served by another lstm-trader serve",
+                )
+                lock.__enter__()
+                runner = Runner(
+                    name=name,
+                    folder=account.folder,
+                    config=account.config,
+                    broker=account.info["broker"],
+                    strategy=account.spec.title,
+                    book=AlertBook(name, account.folder, account.config.serve.webhook_url),
+                    lock=lock,
+                )
+                self.runners[name] = runner
+                ledger = PaperLedger(account.folder / "ledger.sqlite")
+                runner.last_step = ledger.last_step()
+                ledger.close()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        for runner in self.runners.values():
+            if not runner.lock.handle.closed:
+                runner.lock.__exit__(None, None, None)
+
+    # --- life cycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        for runner in self.runners.values():
+            runner.trigger, runner.busy = asyncio.Event(), asyncio.Lock()
+        for runner in self.runners.values():
+            if runner.last_step and not runner.load_snapshots():
+                result = await self.run_worker(runner, "snapshot")
+                if result.get("ok"):
+                    runner.load_snapshots()
+                else:
+                    log.error(
+                        f"{runner.name}: could not read the account's state: {result.get('error')}",
+                        extra={"event": "snapshot_failed", "account": runner.name},
+                    )
+            self.tasks.append(asyncio.create_task(self.loop(runner), name=f"serve:{runner.name}"))
+
+    async def stop(self) -> None:
+        """Let a running step finish, start none; then release the accounts."""
+        self.stopping = True
+        for runner in self.runners.values():
+            if runner.trigger is not None:
+                runner.trigger.set()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        for runner in self.runners.values():
+            runner.state = "stopped"
+        self.close()
+
+    # --- the scheduler ---------------------------------------------------------------------------
+    def plan_for(self, runner: Runner, after_close: float | None = None) -> Plan:
+        serve, calendar = runner.serve, runner.config.paper.calendar
+        last = max(filter(None, [runner.last_step, runner.gave_up]), default=None)
+        return next_plan(last, self.clock.now(), calendar, serve.after_close if after_close is None else after_close)
+
+    async def sleep(self, runner: Runner, until: pd.Timestamp) -> bool:
+        """Wait until the clock reads `until`; False when woken early (stop, or step now)."""
+        while not self.stopping:
+            wait = self.clock.wall_seconds(until)
+            if wait <= 0:
+                return True
+            try:
+                await asyncio.wait_for(runner.trigger.wait(), timeout=min(wait, 60.0))
+                return False
+            except TimeoutError:
+                continue
+        return False
+
+    async def loop(self, runner: Runner) -> None:
+        try:
+            while not self.stopping:
+                runner.plan = self.plan_for(runner)
+                runner.state = "failed" if runner.gave_up else "waiting"
+                if not await self.sleep(runner, runner.plan.due):
+                    if self.stopping:
+                        break
+                    runner.trigger.clear()  # step now: the latest closed session, without the delay
+                    runner.plan = self.plan_for(runner, after_close=0.0)
+                    if runner.plan.due > self.clock.now():
+                        continue
+                await self.attempt(runner, runner.plan)
+        except Exception:  # a bug in the scheduler must not end the service silently
+            log.exception(f"{runner.name}: the scheduler stopped", extra={"event": "crash", "account": runner.name})
+            runner.state = "failed"
+
+    async def attempt(self, runner: Runner, plan: Plan) -> None:
+        session = str(plan.session.date())
+        serve = runner.serve
+        retries = 0
+        while not self.stopping:
+            runner.state = "stepping"
+            result = await self.run_worker(runner, "step", "--session", session)
+            if result.get("ok"):
+                self.stepped(runner, result)
+                return
+            runner.failures_total += 1
+            runner.last_error = result.get("error")
+            kind = result.get("kind")
+            hint = f" (hint: {result['hint']})" if result.get("hint") else ""
+            log.error(
+                f"{runner.name}: step {session} failed ({kind}): {result.get('error')}{hint}",
+                extra={"event": "step_error", "account": runner.name, "kind": kind, "session": session},
+            )
+            now = self.clock.now()
+            if kind == "no_bar":
+                if now >= plan.due + pd.Timedelta(minutes=serve.data_grace):
+                    self.alert(
+                        runner,
+                        "no_data",
+                        f"no bar for {session} by {serve.data_grace:g} minutes past the due "
+                        f"time: {result.get('error')}",
+                    )
+                following = due_at(
+                    next_plan(session, now, runner.config.paper.calendar, serve.after_close).session,
+                    runner.config.paper.calendar,
+                    serve.after_close,
+                )
+                if now >= following:
+                    return  # the next session is due: plan again (it steps both)
+                wait = min(serve.retry_backoff * 2**retries, MAX_WAIT)
+                retries += 1
+                until = min(now + pd.Timedelta(seconds=wait), following)
+            else:
+                retries += 1
+                if retries > serve.retries:
+                    self.alert(runner, "step_failed", f"{session}: {result.get('error')}{hint}")
+                    runner.gave_up = session
+                    return
+                until = now + pd.Timedelta(seconds=serve.retry_backoff * 2 ** (retries - 1))
+            runner.state = "retrying"
+            if not await self.sleep(runner, until) and not self.stopping:
+                runner.trigger.clear()
+
+    def stepped(self, runner: Runner, result: dict) -> None:
+        previous = runner.last_step
+        for report in result.get("reports", []):
+            if report["status"] == "done":
+                orders = ", ".join(
+                    f"{'buy' if o['qty'] > 0 else 'sell'} {abs(o['qty']):g} {o['symbol']}" for o in report["orders"]
+                )
+                equity = f"{report['equity']:,.2f}" if report.get("equity") is not None else "—"
+                trained = f"; trained fold {', '.join(map(str, report['trained']))}" if report["trained"] else ""
+                log.info(
+                    f"{runner.name}: stepped {report['date']}: equity {equity}, fills {report['fills']}, "
+                    f"orders: {orders or 'none'}{trained}",
+                    extra={
+                        "event": "step",
+                        "account": runner.name,
+                        "session": report["date"],
+                        "equity": report.get("equity"),
+                        "orders": len(report["orders"]),
+                    },
+                )
+                runner.steps_total += 1
+            for note in report.get("notes", []):
+                log.info(f"{runner.name}: {note}", extra={"event": "note", "account": runner.name})
+        runner.last_step = result.get("health", {}).get("last") or runner.last_step
+        runner.gave_up, runner.last_error = None, None
+        runner.last_step_at = self.clock.now()
+        runner.load_snapshots()
+        for kind in ("step_failed", "no_data"):
+            self.resolve(runner, kind)
+        for check in result.get("health", {}).get("checks", []):
+            if check["ok"]:
+                self.resolve(runner, check["kind"])
+            else:
+                self.alert(runner, check["kind"], check["message"])
+        if runner.last_step == previous:
+            log.info(f"{runner.name}: nothing new to step", extra={"event": "idle", "account": runner.name})
+
+    def alert(self, runner: Runner, kind: str, message: str) -> None:
+        body = runner.book.raise_(kind, message, self.clock.now().isoformat(timespec="seconds"))
+        runner.version += 1
+        if body and runner.serve.webhook_url:
+            asyncio.get_running_loop().run_in_executor(None, self._deliver, runner.serve.webhook_url, body)
+
+    def resolve(self, runner: Runner, kind: str) -> None:
+        body = runner.book.resolve(kind, self.clock.now().isoformat(timespec="seconds"))
+        runner.version += 1
+        if body and runner.serve.webhook_url:
+            asyncio.get_running_loop().run_in_executor(None, self._deliver, runner.serve.webhook_url, body)
+
+    @staticmethod
+    def _deliver(url: str, body: dict) -> None:
+        failed = post(url, body)
+        if failed:
+            log.error(
+                f"{body['account']}: the alert webhook failed ({failed}); the alert is in this log",
+                extra={"event": "webhook_failed", "account": body["account"]},
+            )
+
+    async def run_worker(self, runner: Runner, command: str, *extra: str) -> dict:
+        env = {**os.environ, **self.clock.environ(), "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+        args = [sys.executable, "-m", "trading.worker", command, "--paper-dir", str(self.root), "--name", runner.name]
+        async with runner.busy:
+            process = await asyncio.create_subprocess_exec(
+                *args,
+                *extra,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+                start_new_session=True,  # Ctrl-C in the terminal reaches the service, which lets the step finish
+            )
+            out, err = await asyncio.shield(process.communicate())
+        lines = [line for line in out.decode(errors="replace").splitlines() if line.strip()]
+        try:
+            return json.loads(lines[-1])
+        except (IndexError, ValueError):
+            tail = [line for line in err.decode(errors="replace").splitlines() if line.strip()][-1:]
+            return {
+                "ok": False,
+                "kind": "crash",
+                "error": f"the worker exited with {process.returncode}" + (f": {tail[0]}" if tail else ""),
+                "hint": None,
+            }
+
+    # --- what the HTTP side reads -----------------------------------------------------------------
+    def runner(self, name: str) -> Runner:
+        if name not in self.runners:
+            raise KeyError(name)
+        return self.runners[name]
+
+    def health(self) -> dict:
+        now = self.clock.now()
+        return {
+            "status": "ok",
+            "now": now.isoformat(timespec="seconds"),
+            "simulated_clock": self.clock.simulated,
+            "accounts": {
+                name: {
+                    "state": r.state,
+                    "last_step": r.last_step,
+                    "next_session": str(r.plan.session.date()) if r.plan else None,
+                    "next_run": r.plan.due.isoformat() if r.plan else None,
+                    "last_error": r.last_error,
+                    "open_alerts": sorted(r.book.open),
+                }
+                for name, r in self.runners.items()
+            },
+        }
+
+    def accounts(self) -> list[dict]:
+        out = []
+        for name, r in self.runners.items():
+            status = r.snap.get("status", {})
+            out.append(
+                {
+                    "name": name,
+                    "broker": r.broker,
+                    "strategy": r.strategy,
+                    "last_step": r.last_step,
+                    "equity": status.get("equity"),
+                    "state": r.state,
+                    "open_alerts": sorted(r.book.open),
+                }
+            )
+        return out
+
+    async def forecast(self, name: str, ticker: str | None, days: int) -> tuple[int, bytes]:
+        runner = self.runner(name)
+        tickers = sorted((runner.snap.get("latest") or {}).get("models", {})) or None
+        if ticker is None:
+            if tickers and len(tickers) == 1:
+                ticker = tickers[0]
+            else:
+                return 422, _error("name the ticker to forecast", 'e.g. {"ticker": "sp500", "days": 5}')
+        key = (name, ticker, days, runner.last_step)
+        if key in self.forecasts:
+            return 200, self.forecasts[key]
+        cached = runner.folder / "serve" / f"forecast_{ticker}_{days}_{runner.last_step}.json"
+        if runner.last_step and cached.is_file():
+            self.forecasts[key] = cached.read_bytes()
+            return 200, self.forecasts[key]
+        lock = self.forecast_locks.setdefault(key, asyncio.Lock())
+        async with lock:  # concurrent askers of the same forecast share one computation
+            if key in self.forecasts:
+                return 200, self.forecasts[key]
+            result = await self.run_worker(runner, "forecast", "--ticker", ticker, "--days", str(days))
+            if not result.pop("ok", False):
+                code = 400 if result.get("kind") == "input" else 503
+                return code, _error(result.get("error") or "the forecast failed", result.get("hint"))
+            self.forecasts[key] = json.dumps(result).encode()
+            return 200, self.forecasts[key]
+
+    def step_now(self, name: str) -> tuple[int, dict]:
+        runner = self.runner(name)
+        if runner.state == "stepping":
+            return 409, {"error": f"{name} is stepping now", "hint": "wait for it: GET /health"}
+        plan = self.plan_for(runner, after_close=0.0)
+        if plan.due > self.clock.now():
+            return 409, {
+                "error": f"nothing to step: the next session ({plan.session.date()}) closes at "
+                f"{plan.due.tz_convert('America/New_York'):%Y-%m-%d %H:%M} New York time",
+                "hint": "the service steps it by itself after the close",
+            }
+        runner.gave_up = None
+        runner.trigger.set()
+        return 202, {"accepted": True, "account": name, "session": str(plan.session.date())}
+
+
+def _error(message: str, hint: str | None) -> bytes:
+    return json.dumps({"error": message, "hint": hint}).encode()
+
+
+def check_token(header: str | None) -> tuple[int, str, str] | None:
+    """None when the bearer token is right; else (HTTP status, error, hint)."""
+    token = os.environ.get(TOKEN_ENV)
+    if not token:
+        return 403, "acting endpoints are off", f"start lstm-trader serve with {TOKEN_ENV} set"
+    if not header or not header.lower().startswith("bearer "):
+        return 401, "missing bearer token", f"send Authorization: Bearer ${TOKEN_ENV}"
+    if not secrets.compare_digest(header[7:].strip().encode(), token.encode()):
+        return 403, "wrong bearer token", f"send the {TOKEN_ENV} the service was started with"
+    return None
+
+
+def create_app(service: Service) -> FastAPI:
+    from trading.page import StatusPage, metrics_text, plotly_js
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        await service.start()
+        yield
+        await service.stop()
+
+    app = FastAPI(
+        title="lstm-trader",
+        summary="Paper accounts stepped after each close: their state, latest predictions and health.",
+        lifespan=lifespan,
+    )
+    page = StatusPage(service)
+    json_type = "application/json"
+
+    def unknown(name: str) -> JSONResponse:
+        return JSONResponse(
+            {"error": f"unknown paper account '{name}'", "hint": "served: " + ", ".join(service.runners)},
+            status_code=404,
+        )
+
+    def snapshot(name: str, what: str) -> Response:
+        if name not in service.runners:
+            return unknown(name)
+        raw = service.runners[name].raw.get(what)
+        if raw is None:
+            return JSONResponse(
+                {"error": f"{name} has no step yet", "hint": "the service steps it after the next close"},
+                status_code=404,
+            )
+        return Response(raw, media_type=json_type)
+
+    @app.get("/", response_class=HTMLResponse, summary="The status page")
+    def index() -> HTMLResponse:
+        return HTMLResponse(page.html())
+
+    @app.get("/assets/plotly.min.js", include_in_schema=False)
+    def plotly() -> Response:
+        return Response(plotly_js(), media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
+
+    @app.get("/health", summary="Alive; last step, next run and open alerts per account")
+    def health() -> dict:
+        return service.health()
+
+    @app.get("/accounts", summary="The served accounts")
+    def accounts() -> list[dict]:
+        return service.accounts()
+
+    @app.get("/accounts/{name}", summary="An account's state: what `paper status --json` prints")
+    def account(name: str) -> Response:
+        return snapshot(name, "status")
+
+    @app.get("/accounts/{name}/equity", summary="Daily equity beside the backtest replay of the same predictions")
+    def equity(name: str) -> Response:
+        return snapshot(name, "equity")
+
+    @app.get("/accounts/{name}/latest", summary="The latest prediction, the decision and the model that made it")
+    def latest(name: str) -> Response:
+        return snapshot(name, "latest")
+
+    @app.get("/accounts/{name}/health", summary="Live forecast quality beside the research run's; the checks")
+    def account_health(name: str) -> Response:
+        return snapshot(name, "health")
+
+    @app.post("/forecast", summary="The direct multi-horizon forecast with its 80% band, cached per close")
+    async def forecast(
+        ticker: str | None = Body(None, description="a ticker of the account's data; default: its only one"),
+        days: int = Body(10, ge=1, le=260, description="trading days ahead"),
+        account: str | None = Body(
+            None, description="the account whose model settings and data; default: the only one"
+        ),
+    ) -> Response:
+        if account is None:
+            if len(service.runners) != 1:
+                return JSONResponse(
+                    {"error": "name the account", "hint": "served: " + ", ".join(service.runners)}, status_code=422
+                )
+            account = next(iter(service.runners))
+        if account not in service.runners:
+            return unknown(account)
+        code, body = await service.forecast(account, ticker, days)
+        return Response(body, status_code=code, media_type=json_type)
+
+    @app.post("/accounts/{name}/step", status_code=202, summary="Step now (needs the bearer token)")
+    def step(name: str, request: Request) -> JSONResponse:
+        refused = check_token(request.headers.get("authorization"))
+        if refused:
+            code, error, hint = refused
+            headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
+            return JSONResponse({"error": error, "hint": hint}, status_code=code, headers=headers)
+        if name not in service.runners:
+            return unknown(name)
+        code, body = service.step_now(name)
+        return JSONResponse(body, status_code=code)
+
+    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus text format")
+    def metrics() -> Response:
+        return Response(metrics_text(service), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    return app
+
+
+class LogFormat(logging.Formatter):
+    """One line per event: `time level message`, or one JSON object with `--log-json`."""
+
+    def __init__(self, as_json: bool, clock: Clock) -> None:
+        super().__init__()
+        self.as_json, self.clock = as_json, clock
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = self.clock.now().isoformat(timespec="seconds")
+        message = record.getMessage()
+        if record.exc_info:
+            message += " | " + self.formatException(record.exc_info).replace("\n", " | ")
+        if not self.as_json:
+            return f"{when} {record.levelname:<7} {message}"
+        fields = {
+            key: getattr(record, key)
+            for key in ("event", "account", "session", "kind", "equity", "orders")
+            if hasattr(record, key)
+        }
+        return json.dumps(json_safe({"time": when, "level": record.levelname.lower(), **fields, "message": message}))
