@@ -269,7 +269,7 @@ def page_requests(netlog: Path) -> list[str]:
     return [
         e["params"]["url"]
         for e in log["events"]
-        if e["type"] == start and "file://" in str(e["params"].get("network_isolation_key", ""))
+        if e["type"] == start and "file://" in str(e.get("params", {}).get("network_isolation_key", ""))
     ]
 
 

@@ -336,7 +336,6 @@ def test_the_status_page_renders_offline_with_charts_of_data(served, tmp_path):
     probe, requests = probe_page(copy, tmp_path)
     assert probe["errors"] == []
     assert [u for u in requests if not u.startswith(server.url)] == []  # nothing leaves the machine
-    assert f"{server.url}/assets/plotly.min.js" in requests
     charts = {c["id"]: c for c in probe["charts"]}
     steps = len(sessions(pd.Timestamp(FIRST), pd.Timestamp(LAST)))
     assert charts["equity-acct"]["traces"] == 2 and charts["equity-acct"]["points"] == 2 * steps
