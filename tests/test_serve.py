@@ -25,7 +25,7 @@ from forecasting.faults import FAULT_ENV, FAULT_HOLD_ENV, FAULT_ONCE_ENV
 from lstm_trader.cli import app
 from tests.helpers import CHROMIUM, probe_page
 from tests.test_paper import REBALANCING, replayed
-from trading.account import Account
+from trading.account import Account, init_account
 
 runner = CliRunner()
 FIRST, LAST = "2018-12-13", "2018-12-31"  # the embedded S&P 500 ends on 2018-12-31
@@ -137,12 +137,7 @@ def served(tmp_path_factory):
     order_days = sorted(set(reference["orders"]["date"]))
     crash_day = next(d for d in order_days if d > FIRST)  # orders sent after others were filled
     root = tmp / "paper"
-    assert (
-        runner.invoke(
-            app, ["paper", "init", *[x for s in sets for x in ("--set", s)], "--name", "acct", "--paper-dir", str(root)]
-        ).exit_code
-        == 0
-    )
+    init_account(None, sets, "acct", "local", root)
     held, once = tmp / "held", tmp / "once"
     first = Served(
         root,
@@ -366,12 +361,7 @@ def test_a_data_source_that_fails_is_retried_then_alerted_and_the_account_is_unt
         "serve.retry_backoff=60",
     ]
     root = tmp_path / "paper"
-    assert (
-        runner.invoke(
-            app, ["paper", "init", *[x for s in sets for x in ("--set", s)], "--name", "acme", "--paper-dir", str(root)]
-        ).exit_code
-        == 0
-    )
+    init_account(None, sets, "acme", "local", root)
     ledger = (root / "acme" / "ledger.sqlite").read_bytes()
     data.write_text("Date,Open,High\n2018-01-02,1,2\n")  # the file goes bad after the account was made
     server = Served(root, _environ())

@@ -33,7 +33,7 @@ from backtests.rundir import FolderLock, json_safe
 from trading.alerts import AlertBook, post
 from trading.clock import Clock
 from trading.health import SNAPSHOTS
-from trading.schedule import Plan, due_at, next_plan
+from trading.schedule import Plan, next_plan
 
 TOKEN_ENV = "LSTM_TRADER_TOKEN"
 MAX_WAIT = 1800.0  # the longest wait between retries of a missing bar (seconds of the clock)
@@ -233,11 +233,7 @@ class Service:
                         f"no bar for {session} by {serve.data_grace:g} minutes past the due "
                         f"time: {result.get('error')}",
                     )
-                following = due_at(
-                    next_plan(session, now, runner.config.paper.calendar, serve.after_close).session,
-                    runner.config.paper.calendar,
-                    serve.after_close,
-                )
+                following = next_plan(session, now, runner.config.paper.calendar, serve.after_close).due
                 if now >= following:
                     return  # the next session is due: plan again (it steps both)
                 wait = min(serve.retry_backoff * 2**retries, MAX_WAIT)
@@ -292,13 +288,13 @@ class Service:
             log.info(f"{runner.name}: nothing new to step", extra={"event": "idle", "account": runner.name})
 
     def alert(self, runner: Runner, kind: str, message: str) -> None:
-        body = runner.book.raise_(kind, message, self.clock.now().isoformat(timespec="seconds"))
-        runner.version += 1
-        if body and runner.serve.webhook_url:
-            asyncio.get_running_loop().run_in_executor(None, self._deliver, runner.serve.webhook_url, body)
+        self._announce(runner, runner.book.raise_(kind, message, self.clock.now().isoformat(timespec="seconds")))
 
     def resolve(self, runner: Runner, kind: str) -> None:
-        body = runner.book.resolve(kind, self.clock.now().isoformat(timespec="seconds"))
+        self._announce(runner, runner.book.resolve(kind, self.clock.now().isoformat(timespec="seconds")))
+
+    def _announce(self, runner: Runner, body: dict | None) -> None:
+        """The page shows the change; a new opening or resolution also goes to the webhook."""
         runner.version += 1
         if body and runner.serve.webhook_url:
             asyncio.get_running_loop().run_in_executor(None, self._deliver, runner.serve.webhook_url, body)
