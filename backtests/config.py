@@ -181,6 +181,9 @@ class ServeSpec(Strict):
         0.01, ge=0, description="relative gap between the account's equity and the backtest replay that alerts"
     )
     max_target_mismatches: int = Field(0, ge=0, description="decisions unlike the backtest's tolerated before an alert")
+    worker_nice: int = Field(
+        10, ge=0, le=19, description="the step's CPU priority below the API's (os.nice), so reads stay fast"
+    )
     webhook_url: str | None = Field(
         None, description="alerts are POSTed here as JSON (Slack- and Discord-compatible text); default: log only"
     )

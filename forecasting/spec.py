@@ -21,11 +21,14 @@ class DataSpec(Strict):
     source: str = Field(
         "builtin:sp500",
         description="builtin:sp500 | builtin:nasdaq | builtin:sp500_stocks (20 stocks, closes) | "
-        "csv:PATH[,PATH] | csv:DIR/*.csv | yahoo:T1,T2 | yahoo:@FILE (one ticker a line)",
+        "csv:PATH[,PATH] | csv:DIR/*.csv | yahoo:T1,T2 | yahoo:@FILE (one ticker a line) | alpaca:T1,T2 | "
+        "alpaca:@FILE (Alpaca's market data; keys in APCA_API_KEY_ID / APCA_API_SECRET_KEY)",
     )
     start: date | None = Field(date(2009, 1, 1), description="first date loaded (ISO); omit for all")
     end: date | None = Field(None, description="last date loaded (ISO); omit for all")
-    cache_dir: str | None = Field(None, description="yfinance cache folder; default ~/.cache/lstm-trader/yahoo")
+    cache_dir: str | None = Field(
+        None, description="download cache folder (alpaca: in its alpaca/ subfolder); default ~/.cache/lstm-trader/yahoo"
+    )
     missing: Literal["error", "drop", "ffill"] = Field(
         "error",
         description="a bar with a missing value: error | drop (left out) | ffill (a flat bar at the last close "

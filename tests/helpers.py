@@ -121,6 +121,7 @@ class AlpacaStub:
         self.is_open = False
         self.now = "2018-12-03T21:30:00Z"
         self.cash = 100_000.0
+        self.held: dict[str, tuple[float, float]] = {}  # symbol -> (qty, average entry price)
         for path, method, handler in [
             ("/v2/account", "GET", self.account),
             ("/v2/clock", "GET", self.clock),
@@ -154,7 +155,19 @@ class AlpacaStub:
         )
 
     def positions(self, request):
-        return self._json([])
+        return self._json([{"symbol": s, "qty": str(q), "avg_entry_price": str(p)} for s, (q, p) in self.held.items()])
+
+    def fill(self, price: float) -> None:
+        """Fill every accepted order at `price` (the next open, as Alpaca fills a `day` order sent after
+        the close): its status, the cash and the positions change as the broker's would."""
+        for order in self.orders.values():
+            if order["status"] != "accepted":
+                continue
+            qty = float(order["qty"]) * (1 if order["side"] == "buy" else -1)
+            held, avg = self.held.get(order["symbol"], (0.0, 0.0))
+            self.cash -= qty * price
+            self.held[order["symbol"]] = (held + qty, price if held == 0 else avg)
+            order.update(status="filled", filled_qty=order["qty"], filled_avg_price=str(price))
 
     def submit(self, request):
         body = request.get_json()

@@ -19,12 +19,14 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from backtests.config import load_config
 from backtests.errors import BacktestError
+from backtests.experiment import load_experiment_prices
 from forecasting.calendar import sessions
 from forecasting.faults import FAULT_ENV, FAULT_HOLD_ENV, FAULT_ONCE_ENV
 from lstm_trader.cli import app
-from tests.helpers import CHROMIUM, probe_page
-from tests.test_paper import REBALANCING, replayed
+from tests.helpers import CHROMIUM, KEY, SECRET, AlpacaDataStub, AlpacaStub, probe_page
+from tests.test_paper import ALWAYS_LONG, REBALANCING, replayed
 from trading.account import Account, init_account
 
 runner = CliRunner()
@@ -538,3 +540,77 @@ def test_live_quality_is_u2_direction_and_base_rate_on_the_returns_that_followed
         universe=True,
     )
     assert ranks["days"] == 2 and ranks["rank_ic"] == pytest.approx(0.0)  # +1 on d1, -1 on d2
+
+
+# --- an Alpaca account on Alpaca's data, served against loopback stubs of both APIs ----------------
+
+
+def _alpaca_bar(day: pd.Timestamp, row) -> dict:
+    """A daily bar as Alpaca's data API sends it: stamped at midnight New York time, in UTC."""
+    t = day.tz_localize("America/New_York").tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "t": t,
+        "o": row.open,
+        "h": row.high,
+        "l": row.low,
+        "c": row.close,
+        "v": row.volume,
+        "n": 1,
+        "vw": row.close,
+    }
+
+
+def test_an_alpaca_account_on_alpaca_data_is_stepped_by_serve_against_loopback_stubs(tmp_path, httpserver, monkeypatch):
+    urls = {
+        "APCA_API_BASE_URL": httpserver.url_for("").rstrip("/"),
+        "APCA_API_DATA_URL": httpserver.url_for("").rstrip("/"),
+    }
+    keys = {"APCA_API_KEY_ID": KEY, "APCA_API_SECRET_KEY": SECRET, **urls}
+    for name, value in keys.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("APCA_DATA_FEED", raising=False)
+    broker, market = AlpacaStub(httpserver), AlpacaDataStub(httpserver, page_size=10_000, key=KEY, secret=SECRET)
+    # SPY's bars on Alpaca: the embedded S&P 500's, so the decision can be worked out from them
+    bars = load_experiment_prices(load_config(None, ALWAYS_LONG))["sp500"]
+    market.bars["SPY"] = [_alpaca_bar(d, r) for d, r in bars.loc[:"2018-12-03"].iterrows()]
+    root, cache = tmp_path / "paper", tmp_path / "cache"
+    sets = [*ALWAYS_LONG, 'data.source="alpaca:SPY"', f'data.cache_dir="{cache}"']
+    init_account(None, sets, "live", "alpaca", root)
+
+    # the close of 2018-12-03 (16:00 New York = 21:00 UTC) plus serve.after_close (30 minutes) has passed
+    server = Served(root, _environ(LSTM_TRADER_CLOCK="2018-12-03T21:31:00Z x60", **keys))
+    server.wait(lambda a: a["live"]["last_step"] == "2018-12-03", "the first session stepped")
+    first_download = list(market.requests)
+    assert first_download and all(q["symbols"] == "SPY" and q["timeframe"] == "1Day" for q, _ in first_download)
+    (order,) = broker.orders.values()
+    close = bars.loc["2018-12-03", "close"]
+    assert order["symbol"] == "SPY" and order["side"] == "buy" and order["time_in_force"] == "day"
+    assert float(order["qty"]) == math.trunc(100_000 * 0.99 / (close * 1.0005 * 1.0005))
+    status = server.get("/accounts/live").json()
+    cli = runner.invoke(app, ["paper", "status", "live", "--paper-dir", str(root), "--json"])
+    assert status == json.loads(cli.stdout)
+    latest = server.get("/accounts/live/latest").json()
+    assert latest["date"] == "2018-12-03" and latest["predictions"][0]["ticker"] == "SPY"
+    assert server.stop() == 0
+
+    # overnight Alpaca fills the order at the open; the next close brings one new bar
+    opened = bars.loc["2018-12-04", "open"]
+    broker.fill(opened)
+    broker.now = "2018-12-04T21:30:00Z"
+    market.bars["SPY"].append(_alpaca_bar(pd.Timestamp("2018-12-04"), bars.loc["2018-12-04"]))
+    market.requests.clear()
+    server = Served(root, _environ(LSTM_TRADER_CLOCK="2018-12-04T21:31:00Z x60", **keys))
+    server.wait(lambda a: a["live"]["last_step"] == "2018-12-04", "the next session stepped after a restart")
+    # the refresh asked only from the cached last bar on, not the whole history again
+    starts = {pd.Timestamp(q["start"]) for q, _ in market.requests}
+    assert starts == {pd.Timestamp("2018-12-03", tz="UTC")}
+    assert broker.posts == 1  # held: nothing sent again
+    with Account(root, "live") as account:
+        (fill,) = account.ledger.table("fills", "rowid").itertuples()
+    assert fill.date == "2018-12-04" and fill.price == pytest.approx(opened) and fill.qty == float(order["qty"])
+    status = server.get("/accounts/live").json()
+    assert status == json.loads(
+        runner.invoke(app, ["paper", "status", "live", "--paper-dir", str(root), "--json"]).stdout
+    )
+    assert status["last"] == "2018-12-04"
+    assert server.stop() == 0

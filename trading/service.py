@@ -311,6 +311,7 @@ class Service:
     async def run_worker(self, runner: Runner, command: str, *extra: str) -> dict:
         env = {**os.environ, **self.clock.environ(), "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
         args = [sys.executable, "-m", "trading.worker", command, "--paper-dir", str(self.root), "--name", runner.name]
+        args += ["--nice", str(runner.serve.worker_nice)]
         async with runner.busy:
             process = await asyncio.create_subprocess_exec(
                 *args,
@@ -476,27 +477,27 @@ def create_app(service: Service) -> FastAPI:
         return Response(plotly_js(), media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
 
     @app.get("/health", summary="Alive; last step, next run and open alerts per account")
-    def health() -> dict:
+    async def health() -> dict:
         return service.health()
 
     @app.get("/accounts", summary="The served accounts")
-    def accounts() -> list[dict]:
+    async def accounts() -> list[dict]:
         return service.accounts()
 
     @app.get("/accounts/{name}", summary="An account's state: what `paper status --json` prints")
-    def account(name: str) -> Response:
+    async def account(name: str) -> Response:
         return snapshot(name, "status")
 
     @app.get("/accounts/{name}/equity", summary="Daily equity beside the backtest replay of the same predictions")
-    def equity(name: str) -> Response:
+    async def equity(name: str) -> Response:
         return snapshot(name, "equity")
 
     @app.get("/accounts/{name}/latest", summary="The latest prediction, the decision and the model that made it")
-    def latest(name: str) -> Response:
+    async def latest(name: str) -> Response:
         return snapshot(name, "latest")
 
     @app.get("/accounts/{name}/health", summary="Live forecast quality beside the research run's; the checks")
-    def account_health(name: str) -> Response:
+    async def account_health(name: str) -> Response:
         return snapshot(name, "health")
 
     @app.post("/forecast", summary="The direct multi-horizon forecast with its 80% band, cached per close")
@@ -519,7 +520,7 @@ def create_app(service: Service) -> FastAPI:
         return Response(body, status_code=code, media_type=json_type)
 
     @app.post("/accounts/{name}/step", status_code=202, summary="Step now (needs the bearer token)")
-    def step(name: str, request: Request) -> JSONResponse:
+    async def step(name: str, request: Request) -> JSONResponse:
         refused = check_token(request.headers.get("authorization"))
         if refused:
             code, error, hint = refused

@@ -177,7 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--session")
     parser.add_argument("--ticker")
     parser.add_argument("--days", type=int, default=10)
+    parser.add_argument("--nice", type=int, default=0, help="lower this job's CPU priority by this much")
     args = parser.parse_args(argv)
+    if args.nice:
+        os.nice(args.nice)  # a job yields the CPU to the service's HTTP answers
     try:
         out, code = {"ok": True, **COMMANDS[args.command](args)}, 0
     except JobError as exc:
