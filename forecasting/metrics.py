@@ -136,6 +136,22 @@ def moved(y_pred: np.ndarray, y_true: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return np.asarray(y_pred)[keep], np.asarray(y_true)[keep]
 
 
+def theil_u2(y_pred: np.ndarray, y_true: np.ndarray) -> float:
+    """Theil's U2 of return forecasts: RMSE against the zero forecast's (1.0 for the zero forecast
+    itself; NaN when every realised return is zero)."""
+    y_pred, y_true = np.asarray(y_pred, dtype=float), np.asarray(y_true, dtype=float)
+    if not np.any(y_pred != 0):
+        return 1.0
+    naive_sq = float(np.sum(y_true**2))
+    return float(np.sqrt(np.sum((y_pred - y_true) ** 2) / naive_sq)) if naive_sq > 0 else float("nan")
+
+
+def base_rate(y_pred: np.ndarray, y_true: np.ndarray) -> float:
+    """The share of days with a direction that rose: what "always up" scores in directional accuracy."""
+    up = moved(y_pred, y_true)[1]
+    return float(np.mean(up > 0)) if len(up) else float("nan")
+
+
 def is_constant(values: np.ndarray) -> bool:
     """No spread worth a correlation: identical values, up to rounding (a mean repeated over a fold
     can differ in its last bit, and then np.std is 1e-19, not 0)."""
@@ -157,7 +173,6 @@ def score(group: pd.DataFrame) -> dict[str, float]:
     return_err, naive_return_err = y_pred - y_true, -y_true
     dm_stat, dm_p = (np.nan, np.nan) if is_naive else diebold_mariano(return_err, naive_return_err, horizon)
     cw_stat, cw_p = clark_west(y_pred, y_true, horizon)
-    naive_sq = float(np.sum(y_true**2))
     constant = is_constant(y_pred) or is_constant(y_true)
     # a forecast of a cross-sectional target is no price: its price-space errors are left empty
     priced = bool(np.all(np.isfinite(p_pred)) and np.all(np.isfinite(p_true)))
@@ -172,14 +187,10 @@ def score(group: pd.DataFrame) -> dict[str, float]:
         "price_rmse": float(np.sqrt(mean_squared_error(p_true, p_pred))) if priced else nan,
         "mape": mean_absolute_percentage_error(p_true, p_pred) if priced else nan,
         "directional_accuracy": directional_accuracy(y_pred, y_true),
-        "da_base_rate": float(np.mean(moved(y_pred, y_true)[1] > 0)) if np.any(y_true != 0) else float("nan"),
+        "da_base_rate": base_rate(y_pred, y_true),
         "da_pvalue": float("nan") if is_naive else pesaran_timmermann(y_pred, y_true),
         "correlation": float("nan") if constant else float(np.corrcoef(y_pred, y_true)[0, 1]),
-        "theil_u": 1.0
-        if is_naive
-        else float(np.sqrt(np.sum(return_err**2) / naive_sq))
-        if naive_sq > 0
-        else float("nan"),
+        "theil_u": theil_u2(y_pred, y_true),
         "theil_u_price": nan
         if not priced
         else 1.0

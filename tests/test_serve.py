@@ -528,15 +528,20 @@ def test_live_quality_is_u2_direction_and_base_rate_on_the_returns_that_followed
     # known through dates[4] only: the last two signals have no outcome yet
     by_hand = [np.log(101 / 100), np.log(99 / 101), np.log(99 / 99), np.log(102 / 99)]
     assert realised.iloc[:4].tolist() == pytest.approx(by_hand, rel=1e-15) and realised.iloc[4:].isna().all()
-    q = quality(signals["y_pred"].to_numpy(float), realised.to_numpy(float))
+    q = quality(signals.assign(y_true=realised))
     y, p = np.array(by_hand), np.array([0.01, 0.01, -0.01, 0.02])
     assert q["n"] == 4 and q["u2"] == pytest.approx(np.sqrt(np.sum((p - y) ** 2) / np.sum(y**2)), rel=1e-12)
     # the flat day (99 -> 99) has no direction: 3 days left, signs right on days 0 and 3, wrong on day 1
     assert q["directional_accuracy"] == pytest.approx(2 / 3) and q["base_rate"] == pytest.approx(2 / 3)
     ranks = quality(
-        np.array([1.0, 2, 3, 3, 2, 1]),
-        np.array([0.1, 0.2, 0.3, 0.1, 0.2, 0.3]),
-        np.array(["d1"] * 3 + ["d2"] * 3),
+        pd.DataFrame(
+            {
+                "date": ["d1"] * 3 + ["d2"] * 3,
+                "ticker": list("ABC") * 2,
+                "y_pred": [1.0, 2, 3, 3, 2, 1],
+                "y_true": [0.1, 0.2, 0.3, 0.1, 0.2, 0.3],
+            }
+        ),
         universe=True,
     )
     assert ranks["days"] == 2 and ranks["rank_ic"] == pytest.approx(0.0)  # +1 on d1, -1 on d2
@@ -614,3 +619,29 @@ def test_an_alpaca_account_on_alpaca_data_is_stepped_by_serve_against_loopback_s
     )
     assert status["last"] == "2018-12-04"
     assert server.stop() == 0
+
+
+def test_a_worker_behind_schedule_steps_the_sessions_that_have_bars_before_it_waits_for_the_missing_one(tmp_path):
+    from datetime import date
+
+    from trading.account import replay
+
+    root = tmp_path / "paper"
+    init_account(None, REBALANCING, "acct", "local", root)
+    with Account(root, "acct") as account:
+        replay(account, date(2018, 12, 20), date(2018, 12, 26))
+    # the service fell behind: 2019-01-02 is due, the embedded data end on 2018-12-31
+    worker = [sys.executable, "-m", "trading.worker", "step", "--paper-dir", str(root), "--name", "acct"]
+    env = _environ(LSTM_TRADER_CLOCK="2019-01-02T22:00:00Z")
+    done = subprocess.run([*worker, "--session", "2019-01-02"], capture_output=True, text=True, env=env, timeout=300)
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert done.returncode == 2 and result["ok"] is False and result["kind"] == "no_bar"
+    assert "no bar for 2019-01-02" in result["error"]
+    assert [r["date"] for r in result["reports"] if r["status"] == "done"] == ["2018-12-27", "2018-12-28", "2018-12-31"]
+    assert result["health"]["last"] == "2018-12-31"
+    with Account(root, "acct") as account:
+        assert account.ledger.last_step() == "2018-12-31"
+    # nothing left to catch up: the same request steps nothing and waits for the bar
+    again = subprocess.run([*worker, "--session", "2019-01-02"], capture_output=True, text=True, env=env, timeout=300)
+    result = json.loads(again.stdout.splitlines()[-1])
+    assert result["kind"] == "no_bar" and "reports" not in result

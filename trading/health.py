@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from backtests.rundir import require_run_dir, write_json
-from forecasting.metrics import directional_accuracy, moved
+from forecasting.metrics import base_rate, directional_accuracy, theil_u2
+from forecasting.xs_metrics import daily_cross_section
 
 SNAPSHOTS = ("status", "latest", "health", "equity")  # files the service serves: serve/<name>.json
 
@@ -36,36 +37,34 @@ def realised_returns(signals: pd.DataFrame, prices: dict[str, pd.DataFrame], hor
     return out
 
 
-def quality(y_pred: np.ndarray, y_true: np.ndarray, dates: np.ndarray | None = None, universe: bool = False) -> dict:
-    """U2, directional accuracy and its base rate (per-ticker), or the mean daily rank IC (universe)."""
-    ok = np.isfinite(y_pred) & np.isfinite(y_true)
-    y_pred, y_true = y_pred[ok], y_true[ok]
+def quality(frame: pd.DataFrame, universe: bool = False) -> dict:
+    """U2, directional accuracy and its base rate (per-ticker), or the mean daily rank IC (universe),
+    of the rows of `frame` (date, ticker, y_pred, y_true) whose outcome is known; the formulas are
+    the research run's (`forecasting.metrics`, `forecasting.xs_metrics`)."""
+    known = frame[np.isfinite(frame["y_pred"].astype(float)) & np.isfinite(frame["y_true"].astype(float))]
+    y_pred, y_true = known["y_pred"].to_numpy(float), known["y_true"].to_numpy(float)
     nan = float("nan")
     if universe:
-        frame = pd.DataFrame({"date": np.asarray(dates)[ok], "p": y_pred, "t": y_true})
-        daily = [
-            g["p"].rank().corr(g["t"].rank())
-            for _, g in frame.groupby("date")
-            if len(g) >= 3 and g["p"].nunique() > 1 and g["t"].nunique() > 1
-        ]
-        return {"n": int(len(y_pred)), "days": len(daily), "rank_ic": float(np.mean(daily)) if daily else nan}
-    if len(y_pred) == 0:
+        if len(known) == 0:
+            return {"n": 0, "days": 0, "rank_ic": nan}
+        daily = daily_cross_section(known.assign(model="lstm"))["rank_ic"].dropna()
+        return {"n": int(len(known)), "days": int(len(daily)), "rank_ic": float(daily.mean()) if len(daily) else nan}
+    if len(known) == 0:
         return {"n": 0, "u2": nan, "directional_accuracy": nan, "base_rate": nan}
-    naive = float(np.sum(y_true**2))
-    up = moved(y_pred, y_true)[1]
     return {
-        "n": int(len(y_pred)),
-        "u2": float(np.sqrt(np.sum((y_pred - y_true) ** 2) / naive)) if naive > 0 else nan,
+        "n": int(len(known)),
+        "u2": theil_u2(y_pred, y_true),
         "directional_accuracy": directional_accuracy(y_pred, y_true),
-        "base_rate": float(np.mean(up > 0)) if len(up) else nan,
+        "base_rate": base_rate(y_pred, y_true),
     }
 
 
 def live_quality(account, signals: pd.DataFrame, last: str, universe: bool) -> dict:
-    if signals.empty:
-        return quality(np.array([]), np.array([]), np.array([]), universe)
+    """The quality of the account's own predictions, on the returns that followed them by `last`."""
+    if not last or signals.empty:
+        return quality(pd.DataFrame({"date": [], "ticker": [], "y_pred": [], "y_true": []}), universe)
     realised = realised_returns(signals, account.prices(), account.config.model.horizon, last)
-    return quality(signals["y_pred"].to_numpy(float), realised.to_numpy(float), signals["date"].to_numpy(), universe)
+    return quality(signals[["date", "ticker", "y_pred"]].assign(y_true=realised.to_numpy(float)), universe)
 
 
 def reference_quality(run: str | None, universe: bool) -> dict | None:
@@ -76,9 +75,7 @@ def reference_quality(run: str | None, universe: bool) -> dict | None:
     table = pd.read_parquet(folder / "predictions.parquet")
     table = table[table["model"] == "lstm"]
     truth = "return_true" if "return_true" in table else "y_true"
-    measured = quality(
-        table["y_pred"].to_numpy(float), table[truth].to_numpy(float), table["date"].to_numpy(), universe
-    )
+    measured = quality(table[["date", "ticker", "y_pred"]].assign(y_true=table[truth].to_numpy(float)), universe)
     measured["run"] = str(folder)
     measured["span"] = [str(pd.Timestamp(table["date"].min()).date()), str(pd.Timestamp(table["date"].max()).date())]
     return measured
@@ -125,7 +122,7 @@ def health(account, state: dict) -> dict:
         "name": account.name,
         "last": last,
         "universe": universe,
-        "live": live_quality(account, signals, last, universe) if last else quality(np.array([]), np.array([])),
+        "live": live_quality(account, signals, last, universe),
         "reference": reference_quality(account.config.serve.reference_run, universe),
         "checks": checks(account, state) if last else [],
     }

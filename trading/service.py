@@ -216,6 +216,8 @@ class Service:
             if result.get("ok"):
                 self.stepped(runner, result)
                 return
+            if result.get("reports"):  # the sessions before the missing bar, caught up
+                self.record(runner, result)
             runner.failures_total += 1
             runner.last_error = result.get("error")
             kind = result.get("kind")
@@ -252,6 +254,15 @@ class Service:
 
     def stepped(self, runner: Runner, result: dict) -> None:
         previous = runner.last_step
+        self.record(runner, result)
+        runner.gave_up, runner.last_error = None, None
+        for kind in ("step_failed", "no_data"):
+            self.resolve(runner, kind)
+        if runner.last_step == previous:
+            log.info(f"{runner.name}: nothing new to step", extra={"event": "idle", "account": runner.name})
+
+    def record(self, runner: Runner, result: dict) -> None:
+        """Log the stepped sessions, take the new snapshots and act on the health checks."""
         for report in result.get("reports", []):
             if report["status"] == "done":
                 orders = ", ".join(
@@ -274,18 +285,13 @@ class Service:
             for note in report.get("notes", []):
                 log.info(f"{runner.name}: {note}", extra={"event": "note", "account": runner.name})
         runner.last_step = result.get("health", {}).get("last") or runner.last_step
-        runner.gave_up, runner.last_error = None, None
         runner.last_step_at = self.clock.now()
         runner.load_snapshots()
-        for kind in ("step_failed", "no_data"):
-            self.resolve(runner, kind)
         for check in result.get("health", {}).get("checks", []):
             if check["ok"]:
                 self.resolve(runner, check["kind"])
             else:
                 self.alert(runner, check["kind"], check["message"])
-        if runner.last_step == previous:
-            log.info(f"{runner.name}: nothing new to step", extra={"event": "idle", "account": runner.name})
 
     def alert(self, runner: Runner, kind: str, message: str) -> None:
         self._announce(runner, runner.book.raise_(kind, message, self.clock.now().isoformat(timespec="seconds")))

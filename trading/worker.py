@@ -35,9 +35,9 @@ from forecasting.errors import DataError, ForecastingError
 
 
 class JobError(Exception):
-    def __init__(self, kind: str, error: ForecastingError) -> None:
+    def __init__(self, kind: str, error: ForecastingError, done: dict | None = None) -> None:
         super().__init__(error.message)
-        self.kind, self.error = kind, error
+        self.kind, self.error, self.done = kind, error, done or {}  # done: what the job did before it failed
 
 
 def die_with_parent() -> None:
@@ -68,7 +68,7 @@ def step(args) -> dict:
     import pandas as pd
 
     from forecasting.data import refresh_source
-    from trading.health import write_snapshots
+    from trading.brokers import LocalBroker
 
     account = _open(args)
     try:
@@ -81,26 +81,30 @@ def step(args) -> dict:
         session = pd.Timestamp(args.session)
         last_bar = min(frame.index[-1] for frame in prices.values())
         if last_bar < session:
-            raise JobError(
-                "no_bar",
-                DataError(
-                    f"{data.source} has no bar for {session.date()} yet (last: {last_bar.date()})",
-                    "the service retries; check the data source if this lasts",
-                ),
+            missing = DataError(
+                f"{data.source} has no bar for {session.date()} yet (last: {last_bar.date()})",
+                "the service retries; check the data source if this lasts",
             )
-        try:
-            reports = account.step(session.date())
-        except ForecastingError as exc:
-            raise JobError("step", exc) from None
-        snapshots = write_snapshots(account)
-        return {
-            "session": str(session.date()),
-            "refreshed": notes,
-            "reports": [asdict(r) for r in reports],
-            "health": snapshots["health"],
-        }
+            done = account.ledger.last_step()
+            # the sessions whose bars are there don't wait behind the missing one: a service that fell
+            # behind steps them in order now (a broker account knows only today: it waits for the bar)
+            if isinstance(account.broker, LocalBroker) and done is not None and last_bar > pd.Timestamp(done):
+                raise JobError("no_bar", missing, _stepped(account, last_bar, notes))
+            raise JobError("no_bar", missing)
+        return {"session": str(session.date()), **_stepped(account, session, notes)}
     finally:
         account.__exit__(None, None, None)
+
+
+def _stepped(account, session, notes: dict) -> dict:
+    from trading.health import write_snapshots
+
+    try:
+        reports = account.step(session.date())
+    except ForecastingError as exc:
+        raise JobError("step", exc) from None
+    snapshots = write_snapshots(account)
+    return {"refreshed": notes, "reports": [asdict(r) for r in reports], "health": snapshots["health"]}
 
 
 def snapshot(args) -> dict:
@@ -184,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out, code = {"ok": True, **COMMANDS[args.command](args)}, 0
     except JobError as exc:
-        out, code = {"ok": False, "kind": exc.kind, "error": exc.error.message, "hint": exc.error.hint}, 2
+        out = {"ok": False, "kind": exc.kind, "error": exc.error.message, "hint": exc.error.hint, **exc.done}
+        code = 2
     except ForecastingError as exc:
         out, code = {"ok": False, "kind": "step", "error": exc.message, "hint": exc.hint}, 2
     except Exception as exc:  # a bug: the service logs the line and alerts; the traceback goes to stderr
