@@ -113,7 +113,7 @@ def _load_prices(uri: str, start, end, cache_dir) -> dict[str, pd.DataFrame]:
         frames = {t: load_yahoo(t, cache_dir=cache_dir) for t in tickers}
     elif scheme == "alpaca":
         tickers = yahoo_tickers(rest, scheme="alpaca")
-        frames = {t: load_alpaca(t, cache_dir=_alpaca_cache(cache_dir)) for t in tickers}
+        frames = {t: load_alpaca(t, cache_dir=alpaca_cache(cache_dir)) for t in tickers}
     else:
         raise DataError(f"unknown data scheme '{scheme}' in '{uri}'", SOURCE_FORMS)
     out = {}
@@ -506,7 +506,7 @@ class AlpacaUnreachable(Exception):
     """No answer from Alpaca (network error or a server error): a cache may stand in."""
 
 
-def _alpaca_cache(cache_dir: Path | str | None) -> Path | None:
+def alpaca_cache(cache_dir: Path | str | None) -> Path | None:
     """The Alpaca cache under a source's `cache_dir` (which is Yahoo's folder): its `alpaca` subfolder,
     so that yahoo:AAPL and alpaca:AAPL never share a file; None: the default folder."""
     return Path(cache_dir) / "alpaca" if cache_dir else None
@@ -690,7 +690,7 @@ def refresh_source(uri: str, cache_dir: Path | str | None = None, missing: str =
         if scheme in ("yahoo", "yf"):
             loader, folder = load_yahoo, Path(cache_dir) if cache_dir else default_cache_dir() / "yahoo"
         elif scheme == "alpaca":
-            loader, folder = load_alpaca, _alpaca_cache(cache_dir) or default_cache_dir() / "alpaca"
+            loader, folder = load_alpaca, alpaca_cache(cache_dir) or default_cache_dir() / "alpaca"
         else:
             raise DataError(f"unknown data scheme '{scheme}' in '{uri}'", SOURCE_FORMS)
         notes = {}

@@ -1016,16 +1016,32 @@ def _quote(value: str) -> str:
 @data_app.command("fetch")
 @user_errors
 def data_fetch(
-    tickers: Annotated[list[str], typer.Argument(help="Yahoo tickers, e.g. AAPL MSFT")],
-    cache_dir: Annotated[Path | None, typer.Option(help="cache folder; default ~/.cache/lstm-trader/yahoo")] = None,
-    refresh: Annotated[bool, typer.Option(help="download again even when cached")] = False,
+    tickers: Annotated[list[str], typer.Argument(help="tickers, e.g. AAPL MSFT")],
+    source: Annotated[
+        str, typer.Option(help="yahoo (yahoo:TICKER) or alpaca (alpaca:TICKER; keys in APCA_API_KEY_ID/_SECRET_KEY)")
+    ] = "yahoo",
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="the data.cache_dir folder (alpaca: its alpaca/ subfolder); default ~/.cache/lstm-trader/yahoo"
+        ),
+    ] = None,
+    refresh: Annotated[bool, typer.Option(help="bring the cache up to date (yahoo: download again)")] = False,
 ) -> None:
-    """Download daily bars from Yahoo Finance into the on-disk cache used by yahoo:TICKER."""
-    from forecasting.data import load_yahoo
+    """Download daily bars from Yahoo Finance or Alpaca into the on-disk cache that yahoo:TICKER or
+    alpaca:TICKER reads."""
+    from forecasting.data import alpaca_cache, load_alpaca, load_yahoo
 
+    if source not in ("yahoo", "alpaca"):
+        raise BacktestError(f"unknown --source '{source}'", "use --source yahoo or --source alpaca")
     for ticker in tickers:
-        frame = load_yahoo(ticker.upper(), cache_dir=cache_dir, refresh=refresh)
-        console.print(f"{ticker.upper()}: {len(frame)} bars, {frame.index[0].date()} to {frame.index[-1].date()}")
+        if source == "alpaca":
+            frame = load_alpaca(ticker.upper(), cache_dir=alpaca_cache(cache_dir), refresh=refresh, offline_ok=False)
+        else:
+            frame = load_yahoo(ticker.upper(), cache_dir=cache_dir, refresh=refresh, offline_ok=False)
+        console.print(
+            f"{source}:{ticker.upper()}: {len(frame)} bars, {frame.index[0].date()} to {frame.index[-1].date()}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

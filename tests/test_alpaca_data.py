@@ -263,3 +263,28 @@ def test_refresh_source_downloads_yahoo_again_even_when_cached(tmp_path, monkeyp
     monkeypatch.setattr(data_module, "yahoo_download", lambda t: pd.DataFrame())
     with pytest.raises(DataError, match="could not download from Yahoo Finance \\(the cache"):
         refresh_source("yahoo:MSFT", cache_dir=tmp_path)
+
+
+def test_data_fetch_source_alpaca_fills_the_cache_that_alpaca_source_reads(stub, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from lstm_trader.cli import app
+
+    runner = CliRunner()
+    fetch = ["data", "fetch", "aaa", "--source", "alpaca", "--cache-dir", str(tmp_path)]
+    first = runner.invoke(app, fetch)
+    assert first.exit_code == 0, first.output
+    assert "alpaca:AAA: 5 bars, 2024-03-07 to 2024-03-13" in first.output
+    same_values(data_module.standardise(pd.read_parquet(tmp_path / "alpaca" / "AAA.parquet"), "cache"), AAA_FRAME)
+    stub.requests.clear()
+    same_values(load_prices("alpaca:AAA", cache_dir=tmp_path)["AAA"], AAA_FRAME)
+    assert stub.requests == []  # served from what data fetch stored
+    stub.bars["AAA"].append(NEW_BAR)
+    again = runner.invoke(app, [*fetch, "--refresh"])
+    assert again.exit_code == 0 and "alpaca:AAA: 6 bars, 2024-03-07 to 2024-03-14" in again.output
+    # offline, --refresh is one error line, not the stale cache
+    monkeypatch.setenv("APCA_API_DATA_URL", closed_port_url())
+    offline = runner.invoke(app, [*fetch, "--refresh"])
+    assert offline.exit_code != 0 and "could not reach Alpaca" in offline.output
+    bad = runner.invoke(app, ["data", "fetch", "AAA", "--source", "bloomberg"])
+    assert bad.exit_code == 2 and "unknown --source 'bloomberg'" in bad.output
