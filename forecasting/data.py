@@ -496,6 +496,15 @@ def load_yahoo(
 # the environment alpaca-py's own clients read (trading/brokers.py names the first two as well)
 ALPACA_KEY_ENV, ALPACA_SECRET_ENV = "APCA_API_KEY_ID", "APCA_API_SECRET_KEY"
 ALPACA_DATA_URL_ENV = "APCA_API_DATA_URL"  # the data endpoint (a test stub); default Alpaca's
+
+
+def alpaca_keys() -> tuple[str, str] | None:
+    """(key id, secret) from the environment, which the data source and the broker both read; None
+    unless both are set."""
+    key, secret = os.environ.get(ALPACA_KEY_ENV), os.environ.get(ALPACA_SECRET_ENV)
+    return (key, secret) if key and secret else None
+
+
 ALPACA_FEED_ENV = "APCA_DATA_FEED"  # default iex: free keys cannot read sip
 ALPACA_FIRST_DAY = date(1990, 1, 1)  # a first download asks from here; Alpaca answers what it has (IEX: 2016 on)
 ALPACA_BAR_FIELDS = {"t": "date", "o": "open", "h": "high", "l": "low", "c": "close", "v": "volume"}
@@ -541,8 +550,8 @@ def alpaca_download(ticker: str, start: date) -> pd.DataFrame:
             f"{source}: the alpaca source needs alpaca-py, which is not installed",
             f"pip install 'lstm-trader[alpaca]', or {ALTERNATIVES}",
         ) from None
-    key, secret = os.environ.get(ALPACA_KEY_ENV), os.environ.get(ALPACA_SECRET_ENV)
-    if not key or not secret:
+    keys = alpaca_keys()
+    if keys is None:
         raise DataError(
             f"{source}: the alpaca source needs {ALPACA_KEY_ENV} and {ALPACA_SECRET_ENV} in the environment",
             "export your Alpaca keys (paper keys read market data too; they are never written to disk)",
@@ -555,9 +564,7 @@ def alpaca_download(ticker: str, start: date) -> pd.DataFrame:
             f"{ALPACA_FEED_ENV}={feed_name!r} is not an Alpaca data feed",
             f"use one of {', '.join(f.value for f in DataFeed)}, or unset it (iex, which free keys read)",
         ) from None
-    client = StockHistoricalDataClient(
-        key, secret, raw_data=True, url_override=os.environ.get(ALPACA_DATA_URL_ENV) or None
-    )
+    client = StockHistoricalDataClient(*keys, raw_data=True, url_override=os.environ.get(ALPACA_DATA_URL_ENV) or None)
     request = StockBarsRequest(
         symbol_or_symbols=ticker,
         timeframe=TimeFrame.Day,

@@ -321,3 +321,17 @@ def probe_page(page: Path, tmp_path: Path) -> tuple[dict, list[str]]:
     assert found, "the probe did not run: the page did not finish loading"
     remote = [url for url in page_requests(netlog) if not url.startswith("file:")]
     return json.loads(html.unescape(found.group(1))), remote
+
+
+def without_alpaca(monkeypatch) -> None:
+    """Make `import alpaca...` fail, as where the alpaca extra is not installed."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_alpaca(name, *args, **kwargs):
+        if name.startswith("alpaca"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_alpaca)

@@ -8,7 +8,7 @@ import pytest
 from forecasting import DataError, load_prices
 from forecasting import data as data_module
 from forecasting.data import load_alpaca, refresh_source
-from tests.helpers import AlpacaDataStub, make_bars, write_yahoo_csv
+from tests.helpers import AlpacaDataStub, make_bars, without_alpaca, write_yahoo_csv
 
 KEY, SECRET = "PKDATAKEY0123456789", "data-secret-DO-NOT-LEAK-7"
 
@@ -182,16 +182,7 @@ def test_a_server_error_is_unreachable_and_an_unknown_ticker_is_no_bars(stub, tm
 
 
 def test_without_alpaca_py_the_error_names_the_extra(stub, tmp_path, monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_alpaca(name, *args, **kwargs):
-        if name.startswith("alpaca"):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_alpaca)
+    without_alpaca(monkeypatch)
     with pytest.raises(DataError) as info:
         load_alpaca("AAA", cache_dir=tmp_path)
     assert "needs alpaca-py" in info.value.message and "pip install 'lstm-trader[alpaca]'" in info.value.hint

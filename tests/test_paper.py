@@ -18,7 +18,7 @@ from backtests.experiment import load_experiment_prices
 from forecasting.faults import FAULT_ENV
 from forecasting.walkforward import make_samples, walk_forward_predict
 from lstm_trader.cli import app
-from tests.helpers import KEY, SECRET, AlpacaStub
+from tests.helpers import KEY, SECRET, AlpacaStub, without_alpaca
 from trading.account import Account, init_account, replay, status
 
 runner = CliRunner()
@@ -320,16 +320,7 @@ def test_alpaca_errors_are_one_line_and_leave_the_ledger_alone(tmp_path, alpaca,
 
 
 def test_alpaca_without_the_extra_names_it(tmp_path, monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_alpaca(name, *args, **kwargs):
-        if name.startswith("alpaca"):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_alpaca)
+    without_alpaca(monkeypatch)
     result = runner.invoke(app, ["paper", "init", "--name", "x", "--broker", "alpaca", "--paper-dir", str(tmp_path)])
     assert result.exit_code == 2 and "pip install 'lstm-trader[alpaca]'" in result.output
     assert not (tmp_path / "x").exists()

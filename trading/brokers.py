@@ -14,8 +14,9 @@ from datetime import date
 
 from backtests.engine import BrokerSpec, fill_commission
 from backtests.errors import BacktestError
+from forecasting.data import ALPACA_KEY_ENV, ALPACA_SECRET_ENV, alpaca_keys
 
-KEY_ENV, SECRET_ENV, URL_ENV = "APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "APCA_API_BASE_URL"
+KEY_ENV, SECRET_ENV, URL_ENV = ALPACA_KEY_ENV, ALPACA_SECRET_ENV, "APCA_API_BASE_URL"
 
 
 @dataclass
@@ -187,16 +188,14 @@ class AlpacaBroker:
             raise BacktestError(
                 "the alpaca broker needs alpaca-py, which is not installed", "pip install 'lstm-trader[alpaca]'"
             ) from None
-        key, secret = os.environ.get(KEY_ENV), os.environ.get(SECRET_ENV)
-        if not key or not secret:
+        keys = alpaca_keys()
+        if keys is None:
             raise BacktestError(
                 f"the alpaca broker needs {KEY_ENV} and {SECRET_ENV} in the environment",
                 "export your Alpaca paper-trading keys (they are never written to disk)",
             )
         self.symbols = symbols
-        self.client = TradingClient(
-            key, secret, paper=True, raw_data=True, url_override=os.environ.get(URL_ENV) or None
-        )
+        self.client = TradingClient(*keys, paper=True, raw_data=True, url_override=os.environ.get(URL_ENV) or None)
 
     def _call(self, what: str, fn, *args, missing_ok: bool = False, order: bool = False):
         """Call the API; errors become one clear line. `missing_ok`: a 404 returns None. `order`: a refusal
