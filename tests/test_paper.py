@@ -225,6 +225,13 @@ def test_init_refuses_an_existing_account_and_a_non_lstm_strategy(tmp_path):
         app, ["paper", "init", "--name", "b", "--set", 'paper.strategy="sma_cross"', "--paper-dir", str(tmp_path)]
     )
     assert rule.exit_code == 2 and "does not trade the LSTM's forecast" in rule.output
+    # a history too short for the walk-forward's first fold is refused now, not at every step after
+    short = runner.invoke(
+        app, ["paper", "init", "--name", "c", "--set", 'data.start="2018-01-02"', "--paper-dir", str(tmp_path)]
+    )
+    lines = [line for line in short.output.splitlines() if line.strip()]
+    assert short.exit_code == 2 and len(lines) == 1 and "usable rows, but" in lines[0] and "data.start" in lines[0]
+    assert not (tmp_path / "c").exists()
 
 
 # --- the Alpaca path, against a stub of its paper REST API on 127.0.0.1 -------------------------------

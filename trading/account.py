@@ -67,6 +67,8 @@ def init_account(
     config = load_config(config_path, overrides)
     spec = paper_strategy(config)
     trading_calendar(config.paper.calendar)  # an unknown calendar fails here, not at the first step
+    if config.data.source.startswith(("builtin:", "csv:")):  # data at hand: too few bars fail here too
+        load_experiment_prices(config)
     folder = account_path(root, name)
     if folder.exists():
         raise BacktestError(

@@ -58,6 +58,7 @@ def equity_chart(name: str, curve: dict) -> str:
         hovermode="x unified",
         legend={"orientation": "h", "y": 1.08, "x": 0},
         yaxis={"title": "equity"},
+        xaxis={"type": "category", "nticks": 8},  # one step a session: no weekend gaps, no hour ticks
     )
     return fig.to_html(
         full_html=False,
