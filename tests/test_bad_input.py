@@ -5,6 +5,7 @@ Each case runs the console entry point (`lstm_trader.cli.main`, so usage errors 
 fresh folder holding the fixtures below, and compares that folder's files before and after.
 """
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -83,13 +84,14 @@ def fixtures(root):
     from trading.account import init_account
 
     for name in ("acct", "broken"):  # paper accounts on good.csv (2015-01-01 to 2016-03-23)
-        init_account(
-            None,
-            ['data.source="csv:good.csv"'] + [TINY[i + 1] for i in range(0, len(TINY), 2)],
-            name,
-            "local",
-            root / "paper",
-        )
+        with contextlib.chdir(root):  # where the csv path is read from, as at each step
+            init_account(
+                None,
+                ['data.source="csv:good.csv"'] + [TINY[i + 1] for i in range(0, len(TINY), 2)],
+                name,
+                "local",
+                "paper",
+            )
     (root / "paper" / "broken" / "ledger.sqlite").write_bytes(b"not a database" * 100)
 
 
