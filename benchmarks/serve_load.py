@@ -148,6 +148,8 @@ def main() -> None:
     print(
         f"serve.worker_nice = {args.nice}; {args.clients} connections (wrk), one-second slices: {slices} of {tried} lay wholly inside a step"
     )
+    if not kept:
+        sys.exit("serve_load: no one-second slice lay wholly inside a step (steps too short?); nothing measured")
     p99 = summary("while a step runs", np.concatenate(kept), slices, errors)
     print(f"goal: p99 < 50 ms on 2 cores -> {'met' if p99 < 50 else 'missed'}")
 

@@ -137,8 +137,8 @@ def moved(y_pred: np.ndarray, y_true: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def theil_u2(y_pred: np.ndarray, y_true: np.ndarray) -> float:
-    """Theil's U2 of return forecasts: RMSE against the zero forecast's (1.0 for the zero forecast
-    itself; NaN when every realised return is zero)."""
+    """Theil's U2 of return forecasts: RMSE against the zero forecast's. 1.0 for the zero forecast
+    itself, whatever happened; NaN for another forecast when every realised return is zero."""
     y_pred, y_true = np.asarray(y_pred, dtype=float), np.asarray(y_true, dtype=float)
     if not np.any(y_pred != 0):
         return 1.0

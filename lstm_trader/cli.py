@@ -1018,7 +1018,10 @@ def _quote(value: str) -> str:
 def data_fetch(
     tickers: Annotated[list[str], typer.Argument(help="tickers, e.g. AAPL MSFT")],
     source: Annotated[
-        str, typer.Option(help="yahoo (yahoo:TICKER) or alpaca (alpaca:TICKER; keys in APCA_API_KEY_ID/_SECRET_KEY)")
+        str,
+        typer.Option(
+            help="yahoo (yahoo:TICKER) or alpaca (alpaca:TICKER; keys in APCA_API_KEY_ID and APCA_API_SECRET_KEY)"
+        ),
     ] = "yahoo",
     cache_dir: Annotated[
         Path | None,

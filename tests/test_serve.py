@@ -545,6 +545,18 @@ def test_live_quality_is_u2_direction_and_base_rate_on_the_returns_that_followed
         universe=True,
     )
     assert ranks["days"] == 2 and ranks["rank_ic"] == pytest.approx(0.0)  # +1 on d1, -1 on d2
+    # a day of two names, a day whose forecast ranks nobody and a NaN outcome don't count
+    more = pd.DataFrame(
+        {
+            "date": ["d1"] * 3 + ["d3"] * 2 + ["d4"] * 3 + ["d5"] * 4,
+            "ticker": list("ABC") + list("AB") + list("ABC") + list("ABCD"),
+            "y_pred": [1.0, 2, 3, 1, 2, 0.5, 0.5, 0.5, 1, 2, 3, 4],
+            "y_true": [0.1, 0.2, 0.3, 0.2, 0.1, 0.1, 0.2, 0.3, 0.4, 0.3, 0.1, float("nan")],
+        }
+    )
+    ranks = quality(more, universe=True)
+    # d1: +1; d5 on its three known names: ranks (1, 2, 3) against (3, 2, 1), -1
+    assert ranks["n"] == 11 and ranks["days"] == 2 and ranks["rank_ic"] == pytest.approx(0.0)
 
 
 # --- an Alpaca account on Alpaca's data, served against loopback stubs of both APIs ----------------
@@ -621,7 +633,7 @@ def test_an_alpaca_account_on_alpaca_data_is_stepped_by_serve_against_loopback_s
     assert server.stop() == 0
 
 
-def test_a_worker_behind_schedule_steps_the_sessions_that_have_bars_before_it_waits_for_the_missing_one(tmp_path):
+def test_a_service_behind_schedule_steps_the_sessions_that_have_bars_then_waits_for_the_missing_one(tmp_path):
     from datetime import date
 
     from trading.account import replay
@@ -630,17 +642,22 @@ def test_a_worker_behind_schedule_steps_the_sessions_that_have_bars_before_it_wa
     init_account(None, REBALANCING, "acct", "local", root)
     with Account(root, "acct") as account:
         replay(account, date(2018, 12, 20), date(2018, 12, 26))
-    # the service fell behind: 2019-01-02 is due, the embedded data end on 2018-12-31
-    worker = [sys.executable, "-m", "trading.worker", "step", "--paper-dir", str(root), "--name", "acct"]
-    env = _environ(LSTM_TRADER_CLOCK="2019-01-02T22:00:00Z")
-    done = subprocess.run([*worker, "--session", "2019-01-02"], capture_output=True, text=True, env=env, timeout=300)
-    result = json.loads(done.stdout.splitlines()[-1])
-    assert done.returncode == 2 and result["ok"] is False and result["kind"] == "no_bar"
-    assert "no bar for 2019-01-02" in result["error"]
-    assert [r["date"] for r in result["reports"] if r["status"] == "done"] == ["2018-12-27", "2018-12-28", "2018-12-31"]
-    assert result["health"]["last"] == "2018-12-31"
+    # the service fell behind: 2019-01-03 is due, the embedded data end on 2018-12-31
+    server = Served(root, _environ(LSTM_TRADER_CLOCK="2019-01-03T22:00:00Z x1"))
+    health = server.wait(lambda a: a["acct"]["last_step"] == "2018-12-31", "the sessions with bars caught up")
+    assert health["accounts"]["acct"]["next_session"] == "2019-01-03"
+    assert server.get("/accounts/acct/latest").json()["date"] == "2018-12-31"
+    cli = runner.invoke(app, ["paper", "status", "acct", "--paper-dir", str(root), "--json"])
+    assert server.get("/accounts/acct").json() == json.loads(cli.stdout)
+    server.wait(lambda a: a["acct"]["state"] == "retrying", "a retry for the missing bar")
+    assert server.stop() == 0
+    stepped = [line.split("stepped ", 1)[1][:10] for line in server.lines if ": stepped " in line]
+    assert stepped == ["2018-12-27", "2018-12-28", "2018-12-31"]  # in order, each once
+    assert any("step 2019-01-03 failed (no_bar): builtin:sp500 has no bar" in line for line in server.lines)
     with Account(root, "acct") as account:
         assert account.ledger.last_step() == "2018-12-31"
+    worker = [sys.executable, "-m", "trading.worker", "step", "--paper-dir", str(root), "--name", "acct"]
+    env = _environ(LSTM_TRADER_CLOCK="2019-01-03T22:00:00Z")
     # nothing left to catch up: the same request steps nothing and waits for the bar
     again = subprocess.run([*worker, "--session", "2019-01-02"], capture_output=True, text=True, env=env, timeout=300)
     result = json.loads(again.stdout.splitlines()[-1])

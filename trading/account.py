@@ -67,14 +67,14 @@ def init_account(
     config = load_config(config_path, overrides)
     spec = paper_strategy(config)
     trading_calendar(config.paper.calendar)  # an unknown calendar fails here, not at the first step
-    if config.data.source.startswith(("builtin:", "csv:")):  # data at hand: too few bars fail here too
-        load_experiment_prices(config)
     folder = account_path(root, name)
     if folder.exists():
         raise BacktestError(
             f"paper account '{name}' already exists in {folder}",
             "pick another --name, or step the existing one: lstm-trader paper step " + name,
         )
+    if config.data.source.startswith(("builtin:", "csv:")):  # data at hand: too few bars fail here too
+        load_experiment_prices(config)
     if broker == "alpaca":
         if spec.params.get("allow_short"):
             raise BacktestError(

@@ -89,7 +89,9 @@ def step(args) -> dict:
             # the sessions whose bars are there don't wait behind the missing one: a service that fell
             # behind steps them in order now (a broker account knows only today: it waits for the bar)
             if isinstance(account.broker, LocalBroker) and done is not None and last_bar > pd.Timestamp(done):
-                raise JobError("no_bar", missing, _stepped(account, last_bar, notes))
+                ready = account.sessions(pd.Timestamp(done), last_bar)  # a stray non-session bar is no target
+                if len(ready) and ready[-1] > pd.Timestamp(done):
+                    raise JobError("no_bar", missing, _stepped(account, ready[-1], notes))
             raise JobError("no_bar", missing)
         return {"session": str(session.date()), **_stepped(account, session, notes)}
     finally:
@@ -183,8 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=10)
     parser.add_argument("--nice", type=int, default=0, help="lower this job's CPU priority by this much")
     args = parser.parse_args(argv)
-    if args.nice:
-        os.nice(args.nice)  # a job yields the CPU to the service's HTTP answers
+    if args.nice and hasattr(os, "nice"):  # not on Windows
+        try:
+            os.nice(args.nice)  # a job yields the CPU to the service's HTTP answers
+        except OSError:
+            pass
     try:
         out, code = {"ok": True, **COMMANDS[args.command](args)}, 0
     except JobError as exc:
