@@ -52,23 +52,23 @@ end
 """
 
 
-def wrk_slice(url: str, clients: int, script: Path) -> tuple[np.ndarray, int, int]:
-    """One second of `clients` connections; (latencies in ms, one per request), requests, errors."""
+def wrk_slice(url: str, clients: int, script: Path) -> tuple[np.ndarray, int]:
+    """One second of `clients` connections: the latencies in ms (one per request) and the errors."""
     out = subprocess.run(
         ["wrk", "-t1", f"-c{clients}", "-d1s", "--timeout", "10s", "-s", str(script), url],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    values, counts, requests, errors = [], [], 0, 0
+    values, counts, errors = [], [], 0
     for line in out.splitlines():
         parts = line.split()
         if parts[:1] == ["lat"]:
             values.append(int(parts[1]) / 1000)
             counts.append(int(parts[2]))
         elif parts[:1] == ["requests"]:
-            requests, errors = int(parts[1]), int(parts[3])
-    return np.repeat(values, counts), requests, errors
+            errors = int(parts[3])
+    return np.repeat(values, counts), errors
 
 
 def stepping(client: httpx.Client) -> tuple | None:
@@ -136,7 +136,7 @@ def main() -> None:
             if before is None:
                 time.sleep(0.05)
                 continue
-            ms, _, errs = wrk_slice(path, args.clients, script)
+            ms, errs = wrk_slice(path, args.clients, script)
             tried += 1
             if stepping(client) == before:
                 kept.append(ms)

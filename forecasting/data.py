@@ -493,9 +493,13 @@ def load_yahoo(
 
 # --- Alpaca market data --------------------------------------------------------------------------
 
-# the environment alpaca-py's own clients read (trading/brokers.py names the first two as well)
+# the environment alpaca-py's own clients read (trading/brokers.py reads the keys through alpaca_keys)
 ALPACA_KEY_ENV, ALPACA_SECRET_ENV = "APCA_API_KEY_ID", "APCA_API_SECRET_KEY"
 ALPACA_DATA_URL_ENV = "APCA_API_DATA_URL"  # the data endpoint (a test stub); default Alpaca's
+ALPACA_FEED_ENV = "APCA_DATA_FEED"  # default iex: free keys cannot read sip
+ALPACA_FIRST_DAY = date(1990, 1, 1)  # a first download asks from here; Alpaca answers what it has (IEX: 2016 on)
+ALPACA_BAR_FIELDS = {"t": "date", "o": "open", "h": "high", "l": "low", "c": "close", "v": "volume"}
+NEW_YORK = "America/New_York"  # a daily bar's timestamp is midnight of its session there
 
 
 def alpaca_keys() -> tuple[str, str] | None:
@@ -503,12 +507,6 @@ def alpaca_keys() -> tuple[str, str] | None:
     unless both are set."""
     key, secret = os.environ.get(ALPACA_KEY_ENV), os.environ.get(ALPACA_SECRET_ENV)
     return (key, secret) if key and secret else None
-
-
-ALPACA_FEED_ENV = "APCA_DATA_FEED"  # default iex: free keys cannot read sip
-ALPACA_FIRST_DAY = date(1990, 1, 1)  # a first download asks from here; Alpaca answers what it has (IEX: 2016 on)
-ALPACA_BAR_FIELDS = {"t": "date", "o": "open", "h": "high", "l": "low", "c": "close", "v": "volume"}
-NEW_YORK = "America/New_York"  # a daily bar's timestamp is midnight of its session there
 
 
 class AlpacaUnreachable(Exception):

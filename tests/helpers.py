@@ -164,9 +164,10 @@ class AlpacaStub:
             if order["status"] != "accepted":
                 continue
             qty = float(order["qty"]) * (1 if order["side"] == "buy" else -1)
-            held, avg = self.held.get(order["symbol"], (0.0, 0.0))
+            held, avg = self.held.pop(order["symbol"], (0.0, 0.0))
             self.cash -= qty * price
-            self.held[order["symbol"]] = (held + qty, price if held == 0 else avg)
+            if held + qty != 0:  # a position's entry price is the average of its buys; a closed one is gone
+                self.held[order["symbol"]] = (held + qty, avg if qty < 0 else (held * avg + qty * price) / (held + qty))
             order.update(status="filled", filled_qty=order["qty"], filled_avg_price=str(price))
 
     def submit(self, request):
