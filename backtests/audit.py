@@ -59,13 +59,19 @@ class AuditResult:
 
 
 def perturb_after(frame: pd.DataFrame, date: pd.Timestamp, seed: int = 0) -> pd.DataFrame:
-    """Every bar after `date` scaled by its own random factor (OHLC together, so bars stay valid) and volume x3."""
+    """Every bar after `date` changed: OHLC scaled by the bar's own random factor, its high raised and its
+    low lowered by a random amount (so range estimators such as Garman-Klass, which a common factor would
+    leave alone, change too; bars stay valid), and volume x3."""
     rng = np.random.default_rng(seed)
     out = frame.copy()
     later = out.index > date
-    factor = np.exp(np.cumsum(rng.normal(0.0, 0.02, int(later.sum()))))
+    n_later = int(later.sum())
+    factor = np.exp(np.cumsum(rng.normal(0.0, 0.02, n_later)))
     prices = [c for c in ("open", "high", "low", "close") if c in out]  # close alone for close-only data
     out.loc[later, prices] = out.loc[later, prices].mul(factor, axis=0)
+    if "high" in out and "low" in out:
+        out.loc[later, "high"] *= np.exp(rng.uniform(0.002, 0.02, n_later))
+        out.loc[later, "low"] *= np.exp(-rng.uniform(0.002, 0.02, n_later))
     if "volume" in out:
         out.loc[later, "volume"] *= 3.0
     return out

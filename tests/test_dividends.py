@@ -26,8 +26,8 @@ def test_a_long_holder_of_record_is_credited_the_dividend_worked_by_hand():
     prices = bars_with_dividend()
     table = predictions_for(prices.drop(columns="dividends"), np.zeros(len(prices)))
     result = run_backtest({"T": prices}, table, "buy_and_hold", BROKER)
-    equity = result.equity.to_numpy()
-    assert equity[0] == pytest.approx(1000.0) and equity[-1] == pytest.approx(1100.0)
+    # the whole path: not a bar early (the ex-date's own close is 1,000), not a bar late
+    np.testing.assert_allclose(result.equity.to_numpy(), [1000.0] * 4 + [1100.0] * 4)
     without = run_backtest({"T": prices.drop(columns="dividends")}, table, "buy_and_hold", BROKER)
     assert without.equity.iloc[-1] == pytest.approx(1000.0)
 
@@ -94,5 +94,7 @@ def test_the_paper_accounts_local_broker_credits_the_same_dividend(tmp_path):
     with Account(tmp_path / "paper", "div") as account:
         replay(account, prices.index[390].date(), prices.index[398].date())
         equity = account.ledger.table("equity", "rowid").set_index("date")["equity"]
-    # 100 shares held from the 2nd replayed session; the ex-date's 100.00 reaches the cash after the next open
-    assert equity.iloc[0] == pytest.approx(1000.0) and equity.iloc[-1] == pytest.approx(1100.0)
+    # 100 shares held from the 2nd replayed session; the ex-date's 100.00 reaches the cash after the next open:
+    # 1,000 through the ex-date (the 6th replayed session), 1,100 from the session after it, as the backtest books it
+    assert list(equity.index) == [str(d.date()) for d in prices.index[390:399]]
+    np.testing.assert_allclose(equity.to_numpy(), [1000.0] * 6 + [1100.0] * 3)

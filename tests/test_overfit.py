@@ -65,3 +65,15 @@ def test_the_ledgers_best_dsr_is_the_hand_computed_dsr_of_the_best_configuration
     best = int(np.argmax(sharpes))
     assert row["n"] == 3 and row["best_sharpe"] == pytest.approx(max(sharpes) * np.sqrt(252))
     assert row["best_dsr"] == pytest.approx(hand_dsr(returns[best], sharpes), rel=1e-9)
+
+
+def test_overfitting_tests_the_best_against_the_benchmark_and_against_cash_separately():
+    from backtests.overfit import overfitting
+
+    # every configuration's edge of 0.2% a day is what the benchmark earns too: it beats cash, not the benchmark
+    returns = configurations(5, seed=1, edge=0.002)
+    benchmark = pd.Series(0.002, index=DAYS)
+    stats = overfitting([returns[i] for i in range(5)], benchmark)
+    assert stats["spa_benchmark_pvalue"] > 0.2
+    assert stats["spa_cash_pvalue"] < 0.01
+    assert np.isnan(overfitting([returns[i] for i in range(5)], None)["spa_benchmark_pvalue"])

@@ -79,6 +79,15 @@ def test_qlike_mse_and_mincer_zarnowitz_on_numbers_worked_by_hand():
     assert (intercept, slope, r2) == pytest.approx((1.0, 0.5, 0.25))
 
 
+def test_qlike_charges_under_forecasting_more_than_over_forecasting_by_the_same_ratio():
+    # proxy 1: a forecast of 0.5 (half) costs 1/0.5 - ln 2 - 1 = 0.306853; of 2 (double) 0.5 + ln 2 - 1 = 0.193147
+    proxy = np.array([1.0])
+    under, over = qlike(proxy, np.array([0.5])), qlike(proxy, np.array([2.0]))
+    assert under == pytest.approx(1 - math.log(2), rel=1e-12)
+    assert over == pytest.approx(math.log(2) - 0.5, rel=1e-12)
+    assert under > over
+
+
 def test_kupiec_on_numbers_worked_by_hand():
     # 5 exceedances in 250 days at 1%: LR = -2 [245 ln .99 + 5 ln .01 - 245 ln .98 - 5 ln .02]
     #   = -2 [-2.462332 - 23.025851 + 4.949663 + 19.560115] = 1.956810; chi2(1) p = 0.16185
@@ -207,6 +216,28 @@ def test_a_volatility_walk_forward_has_every_baseline_on_the_same_rows_and_finit
     metrics = volatility_metrics(vol_table).set_index("model")
     assert metrics.loc["lstm", "qlike"] > 0 and np.isnan(metrics.loc["garch", "dm_garch_pvalue"])
     assert metrics["var_exceed"].between(0, 1).all()
+
+
+def test_no_volatility_prediction_on_or_before_d_changes_when_every_bar_after_d_changes(vol_table):
+    # the LSTM (its scaler, its smearing term) and every baseline: D lies inside the second fold's test block,
+    # so a fit or a correction that read the block's later rows would move the predictions made before D
+    frame = make_bars(520, seed=6)
+    cut = frame.index[420]
+    model = ModelSpec(
+        target="realized_vol",
+        features=["log_return", "log_rv_1", "log_rv_5"],
+        lookback=5,
+        units=4,
+        n_layers=1,
+        epochs=2,
+    )
+    wf = WalkForwardSpec(min_train=260, retrain_every=100, finetune_window=50)
+    changed = walk_forward_predict({"T": perturb_after(frame, cut, seed=8)}, model, wf, seed=1)
+    before = pd.to_datetime(vol_table["date"]) <= cut
+    assert before.sum() > 7 * 100 and (~before).sum() > 0
+    made = [c for c in vol_table.columns if not c.endswith("_true")]  # the outcomes are known only after D
+    pd.testing.assert_frame_equal(vol_table.loc[before, made], changed.loc[before.to_numpy(), made])
+    assert not np.allclose(vol_table.loc[~before, "y_pred"], changed.loc[~before.to_numpy(), "y_pred"])
 
 
 def test_the_naive_volatility_forecast_is_yesterdays_proxy(vol_table):
