@@ -70,8 +70,9 @@ def daily_cross_section(predictions: pd.DataFrame, k: int = 5, min_tickers: int 
     the share of the k highest predictions whose realised return beats the day's median (NaN when
     n <= k: the top k would be the whole day); `spread`, the mean realised return of the top
     prediction quintile minus the bottom one (NaN under 5 names). Every statistic is NaN on a day
-    with fewer than `min_tickers` names. Ties in prediction at the top-k cut go to the ticker first
-    in alphabetical order.
+    with fewer than `min_tickers` names. One ranking serves the top k, the quintiles and the trading
+    rule (`strategies.decision.xs_weights`): highest prediction first, equal predictions in the tickers'
+    alphabetical order, so a tie at a cut puts the alphabetically first ticker on the better side.
     """
     frame = _tidy(predictions)
     fold = frame.groupby(["model", "date"], observed=True, sort=True)["fold"].first()
@@ -100,11 +101,11 @@ def daily_cross_section(predictions: pd.DataFrame, k: int = 5, min_tickers: int 
     rank_ic[constant | thin] = np.nan
 
     above_median = realised > by_day["realised"].transform("median").to_numpy()
-    in_top_k = by_day["y_pred"].rank(method="first", ascending=False).to_numpy() <= k
-    top_k_hit = _day_mean(day, n_days, above_median.astype(float), in_top_k)
+    place = by_day["y_pred"].rank(method="first", ascending=False).to_numpy()  # 1 = best; rows sorted by ticker
+    top_k_hit = _day_mean(day, n_days, above_median.astype(float), place <= k)
     top_k_hit[thin | no_ranking | (n <= k)] = np.nan
 
-    quintile = _quintile(by_day["y_pred"].rank(method="first").to_numpy(), n_row)
+    quintile = _quintile(n_row + 1 - place, n_row)
     spread = _day_mean(day, n_days, realised, quintile == QUINTILES - 1) - _day_mean(
         day, n_days, realised, quintile == 0
     )

@@ -174,6 +174,25 @@ def test_spread_falls_back_to_y_true_without_return_true():
     assert daily["spread"].iloc[0] == pytest.approx(-8.0)
 
 
+def test_a_tie_at_the_cut_goes_to_the_alphabetically_first_ticker_in_metrics_and_trading_alike():
+    from strategies.decision import XsParams, xs_weights
+
+    # ten names; B and C tie on 0.8 for the second place of the top quintile (two names) and of the top 2;
+    # A leads. D and E tie on -0.9 for the last place of the bottom quintile: E (alphabetically later) ranks lower
+    tickers = list("ABCDEFGHIJ")
+    predicted = [0.9, 0.8, 0.8, -0.9, -0.9, 0.1, 0.0, -0.1, -0.2, -1.0]
+    realised = [0.01, 0.02, -0.05, 0.03, -0.04, 0.0, 0.0, 0.0, 0.0, -0.01]
+    day = pd.bdate_range("2021-03-01", periods=1)
+    daily = daily_cross_section(table([predicted], [realised], day, tickers=tickers, return_true=realised), k=2)
+    # top quintile A, B: (0.01 + 0.02) / 2 = 0.015; bottom J, E: (-0.01 - 0.04) / 2 = -0.025; spread 0.04
+    assert daily["spread"].iloc[0] == pytest.approx(0.04)
+    # top 2 A, B realise 0.01, 0.02 against a median of 0: hit 1 (with C instead of B it would be 0.5)
+    assert daily["top_k_hit"].iloc[0] == pytest.approx(1.0)
+    weights = xs_weights(dict(zip(tickers, predicted)), XsParams(k=2, allow_short=True), 1.0)
+    assert {t for t, w in weights.items() if w > 0} == {"A", "B"}
+    assert {t for t, w in weights.items() if w < 0} == {"E", "J"}
+
+
 def test_spread_is_nan_with_fewer_than_five_names():
     assert daily_cross_section(three_days())["spread"].isna().all()
 
