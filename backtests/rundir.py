@@ -65,6 +65,22 @@ def check_output_folder(folder: str | Path, option: str) -> Path:
     return folder
 
 
+def check_output_file(path: str | Path, option: str) -> Path:
+    """Fail early if the file `path` can't be written: its folder must exist, be a folder and be writable."""
+    path = Path(path)
+    folder = path.parent
+    if not folder.is_dir():
+        what = f"{folder} is a file, not a folder" if folder.exists() else f"the folder {folder} does not exist"
+        raise BacktestError(f"{option} {path}: {what}", f"give {option} a file in an existing folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise BacktestError(
+            f"{option} {path}: {folder} is not writable", f"give {option} a file in a folder you can write to"
+        )
+    if path.is_dir():
+        raise BacktestError(f"{option} {path} is a folder", f"give {option} a file name")
+    return path
+
+
 def write_text(path: Path, text: str) -> Path:
     return atomic_write(Path(path), lambda tmp: tmp.write_text(text))
 
@@ -109,7 +125,10 @@ def require_run_dir(path: str | Path, needs: tuple[str, ...] = ("config.toml", "
 class FolderLock:
     """An exclusive lock on a folder (`.lock` in it, holding the owner's pid) for as long as the
     `with` block runs; a second process gets a clear error instead of two writers on one run dir
-    or study. The operating system drops the lock when its process dies, so a killed run leaves none."""
+    or study. The operating system drops the lock when its process dies, so a killed run leaves none
+    held; a lock released normally (the work done, or refused) removes its file, so a command leaves
+    no file behind. The file is removed while still locked, and a taker checks after locking that the
+    file it holds is still the one at the path (else it opened a removed one and tries again)."""
 
     def __init__(
         self,
@@ -122,20 +141,31 @@ class FolderLock:
         self.path, self.what, self.hint, self.busy = Path(folder) / filename, what, hint, busy
 
     def __enter__(self) -> FolderLock:
-        self.handle = open(self.path, "a+")
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.handle.seek(0)
-            owner = self.handle.read().strip() or "?"
-            self.handle.close()
-            raise BacktestError(f"{self.what} {self.path.parent} {self.busy} (pid {owner})", self.hint) from None
+        while True:
+            self.handle = open(self.path, "a+")
+            try:
+                fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.handle.seek(0)
+                owner = self.handle.read().strip() or "?"
+                self.handle.close()
+                raise BacktestError(f"{self.what} {self.path.parent} {self.busy} (pid {owner})", self.hint) from None
+            if self._still_at_path():
+                break
+            self.handle.close()  # its holder removed it as we opened it: take the new one
         self.handle.seek(0)
         self.handle.truncate()
         self.handle.write(str(os.getpid()))
         self.handle.flush()
         return self
 
+    def _still_at_path(self) -> bool:
+        try:
+            return os.stat(self.path).st_ino == os.fstat(self.handle.fileno()).st_ino
+        except FileNotFoundError:
+            return False
+
     def __exit__(self, *exc) -> None:
+        self.path.unlink(missing_ok=True)
         fcntl.flock(self.handle, fcntl.LOCK_UN)
         self.handle.close()

@@ -12,7 +12,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from backtests.errors import BacktestError
-from backtests.rundir import check_output_folder
+from backtests.rundir import check_output_file, check_output_folder
 from forecasting.progress import Progress as WalkForwardProgress
 from lstm_trader.console import (
     HELP,
@@ -557,9 +557,7 @@ def compare(
 
     for target, flag in ((out, "--out"), (html, "--html")):
         if target is not None:
-            check_output_folder(target.parent, f"{flag}'s folder")
-            if not target.parent.is_dir():
-                raise BacktestError(f"{flag} {target}: the folder {target.parent} does not exist", "create it first")
+            check_output_file(target, flag)
     runs, repeated = distinct_runs(runs)
     for name in repeated:
         errors.print(f"warning: {name} was given twice; it is compared once", markup=False, highlight=False)
@@ -859,6 +857,20 @@ def _bp(value: float, grid: list[float]) -> str:
     return f"{value:.1f} bp"
 
 
+def short_source(source: str, width: int = 24) -> str:
+    """A data source as a table cell: each of its sources cut to `width` characters, keeping the scheme and
+    the end of the path (what tells two files apart); the CSV and --wide have it whole."""
+
+    def cut(one: str) -> str:
+        if len(one) <= width:
+            return one
+        scheme, _, rest = one.rpartition(":")
+        head = f"{scheme}:" if scheme else ""
+        return head + "…" + rest[len(rest) - (width - len(head) - 1) :]
+
+    return ", ".join(cut(part) for part in source.split(", "))
+
+
 @app.command("ledger")
 @user_errors
 def ledger_cmd(
@@ -867,6 +879,7 @@ def ledger_cmd(
     ] = None,
     csv: Annotated[Path | None, typer.Option(help="also write the rows shown to this CSV file")] = None,
     ledger: LedgerOpt = None,
+    wide: WideOpt = False,
 ) -> None:
     """The trial ledger: per data set, the configurations tried (N), their Sharpes' spread (V), SPA, PBO.
 
@@ -874,35 +887,37 @@ def ledger_cmd(
     Hansen's SPA p-values (does the best beat the benchmark, and cash, after accounting for all?) and
     the probability of backtest overfitting. With --data, that data's configurations, one line each
     (kind, when, span, annualised Sharpe, settings). The deflated Sharpe of a run counts them."""
-    from backtests.rundir import check_output_folder, write_csv
-    from backtests.trials import ledger_configurations, ledger_summary, open_trial_ledger
+    from backtests.rundir import write_csv
+    from backtests.trials import TrialLedger, ledger_configurations, ledger_summary, open_trial_ledger
 
-    if ledger is not None and not ledger.exists():
-        from backtests.errors import BacktestError
-
-        raise BacktestError(f"no trial ledger at {ledger}", "name an existing ledger file, or leave --ledger out")
+    if csv is not None:
+        check_output_file(csv, "--csv")
+    if ledger is not None and not TrialLedger(ledger).path.is_file():  # this command reads a ledger, never makes one
+        raise BacktestError(
+            f"no trial ledger at {TrialLedger(ledger).path}", "name an existing ledger file, or leave --ledger out"
+        )
     book = open_trial_ledger(ledger)
     console.print(f"trial ledger: {book.path}", soft_wrap=True, highlight=False)
     if data is None:
         table = ledger_summary(book)
-        columns = [
+        columns = [  # what decides (N, best DSR, SPA p, PBO) stays longest at a narrow terminal
             ("data fingerprint", "left", IDENTITY),
             ("source", "left", 7),
             ("N", "right", 9),
-            ("V", "right", 8),
-            ("best DSR", "right", 7),
-            ("best Sharpe", "right", 6),
-            ("SPA p", "right", 6),
+            ("V", "right", 6),
+            ("best DSR", "right", 9),
+            ("best Sharpe", "right", 5),
+            ("SPA p", "right", 8),
             ("SPA p cash", "right", 4),
-            ("PBO", "right", 6),
-            ("PBO tuning", "right", 5),
-            ("rows", "right", 3),
+            ("PBO", "right", 8),
+            ("PBO tuning", "right", 3),
+            ("rows", "right", 2),
             ("last", "right", 2),
         ]
         rows = [
             [
                 r.data,
-                r.source,
+                short_source(r.source) if not wide else r.source,
                 str(r.n),
                 _fmt(r.variance, 3),
                 _pct(r.best_dsr, ".0%"),
@@ -938,9 +953,8 @@ def ledger_cmd(
             for r in table.itertuples()
         ]
         title, caption = f"Configurations tried on {table['data'].iloc[0]}", "Sharpe: annualised, of the LSTM strategy"
-    show(fitted_table(title, columns, rows, caption=caption))
+    show(fitted_table(title, columns, rows, wide, caption))
     if csv is not None:
-        check_output_folder(csv.parent, "--csv")
         write_csv(csv, table)
         console.print(f"saved {csv}", soft_wrap=True)
 

@@ -209,24 +209,28 @@ def fitted_table(
     notes = [caption] if caption else []
     if dropped:
         notes.append(f"not shown at {console.width} columns: {', '.join(dropped)} (--wide shows them)")
-    table = Table(title=title, caption="\n".join(notes) or None, caption_justify="left")
+    table = Table(title=title)
     for i in shown:
         table.add_column(columns[i][0], justify=columns[i][1], no_wrap=True)
     for row in rows:
         table.add_row(*(row[i] for i in shown))
     table.natural_width = natural(shown)
+    table.notes = notes  # the legend: printed under the table by `show`, wrapped at the terminal's width
     return table
 
 
 def show(table) -> None:
-    """Print a table at its own width when that is wider than the console (--wide), else at the console's."""
+    """Print a table at its own width when that is wider than the console (--wide), else at the console's;
+    then its legend, wrapped at the console's width (a narrow table's caption would wrap at the table's)."""
     width = getattr(table, "natural_width", 0)
     if width <= console.width:
         console.print(table)
-        return
-    saved = console.width
-    console.width = width  # Rich clamps any per-call width to the console's
-    try:
-        console.print(table)
-    finally:
-        console.width = saved
+    else:
+        saved = console.width
+        console.width = width  # Rich clamps any per-call width to the console's
+        try:
+            console.print(table)
+        finally:
+            console.width = saved
+    for note in getattr(table, "notes", []):
+        console.print(note, highlight=False, markup=False)

@@ -96,11 +96,10 @@ def fixtures(root):
 
 
 def snapshot(root) -> dict:
-    # a run dir's `.lock` (a lock file taken by the command that owns the dir) is not a change
+    # every file, lock files too: a refused command leaves no `.lock` behind
     return {
         str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else "dir"
         for p in sorted(root.rglob("*"))
-        if p.name != ".lock"
     }
 
 
@@ -286,6 +285,15 @@ CASES = [
     (["paper", "step", "acct", "--date", "2030-01-02"], "the data ends on 2016-03-23, before 2030-01-02"),
     (["paper", "step", "broken"], "paper/broken/ledger.sqlite is not a readable paper ledger"),
     (["paper", "status", "broken"], "paper/broken/ledger.sqlite is not a readable paper ledger"),
+    (["paper", "replay", "broken", "--from", "2016-01-04", "--to", "2016-01-08"], "is not a readable paper ledger"),
+    (["paper", "replay", "acct", "--from", "2016-02-01", "--to", "2016-01-04"], "--to 2016-01-04 is before --from"),
+    (["paper", "replay", "acct", "--from", "2030-01-02", "--to", "2030-01-09"], "the data ends on 2016-03-23"),
+    # the trial ledger's own command reads a ledger; it never makes one
+    (["ledger", "--ledger", "nowhere.sqlite"], "no trial ledger at nowhere.sqlite"),
+    (["ledger", "--ledger", "disjoint"], "no trial ledger at disjoint/ledger.sqlite"),
+    (["ledger", "--csv", "nodir/rows.csv"], "--csv nodir/rows.csv: the folder nodir does not exist"),
+    (["ledger", "--csv", "afile/rows.csv"], "--csv afile/rows.csv: afile is a file, not a folder"),
+    (["ledger", "--csv", "folder.csv"], "--csv folder.csv is a folder"),
 ]
 
 

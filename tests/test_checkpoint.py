@@ -1,3 +1,5 @@
+import os
+
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -187,3 +189,40 @@ def test_every_key_is_the_one_content_hash_recipe_written_out_by_hand():
         named.update(rows(prices[ticker]))
     assert bars_sha256(prices) == named.hexdigest()[:16]
     assert config_hash({"b": 2, "a": 1.5}) == hashlib.sha256(b'{"a": 1.5, "b": 2}').hexdigest()[:16]
+
+
+def test_a_folder_lock_refuses_a_second_taker_and_leaves_no_file_when_released(tmp_path):
+    from backtests.errors import BacktestError
+    from backtests.rundir import FolderLock
+
+    first = FolderLock(tmp_path).__enter__()
+    assert (tmp_path / ".lock").read_text() == str(os.getpid())
+    with pytest.raises(BacktestError, match=r"is already in use \(pid \d+\)"):
+        FolderLock(tmp_path).__enter__()
+    first.__exit__(None, None, None)
+    assert not (tmp_path / ".lock").exists()
+    with FolderLock(tmp_path):  # free again
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_lock_file_removed_between_open_and_lock_is_not_taken_as_held(tmp_path, monkeypatch):
+    import fcntl
+
+    from backtests.rundir import FolderLock
+
+    # a taker that opened the file just before its holder removed it must not hold the removed file: it
+    # locks the file that is at the path then
+    real_flock, removed = fcntl.flock, []
+
+    def flock_after_removal(handle, op):
+        if not removed and op & fcntl.LOCK_EX:
+            removed.append(True)
+            (tmp_path / ".lock").unlink()  # as a holder's release does, between our open and our lock
+        return real_flock(handle, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock_after_removal)
+    lock = FolderLock(tmp_path).__enter__()
+    assert removed and (tmp_path / ".lock").is_file()
+    assert os.fstat(lock.handle.fileno()).st_ino == os.stat(tmp_path / ".lock").st_ino
+    lock.__exit__(None, None, None)

@@ -422,6 +422,7 @@ def test_bad_input_is_one_line_each(tmp_path):
         port = taken.getsockname()[1]
         line = _one_error(serve("--port", str(port)))
     assert line == f"error: port {port} on 127.0.0.1 is in use (hint: pick another --port, or stop what listens there)"
+    assert sorted(p.name for p in (root / "acct").glob(".*lock")) == []  # the refused serve left no lock file
     empty = tmp_path / "empty"
     empty.mkdir()
     result = subprocess.run(

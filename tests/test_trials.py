@@ -300,3 +300,32 @@ def test_a_ledger_path_with_any_suffix_is_the_file_and_a_folder_holds_ledger_sql
     assert TrialLedger(tmp_path / "notes.txt").path == tmp_path / "notes.txt"
     assert TrialLedger(tmp_path).path == tmp_path / "ledger.sqlite"
     assert TrialLedger(tmp_path / "runs").path == tmp_path / "runs" / "ledger.sqlite"
+
+
+def test_the_ledger_table_keeps_its_decision_columns_at_80_columns_and_wide_shows_the_rest(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from backtests.trials import TrialLedger
+    from lstm_trader.cli import app
+    from lstm_trader.console import console
+
+    monkeypatch.setattr(console, "width", 80)
+    days = pd.bdate_range("2015-01-01", periods=300)
+    rng = np.random.default_rng(0)
+    book = TrialLedger(tmp_path / "ledger.sqlite")
+    source = "csv:/home/someone/research/data/universe/*.csv"  # a long source: cut, keeping its end
+    for i in range(3):
+        returns = pd.Series(rng.normal(0.0002, 0.01, len(days)), index=days)
+        book.add(f"run:{i}", "run", "abcdef0123456789", f"config-{i}", {}, "test", 0.01, 0.01, returns, None, source)
+    narrow = CliRunner().invoke(app, ["ledger", "--ledger", str(tmp_path / "ledger.sqlite")])
+    assert narrow.exit_code == 0, narrow.output
+    header = next(line for line in narrow.output.splitlines() if "fingerprint" in line)
+    assert all(name in header for name in ("source", "N", "best DSR", "SPA p", "PBO")), header
+    assert "csv:…data/universe/*.csv" in narrow.output
+    assert max(len(line) for line in narrow.output.splitlines()[1:]) <= 80
+    legend = [line for line in narrow.output.splitlines() if line.startswith(("N: distinct", "best DSR", "annualised"))]
+    assert max(len(line.rstrip()) for line in legend) > len(header)  # the legend wraps at the terminal, not the table
+    wide = CliRunner().invoke(app, ["ledger", "--ledger", str(tmp_path / "ledger.sqlite"), "--wide"])
+    header = next(line for line in wide.output.splitlines() if "fingerprint" in line)
+    assert all(name in header for name in ("V", "best Sharpe", "SPA p cash", "PBO tuning", "rows", "last"))
+    assert source in wide.output and "not shown" not in wide.output
