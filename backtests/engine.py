@@ -142,12 +142,19 @@ def run_backtest(
         if vol_model:  # the day's return-variance forecast of a volatility model, beside the return forecast
             variance = daily_return_variance(mine[mine["model"] == vol_model])
             uncovered = pd.DatetimeIndex(rows["date"]).difference(variance.dropna().index)
-            if len(uncovered):  # never a silent fall-back to another sizing
+            blank = uncovered.intersection(variance.index)  # rows there, with no number in them
+            if len(blank):  # never a silent fall-back to another sizing
+                raise BacktestError(
+                    f"{ticker}: the '{vol_model}' forecast is NaN on {blank[0].date()} "
+                    f"({_days(len(blank))} of the forecasts traded)",
+                    "the volatility predictions have missing values there: rerun the volatility run",
+                )
+            if len(uncovered):
                 covered = variance.dropna().index
                 span = f"cover {covered.min().date()} to {covered.max().date()}" if len(covered) else "are missing"
                 raise BacktestError(
-                    f"{ticker}: the '{vol_model}' forecasts {span}, not {uncovered[0].date()} ({len(uncovered)} "
-                    "days of the forecasts traded)",
+                    f"{ticker}: the '{vol_model}' forecasts {span}, not {uncovered[0].date()} "
+                    f"({_days(len(uncovered))} of the forecasts traded)",
                     "backtest a volatility run over the same dates",
                 )
             rows = rows.assign(vol_var=rows["date"].map(variance))
@@ -328,3 +335,7 @@ def round_trips(fills: pd.DataFrame, marks: dict[str, float] | None = None) -> p
             }
         )
     return pd.DataFrame(out, columns=cols)
+
+
+def _days(n: int) -> str:
+    return f"{n} day" + ("s" if n != 1 else "")

@@ -161,7 +161,8 @@ class TrialLedger:
     def __init__(self, location: str | Path) -> None:
         location = Path(location)
         # a folder (existing, or a runs root named without a suffix) holds ledger.sqlite; else it is the file
-        self.path = location / LEDGER_NAME if location.is_dir() or not location.suffix else location
+        folder = location.is_dir() or (not location.suffix and not location.is_file())
+        self.path = location / LEDGER_NAME if folder else location
 
     def check(self) -> None:
         """Open it once (creating it) and try a write: an unreadable or unwritable ledger is one error
@@ -208,6 +209,12 @@ class TrialLedger:
         return added
 
     def _connect(self) -> sqlite3.Connection:
+        above = next((p for p in self.path.parents if p.exists()), None)
+        if above is not None and not above.is_dir():  # (mkdir would say "[Errno 17] File exists")
+            raise BacktestError(
+                f"cannot open the trial ledger {self.path}: {above} is a file, not a folder",
+                f"give --ledger a file in a folder (or set ${HOME_ENV} to a folder)",
+            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(self.path, timeout=60)

@@ -224,7 +224,7 @@ def volatility_view(table, wide: bool = False) -> Table:
     caption = (
         "QLIKE: lower is better (0: perfect), against one realized-variance proxy for every model; DM p: "
         "Diebold-Mariano on QLIKE; MZ: proxy regressed on forecast (slope 1 unbiased); VaR 99% hits: days below "
-        "the forecast's 99% value-at-risk (1% expected), Kupiec p tests that"
+        "the forecast's 99% value-at-risk (1% expected); Kupiec p: the test that the hit rate is 1%"
     )
     return fitted_table(title, columns, rows, wide, caption)
 

@@ -108,7 +108,9 @@ def replay_cmd(
         state = status(account)
     done = [r for r in reports if r.status == "done"]
     console.print(
-        f"replayed {len(done)} sessions of '{name}' ({len(reports) - len(done)} already done)", highlight=False
+        f"replayed {len(done)} session{'s' if len(done) != 1 else ''} of '{name}' "
+        f"({len(reports) - len(done)} already done)",
+        highlight=False,
     )
     _print_status(state)
 

@@ -511,7 +511,7 @@ mean of proxy/forecast - log(proxy/forecast) - 1, 0 for a perfect forecast, lowe
 consistently with a noisy proxy and punishes under-forecasting risk most. DM p: Diebold-Mariano on the QLIKE
 losses against GARCH and against HAR. MZ: the proxy regressed on the forecast (a = 0, b = 1 for an unbiased one).
 VaR 99% hits: share of days whose return fell below the forecast's 99% value-at-risk (normal, in close-to-close
-units), 1% expected; Kupiec p tests that. GARCH, GJR and EWMA forecast close-to-close variance and are rescaled at
+units), 1% expected; Kupiec p: the test that the hit rate is 1%. GARCH, GJR and EWMA forecast close-to-close variance and are rescaled at
 each fold to the proxy's level over the training span; the LSTM and ridge learn its log and are raised at each fold
 by Duan's smearing term over the training span (the exponential of a forecast of a log under-forecasts the level).</p>
 {volatility_table(page.volatility)}"""

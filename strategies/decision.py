@@ -293,7 +293,10 @@ def equal_weights(names: Sequence[str], max_exposure: float) -> dict[str, float]
 def check_universe(params: XsParams, n_tickers: int) -> None:
     """Refuse a k the universe cannot fill: k names long, and k more short when shorts are allowed."""
     if params.k > n_tickers:
-        raise StrategyError(f"xs_rank: k = {params.k} but the universe has {n_tickers} tickers", "lower k")
+        raise StrategyError(
+            f"xs_rank: k = {params.k} but the universe has {n_tickers} ticker" + ("s" if n_tickers != 1 else ""),
+            "lower k" if n_tickers > 1 else "xs_rank ranks a universe: run it on several tickers",
+        )
     if params.allow_short and 2 * params.k > n_tickers:
         raise StrategyError(
             f"xs_rank: k = {params.k} long and {params.k} short need {2 * params.k} tickers; "

@@ -159,6 +159,7 @@ CASES = [
         "did you mean 'inverse_vol'?",
     ),
     (["run", "--set", 'model.target="xs_rank"'], "target 'xs_rank' ranks tickers against each other"),
+    (["run", "--set", 'strategies=[{name="xs_rank"}]'], "xs_rank: k = 5 but the universe has 1 ticker (hint: xs_rank"),
     (["run", "--set", 'tune.objective="rank_ic"'], "tune.objective = rank_ic ranks a universe"),
     # volatility forecasts
     (
@@ -202,6 +203,7 @@ CASES = [
     (["run", "--ledger", "notdb.sqlite"], "cannot open the trial ledger notdb.sqlite (file is not a database)"),
     (["run", "--ledger", "afile/ledger.sqlite"], "cannot open the trial ledger afile/ledger.sqlite"),
     (["tune", "--ledger", "afile/ledger.sqlite"], "cannot open the trial ledger afile/ledger.sqlite"),
+    (["run", "--ledger", "afile/x/ledger.sqlite"], "afile/x/ledger.sqlite: afile is a file, not a folder"),
     (["ledger", "--ledger", "notdb.sqlite"], "file is not a database"),
     # config
     (["run", "missing.toml"], "config file not found: missing.toml"),

@@ -273,6 +273,10 @@ def test_lstm_signal_sizes_its_trades_by_a_volatility_models_forecast_beside_the
     short = pd.concat([returns, vol.iloc[:-10]], ignore_index=True)  # the variance forecasts end 10 days early
     with pytest.raises(Exception, match="the 'vol_lstm' forecasts cover .* not .* \\(10 days"):
         run_backtest({"T": prices}, short, "lstm_signal", held, params)
+    blank = vol.copy()
+    blank.loc[blank.index[50], "y_pred"] = np.nan  # a row there, with no number
+    with pytest.raises(Exception, match=r"the 'vol_lstm' forecast is NaN on \d{4}-\d\d-\d\d \(1 day of the"):
+        run_backtest({"T": prices}, pd.concat([returns, blank], ignore_index=True), "lstm_signal", held, params)
 
 
 def test_a_return_table_passed_as_the_volatility_table_is_one_clear_error(tmp_path):
