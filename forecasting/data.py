@@ -131,6 +131,28 @@ def _load_prices(uri: str, start, end, cache_dir) -> dict[str, pd.DataFrame]:
     return out
 
 
+def source_tickers(uri: str) -> list[str]:
+    """The tickers a data source holds, without reading its bars: what `load_prices` would return the keys
+    of (a service checks a requested ticker against it before any work)."""
+    scheme, _, rest = uri.partition(":")
+    scheme = scheme.lower().strip()
+    if scheme == "builtin":
+        name = rest.lower().strip()
+        if name not in BUILTIN:
+            _load_builtin(name)  # its error, with the names that exist
+        if name == "sp500_stocks":
+            from importlib.resources import files
+
+            with (files("forecasting.datasets") / f"{name}.csv.gz").open("rb") as handle:
+                return [str(c) for c in pd.read_csv(handle, compression="gzip", nrows=0).columns if c != "Date"]
+        return [name]
+    if scheme == "csv":
+        return list(dict.fromkeys(path.stem for path in csv_paths(rest)))
+    if scheme in ("yahoo", "yf", "alpaca"):
+        return yahoo_tickers(rest, scheme="alpaca" if scheme == "alpaca" else "yahoo")
+    return list(_load_prices(uri, None, None, None))  # (an unknown scheme: its own clear error)
+
+
 def is_close_only(frame: pd.DataFrame) -> bool:
     """True for a frame of closes (and perhaps volume) without open, high and low."""
     return "open" not in frame.columns

@@ -126,7 +126,7 @@ def status_cmd(
     from backtests.rundir import json_safe
     from trading.account import Account, status
 
-    with Account(paper_dir, name) as account:
+    with Account(paper_dir, name).reading() as account:  # answers while a step holds the account
         state = status(account)
     if as_json:  # NaN as null: the output is JSON any parser reads (jq, the service's clients)
         typer.echo(json.dumps(json_safe(state), indent=2, default=str))
@@ -147,7 +147,7 @@ def latest_cmd(
     from backtests.rundir import json_safe
     from trading.account import Account, latest
 
-    with Account(paper_dir, name) as account:
+    with Account(paper_dir, name).reading() as account:
         state = latest(account)
     if as_json:
         typer.echo(json.dumps(json_safe(state), indent=2, default=str))

@@ -200,3 +200,17 @@ def test_drop_leaves_the_gap_out_and_counts_it_and_error_says_how_to_choose(tmp_
     with pytest.raises(DataError, match="missing value") as info:
         load_prices(f"csv:{tmp_path / 'GAP.csv'}")
     assert 'data.missing = "drop" or "ffill"' in info.value.hint
+
+
+def test_a_sources_tickers_are_known_without_reading_its_bars(tmp_path):
+    from forecasting.data import source_tickers
+
+    for name in ("sp500", "sp500_stocks"):
+        assert source_tickers(f"builtin:{name}") == list(load_prices(f"builtin:{name}"))
+    for ticker in ("BBB", "AAA"):
+        write_yahoo_csv(make_bars(30), tmp_path / f"{ticker}.csv")
+    glob = f"csv:{tmp_path}/*.csv"
+    assert source_tickers(glob) == list(load_prices(glob)) == ["AAA", "BBB"]
+    assert source_tickers("yahoo:msft, aapl,MSFT") == ["MSFT", "AAPL"]
+    with pytest.raises(DataError, match="unknown embedded data set 'builtin:dax'"):
+        source_tickers("builtin:dax")

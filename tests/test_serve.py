@@ -292,6 +292,19 @@ def test_acting_needs_the_token_and_bad_requests_get_one_clear_answer(served):
     assert right.status_code in (202, 409), right.text  # accepted, or already stepping a retry
     assert server.client.post("/forecast", json={"ticker": "sp500", "days": 0}).status_code == 422
     assert server.client.post("/forecast", json={"ticker": "NOPE", "days": 2}).status_code == 400
+    logged = len(server.lines)
+    hostile = [
+        server.client.post("/forecast", json={"ticker": "x" * 300, "days": 2}),
+        server.client.post("/forecast", json={"ticker": "-h", "days": 2}),
+        server.client.post("/forecast", content=b'{"days": NaN}', headers={"content-type": "application/json"}),
+        server.client.put("/health"),
+    ]
+    assert [r.status_code for r in hostile] == [422, 400, 422, 405]
+    assert all(set(r.json()) == {"error", "hint"} for r in hostile)
+    head = server.client.head("/accounts/acct")
+    assert head.status_code == 200 and head.content == b"" and int(head.headers["content-length"]) > 0
+    time.sleep(0.2)
+    assert not any("Traceback" in line or "ERROR" in line for line in server.lines[logged:]), server.lines[logged:]
     second = subprocess.run(
         [sys.executable, "-m", "lstm_trader.cli", "serve", "--paper-dir", str(served["root"]), "--port", "0"],
         capture_output=True,

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import math
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -210,6 +212,16 @@ class Account:
         self.ledger.close()
         self.lock.__exit__(*exc)
 
+    @contextmanager
+    def reading(self) -> Iterator[Account]:
+        """The account opened to read its ledger (status, latest, a forecast) without taking its lock, so
+        it answers while a step runs: the ledger's WAL gives a reader the state of the last committed step."""
+        self.ledger = PaperLedger(self.folder / "ledger.sqlite", reader=True)
+        try:
+            yield self
+        finally:
+            self.ledger.close()
+
     # --- data and calendar ----------------------------------------------------------------------
     def prices(self) -> dict[str, pd.DataFrame]:
         if self._prices is None:
@@ -325,9 +337,7 @@ class Account:
         self._send(key, report)
         inject(f"paper.before-done:{key}")
         with self.ledger.transaction():
-            self.ledger.add(
-                "steps", {"date": key, "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-            )
+            self.ledger.add("steps", {"date": key, "finished_at": clock.now().isoformat(timespec="seconds")})
         if report.rejected:
             raise BacktestError(
                 f"{key}: the broker rejected {', '.join(report.rejected)}",

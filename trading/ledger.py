@@ -35,17 +35,24 @@ CREATE TABLE IF NOT EXISTS state (
 
 
 class PaperLedger:
-    def __init__(self, path: Path) -> None:
+    """`reader=True` opens it to read only (status, latest, a forecast): no schema is written, and in WAL
+    mode a reader neither waits for a step's transaction nor holds one up; it sees the last committed."""
+
+    def __init__(self, path: Path, reader: bool = False) -> None:
         self.path = Path(path)
+        if reader and not self.path.is_file():
+            raise BacktestError(f"{self.path} is missing", "restore it from a backup, or start a new account")
         self.db = sqlite3.connect(self.path, isolation_level=None)  # explicit transactions only
         try:
             self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
+            if not reader:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=FULL")
             found = self.db.execute("PRAGMA quick_check").fetchone()[0]  # a damaged page fails here, not mid-step
             if found != "ok":
                 raise sqlite3.DatabaseError(found)
-            self.db.executescript(SCHEMA)
+            if not reader:
+                self.db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
             self.db.close()
             raise BacktestError(
@@ -84,6 +91,30 @@ class PaperLedger:
     def get_state(self, key: str, default=None):
         row = self.db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else default
+
+    def step_summaries(self, after: str | None) -> list[dict]:
+        """The steps after session `after` (all when None), in order: date, equity, fills that day, orders
+        sent that day ({symbol, qty}) — what the service's log line of a step reports."""
+        days = [
+            row[0]
+            for row in self.db.execute(
+                "SELECT date FROM steps WHERE ? IS NULL OR date > ? ORDER BY date", (after, after)
+            ).fetchall()
+        ]
+        out = []
+        for day in days:
+            equity = self.db.execute("SELECT equity FROM equity WHERE date = ?", (day,)).fetchone()
+            fills = self.db.execute("SELECT count(*) FROM fills WHERE date = ?", (day,)).fetchone()[0]
+            orders = self.db.execute("SELECT symbol, qty FROM orders WHERE date = ? ORDER BY rowid", (day,)).fetchall()
+            out.append(
+                {
+                    "date": day,
+                    "equity": equity[0] if equity else None,
+                    "fills": int(fills),
+                    "orders": [{"symbol": o["symbol"], "qty": o["qty"]} for o in orders],
+                }
+            )
+        return out
 
     def table(self, name: str, order: str = "rowid"):
         import pandas as pd

@@ -15,21 +15,27 @@ $LSTM_TRADER_TOKEN`; without the variable they are off.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import secrets
 import sys
+from collections import OrderedDict
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 from fastapi import Body, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backtests.errors import BacktestError
-from backtests.rundir import FolderLock, json_safe
+from backtests.rundir import FolderLock, json_safe, write_json
+from forecasting.data import source_tickers
+from forecasting.errors import ForecastingError
 from trading.alerts import AlertBook, post
 from trading.clock import Clock
 from trading.health import SNAPSHOTS
@@ -37,6 +43,10 @@ from trading.schedule import Plan, next_plan
 
 TOKEN_ENV = "LSTM_TRADER_TOKEN"
 MAX_WAIT = 1800.0  # the longest wait between retries of a missing bar (seconds of the clock)
+FORECASTS_WAITING = 4  # forecast requests queued at most (one runs at a time); more are told to come back
+FORECASTS_KEPT = 64  # forecast answers kept in memory (the newest); older ones are read from disk again
+FORECAST_NICE = 5  # a forecast's worker yields the CPU to a step's as well (on top of serve.worker_nice)
+LOGGED = "logged.json"  # serve/logged.json: the last session the service's log reported
 log = logging.getLogger("lstm_trader.serve")
 
 
@@ -62,7 +72,8 @@ class Runner:
     raw: dict[str, bytes] = field(default_factory=dict)  # snapshot name -> JSON bytes
     snap: dict[str, dict] = field(default_factory=dict)
     trigger: asyncio.Event | None = None
-    busy: asyncio.Lock | None = None
+    busy: asyncio.Lock | None = None  # held while a step's (or snapshot's) worker runs
+    unlogged: list[dict] = field(default_factory=list)  # steps in the ledger that no log line reported
     version: int = 0  # bumped when the snapshots change (the status page is re-rendered)
 
     @property
@@ -91,8 +102,9 @@ class Service:
         self.runners: dict[str, Runner] = {}
         self.stopping = False
         self.tasks: list[asyncio.Task] = []
-        self.forecasts: dict[tuple, bytes] = {}
-        self.forecast_locks: dict[tuple, asyncio.Lock] = {}
+        self.forecasts: OrderedDict[tuple, bytes] = OrderedDict()  # the newest FORECASTS_KEPT answers
+        self.forecast_slot: asyncio.Semaphore | None = None  # one forecast worker at a time, service-wide
+        self.forecasts_waiting = 0
         self.started = clock.now()
 
     # --- set-up (before the port is bound: every error is one line) ------------------------------
@@ -131,8 +143,12 @@ class Service:
                 )
                 self.runners[name] = runner
                 ledger = PaperLedger(account.folder / "ledger.sqlite")
-                runner.last_step = ledger.last_step()
-                ledger.close()
+                try:
+                    runner.last_step = ledger.last_step()
+                    runner.last_step_at = _finished_at(ledger, runner.last_step)
+                    runner.unlogged = ledger.step_summaries(after=_last_logged(account.folder, runner.last_step))
+                finally:
+                    ledger.close()
         except BaseException:
             self.close()
             raise
@@ -144,9 +160,16 @@ class Service:
 
     # --- life cycle ------------------------------------------------------------------------------
     async def start(self) -> None:
+        self.forecast_slot = asyncio.Semaphore(1)
         for runner in self.runners.values():
             runner.trigger, runner.busy = asyncio.Event(), asyncio.Lock()
         for runner in self.runners.values():
+            # steps that finished after the last log line of an earlier service (killed between a step's end
+            # and its report) are reported now, so every stepped session is in some log
+            for summary in runner.unlogged:
+                self.log_step(runner, {**summary, "trained": [], "notes": []}, " (stepped before this start)")
+            runner.unlogged = []
+            self.mark_logged(runner)
             if runner.last_step and not runner.load_snapshots():
                 result = await self.run_worker(runner, "snapshot")
                 if result.get("ok"):
@@ -265,33 +288,45 @@ class Service:
         """Log the stepped sessions, take the new snapshots and act on the health checks."""
         for report in result.get("reports", []):
             if report["status"] == "done":
-                orders = ", ".join(
-                    f"{'buy' if o['qty'] > 0 else 'sell'} {abs(o['qty']):g} {o['symbol']}" for o in report["orders"]
-                )
-                equity = f"{report['equity']:,.2f}" if report.get("equity") is not None else "—"
-                trained = f"; trained fold {', '.join(map(str, report['trained']))}" if report["trained"] else ""
-                log.info(
-                    f"{runner.name}: stepped {report['date']}: equity {equity}, fills {report['fills']}, "
-                    f"orders: {orders or 'none'}{trained}",
-                    extra={
-                        "event": "step",
-                        "account": runner.name,
-                        "session": report["date"],
-                        "equity": report.get("equity"),
-                        "orders": len(report["orders"]),
-                    },
-                )
+                self.log_step(runner, report)
                 runner.steps_total += 1
             for note in report.get("notes", []):
                 log.info(f"{runner.name}: {note}", extra={"event": "note", "account": runner.name})
         runner.last_step = result.get("health", {}).get("last") or runner.last_step
         runner.last_step_at = self.clock.now()
+        self.mark_logged(runner)
         runner.load_snapshots()
         for check in result.get("health", {}).get("checks", []):
             if check["ok"]:
                 self.resolve(runner, check["kind"])
             else:
                 self.alert(runner, check["kind"], check["message"])
+
+    @staticmethod
+    def log_step(runner: Runner, report: dict, when: str = "") -> None:
+        orders = ", ".join(
+            f"{'buy' if o['qty'] > 0 else 'sell'} {abs(o['qty']):g} {o['symbol']}" for o in report["orders"]
+        )
+        equity = f"{report['equity']:,.2f}" if report.get("equity") is not None else "—"
+        trained = f"; trained fold {', '.join(map(str, report['trained']))}" if report["trained"] else ""
+        log.info(
+            f"{runner.name}: stepped {report['date']}{when}: equity {equity}, fills {report['fills']}, "
+            f"orders: {orders or 'none'}{trained}",
+            extra={
+                "event": "step",
+                "account": runner.name,
+                "session": report["date"],
+                "equity": report.get("equity"),
+                "orders": len(report["orders"]),
+            },
+        )
+
+    @staticmethod
+    def mark_logged(runner: Runner) -> None:
+        """Note the last session the log has reported (serve/logged.json), for the next start."""
+        if runner.last_step:
+            (runner.folder / "serve").mkdir(exist_ok=True)
+            write_json(runner.folder / "serve" / LOGGED, {"last": runner.last_step})
 
     def alert(self, runner: Runner, kind: str, message: str) -> None:
         self._announce(runner, runner.book.raise_(kind, message, self.clock.now().isoformat(timespec="seconds")))
@@ -315,13 +350,16 @@ class Service:
             )
 
     async def run_worker(self, runner: Runner, command: str, *extra: str) -> dict:
-        env = {**os.environ, **self.clock.environ(), "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+        """Run a worker job; a step or snapshot holds the runner's `busy` lock, a forecast does not (it reads
+        the account without its lock, so a step never waits for it) and runs at a lower priority."""
+        inherited = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}  # a job has no use for the token
+        env = {**inherited, **self.clock.environ(), "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+        nice = runner.serve.worker_nice + (FORECAST_NICE if command == "forecast" else 0)
         args = [sys.executable, "-m", "trading.worker", command, "--paper-dir", str(self.root), "--name", runner.name]
-        args += ["--nice", str(runner.serve.worker_nice)]
-        async with runner.busy:
+        args += ["--nice", str(nice), *extra]
+        async with contextlib.nullcontext() if command == "forecast" else runner.busy:
             process = await asyncio.create_subprocess_exec(
                 *args,
-                *extra,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env=env,
@@ -383,30 +421,60 @@ class Service:
         return out
 
     async def forecast(self, name: str, ticker: str | None, days: int) -> tuple[int, bytes]:
+        """The direct forecast of `ticker` from the account's last close. The ticker is checked against the
+        account's data before any work; answers are cached per (ticker, days, close); one forecast worker
+        runs at a time, after any running step, and at most FORECASTS_WAITING wait for it."""
         runner = self.runner(name)
-        tickers = sorted((runner.snap.get("latest") or {}).get("models", {})) or None
+        try:
+            universe = source_tickers(runner.config.data.source)
+        except ForecastingError as exc:
+            return 503, _error(exc.message, exc.hint)
         if ticker is None:
-            if tickers and len(tickers) == 1:
-                ticker = tickers[0]
-            else:
-                return 422, _error("name the ticker to forecast", 'e.g. {"ticker": "sp500", "days": 5}')
+            if len(universe) != 1:
+                return 422, _error("name the ticker to forecast", f'e.g. {{"ticker": "{universe[0]}", "days": 5}}')
+            ticker = universe[0]
+        if ticker not in universe:
+            return 400, _error(
+                f"'{_shown(ticker)}' is not in the account's data ({runner.config.data.source})",
+                "forecast one of: " + ", ".join(universe[:20]) + (", ..." if len(universe) > 20 else ""),
+            )
         key = (name, ticker, days, runner.last_step)
+        found = self._cached_forecast(runner, key)
+        if found is not None:
+            return 200, found
+        if self.forecasts_waiting >= FORECASTS_WAITING:
+            return 503, _error("too many forecasts are waiting", "ask again in a minute")
+        self.forecasts_waiting += 1
+        try:
+            async with self.forecast_slot:  # askers of the same forecast wait here, then find it cached
+                async with runner.busy:  # a step that runs goes first (and one that comes due meanwhile starts)
+                    pass
+                found = self._cached_forecast(runner, key)
+                if found is not None:
+                    return 200, found
+                result = await self.run_worker(runner, "forecast", f"--ticker={ticker}", f"--days={days}")
+        finally:
+            self.forecasts_waiting -= 1
+        if not result.pop("ok", False):
+            code = 400 if result.get("kind") == "input" else 503
+            return code, _error(result.get("error") or "the forecast failed", result.get("hint"))
+        return 200, self._keep_forecast(key, json.dumps(result).encode())
+
+    def _cached_forecast(self, runner: Runner, key: tuple) -> bytes | None:
         if key in self.forecasts:
-            return 200, self.forecasts[key]
-        cached = runner.folder / "serve" / f"forecast_{ticker}_{days}_{runner.last_step}.json"
-        if runner.last_step and cached.is_file():
-            self.forecasts[key] = cached.read_bytes()
-            return 200, self.forecasts[key]
-        lock = self.forecast_locks.setdefault(key, asyncio.Lock())
-        async with lock:  # concurrent askers of the same forecast share one computation
-            if key in self.forecasts:
-                return 200, self.forecasts[key]
-            result = await self.run_worker(runner, "forecast", "--ticker", ticker, "--days", str(days))
-            if not result.pop("ok", False):
-                code = 400 if result.get("kind") == "input" else 503
-                return code, _error(result.get("error") or "the forecast failed", result.get("hint"))
-            self.forecasts[key] = json.dumps(result).encode()
-            return 200, self.forecasts[key]
+            self.forecasts.move_to_end(key)
+            return self.forecasts[key]
+        _, ticker, days, last = key
+        saved = runner.folder / "serve" / f"forecast_{ticker}_{days}_{last}.json"
+        if last and saved.is_file():
+            return self._keep_forecast(key, saved.read_bytes())
+        return None
+
+    def _keep_forecast(self, key: tuple, body: bytes) -> bytes:
+        self.forecasts[key] = body
+        while len(self.forecasts) > FORECASTS_KEPT:
+            self.forecasts.popitem(last=False)
+        return body
 
     def step_now(self, name: str) -> tuple[int, dict]:
         runner = self.runner(name)
@@ -426,6 +494,27 @@ class Service:
 
 def _error(message: str, hint: str | None) -> bytes:
     return json.dumps({"error": message, "hint": hint}).encode()
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """A value from a request, as an error message may quote it: cut to `limit` characters."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _finished_at(ledger, session: str | None) -> pd.Timestamp | None:
+    """When the step of `session` finished, from the ledger (the service's last_step_timestamp at start)."""
+    if session is None:
+        return None
+    row = ledger.db.execute("SELECT finished_at FROM steps WHERE date = ?", (session,)).fetchone()
+    return pd.Timestamp(row[0]) if row else None
+
+
+def _last_logged(folder: Path, last_step: str | None) -> str | None:
+    """The last session an earlier service's log reported; a first start counts what is stepped as reported."""
+    try:
+        return json.loads((folder / "serve" / LOGGED).read_text())["last"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return last_step
 
 
 def check_token(header: str | None) -> tuple[int, str, str] | None:
@@ -454,8 +543,32 @@ def create_app(service: Service) -> FastAPI:
         summary="Paper accounts stepped after each close: their state, latest predictions and health.",
         lifespan=lifespan,
     )
+    app.add_middleware(HeadAsGet)
     page = StatusPage(service)
     json_type = "application/json"
+
+    # one error shape for every error, the framework's own (404, 405, 422) included: {"error", "hint"}
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        hints = {404: "the endpoints are listed at /docs", 405: "the methods each endpoint takes are at /docs"}
+        return JSONResponse(
+            {
+                "error": f"{exc.detail} ({request.method} {_shown(request.url.path, 80)})",
+                "hint": hints.get(exc.status_code),
+            },
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # the offending value is not echoed: it may be huge, or a NaN that JSON cannot hold
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "the body"
+        return JSONResponse(
+            {"error": f"{where}: {first.get('msg', 'invalid')}", "hint": "the request's fields are at /docs"},
+            status_code=422,
+        )
 
     def unknown(name: str) -> JSONResponse:
         return JSONResponse(
@@ -508,10 +621,12 @@ def create_app(service: Service) -> FastAPI:
 
     @app.post("/forecast", summary="The direct multi-horizon forecast with its 80% band, cached per close")
     async def forecast(
-        ticker: str | None = Body(None, description="a ticker of the account's data; default: its only one"),
+        ticker: str | None = Body(
+            None, max_length=64, description="a ticker of the account's data; default: its only one"
+        ),
         days: int = Body(10, ge=1, le=260, description="trading days ahead"),
         account: str | None = Body(
-            None, description="the account whose model settings and data; default: the only one"
+            None, max_length=64, description="the account whose model settings and data; default: the only one"
         ),
     ) -> Response:
         if account is None:
@@ -542,6 +657,25 @@ def create_app(service: Service) -> FastAPI:
         return Response(metrics_text(service), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return app
+
+
+class HeadAsGet:
+    """HEAD answered on every GET route (monitors use it): the GET's status and headers, no body."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
 class LogFormat(logging.Formatter):

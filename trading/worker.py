@@ -125,7 +125,7 @@ def forecast(args) -> dict:
     from forecasting.forecast import forecast as forecast_from
     from trading.account import Account
 
-    with Account(args.paper_dir, args.name) as account:
+    with Account(args.paper_dir, args.name).reading() as account:  # a forecast never waits for a step
         prices, last = account.prices(), account.ledger.last_step()
     if args.ticker not in prices:
         raise JobError(
@@ -167,6 +167,9 @@ def forecast(args) -> dict:
     }
     folder = Path(account.folder) / "serve"
     folder.mkdir(exist_ok=True)
+    for older in folder.glob("forecast_*.json"):  # the cache holds the last close's forecasts only
+        if not older.name.endswith(f"_{result['as_of']}.json"):
+            older.unlink(missing_ok=True)
     write_json(folder / f"forecast_{args.ticker}_{args.days}_{result['as_of']}.json", result)
     return result
 
