@@ -33,6 +33,7 @@ from threadpoolctl import threadpool_limits
 from forecasting.checkpoint import FoldCheckpoints, fingerprint
 from forecasting.errors import DataError, ForecastingError
 from forecasting.metrics import RANKING_SCORES
+from forecasting.model import RIDGE_ALPHAS
 from forecasting.progress import Progress
 from forecasting.spec import CROSS_SECTIONAL_TARGETS, ModelSpec, WalkForwardSpec
 from forecasting.walkforward import PREDICTION_COLUMNS, Samples, WalkForwardModel, make_samples, record_fold
@@ -388,7 +389,7 @@ def ridge_control(X_train: np.ndarray, y: np.ndarray, X_test: np.ndarray) -> np.
     on the training rows (as the per-ticker ridge control)."""
     from sklearn.linear_model import RidgeCV
 
-    return RidgeCV(alphas=np.logspace(-2, 4, 13), gcv_mode="svd").fit(X_train, y).predict(X_test)
+    return RidgeCV(alphas=RIDGE_ALPHAS, gcv_mode="svd").fit(X_train, y).predict(X_test)
 
 
 LIGHTGBM_SETTINGS = {  # small, regularised trees: the field's default control, not a tuned model

@@ -54,7 +54,13 @@ class DataSpec(Strict):
 
 # settings added after runs, checkpoints and paper accounts were keyed by a dump of this spec: while at
 # their default they are left out of the dump, so every existing key stays what it was
-LATER_SETTINGS = {"shrink": False, "linear_skip": False, "scope": "per_ticker", "vol_estimator": "auto"}
+LATER_SETTINGS = {
+    "shrink": False,
+    "linear_skip": False,
+    "scope": "per_ticker",
+    "vol_estimator": "auto",
+    "head": "lstm",
+}
 TARGETS = ("log_return", "close", "xs_demeaned", "xs_rank", "realized_vol")
 CROSS_SECTIONAL_TARGETS = ("xs_demeaned", "xs_rank")
 
@@ -84,7 +90,12 @@ class ModelSpec(Strict):
     units: int = Field(32, ge=1)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     learning_rate: float = Field(1e-3, gt=0.0)
-    epochs: int = Field(20, ge=1, description="epochs of a from-scratch fit (early stopping may end sooner)")
+    epochs: int = Field(
+        20,
+        ge=0,
+        description="epochs of a from-scratch fit (early stopping may end sooner); 0 trains nothing, which only "
+        "a residual head allows (it is then its ridge base)",
+    )
     batch_size: int = Field(64, ge=1)
     patience: int = Field(3, ge=1, description="early-stopping patience on the validation tail")
     val_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="tail of each training span used for early stopping")
@@ -105,6 +116,13 @@ class ModelSpec(Strict):
         description="add a linear map of the window's last row to the output "
         "(LSTNet's autoregressive highway): a linear model plus a recurrent correction",
     )
+    head: Literal["lstm", "residual"] = Field(
+        "lstm",
+        description="lstm: the network's output is the forecast | residual: a ridge regression on the flattened "
+        "window (the ridge control's) fitted on each fold's training rows, plus the network trained on what it "
+        "leaves, its output layer starting at zero and early stopping keeping the untrained (ridge) state when no "
+        "epoch beats it on the validation tail: it nests the linear model",
+    )
     cell: Literal["fused", "keras"] = Field(
         "fused",
         description="LSTM kernel: TensorFlow's fused BlockLSTM (fast on CPU) or keras.layers.LSTM; the same maths",
@@ -124,6 +142,8 @@ class ModelSpec(Strict):
             raise ValueError("a global model pools tickers of different price levels; use a return target")
         if self.target == "realized_vol" and self.scope == "global":
             raise ValueError("target 'realized_vol' is forecast per ticker; use scope = \"per_ticker\"")
+        if self.epochs == 0 and self.head != "residual":
+            raise ValueError('epochs = 0 trains nothing: only head = "residual" (then its ridge base) can do without')
         return self
 
     @model_serializer(mode="wrap")
@@ -152,3 +172,17 @@ class WalkForwardSpec(Strict):
         gt=0.0,
         description="Adam step while fine-tuning; a tenth of model.learning_rate keeps warm starts from over-fitting",
     )
+    refit_every: int | None = Field(
+        None,
+        ge=1,
+        description="with warm_start: fit from scratch on every refit_every-th fold (0, K, 2K, ...) and fine-tune "
+        "in between; omit to fit only the first fold from scratch",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_unused_refit(self, handler):
+        """refit_every came later: left out while unset, so keys made from a dump stay what they were."""
+        data = handler(self)
+        if data.get("refit_every") is None:
+            data.pop("refit_every", None)
+        return data

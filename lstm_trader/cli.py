@@ -19,6 +19,7 @@ from lstm_trader.console import (
     IDENTITY,
     ConfigArg,
     ExecutorOpt,
+    FittedTable,
     LedgerOpt,
     RayAddressOpt,
     SetOpt,
@@ -137,7 +138,7 @@ def _single_ticker(table) -> str | None:
     return tickers[0] if len(tickers) == 1 else None
 
 
-def metrics_table(metrics, wide: bool = False) -> Table:
+def metrics_table(metrics, wide: bool = False) -> FittedTable:
     single = _single_ticker(metrics)
     columns = [
         ("ticker", "left", IDENTITY),
@@ -187,7 +188,7 @@ def metrics_table(metrics, wide: bool = False) -> Table:
     return fitted_table(title, columns, rows, wide, caption)
 
 
-def volatility_view(table, wide: bool = False) -> Table:
+def volatility_view(table, wide: bool = False) -> FittedTable:
     """A volatility run's scores per (ticker, model): QLIKE first, the tests against GARCH and HAR, MZ, VaR."""
     single = _single_ticker(table)
     columns = [
@@ -229,7 +230,7 @@ def volatility_view(table, wide: bool = False) -> Table:
     return fitted_table(title, columns, rows, wide, caption)
 
 
-def cross_section_view(table, wide: bool = False) -> Table:
+def cross_section_view(table, wide: bool = False) -> FittedTable:
     """A universe model's ranking statistics per model: what the cross-section forecast is worth."""
     columns = [
         ("model", "left", IDENTITY),
@@ -265,7 +266,7 @@ def cross_section_view(table, wide: bool = False) -> Table:
 
 def comparison_view(
     comparison, title: str = "Strategies (same out-of-sample dates, after costs)", wide: bool = False
-) -> Table:
+) -> FittedTable:
     single = _single_ticker(comparison)
     columns = [
         ("ticker", "left", IDENTITY),

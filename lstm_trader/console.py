@@ -214,23 +214,33 @@ def fitted_table(
         table.add_column(columns[i][0], justify=columns[i][1], no_wrap=True)
     for row in rows:
         table.add_row(*(row[i] for i in shown))
-    table.natural_width = natural(shown)
-    table.notes = notes  # the legend: printed under the table by `show`, wrapped at the terminal's width
-    return table
+    return FittedTable(table, notes, natural(shown))
+
+
+class FittedTable:
+    """A table and its legend, the legend printed under it as text that wraps at the console's width (a
+    rich caption would wrap at the table's)."""
+
+    def __init__(self, table, notes: list[str], natural_width: int) -> None:
+        self.table, self.notes, self.natural_width = table, notes, natural_width
+
+    def __rich_console__(self, console, options):
+        from rich.text import Text
+
+        yield self.table
+        for note in self.notes:
+            yield Text(note)
 
 
 def show(table) -> None:
-    """Print a table at its own width when that is wider than the console (--wide), else at the console's;
-    then its legend, wrapped at the console's width (a narrow table's caption would wrap at the table's)."""
+    """Print a table at its own width when that is wider than the console (--wide), else at the console's."""
     width = getattr(table, "natural_width", 0)
     if width <= console.width:
         console.print(table)
-    else:
-        saved = console.width
-        console.width = width  # Rich clamps any per-call width to the console's
-        try:
-            console.print(table)
-        finally:
-            console.width = saved
-    for note in getattr(table, "notes", []):
-        console.print(note, highlight=False, markup=False)
+        return
+    saved = console.width
+    console.width = width  # Rich clamps any per-call width to the console's
+    try:
+        console.print(table)
+    finally:
+        console.width = saved

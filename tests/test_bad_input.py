@@ -159,6 +159,11 @@ CASES = [
         "did you mean 'inverse_vol'?",
     ),
     (["run", "--set", 'model.target="xs_rank"'], "target 'xs_rank' ranks tickers against each other"),
+    # network heads and refits
+    (["run", "--set", 'model.head="resdual"'], "config key 'model.head': Input should be 'lstm' or 'residual'"),
+    (["run", "--set", "walk_forward.refit_every=0"], "config key 'walk_forward.refit_every'"),
+    (["run", "--set", "walk_forward.refit_every=-2"], "greater than or equal to 1"),
+    (["run", "--set", "model.epochs=0"], 'epochs = 0 trains nothing: only head = "residual"'),
     (["run", "--set", 'strategies=[{name="xs_rank"}]'], "xs_rank: k = 5 but the universe has 1 ticker (hint: xs_rank"),
     (["run", "--set", 'tune.objective="rank_ic"'], "tune.objective = rank_ic ranks a universe"),
     # volatility forecasts
