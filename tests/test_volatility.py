@@ -193,19 +193,15 @@ def test_a_zero_variance_span_is_floored_not_a_nan_that_reaches_a_strategy():
     assert np.isfinite(np.log(realized_variance(variance, 1).dropna())).all()
 
 
+VOL_MODEL = ModelSpec(
+    target="realized_vol", features=["log_return", "log_rv_1", "log_rv_5"], lookback=5, units=4, n_layers=1, epochs=2
+)
+VOL_WALK_FORWARD = WalkForwardSpec(min_train=260, retrain_every=100, finetune_window=50)
+
+
 @pytest.fixture(scope="module")
 def vol_table():
-    prices = {"T": make_bars(520, seed=6)}
-    model = ModelSpec(
-        target="realized_vol",
-        features=["log_return", "log_rv_1", "log_rv_5"],
-        lookback=5,
-        units=4,
-        n_layers=1,
-        epochs=2,
-    )
-    wf = WalkForwardSpec(min_train=260, retrain_every=100, finetune_window=50)
-    return walk_forward_predict(prices, model, wf, seed=1)
+    return walk_forward_predict({"T": make_bars(520, seed=6)}, VOL_MODEL, VOL_WALK_FORWARD, seed=1)
 
 
 def test_a_volatility_walk_forward_has_every_baseline_on_the_same_rows_and_finite_forecasts(vol_table):
@@ -223,16 +219,7 @@ def test_no_volatility_prediction_on_or_before_d_changes_when_every_bar_after_d_
     # so a fit or a correction that read the block's later rows would move the predictions made before D
     frame = make_bars(520, seed=6)
     cut = frame.index[420]
-    model = ModelSpec(
-        target="realized_vol",
-        features=["log_return", "log_rv_1", "log_rv_5"],
-        lookback=5,
-        units=4,
-        n_layers=1,
-        epochs=2,
-    )
-    wf = WalkForwardSpec(min_train=260, retrain_every=100, finetune_window=50)
-    changed = walk_forward_predict({"T": perturb_after(frame, cut, seed=8)}, model, wf, seed=1)
+    changed = walk_forward_predict({"T": perturb_after(frame, cut, seed=8)}, VOL_MODEL, VOL_WALK_FORWARD, seed=1)
     before = pd.to_datetime(vol_table["date"]) <= cut
     assert before.sum() > 7 * 100 and (~before).sum() > 0
     made = [c for c in vol_table.columns if not c.endswith("_true")]  # the outcomes are known only after D
@@ -301,18 +288,7 @@ def test_the_lstms_variance_forecast_carries_the_level_correction(vol_table, mon
     from forecasting.walkforward import WalkForwardModel
 
     monkeypatch.setattr(WalkForwardModel, "log_level_correction", lambda self, samples, train: 0.0)
-    prices = {"T": make_bars(520, seed=6)}
-    model = ModelSpec(
-        target="realized_vol",
-        features=["log_return", "log_rv_1", "log_rv_5"],
-        lookback=5,
-        units=4,
-        n_layers=1,
-        epochs=2,
-    )
-    raw = walk_forward_predict(
-        prices, model, WalkForwardSpec(min_train=260, retrain_every=100, finetune_window=50), seed=1
-    )
+    raw = walk_forward_predict({"T": make_bars(520, seed=6)}, VOL_MODEL, VOL_WALK_FORWARD, seed=1)
     lstm = vol_table["model"] == "lstm"
     shift = vol_table.loc[lstm, "y_pred"].to_numpy() - raw.loc[raw["model"] == "lstm", "y_pred"].to_numpy()
     assert (shift > 0).all()  # exp(E[log]) < E[level]: the correction only ever raises the forecast
