@@ -431,14 +431,20 @@ class LSTMForecaster:
         learning_rate: float | None = None,
         on_epoch: Callable[[int, int, dict], None] | None = None,
     ) -> LSTMForecaster:
-        """Continue training the fitted network on (X, y) for `epochs` epochs, scalers unchanged."""
+        """Continue training the fitted network on (X, y) for `epochs` epochs, scalers unchanged.
+
+        A residual head fine-tunes as it fits: on all but the last `val_fraction` of the rows, keeping the
+        state that does best on that tail among the one it starts from, each epoch's, and no correction at
+        all (the ridge alone), so a fine-tune never keeps a network that the latest rows say is worse."""
         self._require_fitted()
         X, y = self._check(X, y)
         if learning_rate is not None:
             self.model_.optimizer.learning_rate.assign(learning_rate)
+        held_out = 0.0
         if self.head == "residual":
             y = y - self.base_.predict(X)
-        self.history_ = self._train(X, y, epochs, 0.0, on_epoch)
+            held_out = self.val_fraction
+        self.history_ = self._train(X, y, epochs, held_out, on_epoch, fine_tune=True)
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -489,7 +495,7 @@ class LSTMForecaster:
         w = np.divide(np.sum(p * y, axis=0), power, out=np.zeros_like(power), where=power > 0)
         self.shrink_ = np.clip(w, 0.0, 1.0)
 
-    def _train(self, X, y, epochs, val_fraction, on_epoch) -> dict:
+    def _train(self, X, y, epochs, val_fraction, on_epoch, fine_tune: bool = False) -> dict:
         Xs, ys = self.x_scaler_.windows(X), self.y_scaler_.column(y)
         n_val = int(len(Xs) * val_fraction)
         validation = None
@@ -505,8 +511,15 @@ class LSTMForecaster:
         history: dict[str, list[float]] = {"loss": []}
         best, best_weights, waited = np.inf, None, 0
         if self.head == "residual" and validation is not None:
-            # the untrained state (no correction to the ridge) is a candidate too: kept unless an epoch beats it
-            best, best_weights = float(model.test_on_batch(*validation)), model.get_weights()
+            # the state training starts from, and no correction to the ridge at all (the network as built,
+            # its output layer at zero), are candidates too: kept unless an epoch beats them on the tail
+            start = model.get_weights()
+            for weights in [start] + ([self.initial_state_[0]] if fine_tune else []):
+                model.set_weights(weights)
+                loss = float(model.test_on_batch(*validation))
+                if loss < best:
+                    best, best_weights = loss, weights
+            model.set_weights(start)
         for epoch in range(epochs):
             order = rng.permutation(len(Xs))
             losses = [
@@ -533,7 +546,7 @@ class LSTMForecaster:
         if best_weights is not None:
             # Early stopping keeps the weights of the best validation epoch, also when it never triggered.
             model.set_weights(best_weights)
-        if self.shrink and validation is not None:
+        if self.shrink and validation is not None and not fine_tune:
             self._fit_shrink(validation)
         return history
 

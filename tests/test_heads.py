@@ -42,6 +42,17 @@ def test_training_that_never_beats_the_ridge_on_the_validation_tail_leaves_the_r
     np.testing.assert_allclose(net.predict(X[200:]), ridge, rtol=0, atol=1e-6)
 
 
+def test_a_fine_tune_that_makes_the_tail_worse_is_not_kept():
+    # fitted with no training (the ridge alone), then fine-tuned at a learning rate that throws the weights off:
+    # the held-out tail of the fine-tune's rows prefers the state it started from
+    X, y = windows(seed=6)
+    net = LSTMForecaster(head="residual", epochs=0, units=4, n_layers=1, seed=7).fit(X[:200], y[:200])
+    before = net.predict(X[250:])
+    net.finetune(X[150:250], y[150:250], epochs=3, learning_rate=50.0)
+    np.testing.assert_allclose(net.predict(X[250:]), before, rtol=0, atol=1e-9)
+    assert len(net.history_["val_loss"]) == 3  # it trained, and threw the epochs away
+
+
 def test_a_residual_head_learns_what_the_ridge_cannot():
     # y = x_last + 0.5 |x_last|: the ridge fits the line; the network adds the kink, and the validation tail
     # picks a trained state over the ridge's
