@@ -4,8 +4,9 @@
    the out-of-sample span, as `lstm-trader tune` sees them): an inner walk-forward, its LSTM's
    return-space U2 against the ridge control's on the same validation days, on builtin:sp500 and
    builtin:nasdaq. Each of these is a row in the trial ledger (kind "quality").
-2. The recipe to recommend is picked from those numbers alone, before any out-of-sample number is
-   seen: the lowest mean (LSTM U2 - ridge U2) among recipes whose LSTM beats ridge on both series.
+2. The recipe to recommend is picked from sp500's tuning-span numbers alone, before any out-of-sample
+   number is seen: the lowest (LSTM U2 - ridge U2) among recipes whose LSTM is at or below ridge there.
+   nasdaq is the series the choice never used: its numbers, tuning span and out of sample, check it.
 3. Then every recipe is run once on the out-of-sample span (a full `run`, which adds its own ledger
    row), and the table of everything tried is written to benchmarks/forecast_quality.md. A
    recommended recipe is written to configs/recommended.toml.
@@ -38,6 +39,7 @@ from forecasting import forecast_metrics, walk_forward_predict  # noqa: E402
 from forecasting.metrics import diebold_mariano  # noqa: E402
 
 DATASETS = ("builtin:sp500", "builtin:nasdaq")
+CHOSEN_ON = DATASETS[:1]  # the choice reads sp500's tuning span only; nasdaq checks it
 RECIPES = [  # name, overrides, the lever
     ("default", [], "the shipped default: 2x LSTM(32), dropout 0.1, one seed"),
     ("small", ["model.n_layers=1", "model.units=16", "model.dropout=0.2"], "less capacity, more dropout"),
@@ -59,6 +61,18 @@ RECIPES = [  # name, overrides, the lever
         "a linear map of the last row added to the output (LSTNet's highway): linear model plus recurrent correction",
     ),
     ("linear skip+shrink", ["model.linear_skip=true", "model.shrink=true"], "both"),
+    ("residual", ['model.head="residual"'], "the fold's ridge plus the LSTM on what it leaves (nests ridge)"),
+    (
+        "residual, free fine-tunes",
+        ['model.head="residual"', "model.finetune_guard=false"],
+        "the residual head, its fine-tunes unguarded (trained on every recent row, last epoch kept)",
+    ),
+    ("residual+shrink", ['model.head="residual"', "model.shrink=true"], "the residual shrunk toward the ridge"),
+    (
+        "residual 3 seeds",
+        ['model.head="residual"', "model.n_seeds=3", "model.shrink=true"],
+        "the residual head, a seed ensemble, shrunk",
+    ),
 ]
 
 
@@ -117,11 +131,11 @@ def out_of_sample_score(source: str, overrides: list[str], runs: Path) -> dict:
     }
 
 
-def choose(tuning: dict, names: list[str], datasets=DATASETS) -> str | None:
-    """The recipe to recommend, from tuning-span scores alone: among recipes whose LSTM U2 is below
-    ridge's on every series, the lowest mean gap (LSTM U2 - ridge U2); None when there is none."""
+def choose(tuning: dict, names: list[str], datasets=CHOSEN_ON) -> str | None:
+    """The recipe to recommend, from tuning-span scores alone: among recipes whose LSTM U2 is at or below
+    ridge's on every series of `datasets`, the lowest mean gap (LSTM U2 - ridge U2); None when there is none."""
     gaps = {name: [tuning[name, s]["u2"] - tuning[name, s]["ridge_u2"] for s in datasets] for name in names}
-    candidates = {name: float(np.mean(g)) for name, g in gaps.items() if all(v < 0 for v in g)}
+    candidates = {name: float(np.mean(g)) for name, g in gaps.items() if all(v <= 0 for v in g)}
     return min(candidates, key=candidates.get) if candidates else None
 
 
@@ -142,14 +156,12 @@ def main() -> None:
             tuning[name, source] = tuning_score(name, source, overrides, ledger)
             t = tuning[name, source]
             print(
-                f"tuning span  {name:16s} {source:15s} U2 {t['u2']:.4f} ridge {t['ridge_u2']:.4f} "
+                f"tuning span  {name:25s} {source:15s} U2 {t['u2']:.4f} ridge {t['ridge_u2']:.4f} "
                 f"({t['seconds']:.0f} s)",
                 flush=True,
             )
-    chosen = choose(tuning, [name for name, _, _ in RECIPES], DATASETS)
-    print(
-        f"chosen on the tuning span alone: {chosen or 'none (no recipe beats ridge on both series there)'}", flush=True
-    )
+    chosen = choose(tuning, [name for name, _, _ in RECIPES])
+    print(f"chosen on sp500's tuning span alone: {chosen or 'none (no recipe is at or below ridge there)'}", flush=True)
 
     oos = {}
     for name, overrides, _ in RECIPES:
@@ -157,7 +169,7 @@ def main() -> None:
             oos[name, source] = out_of_sample_score(source, overrides, args.runs_dir)
             o = oos[name, source]
             print(
-                f"out of sample {name:16s} {source:15s} U2 {o['u2']:.4f} ridge {o['ridge_u2']:.4f} "
+                f"out of sample {name:25s} {source:15s} U2 {o['u2']:.4f} ridge {o['ridge_u2']:.4f} "
                 f"CW p {o['cw_p']:.3f} DM(ridge) p {o['dm_ridge_p']:.3f} ({o['seconds']:.0f} s)",
                 flush=True,
             )
@@ -205,19 +217,20 @@ def write_table(path: Path, tuning: dict, oos: dict, chosen: str | None) -> None
         "Generated by `benchmarks/forecast_quality.py`. U2 is the return-space RMSE over the naive "
         '(zero-return) forecast\'s: below 1 beats "tomorrow = today". Each recipe was scored on the '
         "tuning span (an inner walk-forward before the out-of-sample span) and the recipe to recommend "
-        "was picked from those numbers alone; then every recipe was run once out of sample "
-        "(2013-2018, the default run's span). Every evaluation is a row in the trial ledger.",
+        "was picked from sp500's tuning-span numbers alone (nasdaq is the series the choice never used); "
+        "then every recipe was run once out of sample (2013-2018, the default run's span). Every "
+        "evaluation is a row in the trial ledger.",
         "",
-        f"**Chosen on the tuning span:** {chosen or 'none: no recipe beat ridge on both series there'}.",
+        f"**Chosen on sp500's tuning span:** {chosen or 'none: no recipe was at or below ridge there'}.",
         "",
         "## Tuning span (inner walk-forward; the basis of the choice)",
         "",
-        "| recipe | lever | sp500 U2 | ridge | nasdaq U2 | ridge | LSTM beats ridge on both |",
+        "| recipe | lever | sp500 U2 | ridge | nasdaq (unused) U2 | ridge | at or below ridge on both |",
         "|---|---|---|---|---|---|---|",
     ]
     for name, _, lever in RECIPES:
         a, b = tuning[name, DATASETS[0]], tuning[name, DATASETS[1]]
-        both = a["u2"] < a["ridge_u2"] and b["u2"] < b["ridge_u2"]
+        both = a["u2"] <= a["ridge_u2"] and b["u2"] <= b["ridge_u2"]
         lines.append(
             f"| {name} | {lever} | {a['u2']:.4f} | {a['ridge_u2']:.4f} | {b['u2']:.4f} | "
             f"{b['ridge_u2']:.4f} | {'yes' if both else 'no'} |"
@@ -239,10 +252,10 @@ def write_table(path: Path, tuning: dict, oos: dict, chosen: str | None) -> None
                 f"{fmt(o['da'], '.1%')} | {fmt(o['base'], '.1%')} | {fmt(o['cw_p'], '.3f')} | "
                 f"{fmt(o['dm_ridge_p'], '.3f')} | {o['seconds']:.0f} | {o['run']} |"
             )
-    beat = [n for n, _, _ in RECIPES if all(oos[n, s]["u2"] < oos[n, s]["ridge_u2"] for s in DATASETS)]
+    beat = [n for n, _, _ in RECIPES if all(oos[n, s]["u2"] <= oos[n, s]["ridge_u2"] for s in DATASETS)]
     lines += [
         "",
-        f"Recipes whose LSTM beats ridge on both series out of sample: {', '.join(beat) or 'none'}"
+        f"Recipes whose LSTM is at or below ridge on both series out of sample: {', '.join(beat) or 'none'}"
         + (" (seen after the choice; not a basis for it)." if beat else "."),
         "",
     ]

@@ -315,6 +315,7 @@ class LSTMForecaster:
     shrink = False
     linear_skip = False
     head = "lstm"
+    finetune_guard = True
     n_outputs_ = 1
 
     # the defaults are ModelSpec's, where each network setting is declared (with its bounds) once
@@ -333,10 +334,12 @@ class LSTMForecaster:
         shrink: bool = _SPEC["shrink"],
         linear_skip: bool = _SPEC["linear_skip"],
         head: str = _SPEC["head"],
+        finetune_guard: bool = _SPEC["finetune_guard"],
     ) -> None:
         self.shrink = shrink
         self.linear_skip = linear_skip
         self.head = head
+        self.finetune_guard = finetune_guard
         self.n_layers = n_layers
         self.units = units
         self.dropout = dropout
@@ -433,9 +436,10 @@ class LSTMForecaster:
     ) -> LSTMForecaster:
         """Continue training the fitted network on (X, y) for `epochs` epochs, scalers unchanged.
 
-        A residual head fine-tunes as it fits: on all but the last `val_fraction` of the rows, keeping the
-        state that does best on that tail among the one it starts from, each epoch's, and no correction at
-        all (the ridge alone), so a fine-tune never keeps a network that the latest rows say is worse."""
+        A residual head with `finetune_guard` fine-tunes as it fits: on all but the last `val_fraction` of the
+        rows, keeping the state that does best on that tail among the one it starts from, each epoch's, and
+        no correction at all (the ridge alone), so a fine-tune never keeps a network that the latest rows say
+        is worse (at the price of not training on them)."""
         self._require_fitted()
         X, y = self._check(X, y)
         if learning_rate is not None:
@@ -443,7 +447,7 @@ class LSTMForecaster:
         held_out = 0.0
         if self.head == "residual":
             y = y - self.base_.predict(X)
-            held_out = self.val_fraction
+            held_out = self.val_fraction if self.finetune_guard else 0.0
         self.history_ = self._train(X, y, epochs, held_out, on_epoch, fine_tune=True)
         return self
 

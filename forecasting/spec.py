@@ -60,6 +60,7 @@ LATER_SETTINGS = {
     "scope": "per_ticker",
     "vol_estimator": "auto",
     "head": "lstm",
+    "finetune_guard": True,
 }
 TARGETS = ("log_return", "close", "xs_demeaned", "xs_rank", "realized_vol")
 CROSS_SECTIONAL_TARGETS = ("xs_demeaned", "xs_rank")
@@ -122,6 +123,12 @@ class ModelSpec(Strict):
         "window (the ridge control's) fitted on each fold's training rows, plus the network trained on what it "
         "leaves, its output layer starting at zero and early stopping keeping the untrained (ridge) state when no "
         "epoch beats it on the validation tail: it nests the linear model",
+    )
+    finetune_guard: StrictBool = Field(
+        True,
+        description="a residual head's fine-tunes hold out the last val_fraction of their rows and keep the best "
+        "there of the state they start from, each epoch's and no correction (the ridge alone); false: they train "
+        "on every row and keep the last epoch",
     )
     cell: Literal["fused", "keras"] = Field(
         "fused",

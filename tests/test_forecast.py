@@ -97,6 +97,10 @@ def test_the_forecast_quality_protocol_chooses_from_tuning_scores_alone():
     assert module.choose(tuning, ["steady", "one-sided", "better"], series) == "better"
     assert module.choose(tuning, ["steady", "one-sided"], series) == "steady"  # must beat ridge on both
     assert module.choose(tuning, ["one-sided"], series) is None
+    tuning["tie", "a"] = score(1.000, 1.000)  # a residual head that kept its ridge: at ridge is allowed
+    assert module.choose(tuning, ["tie", "one-sided"], ("a",)) == "one-sided"
+    assert module.choose(tuning, ["tie"], ("a",)) == "tie"
+    assert module.CHOSEN_ON == ("builtin:sp500",)  # nasdaq is left for the check the choice never saw
 
 
 def test_the_band_widens_with_the_volatility_at_the_last_bar():

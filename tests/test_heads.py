@@ -51,6 +51,9 @@ def test_a_fine_tune_that_makes_the_tail_worse_is_not_kept():
     net.finetune(X[150:250], y[150:250], epochs=3, learning_rate=50.0)
     np.testing.assert_allclose(net.predict(X[250:]), before, rtol=0, atol=1e-9)
     assert len(net.history_["val_loss"]) == 3  # it trained, and threw the epochs away
+    free = LSTMForecaster(head="residual", epochs=0, units=4, n_layers=1, seed=7, finetune_guard=False)
+    free.fit(X[:200], y[:200]).finetune(X[150:250], y[150:250], epochs=3, learning_rate=50.0)
+    assert np.max(np.abs(free.predict(X[250:]) - before)) > 1e-3  # unguarded, the last epoch is kept
 
 
 def test_a_residual_head_learns_what_the_ridge_cannot():
