@@ -7,7 +7,8 @@
 2. The recipe to recommend is picked from those numbers alone, before any out-of-sample number is
    seen, and from one half of the universe only (every other ticker in alphabetical order, ranked among
    themselves): the highest LSTM mean rank IC among recipes whose LSTM ranks at least as well as ridge
-   and LightGBM there. The other half's tuning-span numbers, which the choice never used, check it.
+   and LightGBM there. The other half's tuning-span numbers, which the choice never used, check it: a
+   choice they contradict is reported and not shipped.
 3. Then every recipe is run once on the out-of-sample span (a full `run`, which adds its own ledger
    row), each model's ranking traded top-k (long only) and long-short after costs, and the table of
    everything is written to benchmarks/cross_section_quality.md.
@@ -141,22 +142,36 @@ def out_of_sample(overrides: list[str], runs: Path) -> dict:
     }
 
 
+def ranks_with_controls(scores: dict) -> bool:
+    """The LSTM's mean rank IC at or above ridge's and LightGBM's."""
+    return scores["lstm"]["rank_ic"] >= max(scores["ridge"]["rank_ic"], scores["lightgbm"]["rank_ic"])
+
+
 def choose(tuning: dict) -> str | None:
     """From the chosen half's tuning-span scores alone: the highest LSTM mean rank IC among recipes whose LSTM
     ranks at least as well as ridge and LightGBM there."""
     candidates = {
-        name: t[HALVES[0]]["lstm"]["rank_ic"]
-        for name, t in tuning.items()
-        if t[HALVES[0]]["lstm"]["rank_ic"] >= max(t[HALVES[0]]["ridge"]["rank_ic"], t[HALVES[0]]["lightgbm"]["rank_ic"])
+        name: t[HALVES[0]]["lstm"]["rank_ic"] for name, t in tuning.items() if ranks_with_controls(t[HALVES[0]])
     }
     return max(candidates, key=candidates.get) if candidates else None
+
+
+def confirmed(tuning: dict, chosen: str | None) -> bool:
+    """Whether the half the choice never read (still the tuning span) agrees: the chosen recipe ranks at least
+    as well as ridge and LightGBM there too. A choice it contradicts is not shipped."""
+    return chosen is not None and ranks_with_controls(tuning[chosen][HALVES[1]])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "cross_section_quality.md")
+    parser.add_argument("--table-only", action="store_true", help="rewrite the table from the saved .json; run nothing")
     args = parser.parse_args()
+    if args.table_only:
+        saved = json.loads(args.out.with_suffix(".json").read_text())
+        write_table(args.out, saved["tuning"], saved["oos"], saved["chosen"])
+        return
     ledger = open_trial_ledger(None, args.runs_dir)
 
     tuning = {}
@@ -204,7 +219,13 @@ def write_table(path: Path, tuning: dict, oos: dict, chosen: str | None) -> None
         "Every evaluation is a row in the trial ledger.",
         "",
         f"**Chosen on half the universe's tuning span:** "
-        f"{chosen or 'none: no recipe ranked at least as well as ridge and LightGBM there'}.",
+        f"{chosen or 'none: no recipe ranked at least as well as ridge and LightGBM there'}."
+        + (
+            ""
+            if chosen is None
+            else " The other half of the tuning span, which the choice never read, "
+            + ("confirms it." if confirmed(tuning, chosen) else "contradicts it: it is not shipped.")
+        ),
         "",
         "## Tuning span (inner walk-forward; the chosen half is the basis of the choice)",
         "",
