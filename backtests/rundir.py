@@ -166,6 +166,9 @@ class FolderLock:
             return False
 
     def __exit__(self, *exc) -> None:
-        self.path.unlink(missing_ok=True)
-        fcntl.flock(self.handle, fcntl.LOCK_UN)
-        self.handle.close()
+        try:
+            if self._still_at_path():  # (a file someone put there after removing ours is not ours to remove)
+                self.path.unlink(missing_ok=True)
+        finally:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()

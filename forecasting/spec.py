@@ -94,8 +94,9 @@ class ModelSpec(Strict):
     epochs: int = Field(
         20,
         ge=0,
-        description="epochs of a from-scratch fit (early stopping may end sooner); 0 trains nothing, which only "
-        "a residual head allows (it is then its ridge base)",
+        description="epochs of a from-scratch fit (early stopping may end sooner); 0: a from-scratch fit trains "
+        "nothing, which only a residual head allows (it is then its ridge base; warm-started folds still "
+        "fine-tune unless walk_forward.finetune_epochs = 0)",
     )
     batch_size: int = Field(64, ge=1)
     patience: int = Field(3, ge=1, description="early-stopping patience on the validation tail")

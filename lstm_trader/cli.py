@@ -865,7 +865,9 @@ def short_source(source: str, width: int = 24) -> str:
     def cut(one: str) -> str:
         if len(one) <= width:
             return one
-        scheme, _, rest = one.rpartition(":")
+        scheme, _, rest = one.partition(":")
+        if not scheme.isalpha():  # (no scheme: a path, perhaps with a colon in it)
+            scheme, rest = "", one
         head = f"{scheme}:" if scheme else ""
         return head + "…" + rest[len(rest) - (width - len(head) - 1) :]
 
@@ -893,7 +895,7 @@ def ledger_cmd(
 
     if csv is not None:
         check_output_file(csv, "--csv")
-    if ledger is not None and not TrialLedger(ledger).path.is_file():  # this command reads a ledger, never makes one
+    if ledger is not None and not TrialLedger(ledger).path.is_file():  # --ledger names one to read, never a new one
         raise BacktestError(
             f"no trial ledger at {TrialLedger(ledger).path}", "name an existing ledger file, or leave --ledger out"
         )

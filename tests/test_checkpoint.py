@@ -226,3 +226,18 @@ def test_a_lock_file_removed_between_open_and_lock_is_not_taken_as_held(tmp_path
     assert removed and (tmp_path / ".lock").is_file()
     assert os.fstat(lock.handle.fileno()).st_ino == os.stat(tmp_path / ".lock").st_ino
     lock.__exit__(None, None, None)
+
+
+def test_a_lock_released_after_its_file_was_replaced_leaves_the_new_holders_file(tmp_path):
+    from backtests.errors import BacktestError
+    from backtests.rundir import FolderLock
+
+    first = FolderLock(tmp_path).__enter__()
+    (tmp_path / ".lock").unlink()  # removed by hand while held
+    second = FolderLock(tmp_path).__enter__()  # takes a new file
+    first.__exit__(None, None, None)
+    assert (tmp_path / ".lock").read_text() == str(os.getpid())  # the second's file is still there
+    with pytest.raises(BacktestError, match="is already in use"):
+        FolderLock(tmp_path).__enter__()
+    second.__exit__(None, None, None)
+    assert not (tmp_path / ".lock").exists()

@@ -135,6 +135,66 @@ def test_the_forecast_cache_keeps_the_newest_answers_only(root, monkeypatch):
     assert len(workers.calls) == 5
 
 
+def test_an_account_computes_a_bounded_number_of_forecasts_per_close_and_cached_ones_stay_free(root, monkeypatch):
+    monkeypatch.setattr(service_module, "FORECASTS_PER_CLOSE", 2)
+    service = opened(root)
+    workers = Workers()
+
+    async def scenario():
+        prepared(service, workers)
+        return [await service.forecast("acct", "sp500", days) for days in (1, 2, 3, 1)]
+
+    answers = asyncio.run(scenario())
+    service.close()
+    assert [code for code, _ in answers] == [200, 200, 429, 200]
+    assert "computed its 2 forecasts for the close of" in json.loads(answers[2][1])["error"]
+    assert len(workers.calls) == 2
+
+
+def test_a_forecast_whose_asker_is_gone_takes_its_worker_with_it(root, monkeypatch):
+    import subprocess
+
+    service = opened(root)
+    started = []
+    real_exec = asyncio.create_subprocess_exec
+
+    async def sleeper(*args, **kwargs):  # a worker that would run for a minute
+        process = await real_exec(
+            "sleep", "60", start_new_session=True, stdout=kwargs["stdout"], stderr=kwargs["stderr"]
+        )
+        started.append(process)
+        return process
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", sleeper)
+
+    async def scenario():
+        runner = service.runners["acct"]
+        runner.busy = asyncio.Lock()
+        job = asyncio.create_task(service.run_worker(runner, "forecast", "--ticker=sp500", "--days=2"))
+        await asyncio.sleep(0.3)
+        job.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await job
+        return await asyncio.wait_for(started[0].wait(), 5)
+
+    code = asyncio.run(scenario())
+    service.close()
+    assert code == -9  # killed, not left running beside the next forecast
+    assert subprocess.run(["pgrep", "-f", "^sleep 60$"], capture_output=True).stdout.strip() == b""
+
+
+def test_a_reader_sees_one_snapshot_of_the_ledger_while_a_step_commits(root):
+    with Account(root, "acct").reading() as account:
+        assert account.ledger.last_step() is None
+        writer = PaperLedger(root / "acct" / "ledger.sqlite")
+        with writer.transaction():  # a step commits while the reader reads
+            writer.add("steps", {"date": "2018-12-13", "finished_at": "2018-12-13T21:20:00+00:00"})
+        writer.close()
+        assert account.ledger.last_step() is None  # still the snapshot it began with
+    with Account(root, "acct").reading() as account:
+        assert account.ledger.last_step() == "2018-12-13"
+
+
 def test_every_error_has_one_shape_and_head_answers_get_routes(root):
     service = opened(root)
     application = create_app(service)
@@ -173,6 +233,7 @@ def test_every_error_has_one_shape_and_head_answers_get_routes(root):
         assert set(body) == {"error", "hint"} and body["error"], (what, body)
     assert answers["days NaN"].json()["error"].startswith("days: ")
     assert answers["huge ticker"].json()["error"] == "ticker: String should have at most 64 characters"
+    assert answers["not JSON"].json()["error"] == "the body is not valid JSON"
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-type"] == got.headers["content-type"]
     assert head_account.status_code == 404

@@ -215,11 +215,17 @@ class Account:
     @contextmanager
     def reading(self) -> Iterator[Account]:
         """The account opened to read its ledger (status, latest, a forecast) without taking its lock, so
-        it answers while a step runs: the ledger's WAL gives a reader the state of the last committed step."""
+        it answers while a step runs. Every read sees one snapshot (a read transaction in WAL mode, which
+        never holds up the step's writes): the ledger as of its last commit when reading began. A step
+        commits in stages (decided, each order sent, done), so mid-step that is a decided day whose orders
+        are still `new`, as `paper status` would show after a crash there."""
         self.ledger = PaperLedger(self.folder / "ledger.sqlite", reader=True)
         try:
+            self.ledger.db.execute("BEGIN")
             yield self
         finally:
+            if self.ledger.db.in_transaction:
+                self.ledger.db.rollback()
             self.ledger.close()
 
     # --- data and calendar ----------------------------------------------------------------------

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import sys
 from collections import OrderedDict
 from contextlib import asynccontextmanager
@@ -45,6 +46,8 @@ TOKEN_ENV = "LSTM_TRADER_TOKEN"
 MAX_WAIT = 1800.0  # the longest wait between retries of a missing bar (seconds of the clock)
 FORECASTS_WAITING = 4  # forecast requests queued at most (one runs at a time); more are told to come back
 FORECASTS_KEPT = 64  # forecast answers kept in memory (the newest); older ones are read from disk again
+FORECASTS_PER_CLOSE = 16  # forecasts an account computes per close (cached answers are free): no client keeps
+# a training job running all day by asking for every (ticker, days) pair
 FORECAST_NICE = 5  # a forecast's worker yields the CPU to a step's as well (on top of serve.worker_nice)
 LOGGED = "logged.json"  # serve/logged.json: the last session the service's log reported
 log = logging.getLogger("lstm_trader.serve")
@@ -74,6 +77,9 @@ class Runner:
     trigger: asyncio.Event | None = None
     busy: asyncio.Lock | None = None  # held while a step's (or snapshot's) worker runs
     unlogged: list[dict] = field(default_factory=list)  # steps in the ledger that no log line reported
+    universe: list[str] | None = None  # the tickers of its data source (read at open), or None: see universe_error
+    universe_error: tuple[str, str | None] = ("the account's data source lists no ticker", None)
+    forecasts_made: tuple[str | None, int] = (None, 0)  # (the close, forecasts computed for it)
     version: int = 0  # bumped when the snapshots change (the status page is re-rendered)
 
     @property
@@ -142,6 +148,10 @@ class Service:
                     lock=lock,
                 )
                 self.runners[name] = runner
+                try:  # read once: a request is checked against it without touching the disk
+                    runner.universe = source_tickers(account.config.data.source) or None
+                except (ForecastingError, OSError) as exc:
+                    runner.universe_error = (getattr(exc, "message", str(exc)), getattr(exc, "hint", None))
                 ledger = PaperLedger(account.folder / "ledger.sqlite")
                 try:
                     runner.last_step = ledger.last_step()
@@ -365,7 +375,13 @@ class Service:
                 env=env,
                 start_new_session=True,  # Ctrl-C in the terminal reaches the service, which lets the step finish
             )
-            out, err = await asyncio.shield(process.communicate())
+            try:
+                out, err = await asyncio.shield(process.communicate())
+            except asyncio.CancelledError:
+                if command == "forecast":  # its asker is gone: the job goes too (a step always finishes)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGKILL)
+                raise
         lines = [line for line in out.decode(errors="replace").splitlines() if line.strip()]
         try:
             return json.loads(lines[-1])
@@ -425,10 +441,9 @@ class Service:
         account's data before any work; answers are cached per (ticker, days, close); one forecast worker
         runs at a time, after any running step, and at most FORECASTS_WAITING wait for it."""
         runner = self.runner(name)
-        try:
-            universe = source_tickers(runner.config.data.source)
-        except ForecastingError as exc:
-            return 503, _error(exc.message, exc.hint)
+        universe = runner.universe
+        if not universe:
+            return 503, _error(*runner.universe_error)
         if ticker is None:
             if len(universe) != 1:
                 return 422, _error("name the ticker to forecast", f'e.g. {{"ticker": "{universe[0]}", "days": 5}}')
@@ -442,6 +457,12 @@ class Service:
         found = self._cached_forecast(runner, key)
         if found is not None:
             return 200, found
+        close, made = runner.forecasts_made
+        if close == runner.last_step and made >= FORECASTS_PER_CLOSE:
+            return 429, _error(
+                f"{name} has computed its {FORECASTS_PER_CLOSE} forecasts for the close of {runner.last_step}",
+                "ask for one already made (they are cached), or after the next close",
+            )
         if self.forecasts_waiting >= FORECASTS_WAITING:
             return 503, _error("too many forecasts are waiting", "ask again in a minute")
         self.forecasts_waiting += 1
@@ -452,6 +473,8 @@ class Service:
                 found = self._cached_forecast(runner, key)
                 if found is not None:
                     return 200, found
+                close, made = runner.forecasts_made
+                runner.forecasts_made = (runner.last_step, made + 1 if close == runner.last_step else 1)
                 result = await self.run_worker(runner, "forecast", f"--ticker={ticker}", f"--days={days}")
         finally:
             self.forecasts_waiting -= 1
@@ -564,15 +587,16 @@ def create_app(service: Service) -> FastAPI:
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         # the offending value is not echoed: it may be huge, or a NaN that JSON cannot hold
         first = exc.errors()[0]
-        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "the body"
-        return JSONResponse(
-            {"error": f"{where}: {first.get('msg', 'invalid')}", "hint": "the request's fields are at /docs"},
-            status_code=422,
-        )
+        if first.get("type") == "json_invalid":
+            error = "the body is not valid JSON"
+        else:
+            where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "the body"
+            error = f"{where}: {first.get('msg', 'invalid')}"
+        return JSONResponse({"error": error, "hint": "the request's fields are at /docs"}, status_code=422)
 
     def unknown(name: str) -> JSONResponse:
         return JSONResponse(
-            {"error": f"unknown paper account '{name}'", "hint": "served: " + ", ".join(service.runners)},
+            {"error": f"unknown paper account '{_shown(name)}'", "hint": "served: " + ", ".join(service.runners)},
             status_code=404,
         )
 
