@@ -237,13 +237,18 @@ def apply_override(raw: dict, assignment: str) -> None:
     key = key.strip()
     if not sep or not key:
         raise ConfigError(f"--set '{assignment}' is not of the form section.key=value", "e.g. --set model.units=64")
+    set_value(raw, key, parse_value(value.strip()), f"--set '{assignment}'")
+
+
+def set_value(raw: dict, key: str, value: Any, origin: str | None = None) -> None:
+    """Set `section.key` in a raw config dict (sections created as needed), as `--set` does."""
     node = raw
     parts = key.split(".")
     for part in parts[:-1]:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise ConfigError(f"--set '{assignment}': '{part}' is a value, not a section", "e.g. --set model.units=64")
-    node[parts[-1]] = parse_value(value.strip())
+            raise ConfigError(f"{origin or repr(key)}: '{part}' is a value, not a section", "e.g. --set model.units=64")
+    node[parts[-1]] = value
 
 
 def _check_keys(raw: dict, model: type[BaseModel], prefix: str = "") -> None:
@@ -285,19 +290,57 @@ def validate_config(raw: dict, source: str = "config", overrides: list[str] | No
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read a TOML experiment (the default one when `path` is None) and apply `--set` overrides."""
     path = Path(path) if path else DEFAULT_CONFIG
+    raw = read_toml(path)
+    for assignment in overrides or []:
+        apply_override(raw, assignment)
+    return validate_config(raw, str(path), overrides)
+
+
+def read_toml(path: Path) -> dict:
+    """A config file's raw settings; a missing, foreign or broken file is one error with a hint."""
     if path.is_dir():
         raise ConfigError(f"{path} is a folder, not a config file", "pass a TOML file, e.g. configs/default.toml")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}", "pass a TOML file, e.g. configs/default.toml")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})", "save the config as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc})", "check quotes and brackets on that line") from None
-    for assignment in overrides or []:
-        apply_override(raw, assignment)
-    return validate_config(raw, str(path), overrides)
+
+
+def config_from(
+    source: str | Path | dict | ExperimentConfig | None = None,
+    overrides: dict[str, Any] | list[str] | None = None,
+) -> ExperimentConfig:
+    """An experiment from a TOML path (None: the default), a dict of its sections or a config, with
+    overrides as `{"model.epochs": 2}` or `["model.epochs=2"]` (the `--set` form): the Python API's door."""
+    if isinstance(overrides, list | tuple):
+        if isinstance(source, str | Path) or source is None:
+            return load_config(source, list(overrides))
+        overrides = dict(_split_assignment(a) for a in overrides)
+    if isinstance(source, ExperimentConfig):
+        if not overrides:
+            return source
+        raw, origin = source.model_dump(mode="json", exclude_none=True), "config"
+    elif isinstance(source, dict):
+        import copy
+
+        raw, origin = copy.deepcopy(source), "config dict"
+    else:
+        path = Path(source) if source else DEFAULT_CONFIG
+        raw, origin = read_toml(path), str(path)
+    for key, value in (overrides or {}).items():
+        set_value(raw, key, value, f"override '{key}'")
+    return validate_config(raw, origin, [f"{key}={value}" for key, value in (overrides or {}).items()])
+
+
+def _split_assignment(assignment: str) -> tuple[str, Any]:
+    key, sep, value = assignment.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override '{assignment}' is not of the form section.key=value", "e.g. model.units=64")
+    return key.strip(), parse_value(value.strip())
 
 
 def dump_config(config: ExperimentConfig) -> str:

@@ -399,7 +399,8 @@ def run(
     started = time.perf_counter()
     from backtests.config import load_config
     from backtests.errors import ConfigError
-    from backtests.experiment import load_resumable, run_experiment
+    from backtests.experiment import load_resumable
+    from lstm_trader.api import Experiment
 
     imported = time.perf_counter() - started
     check_output_folder(runs_dir, "--runs-dir")
@@ -437,16 +438,16 @@ def run(
         console.print(f"run dir: {run_dir}", soft_wrap=True)
 
     with progress_bars() as bars:
-        result = run_experiment(cfg, runs_dir, RichProgress(bars), resume=resume, announce=announce)
-    for note in result.notes:  # before any number: what the data is (a survivorship-biased universe)
+        result = Experiment(cfg, runs_dir=runs_dir).run(RichProgress(bars), resume=resume, announce=announce)
+    for note in result.summary.get("notes", []):  # before any number: what the data is (a survivorship-biased universe)
         console.print(f"[yellow]note:[/] {note}")
     if result.volatility is not None:
         show(volatility_view(result.volatility, wide))
     elif result.cross_section is not None:
         show(cross_section_view(result.cross_section, wide))
-        console.print(f"forecast errors of every ticker and model ({len(result.metrics)} rows): metrics.json, report")
+        console.print(f"forecast errors of every ticker and model ({len(result.forecast)} rows): metrics.json, report")
     else:
-        show(metrics_table(result.metrics, wide))
+        show(metrics_table(result.forecast, wide))
     show(comparison_view(result.comparison, wide=wide))
     console.print(dsr_line(result.comparison, result.trials))
     if overfit_line(result.trials.overfitting):

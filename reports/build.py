@@ -36,7 +36,8 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
 
 
-def _read(run: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
+def read_run(run: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
+    """A run dir's metrics.json, comparison, long returns, equity and predictions (None where absent)."""
     if not run.is_dir():
         raise ReportError(f"run dir not found: {run}", "pass a folder under runs/ written by `lstm-trader run`")
     if not (run / "metrics.json").is_file():
@@ -124,7 +125,7 @@ def build_reports(run_dir: str | Path, jobs: int | None = None, progress=None) -
     given, is called as progress(done, total) after each chart and tear sheet.
     """
     run = Path(run_dir)
-    metrics, comparison, returns, equity, predictions = _read(run)
+    metrics, comparison, returns, equity, predictions = read_run(run)
     fills, trades = _read_csv(run / "fills.csv"), _read_csv(run / "trades.csv")
     config, config_text = _config(run)
     note = costs_note(config, metrics.get("summary", {}).get("fill_rule", "next open"))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
 
 import matplotlib
 
-matplotlib.use("Agg")
+if "ipykernel" not in sys.modules:  # a notebook keeps its inline backend: Result.plot() shows there
+    matplotlib.use("Agg")
 
 
 def quiet_matplotlib() -> None:
