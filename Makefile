@@ -5,8 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL := 3
 export MPLBACKEND := Agg
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: run test test-all bench clean lint constraints
+.PHONY: run test test-all bench clean lint constraints docs
 
 # Installs the versions the test suite last passed with (constraints.txt); `make constraints` refreshes them.
 $(STAMP): pyproject.toml constraints.txt
@@ -18,10 +19,16 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)  ## the default experiment on the embedded S&P 500 data; writes runs/default-<time>/
 	$(BIN)/lstm-trader run configs/default.toml
 
-test: $(STAMP)  ## lint, format check, then the fast test suite (slow tests: make test-all)
+test: $(STAMP)  ## lint, format check, the docs site (--strict: a broken link fails), then the fast test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mkdocs build --strict --quiet
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile || [ $$? -eq 5 ]  # two workers, a test file each; exit 5 = no tests collected
+
+docs: $(STAMP)  ## the documentation site, built offline into site/ (open site/index.html)
+	$(BIN)/python -m lstm_trader.reference docs  # the generated command and config references
+	$(BIN)/mkdocs build --strict
+	@echo "open: site/index.html"
 
 lint: $(STAMP)  ## fix what ruff can fix and format the tree
 	$(BIN)/ruff check --fix .
@@ -49,4 +56,4 @@ bench: $(STAMP)  ## every benchmark (about 25 minutes: walk-forward, tuning, sca
 	$(BIN)/python benchmarks/forecast_quality.py
 
 clean:
-	rm -rf $(VENV) runs studies .pytest_cache  # paper accounts (paper/) are kept: they hold ledgers
+	rm -rf $(VENV) runs studies site .pytest_cache  # paper accounts (paper/) are kept: they hold ledgers

@@ -21,7 +21,8 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.t
 
 class StrategySpec(Strict):
     name: str = Field(
-        description="lstm_signal | ridge_signal | naive_signal | buy_and_hold | sma_cross | rsi_reversion | macd_cross"
+        description="lstm_signal | ridge_signal | naive_signal | buy_and_hold | sma_cross | rsi_reversion | "
+        "macd_cross | vol_target | xs_rank | equal_weight"
     )
     label: str | None = Field(None, description="how it is called in tables; default: the name")
     params: dict[str, Any] = Field(default_factory=dict, description="strategy parameters")
@@ -206,7 +207,11 @@ class ExperimentConfig(Strict):
     model: ModelSpec = Field(default_factory=ModelSpec)
     walk_forward: WalkForwardSpec = Field(default_factory=WalkForwardSpec)
     broker: BrokerSpec = Field(default_factory=BrokerSpec)
-    strategies: list[StrategySpec] = Field(default_factory=default_strategies)
+    strategies: list[StrategySpec] = Field(
+        default_factory=default_strategies,
+        description="the strategies to backtest, one [[strategies]] table each (name, label, params; keys under "
+        "strategies[] below); default: the LSTM's signal, its controls' signals and the classic rules",
+    )
     tune: TuneSpec = Field(default_factory=TuneSpec)
     paper: PaperSpec = Field(default_factory=PaperSpec)
     serve: ServeSpec = Field(default_factory=ServeSpec)

@@ -20,7 +20,9 @@ WARMUP_BARS = 300  # history fed before the first prediction so every indicator 
 class BrokerSpec(Strict):
     cash: float = Field(100_000.0, gt=0, description="starting cash")
     commission_pct: float = Field(0.0005, ge=0, lt=0.1, description="fraction of traded value (0.0005 = 5 bp)")
-    commission_per_share: float = Field(0.0, ge=0)
+    commission_per_share: float = Field(
+        0.0, ge=0, description="commission per share traded, in the account's currency (on top of commission_pct)"
+    )
     commission_min: float = Field(0.0, ge=0, description="minimum commission per fill")
     slippage_pct: float = Field(0.0005, ge=0, lt=0.1, description="fills this fraction worse than the open")
     fractional: StrictBool = Field(False, description="allow fractional shares")

@@ -205,7 +205,7 @@ def write_recommended(path: Path, chosen: str, overrides: list[str], oos: dict) 
         f"# The recommended recipe ({chosen}), chosen by benchmarks/forecast_quality.py on the tuning span\n"
         f"# alone (before 2013), then evaluated once out of sample: {numbers}.\n"
         "# benchmarks/forecast_quality.md has every recipe tried. Every other key is the default's\n"
-        "# (README.md documents them); override any with --set section.key=value.\n"
+        "# (docs/reference/config documents them: make docs); override any with --set section.key=value.\n"
     )
     path.write_text(note + head + "[model]\n" + body + "\n[" + rest)
 

@@ -1,4 +1,4 @@
-"""Paper replay against the backtest over the default out-of-sample span (the parity claim of README:
+"""Paper replay against the backtest over the default out-of-sample span (the parity claim of docs/guide/paper.md:
 Paper trading), and what a paper step costs.
 
 Runs the default config's walk-forward and backtests `lstm_signal` (positions held at the end), then

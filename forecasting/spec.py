@@ -67,7 +67,11 @@ CROSS_SECTIONAL_TARGETS = ("xs_demeaned", "xs_rank")
 
 
 class ModelSpec(Strict):
-    features: list[str] = Field(default_factory=lambda: list(DEFAULT_FEATURES))
+    features: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_FEATURES),
+        description="the inputs of each window, names from `forecasting.features` (log_return, sma_10, rsi_14, ...; "
+        "an unknown name is an error listing the known ones)",
+    )
     target: Literal["log_return", "close", "xs_demeaned", "xs_rank", "realized_vol"] = Field(
         "log_return",
         description="log_return | close | xs_demeaned (minus the day's universe mean) | xs_rank (the day's "
@@ -87,10 +91,10 @@ class ModelSpec(Strict):
     )
     horizon: int = Field(1, ge=1, description="bars ahead; the target is known at close t+horizon")
     lookback: int = Field(30, ge=1, description="bars in each input window")
-    n_layers: int = Field(2, ge=1, le=8)
-    units: int = Field(32, ge=1)
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    learning_rate: float = Field(1e-3, gt=0.0)
+    n_layers: int = Field(2, ge=1, le=8, description="stacked LSTM layers")
+    units: int = Field(32, ge=1, description="units per LSTM layer")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout after each LSTM layer (seeded)")
+    learning_rate: float = Field(1e-3, gt=0.0, description="Adam's learning rate for a fit from scratch")
     epochs: int = Field(
         20,
         ge=0,
@@ -98,7 +102,7 @@ class ModelSpec(Strict):
         "nothing, which only a residual head allows (it is then its ridge base; warm-started folds still "
         "fine-tune unless walk_forward.finetune_epochs = 0)",
     )
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(64, ge=1, description="samples per training batch")
     patience: int = Field(3, ge=1, description="early-stopping patience on the validation tail")
     val_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="tail of each training span used for early stopping")
     n_seeds: int = Field(

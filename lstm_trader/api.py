@@ -36,7 +36,8 @@ class Experiment:
             command line's `--set` form, `["model.epochs=2"]`.
         runs_dir: where the run dir `<name>-<time>/` is made.
 
-    An unknown key or a bad value raises `ConfigError` (a `UserError`), whose message names the key.
+    An unknown key or a bad value raises `backtests.errors.ConfigError`, whose message names the key and
+    whose `hint` says what to do.
     """
 
     def __init__(

@@ -44,7 +44,11 @@ app = typer.Typer(
     context_settings=HELP,
     help="Walk-forward stacked-LSTM forecasts, traded in Backtrader, reported with QuantStats.",
 )
-data_app = typer.Typer(no_args_is_help=True, context_settings=HELP, help="Data sources: fill the Yahoo cache.")
+data_app = typer.Typer(
+    no_args_is_help=True,
+    context_settings=HELP,
+    help="Data sources: fill the download cache (Yahoo or Alpaca) ahead of a run.",
+)
 
 
 def _version(value: bool) -> None:
