@@ -22,7 +22,8 @@ from backtests.config import ExperimentConfig
 from backtests.engine import run_backtest
 from backtests.errors import BacktestError
 from backtests.experiment import predict_all, strategies_with_benchmark
-from forecasting.walkforward import Progress, make_samples, make_split
+from forecasting.tasks import task_of
+from forecasting.walkforward import Progress
 
 
 @dataclass
@@ -79,20 +80,7 @@ def perturb_after(frame: pd.DataFrame, date: pd.Timestamp, seed: int = 0) -> pd.
 
 def test_span(config: ExperimentConfig, prices: dict[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp]:
     """First and last prediction dates of the walk-forward, without training anything."""
-    if config.model.scope == "global":
-        from forecasting.cross_section import build_panel, make_date_split
-
-        panel = build_panel(prices, config.model)
-        first = make_date_split(config.model, config.walk_forward).first_test()
-        last = panel.known_days - 1
-        return panel.calendar[min(first, last)], panel.calendar[last]
-    split = make_split(config.model, config.walk_forward)
-    firsts, lasts = [], []
-    for ticker, frame in prices.items():
-        samples = make_samples(frame, config.model, ticker)
-        firsts.append(samples.dates[min(split.first_test(), samples.n_known - 1)])
-        lasts.append(samples.dates[samples.n_known - 1])
-    return max(firsts), min(lasts)
+    return task_of(config.model).test_span(prices, config.walk_forward)
 
 
 def parse_dates(
@@ -149,7 +137,7 @@ def run_audit(
     specs = strategies_with_benchmark(config)
     real = {spec.title: run_backtest(prices, first, spec.name, config.broker, spec.params) for spec in specs}
     results = []
-    universe = config.model.scope == "global"
+    universe = task_of(config.model).universe
     for number, cut in enumerate(cuts):
         # A universe model is audited for leakage across tickers: one ticker's bars after D change (each
         # cut another one), and no prediction of any ticker made on or before D may move

@@ -14,6 +14,7 @@ from backtests.errors import ConfigError
 from backtests.execution import ExecutionSpec
 from forecasting.errors import did_you_mean
 from forecasting.spec import DataSpec, ModelSpec, Strict, WalkForwardSpec
+from forecasting.tasks import task_of
 from strategies import resolve
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
@@ -224,7 +225,7 @@ class ExperimentConfig(Strict):
 
     @model_validator(mode="after")
     def _rank_ic_needs_a_universe(self) -> ExperimentConfig:
-        if self.tune.objective == "rank_ic" and self.model.scope != "global":
+        if self.tune.objective == "rank_ic" and not task_of(self.model).universe:
             raise ValueError("tune.objective = rank_ic ranks a universe; it needs model.scope = global")
         return self
 

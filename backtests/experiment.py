@@ -26,22 +26,13 @@ from backtests.trials import (
     legacy_fingerprint,
     open_trial_ledger,
 )
-from forecasting import PREDICTION_COLUMNS, forecast_metrics, load_prices, walk_forward_predict
+from forecasting import PREDICTION_COLUMNS, forecast_metrics, load_prices
 from forecasting.checkpoint import FoldCheckpoints
-from forecasting.cross_section import usable_universe
-from forecasting.data import require_rows
 from forecasting.faults import inject
-from forecasting.features import check_feature_columns, warmup_rows
+from forecasting.features import check_feature_columns
 from forecasting.model import import_keras
-from forecasting.walkforward import (
-    Progress,
-    assemble_folds,
-    fold_count,
-    make_samples,
-    make_split,
-    predict_fold,
-    table_columns,
-)
+from forecasting.tasks import task_of
+from forecasting.walkforward import Progress
 from strategies import forecast_model, resolve
 
 PORTFOLIO = "portfolio"
@@ -81,70 +72,18 @@ def load_experiment_prices(config: ExperimentConfig, notes: list[str] | None = N
         notes += [
             f"{t}: {f.attrs['gaps']} bars with a missing value {verb}" for t, f in prices.items() if f.attrs.get("gaps")
         ]
-    m, wf = config.model, config.walk_forward
     for ticker, frame in prices.items():
-        check_feature_columns(m.features, frame, f"{config.data.source} ({ticker})")
-    if m.scope == "global":
-        prices, left_out = usable_universe(prices, m, warmup_rows(m.features) + m.lookback + m.horizon + 1)
-        if notes is not None:
-            notes.extend(left_out)
-        calendar = pd.DatetimeIndex(sorted(set().union(*(f.index for f in prices.values()))))
-        needed = warmup_rows(m.features) + m.lookback + wf.min_train + 2 * m.horizon + wf.gap + 1
-        require_rows(
-            pd.DataFrame(index=calendar),
-            needed,
-            f"{config.data.source} (the universe's sessions)",
-            "feature warm-up + lookback + min_train + horizon, and at least one test session",
-        )
-        check_universe_strategies(config, len(prices))
-        check_forecasts(config)
-        return prices
-    if m.target == "realized_vol":
-        check_volatility_inputs(config, prices)
-    needed = warmup_rows(m.features) + m.lookback + wf.min_train + 2 * m.horizon + wf.gap + 1
-    for ticker, frame in prices.items():
-        require_rows(
-            frame,
-            needed,
-            f"{config.data.source} ({ticker})",
-            "feature warm-up + lookback + min_train + horizon, and at least one test bar",
-        )
+        check_feature_columns(config.model.features, frame, f"{config.data.source} ({ticker})")
+    prices = task_of(config.model).check_prices(prices, config.walk_forward, config.data.source, notes)
     check_universe_strategies(config, len(prices))
     check_forecasts(config)
     return prices
 
 
-def check_volatility_inputs(config: ExperimentConfig, prices: dict[str, pd.DataFrame]) -> None:
-    """Before anything trains: the variance estimator suits the data, and the first fold is long enough
-    for a GARCH fit."""
-    from forecasting.volatility import MIN_GARCH_RETURNS, estimator_for
-
-    m, wf = config.model, config.walk_forward
-    for ticker, frame in prices.items():
-        estimator_for(frame, m.vol_estimator, f"{config.data.source} ({ticker})")
-        # the first fold's GARCH fit ends where its last training target is known, as the fold computes it
-        samples = make_samples(frame, m, ticker)
-        fit_end = int(samples.positions[make_split(m, wf).train_rows(0)[-1]]) + m.horizon
-        if fit_end < MIN_GARCH_RETURNS:
-            raise BacktestError(
-                f"GARCH needs at least {MIN_GARCH_RETURNS} training returns; the first fold of {ticker} has {fit_end}",
-                f"raise walk_forward.min_train to at least {wf.min_train + MIN_GARCH_RETURNS - fit_end}",
-            )
-
-
-def estimator_note(config: ExperimentConfig, prices: dict[str, pd.DataFrame]) -> str:
-    """Which daily variance proxy a volatility run scored every model against."""
-    from forecasting.volatility import estimator_for
-
-    kinds = sorted({estimator_for(frame, config.model.vol_estimator) for frame in prices.values()})
-    names = {"garman_klass": "Garman-Klass (OHLC)", "parkinson": "Parkinson (high-low)", "close": "squared returns"}
-    return ", ".join(names[k] for k in kinds)
-
-
 def benchmark_name(config: ExperimentConfig) -> str:
     """What every strategy is compared with: buy-and-hold of its ticker, or for a universe model the
     universe held in equal weights, rebalanced on the portfolio's schedule."""
-    return "equal_weight" if config.model.scope == "global" else "buy_and_hold"
+    return "equal_weight" if task_of(config.model).universe else "buy_and_hold"
 
 
 def strategies_with_benchmark(config: ExperimentConfig) -> list[StrategySpec]:
@@ -181,20 +120,15 @@ def is_universe_strategy(spec: StrategySpec) -> bool:
 
 def produced_models(config: ExperimentConfig) -> tuple[str, ...]:
     """The models whose rows the config's walk-forward writes: what a strategy's `forecast` may name."""
-    from forecasting.cross_section import GLOBAL_MODELS
-    from forecasting.volatility import VOL_MODELS
-    from forecasting.walkforward import BASELINES
-
-    if config.model.target == "realized_vol":
-        return VOL_MODELS
-    return GLOBAL_MODELS if config.model.scope == "global" else ("lstm",) + BASELINES
+    return task_of(config.model).models()
 
 
 def check_forecasts(config: ExperimentConfig) -> None:
     """Every strategy trades a forecast the run will write, checked before anything trains."""
     from forecasting.errors import did_you_mean
 
-    models = produced_models(config)
+    task = task_of(config.model)
+    models = task.models()
     for spec in config.strategies:
         if spec.params.get("vol_forecast"):
             raise BacktestError(
@@ -204,13 +138,13 @@ def check_forecasts(config: ExperimentConfig) -> None:
                 "VOL_RUN/predictions.parquet",
             )
         wanted = traded_forecast(spec)
-        if wanted is not None and config.model.target == "realized_vol" and spec.name != "vol_target":
+        if wanted is not None and task.forecasts == "variance" and spec.name != "vol_target":
             raise BacktestError(
                 f"strategy '{spec.title}' trades a return forecast, but this run forecasts variance "
                 "(model.target = realized_vol)",
                 "trade it with vol_target (see configs/volatility.toml), or leave it out",
             )
-        if spec.name == "vol_target" and wanted is not None and config.model.target != "realized_vol":
+        if spec.name == "vol_target" and wanted is not None and task.forecasts != "variance":
             raise BacktestError(
                 f"strategy '{spec.title}' sizes by a variance forecast, but this run forecasts returns",
                 'run it on a volatility config (model.target = "realized_vol", see configs/volatility.toml)',
@@ -464,8 +398,7 @@ def summary(
         "retrain_every": config.walk_forward.retrain_every,
         "warm_start": config.walk_forward.warm_start,
         "network": f"{m.n_layers}x LSTM({m.units}), dropout {m.dropout}, lookback {m.lookback}, "
-        f"{len(m.features)} features, target {m.target} h={m.horizon}"
-        + (f", one global network for {len(prices)} tickers" if m.scope == "global" else ""),
+        + task_of(m).describe(len(prices)),
         "scope": m.scope,
         "seed": config.seed,
         "elapsed_s": round(elapsed, 2),
@@ -542,20 +475,10 @@ def _run_in(
         predictions = predict_all(prices, config, progress, run / "checkpoints")
         write_parquet(run / "predictions.parquet", predictions)
         shutil.rmtree(run / "checkpoints", ignore_errors=True)  # predictions.parquet now holds every fold
-    volatility = vol_per_fold = None
-    if config.model.target == "realized_vol":  # the errors of a variance forecast are QLIKE and friends
-        from forecasting.vol_metrics import volatility_metrics
-
-        overall = per_fold = pd.DataFrame()
-        volatility, vol_per_fold = volatility_metrics(predictions), volatility_metrics(predictions, per_fold=True)
-    else:
-        overall = forecast_metrics(predictions)
-        per_fold = forecast_metrics(predictions, per_fold=True)
-    xs, xs_per_fold = cross_section_tables(predictions, config)
-    if xs is not None:  # the report's cumulative rank IC and quintile spread are drawn from it
-        from forecasting.xs_metrics import daily_cross_section
-
-        write_parquet(run / "cross_section_daily.parquet", daily_cross_section(predictions, k=xs["k"].iloc[0]))
+    task = task_of(config.model)
+    scores = task.score(predictions, k=ranked_k(config))
+    if scores.daily is not None:  # the report's cumulative rank IC and quintile spread are drawn from it
+        write_parquet(run / "cross_section_daily.parquet", scores.daily)
     lap("walk-forward")
     inject("run:backtests")
     results, comparison, trials = backtest_all(prices, predictions, config, ledger, f"run:{run.resolve()}")
@@ -564,29 +487,12 @@ def _run_in(
     write_json(
         run / "metrics.json",
         {
-            "forecast": overall.to_dict(orient="records"),
-            "forecast_per_fold": per_fold.to_dict(orient="records"),
-            **(
-                {
-                    "cross_section": xs.to_dict(orient="records"),
-                    "cross_section_per_fold": xs_per_fold.to_dict(orient="records"),
-                }
-                if xs is not None
-                else {}
-            ),
-            **(
-                {
-                    "volatility": volatility.to_dict(orient="records"),
-                    "volatility_per_fold": vol_per_fold.to_dict(orient="records"),
-                }
-                if volatility is not None
-                else {}
-            ),
+            **scores.sections(),
             "backtest": comparison.to_dict(orient="records"),
             "summary": {
                 **summary(config, prices, predictions, time.perf_counter() - started, phases),
                 "fill_rule": fill_rule(results),
-                **({"variance_proxy": estimator_note(config, prices)} if config.model.target == "realized_vol" else {}),
+                **task.summary_notes(prices),
                 "notes": notes,
                 **trial_summary(trials, prices),
             },
@@ -595,15 +501,15 @@ def _run_in(
     return RunResult(
         run,
         predictions,
-        overall,
+        scores.forecast,
         comparison,
         time.perf_counter() - started,
         phases,
         trials,
         silent=silent_strategies(predictions, config),
         notes=notes,
-        cross_section=xs,
-        volatility=volatility,
+        cross_section=scores.table("cross_section"),
+        volatility=scores.table("volatility"),
     )
 
 
@@ -617,20 +523,9 @@ def trial_summary(trials: TrialCount, prices: dict[str, pd.DataFrame]) -> dict:
     }
 
 
-def cross_section_tables(
-    predictions: pd.DataFrame, config: ExperimentConfig
-) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-    """Rank IC, ICIR, Newey-West t, top-k hit rate and quintile spread per model, overall and per fold:
-    for a universe model's predictions (None otherwise). Top-k counts the first ranked portfolio's k."""
-    from forecasting.xs_metrics import cross_section_metrics
-
-    if config.model.scope != "global":
-        return None, None
-    k = next((s.params.get("k", 5) for s in config.strategies if s.name == "xs_rank"), 5)
-    return (
-        cross_section_metrics(predictions, k=k, horizon=config.model.horizon),
-        cross_section_metrics(predictions, k=k, per_fold=True, horizon=config.model.horizon),
-    )
+def ranked_k(config: ExperimentConfig) -> int:
+    """The k of the first ranked portfolio (`xs_rank`): what a universe's top-k hit rate counts."""
+    return next((s.params.get("k", 5) for s in config.strategies if s.name == "xs_rank"), 5)
 
 
 def fill_rule(results: list[tuple[str, BacktestResult]]) -> str:
@@ -660,78 +555,27 @@ def predict_all(
     Serially (or with one ticker on the local pool) it runs here, with fold-by-fold progress; each
     task sends its ticker's bars once and returns its rows, so the table is the same whichever runs it.
     """
-    spec = config.execution
+    task = task_of(config.model)
     if runs_here(config, prices):
-        return walk_forward_predict(
+        return task.walk_forward(
             prices,
-            config.model,
             config.walk_forward,
             seed=config.seed,
             progress=progress,
             checkpoints=FoldCheckpoints(checkpoints) if checkpoints is not None else None,
         )
+    plan = task.parallel_plan(
+        prices, config.walk_forward, config.seed, str(checkpoints) if checkpoints is not None else None
+    )
     on_done = progress.tasks if progress is not None else None
-    if config.model.scope == "global":  # from-scratch global folds are independent: one task each
-        from forecasting.cross_section import global_fold, global_fold_count, sort_global
-
-        folds = list(range(global_fold_count(prices, config.model, config.walk_forward)))
-        tasks = [(prices, config.model, config.walk_forward, config.seed, fold) for fold in folds]
-        if on_done is not None:
-            on_done(0, len(tasks))
-        tables = run_tasks(global_fold, tasks, [f"fold {fold}" for fold in folds], spec, on_done)
-        return sort_global(pd.concat(tables, ignore_index=True))
-    if not config.walk_forward.warm_start:  # from-scratch folds are independent: one task per (ticker, fold)
-        pairs = [
-            (ticker, fold)
-            for ticker, frame in prices.items()
-            for fold in range(fold_count(frame, config.model, config.walk_forward, ticker))
-        ]
-        tasks = [
-            (ticker, prices[ticker], config.model, config.walk_forward, config.seed, fold) for ticker, fold in pairs
-        ]
-        if on_done is not None:
-            on_done(0, len(tasks))
-        tables = run_tasks(predict_fold, tasks, [f"{ticker} fold {fold}" for ticker, fold in pairs], spec, on_done)
-        per_ticker = [assemble_folds([t for (ticker, _), t in zip(pairs, tables) if ticker == name]) for name in prices]
-        return pd.concat(per_ticker, ignore_index=True)[table_columns(config.model)]
-    tasks = [
-        (
-            ticker,
-            frame,
-            config.model,
-            config.walk_forward,
-            config.seed,
-            str(checkpoints) if checkpoints is not None else None,
-        )
-        for ticker, frame in prices.items()
-    ]
     if on_done is not None:
-        on_done(0, len(tasks))
-    tables = run_tasks(ticker_walk_forward, tasks, list(prices), spec, on_done)
-    return pd.concat(tables, ignore_index=True)[table_columns(config.model)]
+        on_done(0, len(plan.tasks))
+    return plan.assemble(run_tasks(plan.function, plan.tasks, plan.names, config.execution, on_done))
 
 
 def runs_here(config: ExperimentConfig, prices: dict) -> bool:
-    """Whether the walk-forward runs in this process: serial, a single warm-started ticker on the local
-    pool, or a warm-started global model (from-scratch folds are tasks of their own, so they go to the pool)."""
-    if config.model.scope == "global":  # one network: a warm-started walk-forward is one sequence of folds
-        return config.execution.executor == "serial" or config.walk_forward.warm_start
-    return config.execution.executor == "serial" or (
-        len(prices) == 1 and config.execution.executor == "local" and config.walk_forward.warm_start
-    )
-
-
-def ticker_walk_forward(
-    ticker: str, frame: pd.DataFrame, model, walk_forward, seed: int, checkpoints: str | None
-) -> pd.DataFrame:
-    """One task: a ticker's walk-forward (checkpointed in its own folder, so tasks never share files)."""
-    return walk_forward_predict(
-        {ticker: frame},
-        model,
-        walk_forward,
-        seed=seed,
-        checkpoints=FoldCheckpoints(checkpoints) if checkpoints else None,
-    )
+    """Whether the walk-forward runs in this process (with fold-by-fold progress), as the task says."""
+    return task_of(config.model).runs_here(config.execution.executor, len(prices), config.walk_forward)
 
 
 def load_resumable(run_dir: str | Path) -> tuple[ExperimentConfig, Path]:

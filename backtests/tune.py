@@ -31,7 +31,7 @@ from backtests.execution import tf_threads
 from backtests.rundir import FolderLock, named_folder, write_csv, write_text
 from backtests.trials import TrialCount, TrialLedger, data_fingerprint, legacy_fingerprint, open_trial_ledger
 from forecasting.progress import Progress
-from forecasting.walkforward import make_samples, make_split
+from forecasting.tasks import task_of
 from reports.tune_page import study_page
 
 
@@ -52,17 +52,7 @@ def first_test_date(prices: dict[str, pd.DataFrame], config: ExperimentConfig) -
     if "lookback" in config.tune.space:
         lookback = min(lookback, int(config.tune.space["lookback"].low))
     model = config.model.model_copy(update={"lookback": lookback})
-    if model.scope == "global":  # a universe model walks forward on the calendar of every ticker's dates
-        from forecasting.cross_section import build_panel, make_date_split
-
-        calendar = build_panel(prices, model).calendar
-        return calendar[make_date_split(model, config.walk_forward).first_test()]
-    split = make_split(model, config.walk_forward)
-    dates = []
-    for ticker, frame in prices.items():
-        samples = make_samples(frame, model, ticker)
-        dates.append(samples.dates[split.first_test()])
-    return min(dates)
+    return task_of(model).first_test_date(prices, config.walk_forward)
 
 
 def tuning_span(
@@ -145,9 +135,9 @@ class _Reporter(Progress):
     the running MSE ratio of the objective. Both are "below 1 beats naive" ratios, on separate steps.
     """
 
-    def __init__(self, trial, target: str, objective: str = "mse_ratio") -> None:
+    def __init__(self, trial, loss_is_a_u2: bool, objective: str = "mse_ratio") -> None:
         self.trial = trial
-        self.target = target
+        self.loss_is_a_u2 = loss_is_a_u2
         self.objective = objective
         self.squared = {"lstm": 0.0, "naive": 0.0}
         self.daily_rank_ic: list[float] = []
@@ -156,7 +146,7 @@ class _Reporter(Progress):
     def epoch(self, done: int, total: int, logs: dict | None = None) -> None:
         if self.objective != "mse_ratio":  # a loss ratio is no step towards a rank IC: nothing to report
             return
-        if self.folds or self.target != "log_return" or not logs or not logs.get("val_zero_loss"):
+        if self.folds or not self.loss_is_a_u2 or not logs or not logs.get("val_zero_loss"):
             return
         self._report(logs["val_loss"] / logs["val_zero_loss"], done - 1, f"epoch {done} of the first fit")
 
@@ -198,10 +188,7 @@ def inner_walk_forward(config: ExperimentConfig, span: dict[str, pd.DataFrame]):
     for a global model), the rest is validation."""
     from forecasting.features import warmup_rows
 
-    if config.model.scope == "global":  # the universe's sessions, as its walk-forward counts them
-        shortest = len(set().union(*(frame.index for frame in span.values())))
-    else:
-        shortest = min(len(frame) for frame in span.values())
+    shortest = task_of(config.model).sessions(span)
     usable = shortest - warmup_rows(config.model.features) - config.model.lookback - config.model.horizon
     return config.walk_forward.model_copy(update={"min_train": max(10, int(usable * config.tune.inner_train_fraction))})
 
@@ -218,7 +205,7 @@ def make_objective(
     the study's own id (`study_id`), so two studies of one name never share a key."""
     from backtests.experiment import lstm_rmse, lstm_strategies, trial_config_hash
     from backtests.stats import per_period_sharpe
-    from forecasting.walkforward import walk_forward_predict
+    from forecasting.tasks import walk_forward_predict
 
     study_id = study_id or study_name
 
@@ -228,7 +215,7 @@ def make_objective(
         params = suggest(trial, config.tune.space)
         cfg = trial_config(config, params)
         wf = inner_walk_forward(cfg, span)
-        reporter = _Reporter(trial, cfg.model.target, cfg.tune.objective)
+        reporter = _Reporter(trial, task_of(cfg.model).predicts_log_return(), cfg.tune.objective)
         predictions = None
         try:
             predictions = walk_forward_predict(span, cfg.model, wf, seed=cfg.seed, progress=reporter)

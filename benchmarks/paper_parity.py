@@ -27,7 +27,7 @@ import pandas as pd  # noqa: E402
 from backtests.config import load_config  # noqa: E402
 from backtests.engine import run_backtest  # noqa: E402
 from backtests.experiment import load_experiment_prices  # noqa: E402
-from forecasting.walkforward import walk_forward_predict  # noqa: E402
+from forecasting.tasks import walk_forward_predict  # noqa: E402
 from trading.account import Account, init_account, replay  # noqa: E402
 
 

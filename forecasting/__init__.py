@@ -19,7 +19,8 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
         "metrics": ["diebold_mariano", "forecast_metrics"],
         "model": ["LSTMForecaster", "build_stacked_lstm", "set_seed"],
         "spec": ["DataSpec", "ModelSpec", "WalkForwardSpec"],
-        "walkforward": ["PREDICTION_COLUMNS", "WalkForwardSplit", "make_samples", "walk_forward_predict"],
+        "tasks": ["Task", "task_of", "walk_forward_predict"],
+        "walkforward": ["PREDICTION_COLUMNS", "WalkForwardSplit", "make_samples"],
         "xs_metrics": ["cross_section_metrics"],
     },
 )

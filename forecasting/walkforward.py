@@ -13,15 +13,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from forecasting.checkpoint import FoldCheckpoints, fingerprint
 from forecasting.data import require_rows
 from forecasting.errors import ForecastingError
 from forecasting.faults import inject
 from forecasting.features import build_features
-from forecasting.model import LSTMForecaster, fit_ridge
+from forecasting.model import LSTMForecaster
 from forecasting.progress import Progress
+from forecasting.samples import Samples
 from forecasting.spec import ModelSpec, WalkForwardSpec
+from forecasting.targets import smearing, target_of
 
 PREDICTION_COLUMNS = [
     "date",
@@ -38,11 +41,6 @@ PREDICTION_COLUMNS = [
 ]
 BASELINES = ("ridge", "naive", "drift", "momentum")
 VOLATILITY_COLUMNS = PREDICTION_COLUMNS + ["return_true", "return_var_ratio"]
-
-
-def table_columns(model: ModelSpec) -> list[str]:
-    """The predictions table's columns for `model`'s target (a volatility table has two more)."""
-    return VOLATILITY_COLUMNS if model.target == "realized_vol" else PREDICTION_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -89,26 +87,6 @@ class WalkForwardSplit:
         return None if sample < first else (sample - first) // self.retrain_every
 
 
-@dataclass
-class Samples:
-    """Windows and targets of one ticker. Row i of X is the window ending at bar `dates[i]`."""
-
-    X: np.ndarray  # (n, lookback, features), every window, including those with unknown targets
-    target: np.ndarray  # what the network learns (log return or future close); NaN where unknown
-    log_return: np.ndarray  # log(close[t+h] / close[t]); NaN where unknown
-    close: np.ndarray  # close at the window's last bar
-    future_close: np.ndarray
-    past_return: np.ndarray  # log(close[t] / close[t-h]), the momentum forecast
-    dates: pd.DatetimeIndex
-    frame: pd.DataFrame | None = None  # the bars the samples were made from (the volatility baselines fit on them)
-    positions: np.ndarray | None = None  # each sample's bar position in `frame`
-
-    @property
-    def n_known(self) -> int:
-        """Samples whose target is known by the last bar (they come first)."""
-        return int(np.isfinite(self.log_return).sum())
-
-
 def make_samples(frame: pd.DataFrame, model: ModelSpec, source: str = "data") -> Samples:
     """Features -> sliding windows and horizon-h targets for one ticker's bars."""
     feats = build_features(frame, model.features)
@@ -127,13 +105,7 @@ def make_samples(frame: pd.DataFrame, model: ModelSpec, source: str = "data") ->
     X = np.lib.stride_tricks.sliding_window_view(values, (lb, values.shape[1]))[:, 0]
     rows = slice(lb - 1, None)
     log_ret = np.log(future / close)
-    if model.target == "realized_vol":  # the log of the next h sessions' realized variance
-        from forecasting.volatility import daily_variance, realized_variance
-
-        variance = daily_variance(frame, model.vol_estimator)
-        target = np.log(realized_variance(variance, h).to_numpy()[offset:])
-    else:
-        target = log_ret if model.target != "close" else future
+    target = target_of(model).values(frame, model, offset, log_ret, future)
     return Samples(
         X=X,
         target=target[rows],
@@ -147,34 +119,6 @@ def make_samples(frame: pd.DataFrame, model: ModelSpec, source: str = "data") ->
     )
 
 
-def walk_forward_predict(
-    prices: dict[str, pd.DataFrame] | pd.DataFrame,
-    model: ModelSpec,
-    walk_forward: WalkForwardSpec,
-    seed: int = 0,
-    progress: Progress | None = None,
-    checkpoints: FoldCheckpoints | None = None,
-) -> pd.DataFrame:
-    """The predictions table (DESIGN.md): LSTM rows plus the ridge, naive, drift and momentum controls
-    (with `model.scope = "global"`: `forecasting.cross_section.global_walk_forward`).
-
-    `y_pred`/`y_true` are always log returns over the horizon; `price_pred` is the predicted
-    close at t + horizon. `progress` hears about every fold and epoch. With `checkpoints`, every
-    completed fold is saved and a rerun resumes after the last one, with an identical result.
-    """
-    if isinstance(prices, pd.DataFrame):
-        prices = {"asset": prices}
-    if model.scope == "global":  # one network for the universe, walked forward on dates
-        from forecasting.cross_section import global_walk_forward
-
-        return global_walk_forward(prices, model, walk_forward, seed, progress, checkpoints)
-    tables = [
-        _predict_ticker(ticker, frame, model, walk_forward, seed, progress, checkpoints)
-        for ticker, frame in prices.items()
-    ]
-    return pd.concat(tables, ignore_index=True)[table_columns(model)]
-
-
 def make_split(model: ModelSpec, walk_forward: WalkForwardSpec) -> WalkForwardSplit:
     return WalkForwardSplit(
         walk_forward.min_train, walk_forward.retrain_every, model.horizon, walk_forward.gap, walk_forward.train_window
@@ -184,20 +128,36 @@ def make_split(model: ModelSpec, walk_forward: WalkForwardSpec) -> WalkForwardSp
 NETWORK_SETTINGS = tuple(name for name in inspect.signature(LSTMForecaster).parameters if name != "seed")
 
 
+def ticker_task(
+    ticker: str,
+    frame: pd.DataFrame,
+    model: ModelSpec,
+    walk_forward: WalkForwardSpec,
+    seed: int,
+    checkpoints: str | None,
+) -> pd.DataFrame:
+    """One executor task: a ticker's walk-forward (checkpointed in its own folder, so tasks never share files)."""
+    return ticker_walk_forward(
+        ticker, frame, model, walk_forward, seed, checkpoints=FoldCheckpoints(checkpoints) if checkpoints else None
+    )
+
+
 def make_forecaster(model: ModelSpec, seed: int) -> LSTMForecaster:
     """The network of `model`: every LSTMForecaster setting (but the seed) read from the spec by name."""
     return LSTMForecaster(seed=seed, **{name: getattr(model, name) for name in NETWORK_SETTINGS})
 
 
-def _predict_ticker(
+def ticker_walk_forward(
     ticker: str,
     frame: pd.DataFrame,
     model: ModelSpec,
     wf: WalkForwardSpec,
-    seed: int,
-    progress: Progress | None,
-    checkpoints: FoldCheckpoints | None,
+    seed: int = 0,
+    progress: Progress | None = None,
+    checkpoints: FoldCheckpoints | None = None,
 ) -> pd.DataFrame:
+    """One ticker's rows of the predictions table: the LSTM walked forward fold by fold (warm-started
+    or from scratch), beside the controls fitted on each fold's training rows."""
     samples = make_samples(frame, model, ticker)
     split = make_split(model, wf)
     n = samples.n_known
@@ -222,6 +182,10 @@ def _predict_ticker(
     # The ridge control needs no network: a thread fits it for every fold while the LSTM trains (its
     # LAPACK calls release the GIL, as TensorFlow's ops do), so it costs almost no wall time.
     ridge_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ridge")
+    # one BLAS thread throughout, as the global walk-forward: the limit is process-wide, so a limit the ridge
+    # thread set and restored would race with a residual head's ridge fitted here, which would then round
+    # differently from run to run (same seed, predictions 1e-15 apart)
+    blas = threadpool_limits(limits=1, user_api="blas")
     ridge = {
         fold: ridge_pool.submit(control_forecasts, samples, model, train, test)
         for fold, (train, test) in enumerate(folds)
@@ -236,7 +200,8 @@ def _predict_ticker(
             tables.append(fold_table)
             record_fold(ticker, fold, n_folds, fold_table, network, progress, checkpoints, key)
     finally:
-        ridge_pool.shutdown(wait=False, cancel_futures=True)
+        ridge_pool.shutdown(wait=True, cancel_futures=True)
+        blas.restore_original_limits()
     return _sorted(pd.concat(tables, ignore_index=True))
 
 
@@ -303,10 +268,7 @@ class WalkForwardModel:
         members = []
         for forecaster in self.ensemble or []:
             raw = forecaster.predict_rows(samples.X[rows])  # row by row: the same number whatever the batch
-            if self.model.target == "close":  # a predicted close, as a log return from this close
-                members.append(np.log(np.where(raw > 0, raw, np.nan) / samples.close[rows]))
-            else:
-                members.append(raw)
+            members.append(target_of(self.model).as_log_return(raw, samples.close[rows]))
         members = np.vstack(members)
         spread = members.std(axis=0) if len(members) > 1 else np.zeros(members.shape[1])
         return members.mean(axis=0), spread
@@ -318,9 +280,7 @@ class WalkForwardModel:
         forecast of a log variance is raised to the variance's level (`log_level_correction`)."""
         self.train_fold(fold, samples, train, progress)
         mean, spread = self.predict(samples, test)
-        if self.model.target == "realized_vol":
-            mean = mean + self.log_level_correction(samples, train)
-        return mean, spread
+        return target_of(self.model).corrected(mean, self, samples, train), spread
 
     def log_level_correction(self, samples: Samples, train: np.ndarray) -> float:
         """Duan's smearing for a model of a log: exp of a forecast of E[log RV] under-forecasts E[RV] (Jensen),
@@ -328,13 +288,6 @@ class WalkForwardModel:
         baselines get their level from the training span too, so every model is scored on one footing."""
         members = [forecaster.predict(samples.X[train]) for forecaster in self.ensemble or []]
         return smearing(samples.target[train], np.mean(members, axis=0))
-
-
-def smearing(actual: np.ndarray, fitted: np.ndarray) -> float:
-    """log mean(exp(actual - fitted)): Duan's (1983) smearing term for a regression of a log."""
-    residual = np.asarray(actual, dtype="float64") - np.asarray(fitted, dtype="float64")
-    residual = residual[np.isfinite(residual)]
-    return float(np.log(np.mean(np.exp(residual)))) if len(residual) else 0.0
 
 
 def record_fold(
@@ -389,36 +342,9 @@ def assemble_folds(tables: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def control_forecasts(samples: Samples, model: ModelSpec, train: np.ndarray, test: np.ndarray) -> dict:
-    """The fitted controls' predictions of a fold's test samples, fitted on its training samples only:
-    ridge, and with the `realized_vol` target the volatility baselines (the log of their variance
-    forecasts, `forecasting.volatility.baseline_forecasts`)."""
-    if model.target != "realized_vol":
-        return {"ridge": ridge_forecast(samples, train, test)}
-    from forecasting.volatility import baseline_forecasts
-
-    bars = baseline_forecasts(
-        samples.frame, model.vol_estimator, model.horizon, samples.positions[train], samples.positions[test]
-    )
-    ridge = ridge_forecast(samples, train, np.concatenate([train, test]), samples.target)  # in sample, then out
-    corrected = ridge[len(train) :] + smearing(samples.target[train], ridge[: len(train)])
-    return {"ridge": corrected, **{k: np.log(v) for k, v in bars.items()}}
-
-
-def ridge_forecast(
-    samples: Samples, train: np.ndarray, test: np.ndarray, target: np.ndarray | None = None
-) -> np.ndarray:
-    """The linear control: ridge regression of the horizon's log return (or `target`) on the same windows,
-    flattened.
-
-    Fitted per fold on that fold's training samples only: standardisation fitted on them, and the
-    penalty chosen among 13 values by generalised (leave-one-out) cross-validation on them too.
-    """
-    from threadpoolctl import threadpool_limits
-
-    flat = samples.X.reshape(len(samples.X), -1)
-    with threadpool_limits(limits=1, user_api="blas"):  # one BLAS thread: it runs beside the network's training
-        ridge = fit_ridge(flat[train], (samples.log_return if target is None else target)[train])
-        return ridge.predict(flat[test])
+    """The fitted controls' predictions of a fold's test samples, fitted on its training samples only
+    (which controls: the target's, `forecasting.targets`)."""
+    return target_of(model).controls(samples, model, train, test)
 
 
 def _sorted(table: pd.DataFrame) -> pd.DataFrame:
@@ -447,97 +373,5 @@ def _fold_table(
     controls: dict[str, np.ndarray],
     lstm_spread: np.ndarray,
 ) -> pd.DataFrame:
-    """One fold's rows: the LSTM's and the baselines'."""
-    close = samples.close[test]
-    train_end = samples.dates[train[-1] + model.horizon]
-    if model.target == "realized_vol":
-        return _volatility_fold_table(ticker, samples, model, fold, train, test, lstm_ret, controls, lstm_spread)
-    drift = float(np.mean(samples.log_return[train]))
-    forecasts = {
-        "lstm": lstm_ret,
-        "ridge": controls["ridge"],
-        "naive": np.zeros(len(test)),
-        "drift": np.full(len(test), drift),
-        "momentum": samples.past_return[test],
-    }
-    return _rows(ticker, samples, model, fold, test, train_end, forecasts, lstm_spread, samples.log_return[test], close)
-
-
-def _rows(
-    ticker: str,
-    samples: Samples,
-    model: ModelSpec,
-    fold: int,
-    test: np.ndarray,
-    train_end,
-    forecasts: dict[str, np.ndarray],
-    lstm_spread: np.ndarray,
-    y_true: np.ndarray,
-    close: np.ndarray | None,
-    **extra,
-) -> pd.DataFrame:
-    """A fold's rows of the predictions table, one block per model; `close` prices the forecasts (None:
-    they are no returns, price_pred is NaN); `extra` columns are the same for every model."""
-    return pd.concat(
-        [
-            pd.DataFrame(
-                {
-                    "date": samples.dates[test],
-                    "ticker": ticker,
-                    "model": name,
-                    "y_pred": y_pred,
-                    "y_true": y_true,
-                    "price_pred": close * np.exp(y_pred) if close is not None else np.nan,
-                    "price_true": samples.future_close[test],
-                    "horizon": model.horizon,
-                    "fold": fold,
-                    "train_end": train_end,
-                    "y_pred_std": lstm_spread if name == "lstm" else np.full(len(test), np.nan),
-                    **extra,
-                }
-            )
-            for name, y_pred in forecasts.items()
-        ],
-        ignore_index=True,
-    )
-
-
-def _volatility_fold_table(
-    ticker: str,
-    samples: Samples,
-    model: ModelSpec,
-    fold: int,
-    train: np.ndarray,
-    test: np.ndarray,
-    lstm_pred: np.ndarray,
-    controls: dict[str, np.ndarray],
-    lstm_spread: np.ndarray,
-) -> pd.DataFrame:
-    """A volatility fold's rows: y_pred and y_true are the log of the next h sessions' realized variance.
-
-    `return_true` is the realised log return over the horizon (the VaR's outcome) and `return_var_ratio`
-    the training span's mean squared return over its mean proxy: what turns a variance forecast in proxy
-    units into one of close-to-close returns (a Garman-Klass proxy leaves the overnight gap out)."""
-    from forecasting.volatility import daily_variance
-
-    train_end = samples.dates[train[-1] + model.horizon]
-    span = np.arange(1, int(samples.positions[train[-1]]) + model.horizon + 1)
-    proxy = daily_variance(samples.frame, model.vol_estimator).to_numpy()[span]
-    returns = np.log(samples.frame["close"].to_numpy())
-    squared = np.diff(returns)[span - 1] ** 2
-    ratio = float(np.mean(squared) / np.nanmean(proxy))
-    forecasts = {"lstm": lstm_pred, **controls}
-    return _rows(
-        ticker,
-        samples,
-        model,
-        fold,
-        test,
-        train_end,
-        forecasts,
-        lstm_spread,
-        samples.target[test],
-        None,
-        return_true=samples.log_return[test],
-        return_var_ratio=ratio,
-    )
+    """One fold's rows: the LSTM's and the controls' (as the target writes them)."""
+    return target_of(model).fold_table(ticker, samples, model, fold, train, test, lstm_ret, controls, lstm_spread)

@@ -404,6 +404,7 @@ def run(
     from backtests.config import load_config
     from backtests.errors import ConfigError
     from backtests.experiment import load_resumable
+    from forecasting.tasks import task_of
     from lstm_trader.api import Experiment
 
     imported = time.perf_counter() - started
@@ -433,7 +434,7 @@ def run(
     console.print(
         f"[bold]{cfg.name}[/]: {cfg.data.source}, {cfg.model.n_layers}x LSTM({cfg.model.units}), "
         f"lookback {cfg.model.lookback}, retrain every {cfg.walk_forward.retrain_every} "
-        f"{'sessions, one network for the universe' if cfg.model.scope == 'global' else 'bars'}"
+        f"{'sessions, one network for the universe' if task_of(cfg.model).universe else 'bars'}"
         f" ({'warm start' if cfg.walk_forward.warm_start else 'from scratch'})"
     )
 
@@ -635,7 +636,9 @@ def audit(
     with progress_bars() as bars:
         result = run_audit(cfg, prices, cuts, RichProgress(bars))
     view = Table(title="Look-ahead audit: prices after D changed; what was made on or before D must not move")
-    universe = cfg.model.scope == "global"
+    from forecasting.tasks import task_of
+
+    universe = task_of(cfg.model).universe
     for col in (
         ("D",)
         + (("changed",) if universe else ())

@@ -8,7 +8,7 @@ import pytest
 from backtests.audit import perturb_after
 from forecasting.model import LSTMForecaster, fit_ridge
 from forecasting.spec import ModelSpec, WalkForwardSpec
-from forecasting.walkforward import walk_forward_predict
+from forecasting.tasks import walk_forward_predict
 from tests.helpers import make_bars
 
 FEATURES = ["log_return", "rsi_14", "sma_10"]
@@ -132,3 +132,27 @@ def test_refit_every_k_fits_those_folds_from_scratch_and_fine_tunes_between():
     np.testing.assert_array_equal(fold(refit, 1), fold(warm, 1))  # fold 1: the first fold's fine-tune
     assert not np.array_equal(fold(refit, 2), fold(warm, 2))
     assert not np.array_equal(fold(refit, 3), fold(scratch, 3))  # fold 3: fine-tuned from fold 2's refit
+
+
+def test_every_ridge_of_a_walk_forward_is_fitted_on_one_blas_thread(monkeypatch):
+    # BLAS's thread count is process-wide: the ridge control's thread once set it to 1 and back while the
+    # residual head's ridge was fitted in the main thread, which then rounded differently from run to run.
+    # Now every ridge fit, the head's and the control's, runs on one thread, so a run repeats bit for bit.
+    from sklearn.linear_model import RidgeCV
+    from threadpoolctl import threadpool_info
+
+    seen = []
+    original = RidgeCV.fit
+
+    def recording(self, X, y, **kwargs):
+        seen.append(max((pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"), default=1))
+        return original(self, X, y, **kwargs)
+
+    monkeypatch.setattr(RidgeCV, "fit", recording)
+    frame = make_bars(400, seed=8)
+    walk_forward_predict({"T": frame}, per_ticker("realized_vol", epochs=1), WF, seed=1)
+    assert len(seen) >= 6 and set(seen) == {1}  # the head's fit and fine-tunes, and the control's, each fold
+    net = LSTMForecaster(head="residual", epochs=0, units=4, n_layers=1, seed=1)
+    seen.clear()
+    net.fit(*windows())  # outside a walk-forward too (a paper step): one thread
+    assert seen == [1]

@@ -16,7 +16,8 @@ from backtests.config import load_config
 from backtests.engine import run_backtest
 from backtests.experiment import load_experiment_prices
 from forecasting.faults import FAULT_ENV
-from forecasting.walkforward import make_samples, walk_forward_predict
+from forecasting.tasks import walk_forward_predict
+from forecasting.walkforward import make_samples
 from lstm_trader.cli import app
 from tests.helpers import KEY, SECRET, AlpacaStub, without_alpaca
 from trading.account import Account, init_account, replay, status

@@ -8,7 +8,7 @@ from backtests.config import load_config
 from backtests.engine import run_backtest
 from backtests.experiment import load_experiment_prices
 from forecasting.data import load_prices
-from forecasting.walkforward import walk_forward_predict
+from forecasting.tasks import walk_forward_predict
 from trading.account import Account, init_account, replay, status
 
 TICKERS = ["AAPL", "JNJ", "KO", "MSFT", "XOM"]

@@ -10,6 +10,7 @@ from helpers import bars_from, make_bars
 from backtests.audit import perturb_after
 from forecasting.errors import DataError
 from forecasting.spec import ModelSpec, WalkForwardSpec
+from forecasting.tasks import walk_forward_predict
 from forecasting.vol_metrics import kupiec, mincer_zarnowitz, qlike, value_at_risk_exceedances, volatility_metrics
 from forecasting.volatility import (
     VAR_FLOOR,
@@ -19,7 +20,6 @@ from forecasting.volatility import (
     garch_forecasts,
     realized_variance,
 )
-from forecasting.walkforward import walk_forward_predict
 from strategies.decision import SignalParams, annual_vol, signal_target, vol_target_exposure
 
 
@@ -278,7 +278,7 @@ def test_a_return_table_passed_as_the_volatility_table_is_one_clear_error(tmp_pa
 
 
 def test_duans_smearing_raises_a_log_forecast_to_the_mean_level_worked_by_hand():
-    from forecasting.walkforward import smearing
+    from forecasting.targets import smearing
 
     # residuals 0 and ln 2 of a log model: exp of them are 1 and 2, their mean 1.5, so the term is ln 1.5
     assert smearing(np.array([1.0, 1.0 + math.log(2)]), np.array([1.0, 1.0])) == pytest.approx(math.log(1.5))

@@ -122,7 +122,8 @@ def test_too_short_history_is_a_clear_error(tiny_model, tiny_walk_forward):
 
 
 def test_ridge_learns_a_linear_target_from_training_rows_only():
-    from forecasting.walkforward import Samples, ridge_forecast
+    from forecasting.targets import ridge_forecast
+    from forecasting.walkforward import Samples
 
     rng = np.random.default_rng(8)
     X = rng.normal(size=(400, 4, 2))

@@ -29,6 +29,7 @@ from backtests.rundir import FolderLock, check_output_folder, named_folder, writ
 from forecasting.calendar import is_session, sessions, trading_calendar
 from forecasting.checkpoint import fingerprint, load_ensemble, save_ensemble
 from forecasting.faults import inject
+from forecasting.tasks import task_of
 from forecasting.walkforward import Samples, WalkForwardModel, make_samples, make_split
 from strategies.decision import (
     Plan,
@@ -127,7 +128,7 @@ def paper_strategy(config: ExperimentConfig) -> StrategySpec:
                     f"paper.strategy '{wanted}' is a {spec.name} strategy, which paper accounts do not trade",
                     "paper accounts trade " + " or ".join(PAPER_STRATEGIES),
                 )
-            if is_universe_strategy(spec) and config.model.scope != "global":
+            if is_universe_strategy(spec) and not task_of(config.model).universe:
                 raise BacktestError(
                     f"paper.strategy '{wanted}' ranks a universe, but the model is per ticker",
                     "set model.scope = global (a universe model) for an xs_rank account",
@@ -850,7 +851,7 @@ def latest(account: Account) -> dict:
             "y_pred_std": r["y_pred_std"],
             "close": r["close"],
             "predicted_close": r["close"] * math.exp(r["y_pred"])
-            if account.config.model.target == "log_return"
+            if task_of(account.config.model).predicts_log_return()
             else None,
             "target": r["target"],
             "fold": r["fold"],
