@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from forecasting.errors import ForecastingError, did_you_mean
+from forecasting.progress import Progress as WalkForwardProgress
 from reports.errors import ReportError
 from strategies.errors import StrategyError
 
@@ -244,3 +245,38 @@ def show(table) -> None:
         console.print(table)
     finally:
         console.width = saved
+
+
+class RichProgress(WalkForwardProgress):
+    """Two bars: folds of the current ticker and epochs of the current fit."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.folds = progress.add_task("folds", total=None)
+        self.epochs = progress.add_task("epochs", total=None)
+
+    def stage(self, text: str) -> None:
+        self.progress.update(self.folds, description=text)
+
+    def fold(self, ticker: str, done: int, total: int) -> None:
+        self.progress.update(self.folds, completed=done, total=total, description=f"{ticker} folds")
+
+    def epoch(self, done: int, total: int, logs: dict | None = None) -> None:
+        self.progress.update(self.epochs, completed=done, total=total, description="epochs")
+
+    def tasks(self, done: int, total: int) -> None:  # parallel tickers: one bar over all of them
+        self.progress.update(self.folds, completed=done, total=total, description="tickers")
+        self.progress.update(self.epochs, visible=False)
+
+
+def connect(cfg, workers: int | None = None) -> None:
+    """With the ray executor, reach the cluster (or start the local instance) before any output is written."""
+    if cfg.execution.executor == "ray":
+        from backtests.execution import start_ray
+
+        start_ray(cfg.execution, workers)
+
+
+def toml_quote(value: str) -> str:
+    """A TOML string of `value` (for a `--set` built from an option)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -8,6 +8,7 @@ from forecasting import ForecastingError, walk_forward_predict
 from forecasting.checkpoint import FoldCheckpoints
 from forecasting.walkforward import Progress
 from lstm_trader import cli
+from lstm_trader.console import RichProgress
 from tests.helpers import TINY, make_bars, run_dirs, write_yahoo_csv
 
 runner = CliRunner()
@@ -54,14 +55,14 @@ def test_checkpoints_refuse_other_settings(tmp_path, tiny_model, tiny_walk_forwa
 
 def interrupt_after(monkeypatch, folds: int):
     """Make the CLI's progress bar raise Ctrl-C after `folds` folds; returns the original method."""
-    original = cli.RichProgress.fold
+    original = RichProgress.fold
 
     def interrupt(self, ticker, done, total):
         original(self, ticker, done, total)
         if done == folds:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli.RichProgress, "fold", interrupt)
+    monkeypatch.setattr(RichProgress, "fold", interrupt)
     return original
 
 
@@ -80,7 +81,7 @@ def test_cli_run_resumes_after_an_interrupt(tmp_path, monkeypatch):
     assert f"lstm-trader run --resume {run}" in broken.stderr
     assert not (run / "predictions.parquet").exists() and (run / "checkpoints").is_dir()
 
-    monkeypatch.setattr(cli.RichProgress, "fold", original)
+    monkeypatch.setattr(RichProgress, "fold", original)
     resumed = runner.invoke(app, ["run", "--resume", str(run), "--no-report"])
     assert resumed.exit_code == 0, resumed.output
     (done,) = run_dirs((tmp_path / "fresh"))
@@ -136,7 +137,7 @@ def test_a_second_process_on_the_same_run_dir_is_refused(tmp_path, monkeypatch):
         cli.app, ["run", *TINY, "--set", f"data.source=csv:{data}", "--no-report", "--runs-dir", str(tmp_path / "runs")]
     )
     assert broken.exit_code == 130
-    monkeypatch.setattr(cli.RichProgress, "fold", original)
+    monkeypatch.setattr(RichProgress, "fold", original)
     (run,) = run_dirs(tmp_path / "runs")
     with FolderLock(run):  # as another `run --resume` of this dir would hold it
         second = runner.invoke(cli.app, ["run", "--resume", str(run), "--no-report"])

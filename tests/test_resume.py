@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from forecasting.faults import FAULT_ENV
 from lstm_trader import cli
+from lstm_trader.commands import research
 from tests.helpers import TINY as BASE
 from tests.helpers import make_bars, run_dirs, write_yahoo_csv
 
@@ -94,7 +95,7 @@ def test_sigint_while_writing_reports_then_resume_writes_them(tmp_path, data, mo
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_make_reports", interrupted)
+    monkeypatch.setattr(research, "_make_reports", interrupted)
     args = ["run", *TINY, "--set", f"data.source=csv:{data}", "--runs-dir", str(tmp_path / "runs")]  # with reports
     broken = runner.invoke(cli.app, args)
     assert broken.exit_code == 130 and "lstm-trader run --resume" in broken.stderr

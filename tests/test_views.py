@@ -39,7 +39,7 @@ def _render(table, width: int = 200) -> str:
 
 
 def test_the_terminal_comparison_shows_the_refused_orders():
-    from lstm_trader.cli import comparison_view
+    from lstm_trader.views import comparison_view
 
     text = _render(comparison_view(_comparison(), wide=True))
     header = next(line for line in text.splitlines() if "strategy" in line)
@@ -59,7 +59,7 @@ def test_the_report_comparison_shows_the_refused_orders():
 
 
 def test_the_forecast_table_shows_u2_to_four_decimals_and_price_rmse_to_three():
-    from lstm_trader.cli import metrics_table
+    from lstm_trader.views import metrics_table
 
     base = {
         "ticker": "ACME",
