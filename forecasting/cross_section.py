@@ -33,8 +33,8 @@ from threadpoolctl import threadpool_limits
 from forecasting.checkpoint import FoldCheckpoints, fingerprint
 from forecasting.errors import DataError, ForecastingError
 from forecasting.metrics import RANKING_SCORES
-from forecasting.model import RIDGE_ALPHAS
 from forecasting.progress import Progress
+from forecasting.ridge import RIDGE_ALPHAS
 from forecasting.spec import CROSS_SECTIONAL_TARGETS, ModelSpec, WalkForwardSpec
 from forecasting.walkforward import PREDICTION_COLUMNS, Samples, WalkForwardModel, make_samples, record_fold
 from forecasting.xs_metrics import MIN_TICKERS as MIN_UNIVERSE  # a day needs them for a cross-sectional correlation

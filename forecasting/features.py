@@ -5,7 +5,7 @@ indicators are made scale-free (distance from the close, or divided by it) so th
 fitted on an early training span still means something years later.
 
 Each feature declares the columns it reads (`FEATURE_COLUMNS`), so a close-only frame (see
-`forecasting.data.is_close_only`) fails with one clear line instead of a KeyError deep in `ta`.
+`forecasting.bars.is_close_only`) fails with one clear line instead of a KeyError deep in `ta`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,10 @@ from collections.abc import Callable
 import numpy as np
 
 from forecasting.errors import ForecastingError, NotFittedError
+from forecasting.ridge import RidgeBase
 from forecasting.spec import ModelSpec
+
+_RidgeBase = RidgeBase  # the name models saved before forecasting.ridge existed were pickled under
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -268,37 +271,6 @@ class _Scaler:
 
 
 _SPEC = {name: field.default for name, field in ModelSpec.model_fields.items()}
-RIDGE_ALPHAS = np.logspace(-2, 4, 13)
-
-
-def fit_ridge(flat: np.ndarray, y: np.ndarray):
-    """The linear model of the controls: standardisation and ridge regression on flattened windows, the
-    penalty chosen among RIDGE_ALPHAS by generalised (leave-one-out) cross-validation on the same rows."""
-    from sklearn.linear_model import RidgeCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from threadpoolctl import threadpool_limits
-
-    # "svd" GCV: about 2.5x faster than the automatic choice for these shapes (samples > features). One BLAS
-    # thread wherever it is fitted (a walk-forward, a paper step, a fold task): the same rounding everywhere
-    with threadpool_limits(limits=1, user_api="blas"):
-        return make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS, gcv_mode="svd")).fit(flat, y)
-
-
-class _RidgeBase:
-    """A residual head's linear part: `fit_ridge` on the flattened windows, applied row by row (each row's
-    prediction its own sum, so it never depends on which rows are predicted together)."""
-
-    def __init__(self, X: np.ndarray, y: np.ndarray) -> None:
-        fitted = fit_ridge(X.reshape(len(X), -1), y)
-        scaler, ridge = fitted[0], fitted[-1]
-        self.mean_, self.scale_ = scaler.mean_, scaler.scale_
-        self.coef_ = np.atleast_2d(ridge.coef_)  # (outputs, inputs)
-        self.intercept_ = np.atleast_1d(ridge.intercept_)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        scaled = (X.reshape(len(X), -1) - self.mean_) / self.scale_
-        return np.stack([(scaled * c).sum(axis=1) for c in self.coef_], axis=1) + self.intercept_
 
 
 class LSTMForecaster:
@@ -419,7 +391,7 @@ class LSTMForecaster:
         """A residual head's ridge, fitted on (X, y): `fit` does it, and a warm-started walk-forward refits it
         on each fold's whole training span before the network's fine-tune (as the ridge control is refit)."""
         X, y = self._check(X, y)
-        self.base_ = _RidgeBase(X, y)
+        self.base_ = RidgeBase(X, y)
         return self
 
     def _base(self, X: np.ndarray) -> np.ndarray | float:

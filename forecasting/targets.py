@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from forecasting.model import fit_ridge
+from forecasting.ridge import fit_ridge
 from forecasting.samples import Samples
 from forecasting.spec import ModelSpec
 

@@ -23,8 +23,8 @@ from typing import ClassVar
 
 import pandas as pd
 
+from forecasting.bars import require_rows
 from forecasting.checkpoint import FoldCheckpoints
-from forecasting.data import require_rows
 from forecasting.errors import ForecastingError
 from forecasting.features import warmup_rows
 from forecasting.progress import Progress

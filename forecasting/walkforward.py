@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from forecasting.bars import require_rows
 from forecasting.checkpoint import FoldCheckpoints, fingerprint
-from forecasting.data import require_rows
 from forecasting.errors import ForecastingError
 from forecasting.faults import inject
 from forecasting.features import build_features

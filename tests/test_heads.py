@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from backtests.audit import perturb_after
-from forecasting.model import LSTMForecaster, fit_ridge
+from forecasting.model import LSTMForecaster
+from forecasting.ridge import fit_ridge
 from forecasting.spec import ModelSpec, WalkForwardSpec
 from forecasting.tasks import walk_forward_predict
 from tests.helpers import make_bars

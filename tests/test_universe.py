@@ -14,7 +14,8 @@ import pytest
 
 from forecasting import DataError, FeatureError, build_features, load_prices
 from forecasting import data as data_module
-from forecasting.data import BUILTIN, is_close_only
+from forecasting.bars import is_close_only
+from forecasting.data import BUILTIN
 from forecasting.features import CLOSE_ONLY_FEATURES, check_feature_columns
 from tests.helpers import make_bars, write_yahoo_csv
 
