@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from backtests.books import strategies_with_benchmark
 from backtests.config import ExperimentConfig
 from backtests.engine import run_backtest
 from backtests.errors import BacktestError
-from backtests.experiment import predict_all, strategies_with_benchmark
+from backtests.experiment import predict_all
 from forecasting.tasks import task_of
 from forecasting.walkforward import Progress
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from backtests.books import lstm_sharpe, lstm_strategies, run_strategies, trial_config_hash
 from backtests.config import ExperimentConfig
 from backtests.errors import ConfigError
-from backtests.experiment import lstm_sharpe, lstm_strategies, run_strategies, trial_config_hash
 from backtests.stats import comparison_table
 from backtests.trials import TrialLedger, data_fingerprint, legacy_fingerprint, open_trial_ledger
 
@@ -93,8 +93,8 @@ def run_sensitivity(
     """A run dir's predictions traded again at each cost: writes sensitivity.csv and break_even.csv into
     it, records each cost in the trial ledger (`ledger`, else the run's config's or the user's); returns
     (run, table, break-evens)."""
+    from backtests.backtest_only import read_predictions
     from backtests.config import load_config
-    from backtests.experiment import read_predictions
     from backtests.rundir import require_run_dir
     from forecasting import load_prices
 

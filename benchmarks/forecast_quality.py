@@ -34,7 +34,7 @@ import pandas as pd  # noqa: E402
 from backtests.config import load_config  # noqa: E402
 from backtests.experiment import load_experiment_prices, run_experiment  # noqa: E402
 from backtests.trials import TrialLedger, data_fingerprint, open_trial_ledger  # noqa: E402
-from backtests.tune import inner_walk_forward, tuning_span  # noqa: E402
+from backtests.tune_objective import inner_walk_forward, tuning_span  # noqa: E402
 from forecasting import forecast_metrics, walk_forward_predict  # noqa: E402
 from forecasting.metrics import diebold_mariano  # noqa: E402
 

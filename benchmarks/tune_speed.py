@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backtests.config import load_config  # noqa: E402
 from backtests.experiment import load_experiment_prices  # noqa: E402
-from backtests.tune import open_study, suggest, tune  # noqa: E402
+from backtests.tune import open_study, tune  # noqa: E402
+from backtests.tune_objective import suggest  # noqa: E402
 
 
 def parameter_sets(config, n: int) -> list[dict]:

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from backtests.config import load_config  # noqa: E402
 from backtests.experiment import load_experiment_prices, run_experiment  # noqa: E402
 from backtests.trials import TrialLedger, data_fingerprint, open_trial_ledger  # noqa: E402
-from backtests.tune import inner_walk_forward, tuning_span  # noqa: E402
+from backtests.tune_objective import inner_walk_forward, tuning_span  # noqa: E402
 from forecasting import walk_forward_predict  # noqa: E402
 from forecasting.vol_metrics import volatility_metrics  # noqa: E402
 

@@ -48,7 +48,8 @@ def serve(
     import uvicorn
 
     from trading.clock import clock
-    from trading.service import LogFormat, Service, create_app
+    from trading.http import create_app
+    from trading.service import LogFormat, Service
 
     names = [n.strip() for n in accounts.split(",") if n.strip()] if accounts else None
     service = Service(paper_dir, names, clock())

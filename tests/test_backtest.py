@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from backtests.books import write_backtests
 from backtests.engine import BrokerSpec, run_backtest
-from backtests.experiment import write_backtests
 from backtests.stats import comparison_table
 from strategies import StrategyError
 from tests.helpers import bars_from, make_bars, predictions_for

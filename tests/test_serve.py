@@ -515,7 +515,7 @@ def test_alerts_open_once_resolve_and_persist(tmp_path):
 
 
 def test_the_token_check():
-    from trading.service import check_token
+    from trading.http import check_token
 
     os.environ.pop("LSTM_TRADER_TOKEN", None)
     assert check_token("Bearer x")[0] == 403  # no token configured: acting is off

@@ -17,8 +17,9 @@ from tests.test_paper import SETS
 from trading import service as service_module
 from trading.account import Account, init_account
 from trading.clock import Clock
+from trading.http import create_app
 from trading.ledger import PaperLedger
-from trading.service import FORECASTS_WAITING, Service, create_app
+from trading.service import FORECASTS_WAITING, Service
 
 # a clock long before the account's next close: the scheduler waits, and nothing steps by itself
 CLOCK = Clock(pd.Timestamp("2018-12-13T15:00:00Z"), 1.0)

@@ -102,7 +102,7 @@ def test_a_run_and_a_backtest_record_per_day_sharpes_and_the_second_is_deflated_
     spread = (1 - returns.skew() * sharpes[1] + (returns.kurtosis() + 2) / 4 * sharpes[1] ** 2) / (len(returns) - 1)
     assert row["dsr_variance"] == pytest.approx(max(np.var(sharpes, ddof=1), spread), rel=1e-9)
     assert "deflated for 2 configurations" in second.output
-    from backtests.experiment import deflated_again
+    from backtests.books import deflated_again
     from backtests.trials import TrialCount
 
     again = deflated_again(tested, "ACME", strategy, 0.0, TrialCount(2, float(np.var(sharpes, ddof=1))))

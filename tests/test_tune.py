@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from backtests.config import load_config
 from backtests.trials import TrialLedger, default_ledger_path
-from backtests.tune import first_test_date, open_study, suggest, tune
+from backtests.tune import open_study, tune
+from backtests.tune_objective import first_test_date, suggest
 from lstm_trader.cli import app
 from tests.helpers import hand_dsr, make_bars, run_dirs, write_yahoo_csv
 
@@ -145,9 +146,9 @@ def test_a_continued_study_draws_new_points_and_stays_reproducible(tmp_path, dat
 
 
 def test_a_tuning_trial_records_the_per_day_validation_sharpe(data):
+    from backtests.books import lstm_strategies
     from backtests.engine import run_backtest
-    from backtests.experiment import lstm_strategies
-    from backtests.tune import _validation_sharpe, tuning_span
+    from backtests.tune_objective import _validation_sharpe, tuning_span
 
     config = small_config(data)
     span, _ = tuning_span(prices_of(config), config)

@@ -267,8 +267,8 @@ def test_lstm_signal_sizes_its_trades_by_a_volatility_models_forecast_beside_the
 
 
 def test_a_return_table_passed_as_the_volatility_table_is_one_clear_error(tmp_path):
+    from backtests.backtest_only import with_volatility
     from backtests.errors import BacktestError
-    from backtests.experiment import with_volatility
     from tests.helpers import predictions_for
 
     table = predictions_for(make_bars(30, seed=1), np.zeros(30))

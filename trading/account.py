@@ -10,7 +10,6 @@ sending is idempotent (client order ids), and a step interrupted anywhere finish
 from __future__ import annotations
 
 import json
-import math
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,19 +17,18 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from backtests.books import is_universe_strategy, traded_forecast
 from backtests.config import ExperimentConfig, StrategySpec, dump_config, load_config
 from backtests.engine import BrokerSpec
 from backtests.errors import BacktestError
-from backtests.experiment import is_universe_strategy, load_experiment_prices, traded_forecast
+from backtests.experiment import load_experiment_prices
 from backtests.rundir import FolderLock, check_output_folder, named_folder, write_json, write_text
 from forecasting.calendar import is_session, sessions, trading_calendar
-from forecasting.checkpoint import fingerprint, load_ensemble, save_ensemble
 from forecasting.faults import inject
 from forecasting.tasks import task_of
-from forecasting.walkforward import Samples, WalkForwardModel, make_samples, make_split
+from forecasting.walkforward import WalkForwardModel
 from strategies.decision import (
     Plan,
     SignalParams,
@@ -49,6 +47,7 @@ from strategies.decision import (
 from trading import clock
 from trading.brokers import AlpacaBroker, LocalBroker, OrderRejected
 from trading.ledger import PaperLedger
+from trading.models import AccountModels
 
 BROKERS = ("local", "alpaca")
 PAPER_STRATEGIES = ("lstm_signal", "xs_rank")  # the rules whose decision the account makes with the backtest's own
@@ -166,7 +165,7 @@ class StepReport:
     notes: list[str] = field(default_factory=list)
 
 
-class Account:
+class Account(AccountModels):
     """One paper account. Use as a context manager: it holds the account's lock."""
 
     def __init__(self, root: str | Path, name: str) -> None:
@@ -528,162 +527,6 @@ class Account:
         return {t: chosen.get(t, float("nan")) for t in scores}
 
     # --- the model ------------------------------------------------------------------------------
-    def _predict_universe(
-        self, frames: dict[str, pd.DataFrame], day: pd.Timestamp, report: StepReport
-    ) -> dict[str, tuple[float, float, int]]:
-        """The global network's prediction of every ticker at this close (training the folds the schedule
-        has reached first), with the backtest's own steps: `GlobalNetwork.train_panel` and `predict_panel`."""
-        from forecasting.cross_section import build_panel, make_date_split
-
-        panel = build_panel(frames, self.config.model)
-        split = make_date_split(self.config.model, self.config.walk_forward)
-        today = int(panel.calendar.get_loc(day))
-        fold = split.fold_of(today)
-        if fold is None:
-            first = split.first_test()
-            raise BacktestError(
-                f"{day.date()} comes before the walk-forward's first prediction"
-                + (f" ({panel.calendar[first].date()})" if first < len(panel.calendar) else ""),
-                "start the account later, or lower walk_forward.min_train / load more history",
-            )
-        network = self._load_universe_model(panel)
-        scaler = None
-        while network.fold < fold:
-            scaler = network.train_panel(panel, split, network.fold + 1)
-            self._save_universe_model(network, panel, split)
-            report.trained.append(network.fold)
-        if scaler is None:
-            from forecasting.cross_section import TickerScaler
-
-            scaler = TickerScaler(panel, split.train_rows(panel, fold))
-        rows = np.flatnonzero(panel.day == today)
-        rows = rows[scaler.known(panel.ticker[rows])]
-        mean, spread = network.predict_panel(panel, scaler, rows)
-        return {panel.tickers[panel.ticker[r]]: (float(m), float(s), fold) for r, m, s in zip(rows, mean, spread)}
-
-    def _load_universe_model(self, panel):
-        from forecasting.cross_section import UNIVERSE, GlobalNetwork
-
-        if UNIVERSE in self._models:
-            return self._models[UNIVERSE]
-        c = self.config
-        network = GlobalNetwork(c.model, c.walk_forward, c.seed)
-        pointer = self.folder / "model" / UNIVERSE / "current.json"
-        if pointer.is_file():
-            state = json.loads(pointer.read_text())
-            if state["key"] != self._model_key():
-                raise BacktestError(
-                    "the saved universe model was trained with other settings",
-                    "the account's config.toml must not change; create a new account instead",
-                )
-            if _universe_hash(self.prices(), pd.Timestamp(state["trained_through"])) != state["bars"]:
-                raise BacktestError(
-                    f"the universe's data up to {state['trained_through'][:10]} changed since the model was trained "
-                    "on it (a revised or re-adjusted history)",
-                    "a split or a corrected history: create a new account to retrain on it",
-                )
-            network.ensemble = load_ensemble(self.folder / "model" / UNIVERSE / state["dir"], state["members"])
-            network.fold = state["fold"]
-        self._models[UNIVERSE] = network
-        return network
-
-    def _save_universe_model(self, network, panel, split) -> None:
-        from forecasting.cross_section import UNIVERSE
-
-        train = split.train_rows(panel, network.fold)
-        through = pd.Timestamp(panel.known_at[train].max())
-        first = panel.calendar[split.first_test() + network.fold * split.retrain_every]
-        self._write_model(UNIVERSE, network, through, first, _universe_hash(self.prices(), through))
-
-    def _predict(
-        self, ticker: str, frame: pd.DataFrame, day: pd.Timestamp, report: StepReport
-    ) -> tuple[float, float, int]:
-        model_spec, wf = self.config.model, self.config.walk_forward
-        samples = make_samples(frame, model_spec, ticker)
-        split = make_split(model_spec, wf)
-        last = len(samples.dates) - 1
-        fold = split.fold_of(last)
-        if fold is None:
-            first = samples.dates[split.first_test()] if split.first_test() < len(samples.dates) else None
-            raise BacktestError(
-                f"{ticker}: {day.date()} comes before the walk-forward's first prediction"
-                + (f" ({first.date()})" if first is not None else ""),
-                "start the account later, or lower walk_forward.min_train / load more history",
-            )
-        network = self._load_model(ticker, samples)
-        while network.fold < fold:
-            k = network.fold + 1
-            network.train_fold(k, samples, split.train_rows(k))
-            self._save_model(ticker, network, samples, split)
-            report.trained.append(k)
-        mean, spread = network.predict(samples, np.array([last]))
-        return float(mean[0]), float(spread[0]), fold
-
-    def _model_key(self) -> str:
-        c = self.config
-        return fingerprint(
-            pd.DataFrame(),
-            {
-                "model": c.model.model_dump(mode="json"),
-                "walk_forward": c.walk_forward.model_dump(mode="json"),
-                "seed": c.seed,
-                "start": str(c.data.start),
-                "source": c.data.source,
-            },
-        )
-
-    def _load_model(self, ticker: str, samples: Samples) -> WalkForwardModel:
-        if ticker in self._models:
-            return self._models[ticker]
-        network = WalkForwardModel(self.config.model, self.config.walk_forward, self.config.seed)
-        pointer = self.folder / "model" / ticker / "current.json"
-        if pointer.is_file():
-            state = json.loads(pointer.read_text())
-            if state["key"] != self._model_key():
-                raise BacktestError(
-                    f"the saved model of {ticker} was trained with other settings",
-                    "the account's config.toml must not change; create a new account instead",
-                )
-            through = pd.Timestamp(state["trained_through"])
-            if _bars_hash(self.prices()[ticker].loc[:through]) != state["bars"]:
-                raise BacktestError(
-                    f"{ticker}: the data up to {through.date()} changed since the model was trained "
-                    "on it (a revised or re-adjusted history)",
-                    "a split or a corrected history: create a new account to retrain on it",
-                )
-            network.ensemble = load_ensemble(self.folder / "model" / ticker / state["dir"], state["members"])
-            network.fold = state["fold"]
-        self._models[ticker] = network
-        return network
-
-    def _save_model(self, ticker: str, network: WalkForwardModel, samples: Samples, split) -> None:
-        train = split.train_rows(network.fold)
-        through = samples.dates[train[-1] + self.config.model.horizon]
-        first = samples.dates[split.first_test() + network.fold * split.retrain_every]
-        self._write_model(ticker, network, through, first, _bars_hash(self.prices()[ticker].loc[:through]))
-
-    def _write_model(self, owner: str, network, through: pd.Timestamp, first: pd.Timestamp, bars: str) -> None:
-        """The new fold's ensemble in its own folder, then the pointer to it (atomic), then old folders go."""
-        root = self.folder / "model" / owner
-        name = f"fold_{network.fold:04d}"
-        save_ensemble(root / name, network.ensemble)
-        write_json(
-            root / "current.json",
-            {
-                "key": self._model_key(),
-                "fold": network.fold,
-                "dir": name,
-                "members": len(network.ensemble),
-                "trained_through": through.isoformat(),
-                "first_date": first.isoformat(),
-                "bars": bars,
-            },
-        )
-        for old in root.glob("fold_*"):
-            if old.name != name:
-                for item in old.iterdir():
-                    item.unlink()
-                old.rmdir()
 
 
 def signal_params(spec: StrategySpec) -> SignalParams:
@@ -697,15 +540,6 @@ def sizing_for(spec: StrategySpec, broker: BrokerSpec) -> Sizing:
 def client_order_id(account: str, nonce: str, ticker: str, day: str, qty: float) -> str:
     """Account (name and nonce), ticker, date and leg: the same decision always gets the same id."""
     return f"lt-{account}-{nonce}-{ticker}-{day.replace('-', '')}-{'buy' if qty > 0 else 'sell'}"
-
-
-def _bars_hash(frame: pd.DataFrame) -> str:
-    return fingerprint(frame[[c for c in ("open", "high", "low", "close", "volume") if c in frame]], {})
-
-
-def _universe_hash(prices: dict[str, pd.DataFrame], through: pd.Timestamp) -> str:
-    """Every ticker's bars up to `through`: a universe model depends on all of them."""
-    return fingerprint(pd.concat({t: f.loc[:through] for t, f in prices.items()}, names=["ticker", "date"]), {})
 
 
 def replay(account: Account, start: date, end: date, on_day=None) -> list[StepReport]:
@@ -746,129 +580,3 @@ def replay(account: Account, start: date, end: date, on_day=None) -> list[StepRe
         if on_day is not None:
             on_day(reports[-1], len(days))
     return reports
-
-
-def status(account: Account, replay_equity: dict | None = None) -> dict:
-    """Positions, cash, equity and P&L, the last signal, the model's age and the drift from the backtest.
-    `replay_equity`, a dict, receives the backtest replay's equity by date (the service charts it)."""
-    ledger = account.ledger
-    equity = ledger.table("equity", "date")
-    if equity.empty:
-        return {"name": account.name, "broker": account.info["broker"], "strategy": account.spec.title, "steps": 0}
-    last = equity.iloc[-1]
-    start_cash = account.config.broker.cash
-    signals = ledger.table("signals", "date")
-    last_signal = signals[signals["date"] == signals["date"].max()].to_dict("records")
-    orders = ledger.table("orders", "date")
-    models = {}
-    for pointer in sorted((account.folder / "model").glob("*/current.json")):
-        state = json.loads(pointer.read_text())
-        models[pointer.parent.name] = _model_age(account, pointer.parent.name, state, last["date"])
-    return {
-        "name": account.name,
-        "broker": account.info["broker"],
-        "strategy": account.spec.title,
-        "universe": is_universe_strategy(account.spec),
-        "steps": int(len(equity)),
-        "first": equity["date"].iloc[0],
-        "last": last["date"],
-        "cash": float(last["cash"]),
-        "equity": float(last["equity"]),
-        "positions": json.loads(last["positions"]),
-        "pnl": float(last["equity"] - start_cash),
-        "return": float(last["equity"] / start_cash - 1),
-        "last_signal": last_signal,
-        "models": models,
-        "open_orders": orders[orders["status"].isin(["new", "sent"])].to_dict("records"),
-        "rejected_orders": int((orders["status"] == "rejected").sum()) if len(orders) else 0,
-        "drift": drift(account, equity, signals, replay_equity),
-    }
-
-
-def _model_age(account: Account, ticker: str, state: dict, last_day: str) -> dict:
-    split = make_split(account.config.model, account.config.walk_forward)
-    if ticker in account.prices():
-        sessions = account.prices()[ticker].loc[:last_day].index
-    else:  # the universe model: its sessions are every ticker's
-        sessions = pd.DatetimeIndex(sorted(set().union(*(f.loc[:last_day].index for f in account.prices().values()))))
-    first = pd.Timestamp(state["first_date"])
-    age = int(((sessions > first) & (sessions <= pd.Timestamp(last_day))).sum())
-    return {
-        "fold": state["fold"],
-        "trained_through": state["trained_through"][:10],
-        "serving_since": state["first_date"][:10],
-        "sessions_served": age + 1,
-        "next_retrain_in": max(split.retrain_every - age - 1, 0),
-    }
-
-
-def drift(account: Account, equity: pd.DataFrame, signals: pd.DataFrame, keep: dict | None = None) -> dict:
-    """The backtest of the account's own predictions over its dates, beside the ledger.
-
-    The same predictions, rule and costs in Backtrader: with the local broker the equity curves and
-    targets agree to rounding, so any drift is a bug; with a real broker it is the cost of reality.
-    """
-    from backtests.engine import WARMUP_BARS, run_backtest
-
-    last_day = pd.Timestamp(equity["date"].iloc[-1])
-    prices = {t: f.loc[:last_day] for t, f in account.prices().items()}
-    table = signals.assign(
-        date=pd.to_datetime(signals["date"]), model="lstm", price_pred=signals["close"] * np.exp(signals["y_pred"])
-    )
-    broker = account.config.broker.model_copy(update={"close_at_end": False})
-    result = run_backtest(prices, table, account.spec.name, broker, account.spec.params, warmup=WARMUP_BARS)
-    paper = pd.Series(equity["equity"].to_numpy(), index=pd.to_datetime(equity["date"]))
-    common = paper.index.intersection(result.equity.index)
-    rel = (paper[common] / result.equity[common] - 1).abs()
-    if keep is not None:
-        keep.update({day.date().isoformat(): float(value) for day, value in result.equity[common].items()})
-    decided = result.decisions.assign(date=pd.to_datetime(result.decisions["date"]))
-    merged = table.merge(decided, on=["date", "ticker"], how="inner", suffixes=("_paper", "_backtest"))
-    same = np.isclose(merged["target_paper"], merged["target_backtest"], rtol=0, atol=1e-12, equal_nan=True)
-    return {
-        "days": int(len(common)),
-        "max_equity_drift": float(rel.max()) if len(rel) else 0.0,
-        "last_equity_drift": float(rel.iloc[-1]) if len(rel) else 0.0,
-        "backtest_equity": float(result.equity[common].iloc[-1]) if len(common) else None,
-        "target_mismatches": int((~same).sum()),
-    }
-
-
-def latest(account: Account) -> dict:
-    """The last close's prediction per ticker, the decision taken on it (the orders for the next open)
-    and the model that made it: what `paper latest` prints and the service's `/latest` returns."""
-    ledger = account.ledger
-    day = ledger.db.execute("SELECT max(date) FROM signals").fetchone()[0]
-    base = {"name": account.name, "broker": account.info["broker"], "strategy": account.spec.title}
-    if day is None:
-        return {**base, "date": None, "predictions": [], "orders": [], "models": {}}
-    horizon = account.config.model.horizon
-    rows = ledger.db.execute("SELECT * FROM signals WHERE date = ? ORDER BY ticker", (day,)).fetchall()
-    predictions = [
-        {
-            "ticker": r["ticker"],
-            "y_pred": r["y_pred"],
-            "y_pred_std": r["y_pred_std"],
-            "close": r["close"],
-            "predicted_close": r["close"] * math.exp(r["y_pred"])
-            if task_of(account.config.model).predicts_log_return()
-            else None,
-            "target": r["target"],
-            "fold": r["fold"],
-        }
-        for r in rows
-    ]
-    models = {}
-    for pointer in sorted((account.folder / "model").glob("*/current.json")):
-        models[pointer.parent.name] = _model_age(account, pointer.parent.name, json.loads(pointer.read_text()), day)
-    return {
-        **base,
-        "date": day,
-        "target": account.config.model.target,
-        "horizon": horizon,
-        "predictions": predictions,
-        "orders": [
-            {k: r[k] for k in ("client_order_id", "ticker", "symbol", "qty", "status")} for r in ledger.orders(day)
-        ],
-        "models": models,
-    }

@@ -113,7 +113,7 @@ def checks(account, state: dict) -> list[dict]:
 
 
 def health(account, state: dict) -> dict:
-    from backtests.experiment import is_universe_strategy
+    from backtests.books import is_universe_strategy
 
     universe = is_universe_strategy(account.spec)
     signals = account.ledger.table("signals", "date, ticker")

@@ -186,9 +186,9 @@ def backtest(
     wide: WideOpt = False,
 ) -> None:
     """Backtest an existing predictions table with the configured strategies; writes a new run dir."""
+    from backtests.backtest_only import origin_config, run_backtest_only
     from backtests.config import load_config
     from backtests.errors import ConfigError
-    from backtests.experiment import origin_config, run_backtest_only
 
     check_output_folder(runs_dir, "--runs-dir")
     origin = origin_config(predictions) if config is None else None
