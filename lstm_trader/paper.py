@@ -95,7 +95,8 @@ def replay_cmd(
     paper_dir: RootOpt = Path("paper"),
 ) -> None:
     """Step every session from --from to --to over historical data (local broker), then compare with the backtest."""
-    from trading.account import Account, replay, status
+    from trading.account import Account, replay
+    from trading.readout import status
 
     with Account(paper_dir, name) as account, progress_bars() as bars:
         task = bars.add_task("sessions", total=None)
@@ -124,7 +125,8 @@ def status_cmd(
 ) -> None:
     """Positions, cash, equity, P&L since the start, the last signal, the model's age and the drift from the backtest."""
     from backtests.rundir import json_safe
-    from trading.account import Account, status
+    from trading.account import Account
+    from trading.readout import status
 
     with Account(paper_dir, name).reading() as account:  # answers while a step holds the account
         state = status(account)
@@ -145,7 +147,8 @@ def latest_cmd(
 ) -> None:
     """The last close's prediction, the decision taken on it (orders for the next open) and the model's fold and age."""
     from backtests.rundir import json_safe
-    from trading.account import Account, latest
+    from trading.account import Account
+    from trading.readout import latest
 
     with Account(paper_dir, name).reading() as account:
         state = latest(account)

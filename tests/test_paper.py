@@ -20,7 +20,8 @@ from forecasting.tasks import walk_forward_predict
 from forecasting.walkforward import make_samples
 from lstm_trader.cli import app
 from tests.helpers import KEY, SECRET, AlpacaStub, without_alpaca
-from trading.account import Account, init_account, replay, status
+from trading.account import Account, init_account, replay
+from trading.readout import status
 
 runner = CliRunner()
 # a tiny network on the last 2.5 years of the embedded S&P 500: 4 folds, about 130 test sessions

@@ -9,7 +9,8 @@ from backtests.engine import run_backtest
 from backtests.experiment import load_experiment_prices
 from forecasting.data import load_prices
 from forecasting.tasks import walk_forward_predict
-from trading.account import Account, init_account, replay, status
+from trading.account import Account, init_account, replay
+from trading.readout import status
 
 TICKERS = ["AAPL", "JNJ", "KO", "MSFT", "XOM"]
 RULE = {"forecast": "lstm", "k": 2, "rebalance_every": 3}

@@ -131,7 +131,7 @@ def health(account, state: dict) -> dict:
 def write_snapshots(account) -> dict:
     """status, latest, health and the replay's equity, as JSON files in the account's `serve/`
     folder (each written atomically): what the service answers from, recomputed after each step."""
-    from trading.account import latest, status
+    from trading.readout import latest, status
 
     replay: dict = {}
     state = status(account, replay)
