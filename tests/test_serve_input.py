@@ -153,7 +153,7 @@ def test_an_account_computes_a_bounded_number_of_forecasts_per_close_and_cached_
 
 
 def test_a_forecast_whose_asker_is_gone_takes_its_worker_with_it(root, monkeypatch):
-    import subprocess
+    import os
 
     service = opened(root)
     started = []
@@ -181,7 +181,8 @@ def test_a_forecast_whose_asker_is_gone_takes_its_worker_with_it(root, monkeypat
     code = asyncio.run(scenario())
     service.close()
     assert code == -9  # killed, not left running beside the next forecast
-    assert subprocess.run(["pgrep", "-f", "^sleep 60$"], capture_output=True).stdout.strip() == b""
+    with pytest.raises(ProcessLookupError):  # and gone: no process of that id is left (its group neither)
+        os.killpg(started[0].pid, 0)
 
 
 def test_a_reader_sees_one_snapshot_of_the_ledger_while_a_step_commits(root):
