@@ -295,11 +295,7 @@ def validate_config(raw: dict, source: str = "config", overrides: list[str] | No
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read a TOML experiment (the default one when `path` is None) and apply `--set` overrides."""
-    path = Path(path) if path else DEFAULT_CONFIG
-    raw = read_toml(path)
-    for assignment in overrides or []:
-        apply_override(raw, assignment)
-    return validate_config(raw, str(path), overrides)
+    return config_from(path, list(overrides or []))
 
 
 def read_toml(path: Path) -> dict:
@@ -322,10 +318,6 @@ def config_from(
 ) -> ExperimentConfig:
     """An experiment from a TOML path (None: the default), a dict of its sections or a config, with
     overrides as `{"model.epochs": 2}` or `["model.epochs=2"]` (the `--set` form): the Python API's door."""
-    if isinstance(overrides, list | tuple):
-        if isinstance(source, str | Path) or source is None:
-            return load_config(source, list(overrides))
-        overrides = dict(_split_assignment(a) for a in overrides)
     if isinstance(source, ExperimentConfig):
         if not overrides:
             return source
@@ -337,16 +329,13 @@ def config_from(
     else:
         path = Path(source) if source else DEFAULT_CONFIG
         raw, origin = read_toml(path), str(path)
+    if isinstance(overrides, list | tuple):  # the --set form
+        for assignment in overrides:
+            apply_override(raw, assignment)
+        return validate_config(raw, origin, list(overrides))
     for key, value in (overrides or {}).items():
         set_value(raw, key, value, f"override '{key}'")
     return validate_config(raw, origin, [f"{key}={value}" for key, value in (overrides or {}).items()])
-
-
-def _split_assignment(assignment: str) -> tuple[str, Any]:
-    key, sep, value = assignment.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"override '{assignment}' is not of the form section.key=value", "e.g. model.units=64")
-    return key.strip(), parse_value(value.strip())
 
 
 def dump_config(config: ExperimentConfig) -> str:

@@ -374,9 +374,6 @@ def task_of(model: ModelSpec) -> Task:
     return ReturnsTask(model)
 
 
-TASKS = (ReturnsTask, CrossSectionTask, VolatilityTask)
-
-
 def walk_forward_predict(
     prices: dict[str, pd.DataFrame] | pd.DataFrame,
     model: ModelSpec,

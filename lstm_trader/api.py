@@ -114,7 +114,7 @@ class Result:
         """Open a run dir written by `lstm-trader run` or `Experiment.run` (a missing or foreign
         folder raises `ReportError` with a hint)."""
         from backtests.config import config_from
-        from reports.build import read_run
+        from reports.rundata import read_run
 
         run = Path(run_dir)
         metrics, comparison, returns, equity, predictions = read_run(run)
@@ -184,8 +184,9 @@ class Result:
 
     def tearsheet(self, strategy: str, book: str | None = None) -> Path:
         """Write one strategy's QuantStats tear sheet (against its benchmark) and return its path."""
-        from reports.build import read_run, tearsheet_tasks
+        from reports.build import tearsheet_tasks
         from reports.errors import ReportError
+        from reports.rundata import read_run
         from reports.tearsheet import tearsheet
 
         (column,) = self._columns([strategy], book)

@@ -4,6 +4,7 @@ pages cannot drift from the code; a setting without a description is an error, n
 
 from __future__ import annotations
 
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,7 @@ def _type_name(annotation) -> str:
     origin = typing.get_origin(annotation)
     if origin is typing.Literal:
         return " \\| ".join(f'`"{a}"`' if isinstance(a, str) else f"`{a}`" for a in typing.get_args(annotation))
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         return " or ".join(_type_name(a) for a in args) + (
             " (optional)" if len(args) < len(typing.get_args(annotation)) else ""
@@ -234,15 +235,21 @@ PAGES = {"reference/cli.md": cli_markdown, "reference/config.md": config_markdow
 
 def stale_pages(docs_dir: Path) -> list[str]:
     """The generated pages under `docs_dir` that differ from what the code generates now."""
-    return [page for page, make in PAGES.items() if _read(docs_dir / page) != make()]
+    return list(_stale(docs_dir))
 
 
 def write_pages(docs_dir: Path) -> list[str]:
     """(Re)write the generated pages; returns the ones that changed."""
-    changed = stale_pages(docs_dir)
-    for page in changed:
-        (docs_dir / page).write_text(PAGES[page](), encoding="utf-8")
-    return changed
+    changed = _stale(docs_dir)
+    for page, text in changed.items():
+        (docs_dir / page).write_text(text, encoding="utf-8")
+    return list(changed)
+
+
+def _stale(docs_dir: Path) -> dict[str, str]:
+    """Each page whose file differs from the code's text, with that text (each generated once)."""
+    texts = {page: make() for page, make in PAGES.items()}
+    return {page: text for page, text in texts.items() if _read(docs_dir / page) != text}
 
 
 def _read(path: Path) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -10,7 +9,6 @@ from pathlib import Path
 import pandas as pd
 
 from reports import derive, interactive
-from reports.errors import ReportError
 from reports.index import LINKED_FILES, IndexPage, render_index
 from reports.plots import (
     plot_calibration,
@@ -26,6 +24,7 @@ from reports.plots import (
     plot_var,
     plot_volatility,
 )
+from reports.rundata import _read_csv, read_run
 from reports.tearsheet import tearsheet
 
 BENCHMARK = "buy_and_hold"
@@ -34,51 +33,6 @@ UNIVERSE_BENCHMARK = "equal_weight"  # a ranked portfolio's benchmark: the unive
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
-
-
-def read_run(run: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
-    """A run dir's metrics.json, comparison, long returns, equity and predictions (None where absent)."""
-    if not run.is_dir():
-        raise ReportError(f"run dir not found: {run}", "pass a folder under runs/ written by `lstm-trader run`")
-    if not (run / "metrics.json").is_file():
-        raise ReportError(f"{run} has no metrics.json", "pass a run dir written by `lstm-trader run` or `backtest`")
-    try:
-        metrics = json.loads((run / "metrics.json").read_text())
-    except json.JSONDecodeError:
-        raise ReportError(f"{run}/metrics.json is not valid JSON", "rerun the experiment") from None
-    comparison = _comparison(run)
-    returns = pd.read_parquet(run / "returns.parquet") if (run / "returns.parquet").is_file() else None
-    equity = (
-        pd.read_csv(run / "equity.csv", index_col="date", parse_dates=["date"])
-        if (run / "equity.csv").is_file()
-        else None
-    )
-    predictions = pd.read_parquet(run / "predictions.parquet") if (run / "predictions.parquet").is_file() else None
-    return metrics, comparison, returns, equity, predictions
-
-
-def _comparison(run: Path) -> pd.DataFrame:
-    """The run's comparison table; an empty or foreign file is an error, not a traceback or a blank page."""
-    path = run / "comparison.csv"
-    if not path.is_file():
-        return pd.DataFrame()
-    hint = f"backtest its predictions again: lstm-trader backtest {run / 'predictions.parquet'}"
-    try:
-        table = pd.read_csv(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError):
-        raise ReportError(f"{path} is empty or not a CSV table", hint) from None
-    missing = {"strategy", "ticker", "sharpe"} - set(table.columns)
-    if table.empty or missing:
-        what = "has no rows" if not missing else f"lacks the column '{sorted(missing)[0]}'"
-        raise ReportError(f"{path} {what}", hint)
-    return table
-
-
-def _read_csv(path: Path) -> pd.DataFrame | None:
-    try:
-        return pd.read_csv(path) if path.is_file() else None
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError):
-        return None
 
 
 def _config(run: Path) -> tuple[dict, str]:
