@@ -69,14 +69,15 @@ def produced_models(config: ExperimentConfig) -> tuple[str, ...]:
     return task_of(config.model).models()
 
 
-def check_forecasts(config: ExperimentConfig) -> None:
-    """Every strategy trades a forecast the run will write, checked before anything trains."""
+def check_forecasts(config: ExperimentConfig, beside: tuple[str, ...] = ()) -> None:
+    """Every strategy trades a forecast the run will write (or one made `beside` it, for `vol_forecast`),
+    checked before anything trains."""
     from forecasting.errors import did_you_mean
 
     task = task_of(config.model)
     models = task.models()
     for spec in config.strategies:
-        if spec.params.get("vol_forecast"):
+        if spec.params.get("vol_forecast") and spec.params["vol_forecast"] not in beside:
             raise BacktestError(
                 f"strategy '{spec.title}' sizes by the '{spec.params['vol_forecast']}' volatility forecast, "
                 "which a run of one target does not make",

@@ -232,10 +232,12 @@ def fill_rule(prices: dict[str, pd.DataFrame]) -> str:
 def daily_return_variance(rows: pd.DataFrame) -> pd.Series:
     """A volatility model's rows as a forecast of the next session's return variance, by date: the
     h-session variance (exp of y_pred) in close-to-close units (return_var_ratio), per session."""
-    ratio = rows["return_var_ratio"] if "return_var_ratio" in rows else 1.0
-    horizon = rows["horizon"] if "horizon" in rows else 1
-    values = np.exp(rows["y_pred"].astype("float64")) * ratio / horizon
-    return pd.Series(values.to_numpy(), index=pd.DatetimeIndex(rows["date"]))
+    from forecasting.targets import return_variance
+
+    ratio = rows["return_var_ratio"].to_numpy() if "return_var_ratio" in rows else 1.0
+    horizon = rows["horizon"].to_numpy() if "horizon" in rows else 1
+    values = return_variance(rows["y_pred"].to_numpy(dtype="float64"), ratio, horizon)
+    return pd.Series(values, index=pd.DatetimeIndex(rows["date"]))
 
 
 def _fills_table(fills: list[dict]) -> pd.DataFrame:

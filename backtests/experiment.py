@@ -54,8 +54,12 @@ class RunResult:
     volatility: pd.DataFrame | None = None  # QLIKE and friends per (ticker, model) (a realized_vol run)
 
 
-def load_experiment_prices(config: ExperimentConfig, notes: list[str] | None = None) -> dict[str, pd.DataFrame]:
+def load_experiment_prices(
+    config: ExperimentConfig, notes: list[str] | None = None, beside: tuple[str, ...] = ()
+) -> dict[str, pd.DataFrame]:
     """Load and check that every ticker has enough bars for warm-up, lookback and the first fold.
+    `beside`: the variance forecasts made beside the run's own (a paper account's `vol_lstm`), which a
+    strategy's `vol_forecast` may name.
 
     A global model's universe needs that of the universe's calendar, not of every ticker: a ticker
     too short for the features' warm-up and the lookback is left out, with a note added to `notes`."""
@@ -76,7 +80,7 @@ def load_experiment_prices(config: ExperimentConfig, notes: list[str] | None = N
         check_feature_columns(config.model.features, frame, f"{config.data.source} ({ticker})")
     prices = task_of(config.model).check_prices(prices, config.walk_forward, config.data.source, notes)
     check_universe_strategies(config, len(prices))
-    check_forecasts(config)
+    check_forecasts(config, beside)
     return prices
 
 

@@ -97,6 +97,10 @@ class LogReturnTarget:
         """The ensemble's mean forecast, corrected where the target needs it (a log's level)."""
         return mean
 
+    def return_var_ratio(self, samples: Samples, model: ModelSpec, train: np.ndarray) -> float | None:
+        """What turns a variance forecast into one of returns (None: this target is no variance)."""
+        return None
+
     def controls(self, samples: Samples, model: ModelSpec, train: np.ndarray, test: np.ndarray) -> dict:
         """The fitted controls' forecasts of a fold's test samples, fitted on its training samples only."""
         return {"ridge": ridge_forecast(samples, train, test)}
@@ -153,20 +157,26 @@ class RealizedVolTarget(LogReturnTarget):
         corrected = ridge[len(train) :] + smearing(samples.target[train], ridge[: len(train)])
         return {"ridge": corrected, **{k: np.log(v) for k, v in bars.items()}}
 
+    def return_var_ratio(self, samples: Samples, model: ModelSpec, train: np.ndarray) -> float:
+        """The training span's mean squared close-to-close return over its mean variance proxy: what turns
+        a variance forecast in proxy units into one of returns (a Garman-Klass proxy leaves the overnight
+        gap out). Read from the bars up to the fold's last known target only."""
+        from forecasting.volatility import daily_variance
+
+        span = np.arange(1, int(samples.positions[train[-1]]) + model.horizon + 1)
+        proxy = daily_variance(samples.frame, model.vol_estimator).to_numpy()[span]
+        returns = np.log(samples.frame["close"].to_numpy())
+        squared = np.diff(returns)[span - 1] ** 2
+        return float(np.mean(squared) / np.nanmean(proxy))
+
     def fold_table(self, ticker, samples, model, fold, train, test, lstm, controls, spread):
         """A volatility fold's rows: y_pred and y_true are the log of the next h sessions' realized variance.
 
         `return_true` is the realised log return over the horizon (the VaR's outcome) and `return_var_ratio`
         the training span's mean squared return over its mean proxy: what turns a variance forecast in proxy
         units into one of close-to-close returns (a Garman-Klass proxy leaves the overnight gap out)."""
-        from forecasting.volatility import daily_variance
-
         train_end = samples.dates[train[-1] + model.horizon]
-        span = np.arange(1, int(samples.positions[train[-1]]) + model.horizon + 1)
-        proxy = daily_variance(samples.frame, model.vol_estimator).to_numpy()[span]
-        returns = np.log(samples.frame["close"].to_numpy())
-        squared = np.diff(returns)[span - 1] ** 2
-        ratio = float(np.mean(squared) / np.nanmean(proxy))
+        ratio = self.return_var_ratio(samples, model, train)
         return fold_rows(
             ticker,
             samples,
@@ -181,6 +191,13 @@ class RealizedVolTarget(LogReturnTarget):
             return_true=samples.log_return[test],
             return_var_ratio=ratio,
         )
+
+
+def return_variance(log_variance, ratio, horizon) -> np.ndarray:
+    """A volatility forecast (the log of the next `horizon` sessions' realized variance, in proxy units) as
+    a forecast of the next session's return variance: exp(y) x return_var_ratio / horizon. The backtest's
+    sizing and a paper account's both read it here, so they agree to the bit."""
+    return np.exp(np.asarray(log_variance, dtype="float64")) * ratio / horizon
 
 
 TARGETS = {"close": CloseTarget(), "realized_vol": RealizedVolTarget()}

@@ -279,7 +279,12 @@ class WalkForwardModel:
         """Fold `fold` of a walk-forward: train it, then predict its test samples (the mean and spread); a
         forecast of a log variance is raised to the variance's level (`log_level_correction`)."""
         self.train_fold(fold, samples, train, progress)
-        mean, spread = self.predict(samples, test)
+        return self.forecast(samples, train, test)
+
+    def forecast(self, samples: Samples, train: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The trained fold's forecasts of sample `rows` as the predictions table holds them (the mean and
+        spread): the walk-forward's test rows, or a paper account's day."""
+        mean, spread = self.predict(samples, rows)
         return target_of(self.model).corrected(mean, self, samples, train), spread
 
     def log_level_correction(self, samples: Samples, train: np.ndarray) -> float:

@@ -41,11 +41,27 @@ def init(
         ),
     ] = "local",
     paper_dir: RootOpt = Path("paper"),
+    volatility: Annotated[
+        Path | None,
+        typer.Option(
+            help="a volatility config (e.g. configs/volatility.toml) whose LSTM sizes lstm_signal's trades "
+            '(vol_forecast = "vol_lstm"): the account then serves both networks on its own data'
+        ),
+    ] = None,
+    volatility_set: Annotated[
+        list[str] | None,
+        typer.Option("--volatility-set", help="override a key of the --volatility config: section.key=value"),
+    ] = None,
 ) -> None:
-    """Create a paper account: the config, an empty ledger and, on the first step, the model."""
+    """Create a paper account: the config, an empty ledger and, on the first step, the model.
+
+    Return configs trade lstm_signal or xs_rank; volatility configs trade vol_target, sized by the
+    LSTM's variance forecast; and lstm_signal can be sized by a second network's variance forecast
+    with --volatility.
+    """
     from trading.account import init_account
 
-    folder = init_account(config, set_, name, broker, paper_dir)
+    folder = init_account(config, set_, name, broker, paper_dir, volatility, volatility_set)
     console.print(f"created paper account '{name}' ({broker} broker) in {folder}", highlight=False)
     where = "" if paper_dir == Path("paper") else f" --paper-dir {shlex.quote(str(paper_dir))}"
     console.print(
@@ -76,7 +92,7 @@ def _print_step(report) -> None:
             console.print(note, highlight=False)
         return
     orders = ", ".join(f"{'buy' if o['qty'] > 0 else 'sell'} {abs(o['qty']):g} {o['symbol']}" for o in report.orders)
-    trained = f"; trained fold {', '.join(map(str, report.trained))}" if report.trained else ""
+    trained = f"; trained fold {_spans(report.trained)}" if report.trained else ""
     reconciled = f"; {report.reconciled} order(s) found at the broker, not resent" if report.reconciled else ""
     equity = f"{report.equity:,.2f}" if report.equity is not None else "—"
     console.print(
@@ -84,6 +100,17 @@ def _print_step(report) -> None:
         highlight=False,
         soft_wrap=True,  # one line per session: a cron log reads (and greps) it whole
     )
+
+
+def _spans(folds: list[int]) -> str:
+    """Fold numbers as runs: [0, 1, 2, 5, 0, 1] -> "0-2, 5, 0-1" (a first step trains every fold so far)."""
+    runs: list[list[int]] = []
+    for fold in folds:
+        if runs and fold == runs[-1][-1] + 1:
+            runs[-1].append(fold)
+        else:
+            runs.append([fold])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
 
 
 @paper_app.command("replay")
@@ -162,14 +189,21 @@ def latest_cmd(
         title=f"paper account '{name}': the close of {state['date']} ({state['target']}, {state['horizon']}-day)",
         title_justify="left",
     )
-    for column in ("ticker", "predicted", "close", "predicted close", "target", "fold"):
+    sized = any(p.get("forecast_vol") is not None for p in state["predictions"])
+    predicted = "log variance" if state.get("forecasts") == "variance" else "predicted"
+    columns = (
+        ("ticker", predicted, "close", "predicted close") + (("volatility",) if sized else ()) + ("target", "fold")
+    )
+    for column in columns:
         view.add_column(column, justify="left" if column == "ticker" else "right")
     for p in state["predictions"]:
+        vol = p.get("forecast_vol")
         view.add_row(
             p["ticker"],
             f"{p['y_pred']:+.3%}" if state["target"] == "log_return" else f"{p['y_pred']:+.4f}",
             f"{p['close']:,.2f}",
             f"{p['predicted_close']:,.2f}" if p["predicted_close"] is not None else "—",
+            *((f"{vol:.1%}" if vol is not None else "—",) if sized else ()),
             f"{p['target']:+.2f}" if p["target"] == p["target"] else "—",
             str(p["fold"]),
         )
@@ -220,11 +254,13 @@ def _print_status(state: dict) -> None:
         )
     else:
         for signal in state["last_signal"]:
+            vol = signal.get("forecast_vol")
+            if state.get("forecasts") == "variance":
+                said = f"volatility forecast {vol:.1%} a year" if vol is not None else "no volatility forecast"
+            else:
+                said = f"predicted {signal['y_pred']:+.4%}" + (f", volatility forecast {vol:.1%}" if vol else "")
             rows.append(
-                (
-                    f"last signal {signal['ticker']}",
-                    f"{signal['date']}: predicted {signal['y_pred']:+.4%} -> target {signal['target']:+.2f}",
-                )
+                (f"last signal {signal['ticker']}", f"{signal['date']}: {said} -> target {signal['target']:+.2f}")
             )
     for ticker, model in state["models"].items():
         rows.append(

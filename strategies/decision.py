@@ -185,6 +185,17 @@ def annual_vol(daily_variance: float) -> float:
     return math.sqrt(252.0 * daily_variance) if math.isfinite(daily_variance) and daily_variance > 0 else float("nan")
 
 
+def vol_target(params: VolParams, forecast_variance: float | None, closes: Sequence[float] = ()) -> float:
+    """The volatility-targeting rule's exposure at close t: target_vol over the annualised forecast of the
+    next session's return variance (`forecast_variance`), or over the last `vol_window` returns of
+    `closes` with `forecast = "trailing"`; NaN without a usable forecast."""
+    if params.forecast == TRAILING:
+        vol = trailing_vol(closes)
+    else:
+        vol = annual_vol(forecast_variance if forecast_variance is not None else float("nan"))
+    return vol_target_exposure(vol, params.target_vol)
+
+
 def vol_target_exposure(vol: float, target_vol: float) -> float:
     """Volatility targeting: target_vol / vol, capped at 1 (the strategy's max_exposure scales it);
     NaN without a usable forecast (no decision: the position is kept)."""

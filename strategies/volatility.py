@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from strategies.base import TargetStrategy
-from strategies.decision import TRAILING, VolParams, annual_vol, backtrader_params, trailing_vol, vol_target_exposure
+from strategies.decision import TRAILING, VolParams, backtrader_params, vol_target
 
 
 class VolTarget(TargetStrategy):
@@ -19,9 +19,11 @@ class VolTarget(TargetStrategy):
     reads_variance = True  # the engine feeds the traded model's rows as a variance (`vol_var`)
     params = backtrader_params(VolParams)  # declared once, in strategies.decision.VolParams
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._rule = VolParams(**{name: getattr(self.p, name) for name, _ in backtrader_params(VolParams)})
+
     def target(self, data) -> float:
-        if self.p.forecast == TRAILING:
-            vol = trailing_vol(data.close.get(size=min(len(data), self.p.vol_window + 1)))
-        else:
-            vol = annual_vol(data.vol_var[0])
-        return vol_target_exposure(vol, self.p.target_vol)
+        trailing = self.p.forecast == TRAILING
+        closes = data.close.get(size=min(len(data), self.p.vol_window + 1)) if trailing else ()
+        return vol_target(self._rule, None if trailing else data.vol_var[0], closes)

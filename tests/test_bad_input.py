@@ -18,6 +18,8 @@ from tests.helpers import TINY, make_bars, write_yahoo_csv
 
 HEADER = "Date,Open,High,Low,Close,Adj Close,Volume\n"
 CROSS = str(Path(__file__).resolve().parent.parent / "configs" / "cross_section.toml")
+VOLATILITY = str(Path(__file__).resolve().parent.parent / "configs" / "volatility.toml")
+SIZED = '{name="lstm_signal", params={target_vol=0.1, vol_forecast="vol_lstm"}}'
 ROW = "{d},10,12,9,{c},{c},100\n"
 
 
@@ -49,6 +51,7 @@ def fixtures(root):
         "preds_nocol.csv": "date,ticker,model\n2015-06-01,good,lstm\n",
         "preds_other.csv": "date,ticker,model,y_pred\n2015-06-01,ZZZ,lstm,0.1\n",
         "afile": "",
+        "returns.toml": "[model]\nunits = 8\n",
         "notdb.sqlite": "this is a text file, not a database\n" * 40,
         "divtext.csv": "Date,Open,High,Low,Close,Volume,Dividends\n2020-01-01,10,12,9,11,100,\n"
         "2020-01-02,10,12,9,11,100,soon\n",
@@ -288,6 +291,34 @@ CASES = [
     (["paper", "init", "--broker", "ib"], "unknown broker 'ib'"),
     (["paper", "init", "--name", "a/b"], "account name 'a/b' may hold only"),
     (["paper", "init", "--paper-dir", "afile"], "--paper-dir afile is a file"),
+    # what an account trades: a forecast of the kind its rule reads, and the variance forecast it sizes by
+    (
+        ["paper", "init", "--set", 'strategies=[{name="vol_target"}]', "--set", 'paper.strategy="vol_target"'],
+        "paper.strategy 'vol_target' trades a variance forecast, but the model forecasts return",
+    ),
+    (
+        ["paper", "init", "--set", f"strategies=[{SIZED}]"],
+        "sizes by a volatility forecast, which this account does not",
+    ),
+    (["paper", "init", "--set", f"strategies=[{SIZED}]", "--volatility", "nowhere.toml"], "nowhere.toml"),
+    (["paper", "init", "--volatility", VOLATILITY], "does not size by a volatility forecast, so --volatility has"),
+    (
+        ["paper", "init", "--set", f"strategies=[{SIZED}]", "--volatility", "unknown.toml"],
+        "unknown config key 'model.epoch'",
+    ),
+    (["paper", "init", "--set", f"strategies=[{SIZED}]", "--volatility", "returns.toml"], "forecasts returns, not"),
+    (
+        [
+            "paper",
+            "init",
+            "--set",
+            f"strategies=[{SIZED.replace('vol_lstm', 'vol_garch')}]",
+            "--volatility",
+            VOLATILITY,
+        ],
+        "sizes by the 'vol_garch' forecast; a paper account serves one volatility network, 'vol_lstm'",
+    ),
+    (["paper", "init", "--volatility-set", "model.units=3"], "--volatility-set without --volatility"),
     (["paper", "step", "acct", "--date", "2010-01-04"], "the data starts on 2015-01-01, after 2010-01-04"),
     (["paper", "step", "acct", "--date", "2030-01-02"], "the data ends on 2016-03-23, before 2030-01-02"),
     (["paper", "step", "broken"], "paper/broken/ledger.sqlite is not a readable paper ledger"),

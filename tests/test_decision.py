@@ -114,7 +114,7 @@ def test_every_trading_parameter_is_declared_once_and_the_executors_read_that_de
     from backtests.engine import BrokerSpec
     from strategies.registry import BOUNDS, strategy_params
     from strategies.signal import LSTMSignal
-    from trading.account import signal_params, sizing_for
+    from trading.rules import signal_params, sizing_for
 
     # Backtrader's params carry the dataclasses' defaults, and the registry their bounds
     known = strategy_params(LSTMSignal)

@@ -90,14 +90,10 @@ def test_a_universe_account_replays_the_backtests_predictions_decisions_and_equi
     assert "universe" in state["models"]
 
 
-def test_a_volatility_targeting_account_is_refused_with_one_clear_error(tmp_path):
+def test_a_volatility_targeting_account_on_a_return_model_is_refused_with_one_clear_error(tmp_path):
     from backtests.errors import BacktestError
 
-    sets = [
-        'model.target="realized_vol"',
-        'strategies=[{name="vol_target", params={forecast="lstm"}}]',
-        'paper.strategy="vol_target"',
-    ]
-    with pytest.raises(BacktestError, match="a vol_target strategy, which paper accounts do not trade"):
+    sets = ['strategies=[{name="vol_target", params={forecast="lstm"}}]', 'paper.strategy="vol_target"']
+    with pytest.raises(BacktestError, match="trades a variance forecast, but the model forecasts return"):
         init_account(None, sets, "vol", "local", tmp_path)
     assert not (tmp_path / "vol").exists()

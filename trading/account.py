@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from backtests.books import is_universe_strategy, traded_forecast
-from backtests.config import ExperimentConfig, StrategySpec, dump_config, load_config
-from backtests.engine import BrokerSpec
+from backtests.books import is_universe_strategy
+from backtests.config import ExperimentConfig, dump_config, load_config
 from backtests.errors import BacktestError
 from backtests.experiment import load_experiment_prices
 from backtests.rundir import FolderLock, check_output_folder, named_folder, write_json, write_text
@@ -31,14 +30,11 @@ from forecasting.tasks import task_of
 from forecasting.walkforward import WalkForwardModel
 from strategies.decision import (
     Plan,
-    SignalParams,
-    Sizing,
     XsParams,
     cash_interest,
     dividend_cash,
     plan_orders,
     rebalance_due,
-    signal_target,
     slot_weight,
     trailing_vol,
     universe_orders,
@@ -47,10 +43,10 @@ from strategies.decision import (
 from trading import clock
 from trading.brokers import AlpacaBroker, LocalBroker, OrderRejected
 from trading.ledger import PaperLedger
-from trading.models import AccountModels
+from trading.models import VOLATILITY, AccountModels, Forecast, Role
+from trading.rules import VOL_FORECAST, paper_strategy, sizing_for, ticker_target
 
 BROKERS = ("local", "alpaca")
-PAPER_STRATEGIES = ("lstm_signal", "xs_rank")  # the rules whose decision the account makes with the backtest's own
 DEFAULT_SYMBOLS = {"sp500": "SPY", "nasdaq": "QQQ"}  # tradable proxies of the embedded indices
 
 
@@ -59,15 +55,33 @@ def account_path(root: str | Path, name: str) -> Path:
 
 
 def init_account(
-    config_path: str | Path | None, overrides: list[str] | None, name: str, broker: str, root: str | Path = "paper"
+    config_path: str | Path | None,
+    overrides: list[str] | None,
+    name: str,
+    broker: str,
+    root: str | Path = "paper",
+    volatility: str | Path | None = None,
+    volatility_overrides: list[str] | None = None,
 ) -> Path:
-    """Create `root/name/` with the resolved config, the account file and an empty ledger."""
+    """Create `root/name/` with the resolved config, the account file and an empty ledger. With
+    `volatility` (a volatility config: its model, walk-forward and seed; the data are the account's), the
+    account also serves the variance forecast that sizes `lstm_signal`'s trades (`vol_forecast = "vol_lstm"`)."""
     named_folder(root, name, "account name", "--name spy-daily")
     if broker not in BROKERS:
         raise BacktestError(f"unknown broker '{broker}'", "use --broker local or --broker alpaca")
     check_output_folder(root, "--paper-dir")
     config = load_config(config_path, overrides)
-    spec = paper_strategy(config)
+    vol_config = None
+    if volatility is not None:
+        vol_config = load_config(volatility, volatility_overrides).model_copy(update={"data": config.data})
+        if task_of(vol_config.model).forecasts != "variance":
+            raise BacktestError(
+                f"--volatility {volatility} forecasts returns, not variance",
+                'give a volatility config (model.target = "realized_vol"), e.g. configs/volatility.toml',
+            )
+    elif volatility_overrides:
+        raise BacktestError("--volatility-set without --volatility", "name the volatility config: --volatility FILE")
+    spec = paper_strategy(config, vol_config)
     trading_calendar(config.paper.calendar)  # an unknown calendar fails here, not at the first step
     folder = account_path(root, name)
     if folder.exists():
@@ -76,7 +90,9 @@ def init_account(
             "pick another --name, or step the existing one: lstm-trader paper step " + name,
         )
     if config.data.source.startswith(("builtin:", "csv:")):  # data at hand: too few bars fail here too
-        load_experiment_prices(config)
+        load_experiment_prices(config, beside=(VOL_FORECAST,) if vol_config is not None else ())
+        if vol_config is not None:
+            load_experiment_prices(vol_config.model_copy(update={"strategies": []}))
     if broker == "alpaca":
         if spec.params.get("allow_short"):
             raise BacktestError(
@@ -89,6 +105,8 @@ def init_account(
     except FileExistsError:
         raise BacktestError(f"paper account '{name}' already exists in {folder}", "pick another --name") from None
     write_text(folder / "config.toml", dump_config(config))
+    if vol_config is not None:
+        write_text(folder / "volatility.toml", dump_config(vol_config))
     # the nonce keeps a re-created account of the same name from matching the old one's orders at the broker
     write_json(
         folder / "account.json",
@@ -105,40 +123,6 @@ def init_account(
         LocalBroker.create(ledger.db, config.broker)
     ledger.close()
     return folder
-
-
-def paper_strategy(config: ExperimentConfig) -> StrategySpec:
-    """The strategy entry the account trades; it must trade the LSTM's forecast."""
-    wanted = config.paper.strategy
-    for spec in config.strategies:
-        if spec.title == wanted or spec.name == wanted:
-            if traded_forecast(spec) != "lstm":
-                raise BacktestError(
-                    f"paper.strategy '{wanted}' does not trade the LSTM's forecast",
-                    "paper accounts trade lstm_signal, or xs_rank with forecast = lstm (params from [[strategies]])",
-                )
-            if spec.params.get("vol_forecast"):
-                raise BacktestError(
-                    f"paper.strategy '{wanted}' sizes by a volatility forecast, which a paper account does not make",
-                    "leave vol_forecast out (trailing volatility) for a paper account",
-                )
-            if spec.name not in PAPER_STRATEGIES:
-                raise BacktestError(
-                    f"paper.strategy '{wanted}' is a {spec.name} strategy, which paper accounts do not trade",
-                    "paper accounts trade " + " or ".join(PAPER_STRATEGIES),
-                )
-            if is_universe_strategy(spec) and not task_of(config.model).universe:
-                raise BacktestError(
-                    f"paper.strategy '{wanted}' ranks a universe, but the model is per ticker",
-                    "set model.scope = global (a universe model) for an xs_rank account",
-                )
-            return spec
-    if wanted == "lstm_signal":
-        return StrategySpec(name="lstm_signal")
-    raise BacktestError(
-        f"paper.strategy '{wanted}' is not among the config's [[strategies]]",
-        "name an lstm_signal entry by its label or name",
-    )
 
 
 def symbols(config: ExperimentConfig) -> dict[str, str]:
@@ -185,10 +169,16 @@ class Account(AccountModels):
         self.name = name
         self.info = json.loads((self.folder / "account.json").read_text())
         self.config = load_config(self.folder / "config.toml")
-        self.spec = paper_strategy(self.config)
+        vol_path = self.folder / "volatility.toml"
+        vol_config = load_config(vol_path) if vol_path.is_file() else None
+        self.spec = paper_strategy(self.config, vol_config)
+        # the networks it serves: the traded forecast's, and the variance forecast's that sizes it
+        self.roles = [Role("forecast", self.config, self.folder / "model")]
+        if vol_config is not None:
+            self.roles.append(Role(VOLATILITY, vol_config, self.folder / "model-volatility"))
         self.lock = FolderLock(self.folder, "paper account", "another `paper` command is working on it")
         self._prices: dict[str, pd.DataFrame] | None = None
-        self._models: dict[str, WalkForwardModel] = {}
+        self._models: dict[tuple[str, str], WalkForwardModel] = {}
 
     def __enter__(self) -> Account:
         self.lock.__enter__()
@@ -231,7 +221,7 @@ class Account(AccountModels):
     # --- data and calendar ----------------------------------------------------------------------
     def prices(self) -> dict[str, pd.DataFrame]:
         if self._prices is None:
-            self._prices = load_experiment_prices(self.config)
+            self._prices = load_experiment_prices(self.config, beside=(VOL_FORECAST,) if len(self.roles) > 1 else ())
         return self._prices
 
     def use_prices(self, prices: dict[str, pd.DataFrame]) -> None:
@@ -357,16 +347,20 @@ class Account(AccountModels):
     def _settle_and_decide(self, day: pd.Timestamp, frames: dict[str, pd.DataFrame], report: StepReport) -> None:
         key = day.date().isoformat()
         universe = is_universe_strategy(self.spec)
+        main = self.roles[0]
         if universe:
             predictions = self._predict_universe(frames, day, report)
         else:
-            predictions = {t: self._predict(t, frame, day, report) for t, frame in frames.items()}
+            predictions = {t: self._predict(main, t, frame, day, report) for t, frame in frames.items()}
+        # the variance forecast that sizes the trade: the traded one's (vol_target), or the volatility role's
+        variances = {t: p for t, p in predictions.items() if p.ratio is not None}
+        for role in self.roles[1:]:
+            variances = {t: self._predict(role, t, frame, day, report) for t, frame in frames.items()}
         # a close-only history has no open: its orders fill at the next close, as in the backtest
         opens = {t: float(f["open" if "open" in f else "close"].iloc[-1]) for t, f in frames.items()}
         closes = {t: float(f["close"].iloc[-1]) for t, f in frames.items()}
         sent = self.ledger.orders(status="sent")
-        rule = signal_params(self.spec)
-        sizing = sizing_for(self.spec, self.config.broker)
+        sizes = sizing_for(self.spec, self.config.broker)
         inject(f"paper.before-decide:{key}")
         with self.ledger.transaction():
             # the holders of record of today's dividends: the book at the last close, before today's fills
@@ -404,27 +398,26 @@ class Account(AccountModels):
                     closes,
                     book.cash,
                     intended,
-                    sizing,
-                    slot_weight(XsParams.of(self.spec.params), sizing.max_exposure),
+                    sizes,
+                    slot_weight(XsParams.of(self.spec.params), sizes.max_exposure),
                     busy=unsettled,
                 )
                 self.ledger.set_state("last_decided", last)
                 weights = decided if decided is not None else acting
-            for ticker, (y_pred, spread, fold) in predictions.items():
-                held, entry = book.positions.get(ticker, (0.0, 0.0))
+            for ticker, forecast in predictions.items():
+                sized_by = variances.get(ticker)
                 if universe:  # the ticker's weight at a decision (or a retried buy); NaN on other sessions
                     target = weights.get(ticker, float("nan"))
                 elif ticker in unsettled:
                     target = float("nan")
                 else:
-                    closes_window = frames[ticker]["close"].to_numpy()[-(rule.vol_window + 1) :].tolist()
-                    target, stopped[ticker] = signal_target(
-                        y_pred,
-                        rule,
-                        position=held,
-                        entry_price=entry,
-                        closes=closes_window,
-                        stopped=stopped.get(ticker),
+                    target, stopped[ticker] = ticker_target(
+                        self.spec,
+                        forecast,
+                        sized_by,
+                        frames[ticker],
+                        book.positions.get(ticker, (0.0, 0.0)),
+                        stopped.get(ticker),
                     )
                     targets[ticker] = target
                 self.ledger.add(
@@ -432,15 +425,18 @@ class Account(AccountModels):
                     {
                         "date": key,
                         "ticker": ticker,
-                        "y_pred": y_pred,
-                        "y_pred_std": spread,
-                        "fold": fold,
+                        "y_pred": forecast.y_pred,
+                        "y_pred_std": forecast.spread,
+                        "fold": forecast.fold,
                         "close": closes[ticker],
                         "target": target,
+                        "vol_pred": sized_by.y_pred if sized_by else None,
+                        "vol_ratio": sized_by.ratio if sized_by else None,
+                        "vol_horizon": sized_by.horizon if sized_by else None,
                     },
                 )
             if not universe:
-                plan: Plan = plan_orders(targets, positions, closes, book.cash, intended, sizing, len(frames))
+                plan: Plan = plan_orders(targets, positions, closes, book.cash, intended, sizes, len(frames))
             if isinstance(self.broker, LocalBroker):  # booked after the next open's fills, as Backtrader does
                 self.broker.credit(cash_interest(book.cash, self.config.broker.cash_rate))
                 dividends = {t: float(f["dividends"].iloc[-1]) for t, f in frames.items() if "dividends" in f}
@@ -469,12 +465,12 @@ class Account(AccountModels):
                         "status": "new",
                     },
                 )
-            for pointer in sorted((self.folder / "model").glob("*/current.json")):  # the versions serving today
+            for owner, pointer in self.model_pointers():  # the versions serving today
                 state = json.loads(pointer.read_text())
                 self.ledger.add(
                     "models",
                     {
-                        "ticker": pointer.parent.name,
+                        "ticker": owner,
                         "fold": state["fold"],
                         "trained_through": state["trained_through"][:10],
                         "first_date": state["first_date"][:10],
@@ -483,6 +479,10 @@ class Account(AccountModels):
                 )
             self.ledger.set_state("intended", plan.intended)
             self.ledger.set_state("stopped", {t: s for t, s in stopped.items() if s is not None})
+
+    def model_pointers(self) -> list[tuple[str, Path]]:
+        """(owner, current.json) of every network the account serves, each role's in its own folder."""
+        return [pair for role in self.roles for pair in role.pointers()]
 
     def _send(self, key: str, report: StepReport) -> None:
         rejected = []
@@ -508,7 +508,7 @@ class Account(AccountModels):
 
     def _universe_weights(
         self,
-        predictions: dict[str, tuple[float, float, int]],
+        predictions: dict[str, Forecast],
         frames: dict[str, pd.DataFrame],
         intended: dict,
         session: int,
@@ -521,20 +521,12 @@ class Account(AccountModels):
         vols = None
         if rule.weighting == "inverse_vol":
             vols = {t: trailing_vol(frames[t]["close"].to_numpy()[-(rule.vol_window + 1) :]) for t in predictions}
-        scores = {t: y_pred for t, (y_pred, _, _) in predictions.items()}
+        scores = {t: p.y_pred for t, p in predictions.items()}
         sizing = sizing_for(self.spec, self.config.broker)
         chosen = xs_weights(scores, rule, sizing.max_exposure, held=intended, vols=vols)
         return {t: chosen.get(t, float("nan")) for t in scores}
 
     # --- the model ------------------------------------------------------------------------------
-
-
-def signal_params(spec: StrategySpec) -> SignalParams:
-    return SignalParams.of(spec.params)
-
-
-def sizing_for(spec: StrategySpec, broker: BrokerSpec) -> Sizing:
-    return Sizing.of(spec.params, broker)
 
 
 def client_order_id(account: str, nonce: str, ticker: str, day: str, qty: float) -> str:

@@ -5,7 +5,9 @@ Live quality scores each recorded prediction against the return that followed it
 session after it has closed and been stepped (no later bar is read). A per-ticker account gets
 Theil's U2 against the zero forecast, directional accuracy and its base rate (the share of days
 that rose), as `forecasting.metrics.score` computes them for a run; a universe account gets the
-mean daily rank IC (Spearman) against the h-day return.
+mean daily rank IC (Spearman) against the h-day return; a variance account (vol_target) gets QLIKE of its
+variance forecast against the realized variance proxy of the h sessions that followed, as
+`forecasting.vol_metrics` scores a volatility run.
 """
 
 from __future__ import annotations
@@ -37,6 +39,30 @@ def realised_returns(signals: pd.DataFrame, prices: dict[str, pd.DataFrame], hor
     return out
 
 
+def realised_log_variance(signals: pd.DataFrame, prices: dict[str, pd.DataFrame], model, last: str) -> pd.Series:
+    """The log of the realized variance proxy over the h sessions after each signal (a volatility run's
+    y_true); NaN where the h-th session comes after `last`."""
+    from forecasting.volatility import daily_variance, realized_variance
+
+    out = pd.Series(np.nan, index=signals.index)
+    for ticker, rows in signals.groupby("ticker"):
+        frame = prices[ticker].loc[:last]
+        realized = realized_variance(daily_variance(frame, model.vol_estimator), model.horizon)
+        out.loc[rows.index] = np.log(realized.reindex(pd.to_datetime(rows["date"])).to_numpy())
+    return out
+
+
+def variance_quality(frame: pd.DataFrame) -> dict:
+    """QLIKE of the rows' variance forecasts (y_pred, a log) against their realized proxies (y_true, a log)."""
+    from forecasting.vol_metrics import qlike
+
+    known = frame[np.isfinite(frame["y_pred"].astype(float)) & np.isfinite(frame["y_true"].astype(float))]
+    if len(known) == 0:
+        return {"n": 0, "qlike": float("nan")}
+    proxy, forecast = np.exp(known["y_true"].to_numpy(float)), np.exp(known["y_pred"].to_numpy(float))
+    return {"n": int(len(known)), "qlike": qlike(proxy, forecast)}
+
+
 def quality(frame: pd.DataFrame, universe: bool = False) -> dict:
     """U2, directional accuracy and its base rate (per-ticker), or the mean daily rank IC (universe),
     of the rows of `frame` (date, ticker, y_pred, y_true) whose outcome is known; the formulas are
@@ -59,23 +85,32 @@ def quality(frame: pd.DataFrame, universe: bool = False) -> dict:
     }
 
 
-def live_quality(account, signals: pd.DataFrame, last: str, universe: bool) -> dict:
-    """The quality of the account's own predictions, on the returns that followed them by `last`."""
+def live_quality(account, signals: pd.DataFrame, last: str, universe: bool, variance: bool = False) -> dict:
+    """The quality of the account's own predictions, on the returns (or the variance) that followed
+    them by `last`."""
+    empty = pd.DataFrame({"date": [], "ticker": [], "y_pred": [], "y_true": []})
     if not last or signals.empty:
-        return quality(pd.DataFrame({"date": [], "ticker": [], "y_pred": [], "y_true": []}), universe)
+        return variance_quality(empty) if variance else quality(empty, universe)
+    if variance:
+        realised = realised_log_variance(signals, account.prices(), account.config.model, last)
+        return variance_quality(signals[["date", "ticker", "y_pred"]].assign(y_true=realised.to_numpy(float)))
     realised = realised_returns(signals, account.prices(), account.config.model.horizon, last)
     return quality(signals[["date", "ticker", "y_pred"]].assign(y_true=realised.to_numpy(float)), universe)
 
 
-def reference_quality(run: str | None, universe: bool) -> dict | None:
+def reference_quality(run: str | None, universe: bool, variance: bool = False) -> dict | None:
     """The research run's out-of-sample LSTM quality, measured the same way; None without a run."""
     if not run:
         return None
     folder = require_run_dir(run)
     table = pd.read_parquet(folder / "predictions.parquet")
     table = table[table["model"] == "lstm"]
-    truth = "return_true" if "return_true" in table else "y_true"
-    measured = quality(table[["date", "ticker", "y_pred"]].assign(y_true=table[truth].to_numpy(float)), universe)
+    if variance:
+        measured = variance_quality(table[["date", "ticker", "y_pred", "y_true"]])
+    else:
+        truth = "return_true" if "return_true" in table else "y_true"
+        rows = table[["date", "ticker", "y_pred"]].assign(y_true=table[truth].to_numpy(float))
+        measured = quality(rows, universe)
     measured["run"] = str(folder)
     measured["span"] = [str(pd.Timestamp(table["date"].min()).date()), str(pd.Timestamp(table["date"].max()).date())]
     return measured
@@ -114,16 +149,19 @@ def checks(account, state: dict) -> list[dict]:
 
 def health(account, state: dict) -> dict:
     from backtests.books import is_universe_strategy
+    from forecasting.tasks import task_of
 
     universe = is_universe_strategy(account.spec)
+    variance = task_of(account.config.model).forecasts == "variance"
     signals = account.ledger.table("signals", "date, ticker")
     last = state.get("last")
     return {
         "name": account.name,
         "last": last,
         "universe": universe,
-        "live": live_quality(account, signals, last, universe),
-        "reference": reference_quality(account.config.serve.reference_run, universe),
+        "variance": variance,
+        "live": live_quality(account, signals, last, universe, variance),
+        "reference": reference_quality(account.config.serve.reference_run, universe, variance),
         "checks": checks(account, state) if last else [],
     }
 

@@ -17,7 +17,7 @@ CREATE TABLE IF NOT EXISTS steps (
     date TEXT PRIMARY KEY, finished_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS signals (
     date TEXT NOT NULL, ticker TEXT NOT NULL, y_pred REAL, y_pred_std REAL, fold INTEGER, close REAL,
-    target REAL, PRIMARY KEY (date, ticker));
+    target REAL, vol_pred REAL, vol_ratio REAL, vol_horizon INTEGER, PRIMARY KEY (date, ticker));
 CREATE TABLE IF NOT EXISTS orders (
     client_order_id TEXT PRIMARY KEY, date TEXT NOT NULL, ticker TEXT NOT NULL, symbol TEXT NOT NULL,
     qty REAL NOT NULL, status TEXT NOT NULL, broker_id TEXT, reason TEXT);
@@ -32,6 +32,10 @@ CREATE TABLE IF NOT EXISTS models (
 CREATE TABLE IF NOT EXISTS state (
     key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+# columns added to a table after ledgers were first written: a ledger without them gets them (empty)
+ADDED_COLUMNS = {"vol_pred": "REAL", "vol_ratio": "REAL", "vol_horizon": "INTEGER"}  # the variance sizing a trade
 
 
 class PaperLedger:
@@ -53,6 +57,7 @@ class PaperLedger:
                 raise sqlite3.DatabaseError(found)
             if not reader:
                 self.db.executescript(SCHEMA)
+                self._add_columns("signals", ADDED_COLUMNS)
         except sqlite3.DatabaseError as exc:
             self.db.close()
             raise BacktestError(
@@ -62,6 +67,12 @@ class PaperLedger:
 
     def close(self) -> None:
         self.db.close()
+
+    def _add_columns(self, table: str, columns: dict[str, str]) -> None:
+        have = {row["name"] for row in self.db.execute(f"PRAGMA table_info({table})")}
+        for name, kind in columns.items():
+            if name not in have:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     def transaction(self):
         return _Transaction(self.db)

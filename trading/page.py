@@ -73,6 +73,11 @@ def _quality_rows(health: dict) -> list[tuple]:
     live, ref = health.get("live") or {}, health.get("reference")
     if health.get("universe"):
         keys = [("names x days scored", "n", ",d"), ("mean daily rank IC", "rank_ic", "+.4f")]
+    elif health.get("variance"):
+        keys = [
+            ("forecasts scored", "n", ",d"),
+            ("QLIKE against the realized variance (lower is better)", "qlike", ".4f"),
+        ]
     else:
         keys = [
             ("predictions scored", "n", ",d"),
@@ -128,18 +133,25 @@ def account_section(runner) -> str:
         ("position", "shares"),
         table_id=f"positions-{runner.name}",
     )
+    variance = latest.get("forecasts") == "variance"  # y_pred is a log variance: show the volatility it means
     signals = _table(
         [
             (
                 p["ticker"],
-                _fmt(p.get("y_pred"), "+.3%"),
+                _fmt(p.get("forecast_vol"), ".1%") if variance else _fmt(p.get("y_pred"), "+.3%"),
                 _fmt(p.get("predicted_close")),
                 _fmt(p.get("close")),
                 _fmt(p.get("target"), "+.2f"),
             )
             for p in latest.get("predictions", [])
         ],
-        (f"last signals ({latest.get('date')})", "predicted", "predicted close", "close", "target"),
+        (
+            f"last signals ({latest.get('date')})",
+            "volatility forecast" if variance else "predicted",
+            "predicted close",
+            "close",
+            "target",
+        ),
         table_id=f"signals-{runner.name}",
     )
     orders = ", ".join(
@@ -232,6 +244,7 @@ def metrics_text(service) -> bytes:
                 "live_u2": "Theil's U2 of the live predictions scored so far",
                 "live_directional_accuracy": "share of live predictions with the right sign",
                 "live_rank_ic": "mean daily rank IC of a universe account's live predictions",
+                "live_qlike": "QLIKE of a volatility account's live variance forecasts",
                 "model_age_sessions": "sessions the oldest model of the account has served",
                 "open_alerts": "alerts open now",
             }
@@ -255,6 +268,7 @@ def metrics_text(service) -> bytes:
                     "live_u2": live.get("u2"),
                     "live_directional_accuracy": live.get("directional_accuracy"),
                     "live_rank_ic": live.get("rank_ic"),
+                    "live_qlike": live.get("qlike"),
                     "model_age_sessions": max(
                         (m["sessions_served"] for m in (status.get("models") or {}).values()), default=None
                     ),

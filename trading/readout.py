@@ -28,17 +28,18 @@ def status(account: Account, replay_equity: dict | None = None) -> dict:
     last = equity.iloc[-1]
     start_cash = account.config.broker.cash
     signals = ledger.table("signals", "date")
-    last_signal = signals[signals["date"] == signals["date"].max()].to_dict("records")
+    last_signal = [
+        {**row, "forecast_vol": _annual_vol(row)}
+        for row in signals[signals["date"] == signals["date"].max()].to_dict("records")
+    ]
     orders = ledger.table("orders", "date")
-    models = {}
-    for pointer in sorted((account.folder / "model").glob("*/current.json")):
-        state = json.loads(pointer.read_text())
-        models[pointer.parent.name] = _model_age(account, pointer.parent.name, state, last["date"])
+    models = _models(account, last["date"])
     return {
         "name": account.name,
         "broker": account.info["broker"],
         "strategy": account.spec.title,
         "universe": is_universe_strategy(account.spec),
+        "forecasts": task_of(account.config.model).forecasts,  # what a signal's y_pred is: return or variance
         "steps": int(len(equity)),
         "first": equity["date"].iloc[0],
         "last": last["date"],
@@ -55,8 +56,17 @@ def status(account: Account, replay_equity: dict | None = None) -> dict:
     }
 
 
-def _model_age(account: Account, ticker: str, state: dict, last_day: str) -> dict:
-    split = make_split(account.config.model, account.config.walk_forward)
+def _models(account: Account, last_day: str) -> dict:
+    """Every network the account serves (each role's), by owner: its fold and age at `last_day`."""
+    return {
+        owner: _model_age(account, role.config, pointer.parent.name, json.loads(pointer.read_text()), last_day)
+        for role in account.roles
+        for owner, pointer in role.pointers()
+    }
+
+
+def _model_age(account: Account, config, ticker: str, state: dict, last_day: str) -> dict:
+    split = make_split(config.model, config.walk_forward)
     if ticker in account.prices():
         sessions = account.prices()[ticker].loc[:last_day].index
     else:  # the universe model: its sessions are every ticker's
@@ -82,9 +92,7 @@ def drift(account: Account, equity: pd.DataFrame, signals: pd.DataFrame, keep: d
 
     last_day = pd.Timestamp(equity["date"].iloc[-1])
     prices = {t: f.loc[:last_day] for t, f in account.prices().items()}
-    table = signals.assign(
-        date=pd.to_datetime(signals["date"]), model="lstm", price_pred=signals["close"] * np.exp(signals["y_pred"])
-    )
+    table = _as_predictions(account, signals)
     broker = account.config.broker.model_copy(update={"close_at_end": False})
     result = run_backtest(prices, table, account.spec.name, broker, account.spec.params, warmup=WARMUP_BARS)
     paper = pd.Series(equity["equity"].to_numpy(), index=pd.to_datetime(equity["date"]))
@@ -93,7 +101,8 @@ def drift(account: Account, equity: pd.DataFrame, signals: pd.DataFrame, keep: d
     if keep is not None:
         keep.update({day.date().isoformat(): float(value) for day, value in result.equity[common].items()})
     decided = result.decisions.assign(date=pd.to_datetime(result.decisions["date"]))
-    merged = table.merge(decided, on=["date", "ticker"], how="inner", suffixes=("_paper", "_backtest"))
+    traded = table[table["model"] == "lstm"]
+    merged = traded.merge(decided, on=["date", "ticker"], how="inner", suffixes=("_paper", "_backtest"))
     same = np.isclose(merged["target_paper"], merged["target_backtest"], rtol=0, atol=1e-12, equal_nan=True)
     return {
         "days": int(len(common)),
@@ -102,6 +111,24 @@ def drift(account: Account, equity: pd.DataFrame, signals: pd.DataFrame, keep: d
         "backtest_equity": float(result.equity[common].iloc[-1]) if len(common) else None,
         "target_mismatches": int((~same).sum()),
     }
+
+
+def _as_predictions(account: Account, signals: pd.DataFrame) -> pd.DataFrame:
+    """The ledger's signals as rows of a predictions table: the traded forecast as model `lstm`, and a
+    variance forecast that sized it from a second network as `vol_lstm` (`backtest --volatility`'s name),
+    each with its return_var_ratio and horizon, so the backtest sizes by the numbers the account used."""
+    from trading.rules import VOL_FORECAST
+
+    rows = signals.assign(
+        date=pd.to_datetime(signals["date"]), model="lstm", price_pred=signals["close"] * np.exp(signals["y_pred"])
+    )
+    if "vol_pred" not in rows or rows["vol_pred"].isna().all():
+        return rows
+    sized = rows.assign(return_var_ratio=rows["vol_ratio"], horizon=rows["vol_horizon"])
+    if len(account.roles) == 1:  # the traded forecast is the variance forecast (vol_target)
+        return sized
+    vol = sized.assign(model=VOL_FORECAST, y_pred=rows["vol_pred"])
+    return pd.concat([sized, vol], ignore_index=True)
 
 
 def latest(account: Account) -> dict:
@@ -125,16 +152,16 @@ def latest(account: Account) -> dict:
             else None,
             "target": r["target"],
             "fold": r["fold"],
+            "forecast_vol": _annual_vol(r),
         }
         for r in rows
     ]
-    models = {}
-    for pointer in sorted((account.folder / "model").glob("*/current.json")):
-        models[pointer.parent.name] = _model_age(account, pointer.parent.name, json.loads(pointer.read_text()), day)
+    models = _models(account, day)
     return {
         **base,
         "date": day,
         "target": account.config.model.target,
+        "forecasts": task_of(account.config.model).forecasts,  # y_pred: a return, or a log variance
         "horizon": horizon,
         "predictions": predictions,
         "orders": [
@@ -142,3 +169,15 @@ def latest(account: Account) -> dict:
         ],
         "models": models,
     }
+
+
+def _annual_vol(row) -> float | None:
+    """The annualised volatility forecast that sized a signal's trade (None: none did)."""
+    from strategies.decision import annual_vol
+    from trading.models import Forecast
+
+    keys = row.keys()
+    if "vol_pred" not in keys or row["vol_pred"] is None or row["vol_pred"] != row["vol_pred"]:  # none, or NaN
+        return None
+    sized = Forecast(row["vol_pred"], 0.0, 0, row["vol_ratio"], row["vol_horizon"])
+    return annual_vol(sized.variance())
