@@ -170,3 +170,21 @@ def test_the_folds_a_step_trained_are_printed_as_spans():
     from lstm_trader.paper import _spans
 
     assert _spans([0, 1, 2, 5, 0, 1]) == "0-2, 5, 0-1" and _spans([7]) == "7" and _spans([3, 4]) == "3-4"
+
+
+def test_each_network_of_an_account_is_held_to_its_own_retraining_schedule():
+    from types import SimpleNamespace
+
+    from trading.health import checks
+
+    serve = SimpleNamespace(max_model_age=None, max_equity_gap=0.01, max_target_mismatches=0)
+    account = SimpleNamespace(config=SimpleNamespace(serve=serve, walk_forward=SimpleNamespace(retrain_every=40)))
+    models = {
+        "sp500": {"sessions_served": 30, "retrain_every": 40},
+        "sp500 (volatility)": {"sessions_served": 25, "retrain_every": 21},
+    }
+    (age,) = [c for c in checks(account, {"models": models}) if c["kind"] == "model_age"]
+    assert not age["ok"] and "model sp500 (volatility) has served 25 sessions (threshold 21)" in age["message"]
+    models["sp500 (volatility)"]["sessions_served"] = 21  # both within their own schedules
+    (age,) = [c for c in checks(account, {"models": models}) if c["kind"] == "model_age"]
+    assert age["ok"]

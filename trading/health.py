@@ -122,9 +122,17 @@ def checks(account, state: dict) -> list[dict]:
     drift = state.get("drift") or {}
     gap = float(drift.get("last_equity_drift") or 0.0)
     mismatches = int(drift.get("target_mismatches") or 0)
-    limit = serve.max_model_age or account.config.walk_forward.retrain_every
-    ages = {owner: m["sessions_served"] for owner, m in (state.get("models") or {}).items()}
-    oldest = max(ages.values(), default=0)
+    every = account.config.walk_forward.retrain_every
+    models = state.get("models") or {}
+
+    def limit_of(model: dict) -> int:  # each network against its own schedule (a volatility network's may differ)
+        return serve.max_model_age or model.get("retrain_every", every)
+
+    worst = max(models, key=lambda o: models[o]["sessions_served"] - limit_of(models[o]), default=None)
+    oldest = models[worst]["sessions_served"] if worst else 0
+    limit = limit_of(models[worst]) if worst else serve.max_model_age or every
+    retrains = models[worst].get("retrain_every", every) if worst else every
+    named = f" {worst}" if worst and len(models) > 1 else ""
     return [
         {
             "kind": "equity_gap",
@@ -141,8 +149,8 @@ def checks(account, state: dict) -> list[dict]:
         {
             "kind": "model_age",
             "ok": oldest <= limit,
-            "message": f"the model has served {oldest} sessions (threshold {limit}); the walk-forward retrains "
-            f"every {account.config.walk_forward.retrain_every}",
+            "message": f"the model{named} has served {oldest} sessions (threshold {limit}); the walk-forward "
+            f"retrains every {retrains}",
         },
     ]
 

@@ -79,6 +79,7 @@ def _model_age(account: Account, config, ticker: str, state: dict, last_day: str
         "serving_since": state["first_date"][:10],
         "sessions_served": age + 1,
         "next_retrain_in": max(split.retrain_every - age - 1, 0),
+        "retrain_every": split.retrain_every,
     }
 
 
