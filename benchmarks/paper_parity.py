@@ -72,7 +72,8 @@ def parity(case: str, sets: list[str]) -> None:
     first, last = lstm["date"].min(), lstm["date"].max()
 
     with tempfile.TemporaryDirectory() as root:
-        init_account(path, overrides, "parity", "local", root, vol_path, sets if vol_path else None)
+        vol_sets = [s for s in sets if not s.strip().startswith("data.")]  # the account's data serve both
+        init_account(path, overrides, "parity", "local", root, vol_path, vol_sets if vol_path else None)
         started = time.perf_counter()
         with Account(root, "parity") as account:
             replay(account, first.date(), last.date())

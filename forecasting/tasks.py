@@ -332,6 +332,8 @@ class VolatilityTask(Task):
         m = self.model
         for ticker, frame in prices.items():
             estimator_for(frame, m.vol_estimator, f"{source} ({ticker})")
+        prices = super().check_prices(prices, walk_forward, source, notes)  # a first fold at all, before its length
+        for ticker, frame in prices.items():
             # the first fold's GARCH fit ends where its last training target is known, as the fold computes it
             samples = make_samples(frame, m, ticker)
             fit_end = int(samples.positions[make_split(m, walk_forward).train_rows(0)[-1]]) + m.horizon
@@ -341,7 +343,7 @@ class VolatilityTask(Task):
                     f"{fit_end}",
                     f"raise walk_forward.min_train to at least {walk_forward.min_train + MIN_GARCH_RETURNS - fit_end}",
                 )
-        return super().check_prices(prices, walk_forward, source, notes)
+        return prices
 
     def score(self, predictions, k=5):
         """QLIKE, Mincer-Zarnowitz and VaR hits per (ticker, model): the errors of a variance forecast

@@ -300,7 +300,21 @@ CASES = [
         ["paper", "init", "--set", f"strategies=[{SIZED}]"],
         "sizes by a volatility forecast, which this account does not",
     ),
-    (["paper", "init", "--set", f"strategies=[{SIZED}]", "--volatility", "nowhere.toml"], "nowhere.toml"),
+    (
+        ["paper", "init", "--set", f"strategies=[{SIZED}]", "--volatility", "nowhere.toml"],
+        "--volatility nowhere.toml: no such config file",
+    ),
+    (
+        ["paper", "init", "--set", f"strategies=[{SIZED}]", "--volatility", VOLATILITY]
+        + ["--volatility-set", 'data.start="2015-01-01"'],
+        '--volatility-set data.start="2015-01-01": the volatility network trains on the account\'s own data',
+    ),
+    (
+        ["paper", "init", "--set", 'strategies=[{name="lstm_signal", params={vol_forecast="vol_lstm"}}]']
+        + ["--volatility", VOLATILITY],
+        "names vol_forecast but no target_vol",
+    ),
+    (["run", VOLATILITY, "--set", "walk_forward.min_train=100000"], "usable rows, but"),
     (["paper", "init", "--volatility", VOLATILITY], "does not size by a volatility forecast, so --volatility has"),
     (
         ["paper", "init", "--set", f"strategies=[{SIZED}]", "--volatility", "unknown.toml"],

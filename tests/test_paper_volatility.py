@@ -25,7 +25,7 @@ runner = CliRunner()
 VOLATILITY = str(Path(__file__).resolve().parent.parent / "configs" / "volatility.toml")
 # the tiny network of tests/test_paper.py on the last 2.5 years of the embedded S&P 500: 4 folds
 SMALL = [
-    'data.start="2016-06-01"',
+    'data.start="2016-06-01"',  # (first: a volatility network takes the account's data)
     "model.lookback=5",
     "model.units=4",
     "model.epochs=2",
@@ -123,7 +123,7 @@ def test_an_lstm_signal_account_sized_by_a_second_network_replays_the_joined_bac
     made = runner.invoke(
         app,
         ["paper", "init", *[a for s in SIZED for a in ("--set", s)], "--name", "sized", "--paper-dir", str(tmp_path)]
-        + ["--volatility", VOLATILITY, *[a for s in SMALL for a in ("--volatility-set", s)]],
+        + ["--volatility", VOLATILITY, *[a for s in SMALL[1:] for a in ("--volatility-set", s)]],
     )
     assert made.exit_code == 0, made.output
     # the first step trains each network's first fold
@@ -188,3 +188,15 @@ def test_each_network_of_an_account_is_held_to_its_own_retraining_schedule():
     models["sp500 (volatility)"]["sessions_served"] = 21  # both within their own schedules
     (age,) = [c for c in checks(account, {"models": models}) if c["kind"] == "model_age"]
     assert age["ok"]
+
+
+def test_a_nan_variance_forecast_stops_the_step_and_writes_nothing(tmp_path, monkeypatch):
+    from backtests.errors import BacktestError
+    from trading.models import Forecast
+
+    init_account(VOLATILITY, VOL_TARGET, "nan", "local", tmp_path)
+    monkeypatch.setattr(Forecast, "variance", lambda self: float("nan"))  # as a diverged network would give
+    with Account(tmp_path, "nan") as account:
+        with pytest.raises(BacktestError, match="the variance forecast of 2018-12-03 is NaN"):
+            account.step(pd.Timestamp("2018-12-03").date())
+        assert account.ledger.last_step() is None and account.ledger.table("signals").empty

@@ -10,6 +10,7 @@ sending is idempotent (client order ids), and a step interrupted anywhere finish
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,6 +74,17 @@ def init_account(
     config = load_config(config_path, overrides)
     vol_config = None
     if volatility is not None:
+        data_keys = [o for o in volatility_overrides or [] if o.strip().startswith("data.")]
+        if data_keys:
+            raise BacktestError(
+                f"--volatility-set {data_keys[0]}: the volatility network trains on the account's own data",
+                "set data.* with --set (it applies to both networks)",
+            )
+        if not Path(volatility).is_file():
+            raise BacktestError(
+                f"--volatility {volatility}: no such config file",
+                "give a volatility config, e.g. --volatility configs/volatility.toml",
+            )
         vol_config = load_config(volatility, volatility_overrides).model_copy(update={"data": config.data})
         if task_of(vol_config.model).forecasts != "variance":
             raise BacktestError(
@@ -356,6 +368,12 @@ class Account(AccountModels):
         variances = {t: p for t, p in predictions.items() if p.ratio is not None}
         for role in self.roles[1:]:
             variances = {t: self._predict(role, t, frame, day, report) for t, frame in frames.items()}
+        for ticker, forecast in variances.items():  # never a silent fall-back, as the backtest refuses it too
+            if not math.isfinite(forecast.variance()):
+                raise BacktestError(
+                    f"{ticker}: the variance forecast of {key} is NaN, so the trade cannot be sized",
+                    "the network's training diverged: create a new account (a different seed or learning rate)",
+                )
         # a close-only history has no open: its orders fill at the next close, as in the backtest
         opens = {t: float(f["open" if "open" in f else "close"].iloc[-1]) for t, f in frames.items()}
         closes = {t: float(f["close"].iloc[-1]) for t, f in frames.items()}

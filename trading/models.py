@@ -149,11 +149,12 @@ class AccountModels:
         fold = split.fold_of(last)
         if fold is None:
             first = samples.dates[split.first_test()] if split.first_test() < len(samples.dates) else None
-            whose = "the" if role.name == "forecast" else f"the {role.name} model's"
+            whose = "the" if role.name == "forecast" else f"the {role.name} network's"
             raise BacktestError(
                 f"{ticker}: {day.date()} comes before {whose} walk-forward's first prediction"
                 + (f" ({first.date()})" if first is not None else ""),
-                "start the account later, or lower walk_forward.min_train / load more history",
+                "start the account later, or lower walk_forward.min_train / load more history"
+                + ("" if role.name == "forecast" else " (--volatility-set, in a new account)"),
             )
         network = self._load_model(role, ticker, samples)
         while network.fold < fold:

@@ -77,6 +77,11 @@ def _check_vol_forecast(wanted: str, spec: StrategySpec, volatility: ExperimentC
             f"network, '{VOL_FORECAST}'",
             f'set vol_forecast = "{VOL_FORECAST}" (the LSTM of the account\'s --volatility config)',
         )
+    if not spec.params.get("target_vol"):
+        raise BacktestError(
+            f"paper.strategy '{wanted}' names vol_forecast but no target_vol, so nothing would be sized by it",
+            f'give it a volatility target too, e.g. params = {{ target_vol = 0.10, vol_forecast = "{VOL_FORECAST}" }}',
+        )
     if volatility is None:
         raise BacktestError(
             f"paper.strategy '{wanted}' sizes by a volatility forecast, which this account does not make",
