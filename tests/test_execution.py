@@ -84,18 +84,7 @@ def test_a_six_trial_tune_on_ray_records_exactly_six_trials(tmp_path):
             optuna.storages.journal.JournalFileBackend(str(tmp_path / "studies" / config.name / "journal.log"))
         ),
     )
-    assert len(study.trials) == 6  # (the Ray instance stays up for the next test, which restarts it)
-
-
-def test_a_killed_ray_worker_is_retried_and_no_ticker_is_missing(three, serial_table, tmp_path, monkeypatch):
-    monkeypatch.setenv(FAULT_ENV, "fold:1")
-    monkeypatch.setenv(FAULT_ONCE_ENV, str(tmp_path / "died-once"))  # the first worker there dies, its retry not
-    ray.shutdown()  # a fresh local instance, so its workers see the fault variables
-    config = config_for(three, "ray")
-    table = predict_all(load_experiment_prices(config), config)
-    assert (tmp_path / "died-once").exists()
-    pd.testing.assert_frame_equal(table, serial_table)
-    ray.shutdown()
+    assert len(study.trials) == 6  # (the Ray instance stays up for the next tests)
 
 
 @pytest.mark.slow  # about 45 s on 2 cores: a worker start-up per executor
@@ -107,7 +96,6 @@ def test_from_scratch_folds_run_as_tasks_of_their_own_with_the_same_result(three
     for executor in ("local", "ray"):
         config = config_for(three, executor, *scratch)
         pd.testing.assert_frame_equal(predict_all(load_experiment_prices(config), config), expected, check_exact=True)
-    ray.shutdown()
 
 
 def test_a_global_models_from_scratch_folds_give_the_serial_table_on_the_pool_and_on_ray(three):
@@ -120,4 +108,15 @@ def test_a_global_models_from_scratch_folds_give_the_serial_table_on_the_pool_an
     for executor in ("local", "ray"):
         config = config_for(three, executor, *scratch)
         pd.testing.assert_frame_equal(predict_all(load_experiment_prices(config), config), expected, check_exact=True)
+
+
+def test_a_killed_ray_worker_is_retried_and_no_ticker_is_missing(three, serial_table, tmp_path, monkeypatch):
+    monkeypatch.setenv(FAULT_ENV, "fold:1")
+    monkeypatch.setenv(FAULT_ONCE_ENV, str(tmp_path / "died-once"))  # the first worker there dies, its retry not
+    ray.shutdown()  # a fresh local instance, so its workers see the fault variables (last in this file: the
+    # other Ray tests share one instance)
+    config = config_for(three, "ray")
+    table = predict_all(load_experiment_prices(config), config)
+    assert (tmp_path / "died-once").exists()
+    pd.testing.assert_frame_equal(table, serial_table)
     ray.shutdown()

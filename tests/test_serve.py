@@ -176,7 +176,11 @@ def served(tmp_path_factory):
         sent_before_restart = account.ledger.db.execute("SELECT count(*) FROM broker_orders").fetchone()[0]
     finally:
         account.__exit__(None, None, None)
-    server = Served(root, _environ(LSTM_TRADER_TOKEN=TOKEN))
+    # Restarted just after the crashed session's close, as a service brought back at once would be (a
+    # clock from FIRST again would only idle through the sessions the ledger already holds). Twice as
+    # fast as CLOCK: a restart has a last step to plan from, while a fresh account's first plan must come
+    # within CLOCK's first simulated day (else FIRST is not the latest due session any more).
+    server = Served(root, _environ(LSTM_TRADER_TOKEN=TOKEN, LSTM_TRADER_CLOCK=f"{crash_day}T22:00:00Z x72000"))
     server.wait(
         lambda a: a["acct"]["last_step"] == LAST and "no_data" in a["acct"]["open_alerts"],
         "the last session stepped and a no_data alert",
